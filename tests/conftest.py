@@ -1,0 +1,86 @@
+"""Shared test fixtures: a fixed key, a dataset factory, the PS3.15 reference tables."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from pipeline.keys import Keys
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE = REPO.parent / "shared" / "reference"
+TEST_KEY = bytes.fromhex("0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff0")
+OTHER_KEY = bytes.fromhex("ffeeddccbbaa99887766554433221100fedcba98765432100123456789abcdef")
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+
+
+@pytest.fixture
+def keys() -> Keys:
+    return Keys(key=TEST_KEY)
+
+
+@pytest.fixture
+def other_keys() -> Keys:
+    return Keys(key=OTHER_KEY)
+
+
+def make_dataset(patient: str = "DOE^JANE", study: str | None = None, series: str | None = None,
+                 instance: str | None = None, patient_id: str = "MRN0001") -> Dataset:
+    """A small CT-like dataset in memory, with file meta, carrying the identifiers given."""
+    ds = Dataset()
+    ds.SOPClassUID = CT_IMAGE_STORAGE
+    ds.SOPInstanceUID = instance or generate_uid(prefix="1.2.826.0.1.3680043.10.1.")
+    ds.StudyInstanceUID = study or "1.2.826.0.1.3680043.10.2.1"
+    ds.SeriesInstanceUID = series or "1.2.826.0.1.3680043.10.3.1"
+    ds.PatientName = patient
+    ds.PatientID = patient_id
+    ds.PatientBirthDate = "19700101"
+    ds.PatientSex = "F"
+    ds.StudyDate = "20240131"
+    ds.StudyTime = "101500"
+    ds.AccessionNumber = "ACC123456"
+    ds.Modality = "CT"
+    ds.Rows = 2
+    ds.Columns = 2
+    ds.BitsAllocated = 16
+    ds.BitsStored = 12
+    ds.HighBit = 11
+    ds.PixelRepresentation = 0
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.PixelData = b"\x00\x01\x02\x03\x04\x05\x06\x07"
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta = meta
+    return ds
+
+
+@pytest.fixture
+def dataset_factory() -> Callable[..., Dataset]:
+    return make_dataset
+
+
+def bundled(name: str) -> Path:
+    """A DICOM file shipped inside pydicom's wheel (never downloaded)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        path = pydicom.data.get_testdata_file(name, download=False)
+    assert path is not None, name
+    return Path(str(path))
+
+
+def reference_rows() -> list[dict[str, object]]:
+    path = REFERENCE / "ps3.15-table-e1-1.json"
+    if not path.exists():
+        pytest.skip("../shared/reference is not beside the project")
+    rows: list[dict[str, object]] = json.loads(path.read_text())
+    return rows
