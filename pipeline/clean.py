@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
@@ -106,16 +107,32 @@ class Identifiers:
         return cls(re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])", re.IGNORECASE))
 
 
+_IDENTIFYING_TAGS: frozenset[int] = frozenset(
+    t for t in (tag_for_keyword(k) for k in IDENTIFYING_KEYWORDS) if t is not None
+)
+
+
 def _collect(dataset: Dataset, found: set[str]) -> None:
-    for elem in dataset:
+    """Gather identifiers, decoding only PN values, sequences and the identifying keywords."""
+    for tag in dataset.keys():
+        raw = dataset.get_item(tag)
+        vr = raw.VR
+        if vr in (None, "UN"):
+            try:
+                vr = dictionary_VR(tag)
+            except KeyError:
+                continue
+        if vr != "SQ" and vr != "PN" and int(tag) not in _IDENTIFYING_TAGS:
+            continue
+        elem = dataset[tag]
         if elem.VR == "SQ":
             for item in elem.value or ():
                 _collect(item, found)
-        elif elem.VR == "PN" or elem.keyword in IDENTIFYING_KEYWORDS:
-            for value in _values(elem.value):
-                found.update(_tokens(value))
-                if elem.VR == "DA":
-                    found.update(date_spellings(value))
+            continue
+        for value in _values(elem.value):
+            found.update(_tokens(value))
+            if elem.VR == "DA":
+                found.update(date_spellings(value))
 
 
 def clean_text(text: str, identifiers: Identifiers) -> str:

@@ -55,12 +55,8 @@ def _read(data: bytes) -> Dataset:
         raise InputError(f"unreadable DICOM ({type(exc).__name__})") from None
     if str(ds.get("SOPClassUID", "")) == "1.2.840.10008.1.3.10" or "DirectoryRecordSequence" in ds:
         raise InputError("a DICOMDIR is a media index, not an instance: not copied")
-    try:
-        ds.get("SOPInstanceUID")
-        for _ in ds.iterall():  # parse every element now: truncation shows here, not later
-            pass
-    except Exception as exc:
-        raise InputError(f"unreadable DICOM element ({type(exc).__name__})") from None
+    # Elements are decoded lazily; one that cannot be decoded fails the scrub later, and the
+    # file is quarantined then (process.py's callers treat every exception that way).
     if "SOPClassUID" not in ds or "SOPInstanceUID" not in ds:
         raise InputError("no SOP Class or SOP Instance UID: not a composite instance")
     _check_pixel_length(ds)

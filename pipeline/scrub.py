@@ -10,10 +10,12 @@ Attributes no recipe names follow `default_action` (one table, below).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
+from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.multival import MultiValue
@@ -73,13 +75,13 @@ class _Context:
     identifiers: Identifiers | None = None
     offset: int | None = None
     counts: Counter[str] = field(default_factory=Counter)
-    touched: set[str] = field(default_factory=set)
+    touched: set[int] = field(default_factory=set)
     unparsable_dates: int = 0
 
-    def note(self, elem: DataElement, action: Action) -> None:
+    def note(self, tag: int, action: Action) -> None:
         self.counts[action.value] += 1
         if action is not Action.KEEP:
-            self.touched.add(elem.keyword or _tag_text(elem.tag))
+            self.touched.add(tag)
 
     def days(self) -> int:
         if self.offset is None:
@@ -131,12 +133,12 @@ def scrub(ds: Dataset, plan: Plan, keys: Keys) -> ScrubLog:
     _scrub_file_meta(ds, ctx)
     _record_method(ds, plan)
     for tag, rule in plan.additions:
-        ds[tag] = DataElement(tag, _vr_of(tag), rule.value)
+        ds[tag] = DataElement(tag, _dictionary_vr(tag), rule.value)
     if hasattr(ds, "preamble") and ds.preamble is not None:
         ds.preamble = b"\x00" * 128
     return ScrubLog(
         actions=tuple(sorted(ctx.counts.items())),
-        touched=tuple(sorted(ctx.touched)),
+        touched=tuple(sorted({keyword_for_tag(t) or _tag_text(BaseTag(t)) for t in ctx.touched})),
         options=tuple(o.value for o in plan.options),
         dates_shifted=plan.shifts_dates,
         unparsable_dates=ctx.unparsable_dates,
@@ -159,53 +161,64 @@ def _patient_basis(ds: Dataset) -> str:
     return "unknown"
 
 
-def _vr_of(tag: int) -> str:
-    from pydicom.datadict import dictionary_VR
-
-    return str(dictionary_VR(tag))
-
-
 def _scrub_dataset(ds: Dataset, ctx: _Context, depth: int, in_clean_sequence: bool) -> None:
+    """Apply the plan to one dataset. Elements are decided on their tag and VR while still raw,
+    so what is removed or kept as is is never decoded (the hot path)."""
     if depth > MAX_DEPTH:
         raise ScrubError(f"sequences nested deeper than {MAX_DEPTH} levels")
     plan = ctx.plan
+    tags = list(ds.keys())
     creators: dict[tuple[int, int], str] = {}
-    creator_tags: list[BaseTag] = []
+    for tag in tags:
+        if tag.group % 2 == 1 and 0x0010 <= tag.element <= 0x00FF:
+            creators[(tag.group, tag.element)] = str(ds[tag].value or "").strip()
     kept_blocks: set[tuple[int, int]] = set()
-    removed_overlays = _removed_repeating_groups(ds, plan)
-    for tag in list(ds.keys()):
-        group, element = tag.group, tag.element
-        if group % 2 == 1 and 0x0010 <= element <= 0x00FF:
-            creator_tags.append(tag)
-            creators[(group, element)] = str(ds[tag].value or "").strip()
-    for tag in list(ds.keys()):
-        group, element = tag.group, tag.element
-        if element == 0x0000 or (group % 2 == 1 and element < 0x0010) or group in removed_overlays:
-            elem = ds[tag]
-            ctx.note(elem, Action.REMOVE)
+    removed_groups = _removed_repeating_groups(tags, plan)
+    for tag in tags:
+        number = int(tag)
+        group, element = number >> 16, number & 0xFFFF
+        is_private = group % 2 == 1
+        if element == 0x0000 or (is_private and element < 0x0010) or group in removed_groups:
+            ctx.note(number, Action.REMOVE)
             del ds[tag]
             continue
-        if tag in creator_tags:
+        if is_private and element <= 0x00FF:
+            continue  # private creators: decided once their blocks are
+        creator = creators.get((group, element >> 8)) if is_private else None
+        rule = plan.rule_for(number, creator)
+        raw = ds.get_item(tag)
+        vr = raw.VR if raw.VR not in (None, "UN") else _dictionary_vr(number)
+        action = rule.action if rule is not None else default_action(vr, plan, in_clean_sequence)
+        if action is Action.REMOVE:
+            ctx.note(number, action)
+            del ds[tag]
             continue
-        creator = creators.get((group, element >> 8)) if group % 2 == 1 else None
-        rule = plan.rule_for(int(tag), creator)
-        elem = ds[tag]
-        action = rule.action if rule is not None else default_action(elem.VR, plan, in_clean_sequence)
-        _apply(ds, elem, action, rule, ctx, depth, in_clean_sequence)
-        if group % 2 == 1 and tag in ds:
+        if action is Action.KEEP and vr != "SQ" and not is_private:
+            ctx.note(number, action)
+            continue
+        _apply(ds, ds[tag], action, rule, ctx, depth, in_clean_sequence)
+        if is_private and tag in ds:
             kept_blocks.add((group, element >> 8))
-    for tag in creator_tags:
-        if (tag.group, tag.element) not in kept_blocks:
-            ctx.note(ds[tag], Action.REMOVE)
-            del ds[tag]
+    for (group, block) in creators:
+        if (group, block) not in kept_blocks:
+            ctx.note((group << 16) | block, Action.REMOVE)
+            del ds[(group << 16) | block]
 
 
-def _removed_repeating_groups(ds: Dataset, plan: Plan) -> set[int]:
+@functools.lru_cache(maxsize=4096)
+def _dictionary_vr(tag: int) -> str:
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
+        return "UN"
+
+
+def _removed_repeating_groups(tags: list[BaseTag], plan: Plan) -> set[int]:
     """Overlay (60xx) and curve (50xx) groups whose data the plan removes go whole: an
     overlay's rows, origin, label and description mean nothing without its bitmap. C on
     the data removes it too: bitmaps cannot be shown clean (pipeline/scrub.py, _clean)."""
     removed: set[int] = set()
-    groups = {t.group for t in ds.keys() if 0x5000 <= t.group <= 0x501E or 0x6000 <= t.group <= 0x601E}
+    groups = {t.group for t in tags if 0x5000 <= t.group <= 0x501E or 0x6000 <= t.group <= 0x601E}
     for group in groups:
         rule = plan.rule_for((group << 16) | 0x3000)  # OverlayData, or any element of a curve
         if rule is not None and rule.action in (Action.REMOVE, Action.CLEAN) and group % 2 == 0:
@@ -222,7 +235,7 @@ def _apply(
     depth: int,
     in_clean_sequence: bool,
 ) -> None:
-    ctx.note(elem, action)
+    ctx.note(int(elem.tag), action)
     vr = elem.VR
     if vr == "SQ":
         _apply_sequence(ds, elem, action, ctx, depth, in_clean_sequence)
@@ -341,7 +354,7 @@ def _scrub_file_meta(ds: Dataset, ctx: _Context) -> None:
         new.MediaStorageSOPInstanceUID = UID(remap_uid(str(meta.MediaStorageSOPInstanceUID), ctx.keys))
     for tag in meta.keys():
         if tag not in new:
-            ctx.touched.add(meta[tag].keyword or _tag_text(tag))
+            ctx.touched.add(int(tag))
     ds.file_meta = new
 
 
