@@ -1,8 +1,9 @@
 """Reading one DICOM file from bytes and encoding a dataset back to bytes; no scrubbing.
 
 Bytes in, bytes out: the caller decides where they come from and go (write.py stages and
-promotes them atomically). Files without the 128-byte preamble and DICM prefix are read
-when they hold a dataset with a SOP Class and Instance; anything else is an `InputError`.
+promotes them atomically). Only PS3.10 files are read: a raw dataset without the 128-byte
+preamble and DICM prefix, a DICOMDIR, or anything without a SOP Class and Instance UID is an
+`InputError` (such files are reported, never published).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def _read(data: bytes) -> Dataset:
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=False)
     except InvalidDicomError:
-        ds = _read_without_preamble(data)
+        raise InputError("not a DICOM file: no 128-byte preamble and DICM prefix (PS3.10)") from None
     except Exception as exc:
         raise InputError(f"unreadable DICOM ({type(exc).__name__})") from None
     if str(ds.get("SOPClassUID", "")) == "1.2.840.10008.1.3.10" or "DirectoryRecordSequence" in ds:
@@ -86,16 +87,6 @@ def _check_pixel_length(ds: Dataset) -> None:
 def _media_storage_hint(data: bytes) -> str:
     head = data[:512]
     return "DICOMDIR" if b"1.2.840.10008.1.3.10\x00" in head or b"1.2.840.10008.1.3.10 " in head else ""
-
-
-def _read_without_preamble(data: bytes) -> Dataset:
-    try:
-        ds = pydicom.dcmread(io.BytesIO(data), force=True)
-    except Exception as exc:
-        raise InputError(f"not DICOM ({type(exc).__name__})") from None
-    if "SOPClassUID" not in ds or "SOPInstanceUID" not in ds:
-        raise InputError("not DICOM: no preamble and no composite instance")
-    return ds
 
 
 def encode(ds: Dataset) -> bytes:

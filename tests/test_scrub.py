@@ -273,7 +273,7 @@ ALLOWED_TEXT = {
 
 WHEEL_FILES = [
     "CT_small.dcm", "MR_small.dcm", "MR_small_bigendian.dcm", "MR_small_implicit.dcm", "MR_small_RLE.dcm",
-    "MR_small_jp2klossless.dcm", "MR_small_jpeg_ls_lossless.dcm", "JPEG-lossy.dcm", "rtstruct.dcm",
+    "MR_small_jp2klossless.dcm", "MR_small_jpeg_ls_lossless.dcm", "JPEG-lossy.dcm",
     "rtplan.dcm", "test-SR.dcm", "reportsi.dcm", "waveform_ecg.dcm", "examples_overlay.dcm", "image_dfl.dcm",
     "ExplVR_BigEnd.dcm", "SC_rgb_rle_2frame.dcm", "examples_palette.dcm", "liver_1frame.dcm",
 ]
@@ -306,7 +306,7 @@ def test_files_from_pydicoms_wheel_come_out_clean(name: str, keys: Keys) -> None
         assert out.PixelData == original.PixelData  # header scrub leaves pixels alone
 
 
-@pytest.mark.parametrize("name", ["no_meta.dcm", "UN_sequence.dcm", "nested_priv_SQ.dcm", "MR_truncated.dcm"])
+@pytest.mark.parametrize("name", ["no_meta.dcm", "UN_sequence.dcm", "nested_priv_SQ.dcm", "MR_truncated.dcm", "rtstruct.dcm"])
 def test_odd_files_are_refused_with_a_pipeline_error(name: str, keys: Keys) -> None:
     with pytest.raises(PipelineError):
         scrub_bytes(bundled(name).read_bytes(), BASIC, keys)
