@@ -24,12 +24,15 @@ install: $(STAMP)  ## create .venv and install the package with its test tools
 $(KEY): | $(STAMP)
 	$(BIN)/deid-pipeline keygen $(KEY)
 
-run: install $(KEY)  ## de-identify sample_data/archive into out/ on a local Dask cluster, then score it
-	rm -rf $(OUT)/release
-	@mkdir -p $(OUT)/release
-	@for f in $$(find sample_data/archive -type f -name '*.dcm' | sort); do \
-		$(BIN)/deid-pipeline scrub --key-file $(KEY) "$$f" "$(OUT)/release/$$(sha256sum "$$f" | cut -c1-16).dcm" || true; \
-	done
+run: install $(KEY)  ## de-identify sample_data/archive on a local Dask cluster, verify the release, score it
+	rm -rf $(OUT)
+	@mkdir -p $(OUT)
+	$(BIN)/deid-pipeline run sample_data/archive --output $(OUT)/release --key-file $(KEY) \
+		--mapping-dir $(OUT)/mapping --workers 2 --quiet; rc=$$?; \
+		if [ $$rc -gt 1 ]; then exit $$rc; fi  # 1: the archive's bad inputs are quarantined, as they must be
+	$(BIN)/deid-pipeline verify $(OUT)/release --originals sample_data/archive --key-file $(KEY)
+	$(BIN)/python -m pipeline.score $(OUT)/release --key sample_data/archive_key.json \
+		--uid-mapping $(OUT)/mapping/uid_mapping.csv
 
 test: install  ## run the test suite
 	$(BIN)/python -m pytest -q

@@ -19,7 +19,7 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
 REDACTED = "[removed]"
-MIN_TOKEN = 3  # shorter tokens (initials, "DR") are too common to remove everywhere
+MIN_TOKEN = 2  # single letters (initials) are too common to remove everywhere; "Li" is a name
 
 # Attributes whose values are identifiers wherever they stand (besides every PN value).
 IDENTIFYING_KEYWORDS: tuple[str, ...] = (
@@ -76,9 +76,11 @@ def date_spellings(value: str) -> set[str]:
             f"{d}.{m}.{y}", f"{d}-{m}-{y}"}
 
 
-def _tokens(value: str) -> set[str]:
+def _tokens(value: str, is_name: bool = False) -> set[str]:
+    """The value whole and its parts; a person name also splits at hyphens and apostrophes
+    ("Smith-Jones" leaves neither "Smith" nor "Jones")."""
     parts = {value.strip()}
-    parts.update(re.split(r"[\^=\s,]+", value))
+    parts.update(re.split(r"[\^=\s,\-'.]+" if is_name else r"[\^=\s,]+", value))
     return {p.strip() for p in parts if len(p.strip()) >= MIN_TOKEN}
 
 
@@ -130,7 +132,7 @@ def _collect(dataset: Dataset, found: set[str]) -> None:
                 _collect(item, found)
             continue
         for value in _values(elem.value):
-            found.update(_tokens(value))
+            found.update(_tokens(value, is_name=elem.VR == "PN"))
             if elem.VR == "DA":
                 found.update(date_spellings(value))
 

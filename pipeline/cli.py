@@ -135,9 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
     keygen.add_argument("--force", action="store_true")
     keygen.set_defaults(handler=_cmd_keygen)
 
+    _import_commands()
     for register in EXTRA_COMMANDS:
         register(sub)
     return parser
+
+
+def _import_commands() -> None:
+    """Import the modules that define the other commands; each appends to EXTRA_COMMANDS."""
+    import pipeline.run_command
+    import pipeline.verify_command  # noqa: F401
 
 
 # Commands defined in their own modules register here (run, verify, scan).

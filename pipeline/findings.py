@@ -1,0 +1,69 @@
+"""Findings: what `verify` and `scan` report about one file. Never a value.
+
+A finding names a rule (a machine-readable reason), where it was seen (an attribute path
+such as ``RequestAttributesSequence[0].RequestedProcedureID``, ``bytes@1234`` or ``path``)
+and how serious it is. The value that triggered it is never part of a finding, so findings
+can go to logs, reports and terminals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    """How serious a finding is, most serious first."""
+
+    HIGH = "high"  # identifying data present, or likely present
+    MEDIUM = "medium"  # the output breaks the plan in a way that may expose data
+    LOW = "low"  # bookkeeping is wrong (flags, method codes), nothing identifying seen
+    INFO = "info"  # worth a look; not a defect by itself
+
+    @property
+    def rank(self) -> int:
+        """0 for HIGH up to 3 for INFO: sorts the most serious first."""
+        return _RANKS[self]
+
+
+_RANKS = {Severity.HIGH: 0, Severity.MEDIUM: 1, Severity.LOW: 2, Severity.INFO: 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem seen in one file.
+
+    Attributes
+    ----------
+    rule
+        Machine-readable reason, e.g. ``original-value-in-bytes`` (a member of a rule enum).
+    path
+        Where: an attribute path, ``bytes@<offset>``, ``path`` or ``file``.
+    severity
+        How serious it is.
+    file
+        The file, relative to the release root; empty when the caller checks one file.
+    detail
+        What kind of thing was seen (``person-name``, ``date``); never the value itself.
+    """
+
+    rule: str
+    path: str
+    severity: Severity
+    file: str = ""
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        """The finding as JSON-ready strings."""
+        return {"file": self.file, "path": self.path, "rule": str(self.rule),
+                "severity": self.severity.value, "detail": self.detail}
+
+
+def worst(findings: Iterable[Finding]) -> Severity | None:
+    """The most serious severity among `findings`, or None when there are none."""
+    ranked = sorted((f.severity for f in findings), key=lambda s: s.rank)
+    return ranked[0] if ranked else None
+
+
+__all__ = ["Finding", "Severity", "worst"]
