@@ -8,7 +8,7 @@ OUT    := out
 N      ?= 2000
 REFERENCE ?= ../shared/reference
 
-.PHONY: help install run test lint bench profiles samples clean
+.PHONY: help install system-deps run test lint bench profiles samples clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
@@ -19,7 +19,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install the package with its test tools
+install: $(STAMP) system-deps  ## create .venv and install the package, its test tools and system packages
+
+# Debian packages the pipeline and its tests use: tesseract (OCR of burned-in text) and
+# chromium (the HTML report is opened in a headless browser by the tests).
+system-deps:  ## install the Debian packages (tesseract-ocr, chromium) when missing
+	@missing=""; \
+	command -v tesseract >/dev/null 2>&1 || missing="$$missing tesseract-ocr"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; \
+		else echo "please install the Debian packages:$$missing"; exit 1; fi; \
+		echo "installing$$missing"; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 $(KEY): | $(STAMP)
 	$(BIN)/deid-pipeline keygen $(KEY)

@@ -143,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _import_commands() -> None:
     """Import the modules that define the other commands; each appends to EXTRA_COMMANDS."""
+    import pipeline.report_command
     import pipeline.run_command
     import pipeline.verify_command  # noqa: F401
 

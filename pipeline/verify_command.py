@@ -28,7 +28,7 @@ from pipeline.cli import EXIT_FINDINGS, EXIT_OK, EXTRA_COMMANDS
 from pipeline.errors import InputError
 from pipeline.findings import Finding, Severity
 from pipeline.keys import Keys, load_keys
-from pipeline.scan import scan_tree
+from pipeline.scan import ScanReport, scan_tree
 from pipeline.uids import remap_uid
 from pipeline.verify import VerifyRule, normalise_options, verify_bytes
 
@@ -164,7 +164,26 @@ def _cmd_scan(args: argparse.Namespace) -> int:
                             for e in report.census],
             },
         })
+    if args.report is not None:
+        _write_scan_report(root, report, args.report)
     return EXIT_FINDINGS if report.has_high else EXIT_OK
+
+
+def _write_scan_report(root: Path, report: ScanReport, directory: Path) -> None:
+    """report.json and report.html, with thumbnails of the images flagged for their pixels."""
+    from pipeline.report import scan_report, thumbnail, write_reports
+
+    flagged = sorted({f.file for f in report.findings if f.rule in _PIXEL_RULES})
+    thumbnails = {name: uri for name in flagged if (uri := thumbnail(root / name)) is not None}
+    content = scan_report(
+        report.files, report.dicom_files, [f.as_dict() for f in report.findings],
+        [{"keyword": e.keyword, "value": e.value, "files": e.files, "rare": e.rare} for e in report.census],
+    )
+    json_path, html_path = write_reports(content, directory, thumbnails)
+    print(f"wrote {json_path} and {html_path}")
+
+
+_PIXEL_RULES = frozenset({"burned-in-annotation", "text-in-pixels"})
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -183,6 +202,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     scan = sub.add_parser("scan", help="look for identifying data in a published release")
     scan.add_argument("directory", type=Path)
     scan.add_argument("--json", type=Path, default=None, metavar="FILE", help="write report.json here")
+    scan.add_argument("--report", type=Path, default=None, metavar="DIR",
+                      help="write report.json and report.html (with thumbnails of flagged images) here")
     scan.set_defaults(handler=_cmd_scan)
 
 
