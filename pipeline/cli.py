@@ -18,7 +18,7 @@ from pipeline import __version__
 from pipeline.config import OPTION_ORDER, Option
 from pipeline.errors import InputError, KeyMaterialError, PipelineError, ProfileError
 from pipeline.keys import MIN_KEY_BYTES, load_keys
-from pipeline.plan import PROFILES, Plan, compile_plan, describe_plan
+from pipeline.plan import PROFILES, PixelMode, Plan, compile_plan, describe_plan
 from pipeline.process import scrub_bytes, source_id
 
 log = logging.getLogger("pipeline")
@@ -36,6 +36,9 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--recipe", action="append", default=[], type=Path, metavar="FILE",
                         help="a deid recipe layered over the profile and its options")
+    parser.add_argument("--clean-pixels", choices=[m.value for m in PixelMode if m is not PixelMode.OFF],
+                        default=None, help="clean burned-in text by the pixel rules (implies clean-pixel-data), "
+                        "or by the rules and then OCR (tesseract)")
 
 
 def add_key_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +49,8 @@ def add_key_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def plan_from(args: argparse.Namespace) -> Plan:
-    return compile_plan(args.profile, args.option, args.recipe)
+    mode = getattr(args, "clean_pixels", None)
+    return compile_plan(args.profile, args.option, args.recipe, pixel_mode=PixelMode(mode) if mode else None)
 
 
 # --- profiles show -------------------------------------------------------------------------

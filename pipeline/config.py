@@ -40,10 +40,12 @@ OPTION_ORDER: tuple[Option, ...] = (
     Option.CLEAN_GRAPHICS,
 )
 
+# Options that act on pixel data, not on attributes: no column of Table E.1-1 and no header
+# recipe (pipeline/pixels.py, profiles/pixels.deid). They follow the header options.
+PIXEL_OPTIONS: tuple[Option, ...] = (Option.CLEAN_PIXEL_DATA,)
+
 # Recognised but not implemented yet: refused, never ignored.
-NOT_IMPLEMENTED: frozenset[Option] = frozenset(
-    {Option.CLEAN_PIXEL_DATA, Option.CLEAN_RECOGNIZABLE_VISUAL_FEATURES}
-)
+NOT_IMPLEMENTED: frozenset[Option] = frozenset({Option.CLEAN_RECOGNIZABLE_VISUAL_FEATURES})
 
 CONFLICTS: tuple[frozenset[Option], ...] = (
     frozenset({Option.RETAIN_LONGITUDINAL_FULL_DATES, Option.RETAIN_LONGITUDINAL_MODIFIED_DATES}),
@@ -86,7 +88,7 @@ def parse_options(names: list[str] | tuple[str, ...]) -> tuple[Option, ...]:
     for pair in CONFLICTS:
         if pair <= chosen:
             raise ProfileError("options contradict each other: " + " and ".join(sorted(pair)))
-    return tuple(o for o in OPTION_ORDER if o in chosen)
+    return tuple(o for o in OPTION_ORDER + PIXEL_OPTIONS if o in chosen)
 
 
 class Disposition(StrEnum):

@@ -99,9 +99,10 @@ class Location:
 
 
 def plan_digest(plan: Plan) -> str:
-    """SHA-256 over the profile, the options and every recipe's digest, in layer order."""
+    """SHA-256 over the profile, the options, the pixel mode and every recipe's digest, in layer order."""
     text = json.dumps(
-        {"profile": plan.profile, "options": [o.value for o in plan.options], "recipes": list(plan.recipes)},
+        {"profile": plan.profile, "options": [o.value for o in plan.options], "recipes": list(plan.recipes),
+         "pixel_mode": plan.pixel_mode.value},
         sort_keys=True,
     )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

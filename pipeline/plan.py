@@ -9,6 +9,10 @@ worker applies with pydicom directly. Layers, lowest precedence first:
 3. One recipe per option, in the order of the table's option columns (config.OPTION_ORDER).
 4. The user's recipes, in the order given.
 
+Pixels are planned beside the header: `pixel_mode` says how burned-in text is handled, and
+with Clean Pixel Data the plan carries ``pixels.deid`` (pipeline/pixel_rules.py), whose
+%filter rules pipeline/pixels.py evaluates on each file's original header.
+
 Where two rules match one attribute, the rule from the later line wins: an option's cell
 replaces the Basic Profile's action, as the standard says.
 """
@@ -22,14 +26,35 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from pipeline.config import Option, parse_options
-from pipeline.errors import ProfileError
+from pipeline.config import OPTION_ORDER, Option, parse_options
+from pipeline.errors import PixelError, ProfileError
+from pipeline.pixel_rules import PixelRules, load_pixel_rules
 from pipeline.recipe import Field, Recipe, Verb, load_recipe
 
 PROFILES_ENV = "DEID_PIPELINE_PROFILES"
 DEFAULT_PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 
 PROFILES: dict[str, tuple[str, ...]] = {"basic": ("safe_text.deid", "basic.deid")}
+PIXEL_RECIPE = "pixels.deid"
+
+
+class PixelMode(StrEnum):
+    """How burned-in text in pixel data is handled (pipeline/pixels.py).
+
+    | mode  | when                        | what                                                     |
+    |-------|-----------------------------|----------------------------------------------------------|
+    | off   | no Clean Pixel Data option  | pixels untouched, except overlays in unused high bits    |
+    |       |                             | (zeroed); BurnedInAnnotation YES and encapsulated        |
+    |       |                             | documents are refused                                    |
+    | rules | option clean-pixel-data     | pixels.deid regions blanked; an image that carries or    |
+    |       |                             | likely carries text that no rule locates is refused      |
+    | ocr   | ``--clean-pixels ocr``      | as rules, then tesseract finds and blanks text in every  |
+    |       |                             | image that carries or likely carries text                |
+    """
+
+    OFF = "off"
+    RULES = "rules"
+    OCR = "ocr"
 
 
 class Action(StrEnum):
@@ -109,6 +134,8 @@ class Plan:
     patterns: tuple[str, ...] = ()  # regular expressions over the tag text
     pattern_rules: tuple[Rule, ...] = ()
     additions: tuple[tuple[int, Rule], ...] = ()
+    pixel_mode: PixelMode = PixelMode.OFF
+    pixel_rules: PixelRules | None = None  # pixels.deid, with Clean Pixel Data
 
     def rule_for(self, tag: int, creator: str | None = None) -> Rule | None:
         """Return the winning rule for an attribute, or None when no recipe names it."""
@@ -161,15 +188,22 @@ def compile_plan(
     options: tuple[str, ...] | list[str] = (),
     user_recipes: tuple[Path, ...] | list[Path] = (),
     directory: Path | None = None,
+    pixel_mode: PixelMode | None = None,
 ) -> Plan:
     """Load and check every recipe of the profile, its options and the user's, and compile
-    them into a Plan. Raises `ProfileError` before any file is read."""
+    them into a Plan. Raises `ProfileError` before any file is read.
+
+    `pixel_mode` defaults to RULES with the clean-pixel-data option and OFF without; RULES or
+    OCR adds the option (its code then goes in DeidentificationMethodCodeSequence)."""
     if profile not in PROFILES:
         raise ProfileError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
     chosen = parse_options(tuple(options))
+    mode = _pixel_mode(chosen, pixel_mode)
+    if mode is not PixelMode.OFF and Option.CLEAN_PIXEL_DATA not in chosen:
+        chosen = (*chosen, Option.CLEAN_PIXEL_DATA)
     base = directory or profiles_dir()
     paths = [base / name for name in PROFILES[profile]]
-    paths += [base / option_recipe(o) for o in chosen]
+    paths += [base / option_recipe(o) for o in chosen if o in OPTION_ORDER]  # pixel options: no header recipe
     paths += [Path(p) for p in user_recipes]
     for path in paths:
         if not path.is_file():
@@ -196,16 +230,45 @@ def compile_plan(
             elif target.pattern is not None:
                 patterns.pop(target.pattern, None)
                 patterns[target.pattern] = rule
+    pixel_rules = _load_pixel_rules(base, mode)
+    pixel_recipe = () if pixel_rules is None else ((pixel_rules.name, pixel_rules.sha256),)
     return Plan(
         profile=profile,
         options=chosen,
-        recipes=tuple((r.name, r.sha256) for r in recipes),
+        recipes=tuple((r.name, r.sha256) for r in recipes) + pixel_recipe,
         exact=exact,
         private=private,
         patterns=tuple(patterns),
         pattern_rules=tuple(patterns.values()),
         additions=tuple(additions.items()),
+        pixel_mode=mode,
+        pixel_rules=pixel_rules,
     )
+
+
+def _pixel_mode(chosen: tuple[Option, ...], asked: PixelMode | None) -> PixelMode:
+    if asked is None:
+        return PixelMode.RULES if Option.CLEAN_PIXEL_DATA in chosen else PixelMode.OFF
+    if asked is PixelMode.OFF and Option.CLEAN_PIXEL_DATA in chosen:
+        raise ProfileError("option clean-pixel-data contradicts pixel mode off")
+    return asked
+
+
+def _load_pixel_rules(base: Path, mode: PixelMode) -> PixelRules | None:
+    """pixels.deid, in every mode: without Clean Pixel Data its flag rules still decide which
+    images likely carry burned-in text (those are refused, fail closed). For OCR, also check
+    that tesseract answers."""
+    if mode is PixelMode.OCR:
+        from pipeline import ocr
+
+        try:
+            ocr.require()
+        except PixelError as exc:
+            raise ProfileError(f"pixel mode ocr: {exc}") from None
+    path = base / PIXEL_RECIPE
+    if not path.is_file():
+        raise ProfileError(f"recipe not found: {PIXEL_RECIPE}")
+    return load_pixel_rules(path)
 
 
 def describe_plan(plan: Plan) -> list[tuple[str, str, str, str, str]]:

@@ -15,6 +15,7 @@ from pydicom.dataset import Dataset
 
 from pipeline.dicomfile import encode, read_dataset
 from pipeline.keys import Keys
+from pipeline.pixels import PixelLog, assess, clean_pixels
 from pipeline.plan import Plan
 from pipeline.scrub import ScrubLog, scrub
 
@@ -26,6 +27,7 @@ class Scrubbed:
     dataset: Dataset
     data: bytes
     log: ScrubLog
+    pixels: PixelLog | None = None  # None: the pixel data passed through untouched
 
 
 def source_id(data: bytes) -> str:
@@ -33,11 +35,17 @@ def source_id(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def scrub_bytes(data: bytes, plan: Plan, keys: Keys) -> Scrubbed:
+def scrub_bytes(data: bytes, plan: Plan, keys: Keys, *, preview: bool = False) -> Scrubbed:
     """De-identify one DICOM file given as bytes; raise a PipelineError (or anything else,
-    which callers treat the same way: quarantine) when it cannot be done."""
+    which callers treat the same way: quarantine) when it cannot be done.
+
+    The pixel step is decided on the original header (pixels.assess: rules read values the
+    scrub removes) and applied after the header scrub. `preview` keeps one frame before and
+    after pixel cleaning in `Scrubbed.pixels.preview` (for pixels.write_preview)."""
     ds = read_dataset(data)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom warnings may quote values
+        task = assess(ds, plan)
         log = scrub(ds, plan, keys)
-    return Scrubbed(dataset=ds, data=encode(ds), log=log)
+        pixels = None if task is None else clean_pixels(ds, task, preview=preview)
+    return Scrubbed(dataset=ds, data=encode(ds), log=log, pixels=pixels)

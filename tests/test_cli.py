@@ -37,7 +37,7 @@ def test_profiles_show_prints_the_resolved_action_per_attribute() -> None:
 
 
 def test_unknown_or_unimplemented_option_exits_2() -> None:
-    for option in ("retain-everything", "clean-pixel-data"):
+    for option in ("retain-everything", "clean-recognizable-visual-features"):
         result = run("profiles", "show", "basic", "--option", option)
         assert result.returncode == 2 and option in result.stderr
 

@@ -96,7 +96,7 @@ def test_option_names_are_the_standards_in_kebab_case() -> None:
         assert (REPO / "profiles" / option_recipe(option)).is_file()
 
 
-@pytest.mark.parametrize("name", ["clean-pixel-data", "clean-recognizable-visual-features"])
+@pytest.mark.parametrize("name", ["clean-recognizable-visual-features"])
 def test_unimplemented_option_is_refused(name: str) -> None:
     with pytest.raises(ProfileError, match="not implemented"):
         compile_plan("basic", [name])

@@ -273,10 +273,20 @@ ALLOWED_TEXT = {
 
 WHEEL_FILES = [
     "CT_small.dcm", "MR_small.dcm", "MR_small_bigendian.dcm", "MR_small_implicit.dcm", "MR_small_RLE.dcm",
-    "MR_small_jp2klossless.dcm", "MR_small_jpeg_ls_lossless.dcm", "JPEG-lossy.dcm",
-    "rtplan.dcm", "test-SR.dcm", "reportsi.dcm", "waveform_ecg.dcm", "examples_overlay.dcm", "image_dfl.dcm",
-    "ExplVR_BigEnd.dcm", "SC_rgb_rle_2frame.dcm", "examples_palette.dcm", "liver_1frame.dcm",
+    "MR_small_jp2klossless.dcm", "MR_small_jpeg_ls_lossless.dcm",
+    "rtplan.dcm", "test-SR.dcm", "reportsi.dcm", "waveform_ecg.dcm", "examples_overlay.dcm",
+    "liver_1frame.dcm",
 ]
+# Ultrasound and secondary captures likely carry burned-in text: without Clean Pixel Data
+# they are refused, never published (pipeline/pixels.py, profiles/pixels.deid).
+LIKELY_TEXT_FILES = ["ExplVR_BigEnd.dcm", "SC_rgb_rle_2frame.dcm", "examples_palette.dcm", "image_dfl.dcm"]
+
+
+@pytest.mark.parametrize("name", LIKELY_TEXT_FILES)
+def test_images_likely_to_carry_burned_in_text_are_refused_without_pixel_cleaning(name: str, keys: Keys) -> None:
+    with pytest.raises(PipelineError) as caught:
+        scrub_bytes(bundled(name).read_bytes(), BASIC, keys)
+    assert caught.value.code == "burned-in-unhandled"
 
 
 @pytest.mark.parametrize("name", WHEEL_FILES)
