@@ -4,7 +4,8 @@ Whether a file is DICOM is decided once, by the worker that reads its bytes
 (pipeline/outcome.py); discovery only lists regular files. The walk is a generator over
 `os.scandir`, one directory at a time, so an archive of millions of files is never listed
 into memory. Symbolic links never lead out of the input roots: a linked directory is not
-entered at all, and a linked file is taken only when its resolved path lies inside a root.
+entered at all, and a linked file is taken only when its resolved path lies inside a root;
+a dangling link or a loop of links is passed over.
 Sockets, FIFOs and devices are not files and are passed over.
 """
 
@@ -33,17 +34,27 @@ class SourceFile:
 
 def location_key(path: Path, keys: Keys) -> str:
     """A keyed digest of a file's path: lets a rerun recognise an unchanged file without
-    reading it, and cannot be turned back into the path (or guessed from one) without the key."""
-    return keys.derive("source-path", str(path)).hex()
+    reading it, and cannot be turned back into the path (or guessed from one) without the key.
+    A name that is not UTF-8 is keyed by its bytes (behind a NUL, which no path text holds)."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = "\x00" + os.fsencode(path).hex()
+    return keys.derive("source-path", text).hex()
 
 
 def resolve_roots(roots: Iterable[Path]) -> tuple[Path, ...]:
     """The input roots as real, absolute paths; an `InputError` for one that does not exist."""
     resolved: list[Path] = []
     for number, root in enumerate(roots, start=1):
-        if not root.exists():
-            raise InputError(f"input #{number} does not exist")
-        resolved.append(root.resolve())
+        try:
+            real = root.resolve(strict=True)
+        except FileNotFoundError:
+            raise InputError(f"input #{number} does not exist") from None
+        except (OSError, RuntimeError):  # a symbolic-link loop (RuntimeError before Python 3.13)
+            raise InputError(f"input #{number} is a symbolic-link loop or cannot be resolved") from None
+        resolved.append(real)
     return tuple(resolved)
 
 
@@ -88,13 +99,13 @@ def _walk(root: Path, roots: tuple[Path, ...]) -> Iterator[tuple[Path, os.stat_r
 
 def _regular_file(entry: os.DirEntry[str], roots: tuple[Path, ...]) -> tuple[Path, os.stat_result] | None:
     if entry.is_symlink():
-        target = Path(entry.path).resolve()
+        try:
+            target = Path(entry.path).resolve(strict=True)
+            info = target.stat()
+        except (OSError, RuntimeError):
+            return None  # a dangling link or a loop of links names no file
         if not is_inside(target, roots):
             return None
-        try:
-            info = target.stat()
-        except OSError:
-            return None  # a dangling link names no file
         return (target, info) if stat.S_ISREG(info.st_mode) else None
     if entry.is_file(follow_symlinks=False):
         try:

@@ -13,16 +13,21 @@ The plan is compiled and the key loaded by the caller before anything is read. T
 4. as each batch completes, append quarantines to the ledger and pairs to the mapping,
    then commit the batch to the manifest; finally write the run record.
 
-Workers get paths, the plan, the keys and a `WorkerConfig`, scattered once; never datasets.
+Workers get paths, the plan, the keys and a `WorkerConfig` with each task (about 30 KB), never
+datasets. They are not scattered: scattered data lives only on the workers present when it
+was scattered, so a worker killed after that took every later task down with it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import itertools
 import logging
 import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -36,7 +41,14 @@ from pipeline.discover import SourceFile, discover, is_inside, location_key, res
 from pipeline.errors import InputError, KeyMaterialError, PipelineError, ProfileError
 from pipeline.keys import Keys
 from pipeline.manifest import Location, Manifest, Settings, settings_of, utc_now
-from pipeline.outcome import Outcome, WorkerConfig, process_batch, unread_outcome
+from pipeline.outcome import (
+    DEFAULT_MAX_INPUT_BYTES,
+    DEFAULT_TIME_LIMIT,
+    Outcome,
+    WorkerConfig,
+    process_batch,
+    unread_outcome,
+)
 from pipeline.plan import Plan
 from pipeline.runrecord import Ledger, MappingWriter, RunRecord, write_run_record
 from pipeline.write import QuarantineMode, clean_partials, make_private_dir, prune_empty_dirs, release_lock
@@ -48,6 +60,8 @@ EXIT_OK, EXIT_QUARANTINED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_BATCH_SIZE = 64
 BATCHES_PER_WORKER = 2
 WORKER_WAIT_SECONDS = 60
+
+POLL_SECONDS = 0.02  # how often a waiting client checks that its scheduler is still there
 
 Batch = tuple[tuple[SourceFile, Location], ...]
 Done = tuple[Batch, tuple[Outcome, ...]]
@@ -70,6 +84,8 @@ class RunConfig:
     quiet: bool = False
     force_replan: bool = False
     retry_quarantined: bool = False
+    time_limit: float | None = DEFAULT_TIME_LIMIT  # seconds per file
+    max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +146,8 @@ def run(cfg: RunConfig, plan: Plan, keys: Keys, announce: Callable[[str], None] 
     paths.release.parent.mkdir(parents=True, exist_ok=True)
     with release_lock(paths.lock):
         _check_release(paths, settings, cfg.force_replan)
-        worker_cfg = WorkerConfig(paths.release, paths.quarantine, cfg.quarantine_mode, paths.mapping_dir is not None)
+        worker_cfg = WorkerConfig(paths.release, paths.quarantine, cfg.quarantine_mode, paths.mapping_dir is not None,
+                                  cfg.time_limit, cfg.max_input_bytes)
         with _executor(cfg, plan, keys, worker_cfg, announce) as (execute, executor, workers):
             paths.release.mkdir(exist_ok=True)
             make_private_dir(paths.quarantine)
@@ -228,7 +245,7 @@ def _executor(
         if client.dashboard_link:
             announce(f"Dask dashboard: {client.dashboard_link}")
         threads = max(1, sum(client.nthreads().values()))
-        shared = client.scatter([plan, keys, worker_cfg], broadcast=True)
+        shared = [plan, keys, worker_cfg]
         yield (lambda batches: _run_dask(client, batches, shared, threads, keys, worker_cfg)), executor, threads
 
 
@@ -254,26 +271,32 @@ def _run_dask(
 ) -> Iterator[Done]:
     """At most BATCHES_PER_WORKER batches per worker thread in flight; a new one is
     submitted as each completes. A batch whose task failed (its worker died more often than
-    Dask retries) is quarantined whole."""
+    Dask retries) is quarantined whole; a lost scheduler stops the run (`SchedulerLostError`)
+    with the inputs in flight left to do."""
     import distributed
 
-    plan_future, keys_future, cfg_future = shared
+    plan_value, keys_value, cfg_value = shared
     in_flight: dict[str, Batch] = {}
     completed: Any = cast(Any, distributed).as_completed()
 
     def submit(batch: Batch) -> None:
-        future = client.submit(process_batch, tuple(src for src, _ in batch), plan_future, keys_future, cfg_future,
+        future = client.submit(process_batch, tuple(src for src, _ in batch), plan_value, keys_value, cfg_value,
                                pure=False)
         in_flight[future.key] = batch
         completed.add(future)
 
     for batch in itertools.islice(batches, BATCHES_PER_WORKER * threads):
         submit(batch)
-    for future in completed:
+    for future in _wait_for_done(completed, client):
         batch = in_flight.pop(future.key)
         try:
             outcomes: tuple[Outcome, ...] = future.result()
-        except Exception as exc:
+        except (Exception, asyncio.CancelledError) as exc:
+            # A cancelled future or a client that is not running: the scheduler went away,
+            # which is not this batch's fault; its inputs stay to do.
+            if isinstance(exc, asyncio.CancelledError | concurrent.futures.CancelledError) or str(
+                    getattr(client, "status", "running")) != "running":
+                raise SchedulerLostError("the Dask scheduler was lost mid-run: rerun to resume") from None
             reason = f"unexpected-{type(exc).__name__}"
             outcomes = tuple(unread_outcome(src, keys, reason, worker_cfg) for src, _ in batch)
         future.release()
@@ -281,6 +304,29 @@ def _run_dask(
         if following is not None:
             submit(following)
         yield batch, outcomes
+
+
+class SchedulerLostError(InputError):
+    """The Dask client lost its scheduler mid-run: the run stops; what is done is recorded
+    and a rerun resumes from the manifest."""
+
+    code = "scheduler-lost"
+
+
+def _is_connected(client: Any) -> bool:
+    return str(getattr(client, "status", "running")) in ("running", "connecting", "newly-created")
+
+
+def _wait_for_done(completed: Any, client: Any) -> Iterator[Any]:
+    """Yield futures as they complete; raise `SchedulerLostError` instead of waiting forever
+    when the client has given up on its scheduler (distributed's as_completed would block)."""
+    while not completed.is_empty():
+        if completed.has_ready():
+            yield next(completed)
+        elif not _is_connected(client):
+            raise SchedulerLostError("the Dask scheduler was lost mid-run: rerun to resume from the manifest")
+        else:
+            time.sleep(POLL_SECONDS)
 
 
 # --- the run -----------------------------------------------------------------------------

@@ -8,23 +8,34 @@ then promote. Any error, expected or not, quarantines the file with a reason cod
 quote a value. A file that is clearly not DICOM (empty; no ``DICM`` prefix and no dataset
 at its start) or is a DICOMDIR is skipped, not quarantined.
 
+Every file runs under limits, in a Dask worker and in the serial loop alike: a file larger
+than ``max_input_bytes`` is not read (``too-large``); one that declares more than it holds
+or more than a file may allocate is refused before pydicom reads it (`pipeline.dicomfile`:
+``bad-input``, ``too-large``); one that takes longer than ``time_limit`` seconds is stopped
+and quarantined (``time-limit``). The time limit is an exception raised in the working
+thread by a timer thread, so it stops Python code; a decoder stuck inside one C call is
+stopped when that call returns.
+
 Outcomes carry no values and no source paths, except the (original, new) identifier pairs
 of the confidential mapping, and only when the run asks for it.
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, cast
 
 from pydicom.dataset import Dataset
+from pydicom.errors import BytesLengthException
 
 from pipeline.config import Disposition
-from pipeline.dicomfile import read_dataset
+from pipeline.dicomfile import TooLargeError, read_dataset
 from pipeline.discover import SourceFile, location_key
 from pipeline.errors import InputError, PipelineError, WriteError
 from pipeline.keys import Keys
@@ -37,6 +48,8 @@ from pipeline.write import QuarantineMode, discard, promote, quarantine, release
 log = logging.getLogger(__name__)
 
 DICOMDIR_CLASS = b"1.2.840.10008.1.3.10"
+DEFAULT_TIME_LIMIT = 300.0  # seconds per file
+DEFAULT_MAX_INPUT_BYTES = 4 << 30  # a file is read whole into memory
 # The first tag of a DICOM dataset stored without preamble: group 0002 or 0008, either byte order.
 _RAW_DATASET_STARTS = (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08")
 
@@ -81,6 +94,8 @@ class WorkerConfig:
     quarantine: Path
     quarantine_mode: QuarantineMode = QuarantineMode.COPY
     with_mapping: bool = False
+    time_limit: float | None = DEFAULT_TIME_LIMIT  # seconds per file; None: no limit
+    max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,14 +118,32 @@ def process_batch(sources: Sequence[SourceFile], plan: Plan, keys: Keys, cfg: Wo
 
 
 def process_one(src: SourceFile, plan: Plan, keys: Keys, cfg: WorkerConfig) -> Outcome:
-    """Read, scrub, stage, verify and promote one file; quarantine it on any error."""
+    """Read, scrub, stage, verify and promote one file within the time limit; quarantine it
+    on any error."""
+    deadline = Deadline(cfg.time_limit)
     try:
-        data = src.path.read_bytes()
+        with deadline:
+            return _process_one(src, plan, keys, cfg, deadline)
+    except FileTimeLimitError:  # before the bytes were read, or while quarantining
+        return unread_outcome(src, keys, FileTimeLimitError.code, cfg)
+
+
+def _process_one(src: SourceFile, plan: Plan, keys: Keys, cfg: WorkerConfig, deadline: Deadline) -> Outcome:
+    if src.size > cfg.max_input_bytes:
+        return unread_outcome(src, keys, TooLargeError.code, cfg)
+    try:
+        with src.path.open("rb") as handle:
+            data = handle.read(cfg.max_input_bytes + 1)
     except OSError:
         return unread_outcome(src, keys, "unreadable-input", cfg)
+    if len(data) > cfg.max_input_bytes:  # it grew since it was listed
+        return unread_outcome(src, keys, TooLargeError.code, cfg)
     sid = source_id(data)
     try:
-        return _publish(src, sid, data, plan, keys, cfg)
+        return _publish(src, sid, data, plan, keys, cfg, deadline)
+    except FileTimeLimitError:
+        deadline.cancel()
+        return _quarantined(src, sid, data, FileTimeLimitError.code, cfg)
     except InputError as exc:
         skipped = _not_dicom_reason(data, src.path)
         if skipped is not None:
@@ -120,8 +153,74 @@ def process_one(src: SourceFile, plan: Plan, keys: Keys, cfg: WorkerConfig) -> O
         return _quarantined(src, sid, data, exc.code, cfg)
     except VerifierUnavailableError:
         return _quarantined(src, sid, data, "verify-unavailable", cfg)
+    except MemoryError:
+        return _quarantined(src, sid, data, TooLargeError.code, cfg)
+    except BytesLengthException:  # a value whose length does not fit its VR, found when decoded
+        return _quarantined(src, sid, data, InputError.code, cfg)
     except Exception as exc:
         return _quarantined(src, sid, data, f"unexpected-{type(exc).__name__}", cfg)
+
+
+# --- the per-file time limit -----------------------------------------------------------------
+
+
+class FileTimeLimitError(BaseException):
+    """Raised in the working thread when a file's time is up. A BaseException, so that no
+    ``except Exception`` in the scrub or the verifier can swallow it."""
+
+    code = "time-limit"
+
+
+class Deadline:
+    """A per-file time limit for the current thread: a timer thread raises
+    `FileTimeLimitError` in it (`PyThreadState_SetAsyncExc`), which works in Dask's worker
+    threads, where signals cannot be used, as in the serial loop. Use as a context manager;
+    `expire_or_cancel` ends it where a file must not be interrupted any more."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self._seconds = seconds
+        self._thread = threading.get_ident()
+        self._lock = threading.Lock()
+        self._state = "idle"  # idle -> armed -> (fired | cancelled)
+        self._timer: threading.Timer | None = None
+
+    def __enter__(self) -> Deadline:
+        self._thread = threading.get_ident()
+        if self._seconds is not None:
+            self._state = "armed"
+            self._timer = threading.Timer(self._seconds, self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cancel()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._state != "armed":
+                return
+            self._state = "fired"
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread),
+                                                       ctypes.py_object(FileTimeLimitError))
+
+    def cancel(self) -> bool:
+        """Stop the timer; True when the time had run out (a pending exception is dropped)."""
+        with self._lock:
+            fired = self._state == "fired"
+            if self._state == "armed":
+                self._state = "cancelled"
+        if self._timer is not None:
+            self._timer.cancel()
+        if fired:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread), None)
+        return fired
+
+    def expire_or_cancel(self) -> None:
+        """Past this point nothing interrupts the file: raise `FileTimeLimitError` now if the
+        time ran out, else cancel the timer."""
+        if self.cancel():
+            raise FileTimeLimitError
 
 
 def unread_outcome(src: SourceFile, keys: Keys, reason: str, cfg: WorkerConfig | None = None) -> Outcome:
@@ -133,7 +232,9 @@ def unread_outcome(src: SourceFile, keys: Keys, reason: str, cfg: WorkerConfig |
     return Outcome(sid, src.index, Disposition.QUARANTINED, reason=reason)
 
 
-def _publish(src: SourceFile, sid: str, data: bytes, plan: Plan, keys: Keys, cfg: WorkerConfig) -> Outcome:
+def _publish(
+    src: SourceFile, sid: str, data: bytes, plan: Plan, keys: Keys, cfg: WorkerConfig, deadline: Deadline
+) -> Outcome:
     scrubbed = scrub_bytes(data, plan, keys)
     name = release_name(scrubbed.dataset)
     target = cfg.release / Path(*name.parts)
@@ -143,6 +244,7 @@ def _publish(src: SourceFile, sid: str, data: bytes, plan: Plan, keys: Keys, cfg
         if findings:
             discard(staged)
             return _quarantined(src, sid, data, f"verify:{findings[0].rule}", cfg)
+        deadline.expire_or_cancel()  # a promoted file is published: it must not be reported otherwise
         promote(staged, target)
     finally:
         discard(staged)

@@ -15,6 +15,7 @@ from pipeline.cli import EXTRA_COMMANDS, add_key_arguments, add_profile_argument
 from pipeline.config import Disposition
 from pipeline.keys import load_keys
 from pipeline.orchestrate import DEFAULT_BATCH_SIZE, RunConfig, RunResult, run
+from pipeline.outcome import DEFAULT_TIME_LIMIT
 from pipeline.write import QuarantineMode
 
 
@@ -55,6 +56,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         help="copy quarantined originals, or keep a symbolic link to them (default copy)")
     parser.add_argument("--mapping-dir", type=Path, default=None, metavar="DIR",
                         help="write the confidential uid_mapping.csv and patient_mapping.csv here (owner-only)")
+    parser.add_argument("--time-limit", type=lambda t: _count(t, 1), default=int(DEFAULT_TIME_LIMIT),
+                        metavar="SECONDS", help="per-file time limit; a file that takes longer is quarantined "
+                        f"as time-limit (default {int(DEFAULT_TIME_LIMIT)})")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--force-replan", action="store_true",
                         help="accept changed profile, options, recipes or key: remove the release's outputs "
@@ -82,6 +86,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         force_replan=args.force_replan,
         retry_quarantined=args.retry_quarantined,
+        time_limit=float(args.time_limit),
     )
     result = run(cfg, plan, keys, announce=lambda message: print(message, file=sys.stderr, flush=True))
     print(summary(result))

@@ -72,16 +72,22 @@ def _component(value: object, fallback: str) -> str:
 def stage(data: bytes, target: Path, mode: int = 0o666) -> Path:
     """Write `data` to a fresh hidden ``.partial`` file beside `target`, fsync it, and
     return its path. `mode` is filtered by the umask."""
+    staged = target.with_name(f".{target.name}.{secrets.token_hex(6)}{PARTIAL_SUFFIX}")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        staged = target.with_name(f".{target.name}.{secrets.token_hex(6)}{PARTIAL_SUFFIX}")
         descriptor = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except OSError as exc:
+        raise WriteError(f"cannot stage an output ({type(exc).__name__})") from None
+    try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-    except OSError as exc:
-        raise WriteError(f"cannot stage an output ({type(exc).__name__})") from None
+    except BaseException as exc:  # a full disk, or an interruption: no partial file stays behind
+        discard(staged)
+        if isinstance(exc, OSError):
+            raise WriteError(f"cannot stage an output ({type(exc).__name__})") from None
+        raise
     return staged
 
 
