@@ -41,21 +41,25 @@ run: install $(KEY)  ## de-identify sample_data/archive on a local Dask cluster,
 	rm -rf $(OUT)
 	@mkdir -p $(OUT)
 	$(BIN)/deid-pipeline run sample_data/archive --output $(OUT)/release --key-file $(KEY) \
-		--mapping-dir $(OUT)/mapping --workers 2 --quiet; rc=$$?; \
-		if [ $$rc -gt 1 ]; then exit $$rc; fi  # 1: the archive's bad inputs are quarantined, as they must be
-	$(BIN)/deid-pipeline verify $(OUT)/release --originals sample_data/archive --key-file $(KEY)
+		--mapping-dir $(OUT)/mapping --workers 2 --quiet --clean-pixels ocr; rc=$$?; \
+		if [ $$rc -gt 1 ]; then exit $$rc; fi  # 1: the bad inputs and PDFs are quarantined, as they must be
+	$(BIN)/deid-pipeline report $(OUT)/release
+	$(BIN)/deid-pipeline verify $(OUT)/release --originals sample_data/archive --key-file $(KEY) --option clean-pixel-data
 	$(BIN)/python -m pipeline.score $(OUT)/release --key sample_data/archive_key.json \
 		--uid-mapping $(OUT)/mapping/uid_mapping.csv
 
 test: install  ## run the test suite
 	$(BIN)/python -m pytest -q
 
+fuzz: install  ## fuzz process_one for SECONDS (default 60): random datasets with canaries, mutated archive files
+	$(BIN)/python tests/test_fuzz.py --seconds $(SECONDS)
+
 lint: install  ## ruff and mypy --strict
 	$(BIN)/ruff check pipeline tests profiles sample_data
 	$(BIN)/mypy pipeline
 
 bench: install  ## throughput and memory against baselines (N=2000)
-	$(BIN)/python bench/bench.py --files $(N)
+	$(BIN)/python bench/bench.py --files $(N) $(BENCH_ARGS)
 
 profiles: install  ## regenerate profiles/*.deid from the PS3.15 tables in $(REFERENCE)
 	$(BIN)/python profiles/generate_recipes.py --reference $(REFERENCE)

@@ -165,6 +165,7 @@ class _Box:
 class _KeyFile:
     path: str
     is_bad: bool
+    must_publish: bool  # the key's "expect" is "deidentify" (not "quarantine")
     defect: str
     label: str
     signature: Signature | None
@@ -215,7 +216,8 @@ def load_key(path: Path) -> Key:
         match = e.get("match")
         label = f"{e.get('series') or 'bad:' + str(e.get('defect'))}/{(match or {}).get('InstanceNumber')}"
         files[rel] = _KeyFile(
-            path=rel, is_bad=e["kind"] != "good", defect=str(e.get("defect")), label=label,
+            path=rel, is_bad=e["kind"] != "good", must_publish=e.get("expect", "deidentify") == "deidentify",
+            defect=str(e.get("defect")), label=label,
             signature=None if not match else _signature(match), sop_instance_uid=e.get("sop_instance_uid"),
             study=e.get("study"), series=e.get("series"),
             boxes=tuple(_Box(b["plane"], int(b["frame"]), (b["box"][0], b["box"][1], b["box"][2], b["box"][3]))
@@ -435,7 +437,7 @@ class _Scorer:
         for m in self.matched:
             outputs[m.key_file.path].append(m)
         for kf in sorted(self.key.files.values(), key=lambda f: f.label):
-            if not kf.is_bad and kf.path not in outputs:
+            if kf.must_publish and kf.path not in outputs:
                 self.add(Category.INPUTS_MISSING, "-", kf.label, "release")
         for level, attribute in (("study", "StudyInstanceUID"), ("series", "SeriesInstanceUID")):
             groups: dict[str, set[str]] = defaultdict(set)

@@ -1311,7 +1311,9 @@ def build_key(a: Archive, patients: int) -> dict[str, Any]:
         r = a.records[path]
         entry: dict[str, Any] = {
             "kind": r.kind,
-            "expect": "deidentify" if r.kind == "good" else "quarantine-or-skip",
+            # An encapsulated document cannot be cleaned: a de-identifier must quarantine it.
+            "expect": ("quarantine" if "Encapsulated" in r.iod else "deidentify") if r.kind == "good"
+            else "quarantine-or-skip",
             "defect": r.defect,
             "iod": r.iod,
             "patient": r.patient,

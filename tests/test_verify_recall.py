@@ -271,12 +271,14 @@ def declared_burned_in() -> set[str]:
 
 
 def run_pipeline(archive: Path, base: Path) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
-    """`deid-pipeline run` on `archive` (basic profile, in process); returns (result, release, key file)."""
+    """`deid-pipeline run` on `archive` (basic profile, burned-in text cleaned by rules and OCR, in process);
+    returns (result, release, key file)."""
     key_file = write_key(base / "secrets")
     release = base / "out" / "release"
     result = subprocess.run(
         [str(CLI), "run", str(archive), "--output", str(release), "--key-file", str(key_file),
-         "--workers", "0", "--quiet"], capture_output=True, text=True, timeout=120, check=False)
+         "--workers", "0", "--quiet", "--clean-pixels", "ocr"],
+        capture_output=True, text=True, timeout=300, check=False)
     return result, release, key_file
 
 
@@ -406,25 +408,27 @@ def test_path_styles_are_normalised_before_matching() -> None:
 def test_the_pipeline_release_of_the_archive_passes_verify_with_originals(
         pipeline_release: tuple[subprocess.CompletedProcess[str], Path, Path]) -> None:
     result, release, key_file = pipeline_release
-    assert result.returncode == 1, result.stderr  # the 3 parseable bad inputs are quarantined
-    assert "written 39, quarantined 3" in result.stdout
+    # Quarantined: the 3 parseable bad inputs and the 3 encapsulated PDFs (a document cannot be cleaned).
+    assert result.returncode == 1, result.stderr
+    assert "written 36, quarantined 6" in result.stdout
     report = release.parent / "verify.json"
     checked = subprocess.run(
         [str(CLI), "verify", str(release), "--originals", str(ARCHIVE), "--key-file", str(key_file),
-         "--json", str(report)], capture_output=True, text=True, timeout=120, check=False)
+         "--option", "clean-pixel-data", "--json", str(report)],
+        capture_output=True, text=True, timeout=120, check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "verified 39 file(s)" in checked.stdout and "0 with findings" in checked.stdout
+    assert "verified 36 file(s)" in checked.stdout and "0 with findings" in checked.stdout
     assert json.loads(report.read_text(encoding="utf-8"))["findings"] == []
 
 
-def test_scan_of_the_pipeline_release_leaves_only_the_declared_burned_in_pixels(
+def test_scan_of_the_pipeline_release_has_no_high_finding(
         pipeline_release: tuple[subprocess.CompletedProcess[str], Path, Path]) -> None:
-    """The basic profile does not touch pixels (clean-pixel-data is not implemented yet), so the 7
-    files that declare BurnedInAnnotation YES (4 images, 3 PDFs) stay flagged; nothing else is HIGH."""
+    """Burned-in text is cleaned (BurnedInAnnotation then says NO) and the PDFs are quarantined, so
+    nothing scan judges HIGH is left in the release."""
     _, release, _ = pipeline_release
     report = scan_tree(release)
     high = Counter(str(f.rule) for f in report.findings if f.severity is Severity.HIGH)
-    declared = len(declared_burned_in())
     print(f"\nscan of the pipeline release: {dict(Counter(str(f.rule) for f in report.findings))}")
-    assert report.dicom_files == 39
-    assert high == {ScanRule.BURNED_IN_ANNOTATION: declared}
+    assert declared_burned_in()  # the archive does declare burned-in text
+    assert report.dicom_files == 36
+    assert high == {}
