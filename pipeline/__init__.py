@@ -17,8 +17,22 @@ from pipeline.errors import (
     WriteError,
 )
 from pipeline.keys import Keys, load_keys
-from pipeline.plan import Plan, compile_plan
+from pipeline.plan import PixelMode, Plan, compile_plan
 from pipeline.scrub import ScrubLog, scrub
+
+
+def __getattr__(name: str) -> object:
+    """run, RunConfig and Outcome import Dask: loaded on first use, not with the package."""
+    if name in ("run", "RunConfig"):
+        from pipeline import orchestrate
+
+        return getattr(orchestrate, name)
+    if name == "Outcome":
+        from pipeline.outcome import Outcome
+
+        return Outcome
+    raise AttributeError(name)
+
 
 __all__ = [
     "Disposition",
@@ -26,10 +40,13 @@ __all__ = [
     "KeyMaterialError",
     "Keys",
     "Option",
+    "Outcome",
     "PipelineError",
     "PixelError",
+    "PixelMode",
     "Plan",
     "ProfileError",
+    "RunConfig",
     "ScrubError",
     "ScrubLog",
     "VerificationError",
@@ -37,5 +54,6 @@ __all__ = [
     "__version__",
     "compile_plan",
     "load_keys",
+    "run",
     "scrub",
 ]

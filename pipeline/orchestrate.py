@@ -86,6 +86,7 @@ class RunConfig:
     retry_quarantined: bool = False
     time_limit: float | None = DEFAULT_TIME_LIMIT  # seconds per file
     max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES
+    preview_dir: Path | None = None  # before/after PNGs of cleaned images, outside the release
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,11 +147,14 @@ def run(cfg: RunConfig, plan: Plan, keys: Keys, announce: Callable[[str], None] 
     paths.release.parent.mkdir(parents=True, exist_ok=True)
     with release_lock(paths.lock):
         _check_release(paths, settings, cfg.force_replan)
+        preview_dir = cfg.preview_dir.resolve() if cfg.preview_dir is not None else None
         worker_cfg = WorkerConfig(paths.release, paths.quarantine, cfg.quarantine_mode, paths.mapping_dir is not None,
-                                  cfg.time_limit, cfg.max_input_bytes)
+                                  cfg.time_limit, cfg.max_input_bytes, preview_dir)
         with _executor(cfg, plan, keys, worker_cfg, announce) as (execute, executor, workers):
             paths.release.mkdir(exist_ok=True)
             make_private_dir(paths.quarantine)
+            if preview_dir is not None:
+                make_private_dir(preview_dir)
             removed = clean_partials(paths.release) + clean_partials(paths.quarantine)
             with Manifest(paths.manifest) as manifest:
                 if cfg.force_replan:

@@ -39,6 +39,7 @@ from pipeline.dicomfile import TooLargeError, read_dataset
 from pipeline.discover import SourceFile, location_key
 from pipeline.errors import InputError, PipelineError, WriteError
 from pipeline.keys import Keys
+from pipeline.pixels import write_preview
 from pipeline.plan import Plan
 from pipeline.process import scrub_bytes, source_id
 from pipeline.pseudonyms import patient_pseudonym
@@ -96,6 +97,7 @@ class WorkerConfig:
     with_mapping: bool = False
     time_limit: float | None = DEFAULT_TIME_LIMIT  # seconds per file; None: no limit
     max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES
+    preview_dir: Path | None = None  # --pixel-preview: before/after PNGs of cleaned images (identifying)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +237,7 @@ def unread_outcome(src: SourceFile, keys: Keys, reason: str, cfg: WorkerConfig |
 def _publish(
     src: SourceFile, sid: str, data: bytes, plan: Plan, keys: Keys, cfg: WorkerConfig, deadline: Deadline
 ) -> Outcome:
-    scrubbed = scrub_bytes(data, plan, keys)
+    scrubbed = scrub_bytes(data, plan, keys, preview=cfg.preview_dir is not None)
     name = release_name(scrubbed.dataset)
     target = cfg.release / Path(*name.parts)
     staged = stage(scrubbed.data, target)
@@ -248,6 +250,8 @@ def _publish(
         promote(staged, target)
     finally:
         discard(staged)
+    if cfg.preview_dir is not None and scrubbed.pixels is not None and scrubbed.pixels.preview is not None:
+        write_preview(*scrubbed.pixels.preview, cfg.preview_dir / f"{sid[:16]}.png")
     uid_pairs: tuple[tuple[str, str], ...] = ()
     patient_pair: tuple[str, str] | None = None
     if cfg.with_mapping:

@@ -16,6 +16,7 @@ from pipeline.config import Disposition
 from pipeline.keys import load_keys
 from pipeline.orchestrate import DEFAULT_BATCH_SIZE, RunConfig, RunResult, run
 from pipeline.outcome import DEFAULT_TIME_LIMIT
+from pipeline.report_command import write_run_report
 from pipeline.write import QuarantineMode
 
 
@@ -59,6 +60,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--time-limit", type=lambda t: _count(t, 1), default=int(DEFAULT_TIME_LIMIT),
                         metavar="SECONDS", help="per-file time limit; a file that takes longer is quarantined "
                         f"as time-limit (default {int(DEFAULT_TIME_LIMIT)})")
+    parser.add_argument("--pixel-preview", type=Path, default=None, metavar="DIR",
+                        help="write before/after PNGs of every cleaned image here (outside the release; the "
+                        "'before' half shows the original text: keep it private); the run's report shows them")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--force-replan", action="store_true",
                         help="accept changed profile, options, recipes or key: remove the release's outputs "
@@ -87,9 +91,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         force_replan=args.force_replan,
         retry_quarantined=args.retry_quarantined,
         time_limit=float(args.time_limit),
+        preview_dir=args.pixel_preview,
     )
     result = run(cfg, plan, keys, announce=lambda message: print(message, file=sys.stderr, flush=True))
     print(summary(result))
+    written = write_run_report(result.paths.release, result.paths.manifest, args.pixel_preview)
+    print(f"report: {written}")
     return result.exit_status
 
 

@@ -4,8 +4,8 @@ The run record says how a release was made: profile, options, recipe digests, pa
 versions, the key's fingerprint (never the key), counts by disposition, times and exit
 status. It names no file and no value.
 
-The mapping files (``uid_mapping.csv``: original,new; ``patient_mapping.csv``:
-original,pseudonym) are written only into a folder the user names, owner-only, never into
+The mapping files (``uid_mapping.csv`` and ``patient_mapping.csv``, both with MIDI-B's columns
+id_old,id_new) are written only into a folder the user names, owner-only, never into
 the release. Rows are appended as results arrive; a pair may repeat, never contradict.
 """
 
@@ -78,8 +78,9 @@ class MappingWriter:
 
     def __init__(self, folder: Path) -> None:
         make_private_dir(folder)
-        self._uids = _open_private(folder / UID_MAPPING, ("original", "new"))
-        self._patients = _open_private(folder / PATIENT_MAPPING, ("original", "pseudonym"))
+        # Columns id_old,id_new: the layout the MIDI-B validation script reads for both mappings.
+        self._uids = _open_private(folder / UID_MAPPING, ("id_old", "id_new"))
+        self._patients = _open_private(folder / PATIENT_MAPPING, ("id_old", "id_new"))
         self._seen: set[tuple[str, str]] = set()
 
     def __enter__(self) -> MappingWriter:

@@ -457,11 +457,13 @@ class _Scorer:
 
 
 def _load_mapping(path: Path | None) -> dict[str, str]:
-    """New UID -> original UID, from a CSV with columns ``original,new``."""
+    """New UID -> original UID, from a CSV with columns ``original,new`` or MIDI-B's ``id_old,id_new``."""
     if path is None:
         return {}
     with path.open(newline="", encoding="utf-8") as handle:
-        return {row["new"].strip(): row["original"].strip() for row in csv.DictReader(handle)}
+        rows = list(csv.DictReader(handle))
+    old, new = ("id_old", "id_new") if rows and "id_old" in rows[0] else ("original", "new")
+    return {row[new].strip(): row[old].strip() for row in rows}
 
 
 def score(release: Path, key_path: Path, uid_mapping: Path | None = None, *,
@@ -495,7 +497,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.score", description=__doc__.splitlines()[0])
     parser.add_argument("release", type=Path, help="folder holding the de-identified output")
     parser.add_argument("--key", type=Path, required=True, help="answer key (sample_data/archive_key.json)")
-    parser.add_argument("--uid-mapping", type=Path, help="CSV with columns original,new to pair files by UID")
+    parser.add_argument("--uid-mapping", type=Path,
+                        help="CSV with columns original,new (or id_old,id_new) to pair files by UID")
     parser.add_argument("--retain-patient-characteristics", action="store_true",
                         help="the release was made with that option: PatientSex and PatientAge must survive")
     parser.add_argument("--json", action="store_true", help="print one JSON line with counts and findings only")

@@ -44,7 +44,7 @@ from pathlib import Path
 import pydicom
 from pydicom._uid_dict import UID_dictionary
 from pydicom.charset import convert_encodings
-from pydicom.datadict import tag_for_keyword
+from pydicom.datadict import dictionary_has_tag, dictionary_keyword, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
@@ -325,7 +325,18 @@ class _Visit:
 
 
 def _name(elem: DataElement) -> str:
-    return elem.keyword or f"({elem.tag.group:04X},{elem.tag.element:04X})"
+    return _tag_name(int(elem.tag))
+
+
+@functools.lru_cache(maxsize=8192)
+def _keyword(tag: int) -> str:
+    """The dictionary keyword of `tag`, or "" (cached: a dictionary look-up per element adds up)."""
+    return str(dictionary_keyword(tag)) if dictionary_has_tag(tag) else ""  # as DataElement.keyword
+
+
+@functools.lru_cache(maxsize=8192)
+def _tag_name(tag: int) -> str:
+    return _keyword(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
 
 
 def _default(vr: str, profile: _Profile, in_clean: bool) -> _Expect:
@@ -460,7 +471,7 @@ def _add(found: dict[str, _Kind], text: str, kind: _Kind) -> None:
 
 def _collect(visit: _Visit, found: dict[str, _Kind], whole: set[str]) -> None:
     """Add the identifying strings of one element to `found`; whole names and IDs also to `whole`."""
-    elem, vr, keyword = visit.elem, visit.elem.VR, visit.elem.keyword
+    elem, vr, keyword = visit.elem, visit.elem.VR, _keyword(int(visit.elem.tag))
     for value in _strings(elem):
         if vr == "PN":
             _add(found, value, _Kind.PERSON_NAME)
@@ -725,8 +736,65 @@ def _decode(found: bytes, encodings: tuple[str, ...]) -> str:
     return ""
 
 
+# Speed: the identifiers differ in every file (its UIDs), so the alternations above are compiled
+# afresh for each file, which cost more than everything else verify does. A plain substring
+# test runs first: each branch of the pattern matches only where its literal body occurs, in
+# any ASCII case, and ASCII case is all that IGNORECASE folds in bytes (and all that
+# str.lower() changes in ASCII text). Only when some body occurs is the pattern compiled and
+# run, so the findings are exactly what the pattern alone gives.
+
+
+def _bodies_bytes(identifiers: tuple[tuple[str, _Kind], ...], encodings: tuple[str, ...]) -> set[bytes]:
+    bodies: set[bytes] = set()
+    for text, _kind in identifiers:
+        for encoding in encodings:
+            try:
+                bodies.add(text.encode(encoding).lower())
+            except (UnicodeError, LookupError):
+                continue
+    return bodies
+
+
+def _segments(data: bytes, masks: list[tuple[int, int]]) -> list[bytes]:
+    """The parts of `data` outside the masked (bulk) ranges, as the search below visits them."""
+    parts: list[bytes] = []
+    start = 0
+    for mask_start, mask_end in [*sorted(masks), (len(data), len(data))]:
+        if mask_start > start:
+            parts.append(data[start:mask_start])
+        start = max(start, mask_end)
+    return parts
+
+
+def _may_match_bytes(data: bytes, identifiers: tuple[tuple[str, _Kind], ...], encodings: tuple[str, ...],
+                     masks: list[tuple[int, int]]) -> bool:
+    bodies = _bodies_bytes(identifiers, encodings)
+    if not bodies:
+        return False
+    if b"" in bodies:
+        return True
+    # Joining the segments can only add occurrences (across a joint); an extra one costs the
+    # exact search, never a missed finding.
+    haystack = b"\x00".join(_segments(data, masks)).lower()
+    return any(body in haystack for body in bodies)
+
+
+def _may_match_text(texts: list[str], identifiers: dict[str, _Kind]) -> bool:
+    """False only when no identifier can match in any of `texts` (see above); with text or
+    identifiers outside ASCII, where IGNORECASE folds more than lower(), always True."""
+    if not identifiers:
+        return False
+    haystack = "\n".join(texts)
+    if not haystack.isascii() or not all(text.isascii() and text for text in identifiers):
+        return True
+    haystack = haystack.lower()
+    return any(text in haystack for text in identifiers)
+
+
 def _search_bytes(data: bytes, original: _Original, masks: list[tuple[int, int]]) -> list[Finding]:
     identifiers = tuple(sorted((t, k) for t, k in original.identifiers.items() if len(t) >= _LONG))
+    if not _may_match_bytes(data, identifiers, original.encodings, masks):
+        return []
     pattern = _bytes_pattern(identifiers, original.encodings)
     if pattern is None:
         return []
@@ -744,14 +812,15 @@ def _search_bytes(data: bytes, original: _Original, masks: list[tuple[int, int]]
 
 def _search_values(visits: list[_Visit], original: _Original) -> list[Finding]:
     """Every identifier, whatever its length, in every parsed value (value edges are word edges)."""
+    strings = [(visit, _strings(visit.elem)) for visit in visits if visit.elem.VR in _STRING_VRS]
+    if not _may_match_text([value for _, values in strings for value in values], original.identifiers):
+        return []
     pattern = _pattern(tuple(sorted(original.identifiers.items())))
     if pattern is None:
         return []
     findings: list[Finding] = []
-    for visit in visits:
-        if visit.elem.VR not in _STRING_VRS:
-            continue
-        for value in _strings(visit.elem):
+    for visit, values in strings:
+        for value in values:
             match = pattern.search(value)
             if match is not None:
                 kind = original.identifiers.get(match.group().lower(), _Kind.FREE_TEXT)
@@ -763,6 +832,8 @@ def _search_values(visits: list[_Visit], original: _Original) -> list[Finding]:
 
 
 def _search_path(output_path: str, original: _Original) -> list[Finding]:
+    if not _may_match_text([output_path], original.identifiers):
+        return []
     pattern = _pattern(tuple(sorted(original.identifiers.items())))
     match = pattern.search(output_path) if pattern is not None else None
     if match is None:

@@ -105,3 +105,29 @@ def test_html_escapes_what_it_shows(tmp_path: Path) -> None:
     assert "<script>x</script>" not in page and "&lt;script&gt;" in page
     json_path, html_path = write_reports(report, tmp_path)
     assert json_path.exists() and html_path.exists() and not list(tmp_path.glob(".*partial"))
+
+
+def test_pixel_preview_pairs_go_beside_the_release_and_into_the_report(tmp_path: Path) -> None:
+    archive = REPO / "sample_data" / "archive"
+    inputs = tmp_path / "in"
+    for source in sorted(archive.rglob("*_US*.dcm"))[:2]:
+        target = inputs / source.relative_to(archive)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    key = tmp_path / "k.key"
+    key.write_text(TEST_KEY.hex())
+    key.chmod(0o600)
+    release, previews = tmp_path / "release", tmp_path / "previews"
+    result = subprocess.run(
+        [str(SCRIPT), "run", str(inputs), "--output", str(release), "--key-file", str(key), "--workers", "0",
+         "--quiet", "--clean-pixels", "ocr", "--pixel-preview", str(previews)],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    pngs = sorted(previews.glob("*.png"))
+    assert len(pngs) == 2 and (previews.stat().st_mode & 0o077) == 0  # owner-only: the "before" half is PHI
+    assert not list(release.rglob("*.png"))
+    width, height = png_size(pngs[0])
+    assert width > height  # before and after, side by side
+    page = release.with_name("release.report") / "report.html"
+    assert page.read_text().count("data:image/png;base64,") == 2

@@ -228,8 +228,8 @@ def test_the_mapping_is_written_owner_only_and_only_where_asked(layout: dict[str
     assert _run(layout, "--mapping-dir", str(mapping)) == 0
     uids = (mapping / "uid_mapping.csv").read_text().splitlines()
     patients = (mapping / "patient_mapping.csv").read_text().splitlines()
-    assert uids[0] == "original,new" and len(uids) > 4 * 3
-    assert patients[0] == "original,pseudonym" and any(line.split(",")[1].startswith("PAT-") for line in patients[1:])
+    assert uids[0] == "id_old,id_new" and len(uids) > 4 * 3  # MIDI-B's layout
+    assert patients[0] == "id_old,id_new" and any(line.split(",")[1].startswith("PAT-") for line in patients[1:])
     for path in (mapping / "uid_mapping.csv", mapping / "patient_mapping.csv"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(mapping.stat().st_mode) == 0o700
