@@ -1,0 +1,369 @@
+"""Throughput and memory of the pipeline against floors and the tools a user would pick instead.
+
+On one seeded corpus (bench/corpus.py) and one worker count, in one run:
+
+1. Floor A   copy every file (shutil.copyfile) into a fresh folder;
+2. Floor B   pydicom dcmread + dcmwrite of every file, unchanged, serial, bytes in memory;
+3. pipeline  `scrub_bytes` then `verify_bytes(out, options, original, output_path)`, as
+             `process_one` does, serial, bytes in memory (scrub alone is reported too);
+4. run       `deid-pipeline run` with 1 and 2 workers, a subprocess, fresh release each time;
+             wall time with and without the cluster's start-up (see README.md);
+5. deid      `replace_identifiers` with deid's default recipe (`deid.dicom`), serial;
+   dicognito its command line (`python -m dicognito -o DIR`), on the same folder;
+6. memory    peak RSS of the run's client and of each worker, at N and at N/10 (default) or
+             10 x N (`--memory`), sampled with psutil.
+
+Serial measures are the median of `--reps` repetitions (default 3). Prints a table and writes
+bench/results.json. Usage: python bench/bench.py --files 2000 [--memory] [--reps 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pydicom
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from corpus import ROOT, CorpusInfo, ensure_corpus, list_files
+
+from pipeline.keys import Keys
+from pipeline.plan import Plan, compile_plan
+from pipeline.process import scrub_bytes
+from pipeline.verify import verify_bytes
+from pipeline.write import release_name
+
+OPTIONS = ("retain-longitudinal-modified-dates", "retain-patient-characteristics", "clean-descriptors")
+BENCH_KEY = bytes(range(32)) + b"deid-pipeline-bench"  # a fixed, public key: benchmark only
+HERE = Path(__file__).resolve().parent
+SAMPLE_SECONDS = 0.05
+TARGETS = {"serial_vs_floor_b": 0.7, "two_vs_one_worker": 1.8, "memory_growth_max": 1.25}
+
+
+# --- measuring ----------------------------------------------------------------------------------
+
+
+def timed(function: Callable[[], Any], reps: int) -> tuple[list[float], Any]:
+    """Wall seconds of each repetition, and the last repetition's result."""
+    seconds: list[float] = []
+    result: Any = None
+    for _ in range(reps):
+        start = time.perf_counter()
+        result = function()
+        seconds.append(time.perf_counter() - start)
+    return seconds, result
+
+
+def summary(seconds: list[float], files: int, size: int) -> dict[str, Any]:
+    median = statistics.median(seconds)
+    return {"seconds": [round(s, 3) for s in seconds], "median_seconds": round(median, 3),
+            "files_per_second": round(files / median, 1), "mb_per_second": round(size / 1e6 / median, 1)}
+
+
+class RssSampler:
+    """Peak RSS of a process and of every process under it, sampled every SAMPLE_SECONDS;
+    processes are named client (the root), worker (a multiprocessing spawn child) or other."""
+
+    def __init__(self, pid: int) -> None:
+        self.root = psutil.Process(pid)
+        self.peaks: dict[int, tuple[str, int]] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def _loop(self) -> None:
+        while not self.stop.is_set():
+            with contextlib.suppress(psutil.Error):
+                for process in [self.root, *self.root.children(recursive=True)]:
+                    with contextlib.suppress(psutil.Error):
+                        rss = process.memory_info().rss
+                        role = self.peaks.get(process.pid, (None, 0))[0] or _role(process, self.root)
+                        self.peaks[process.pid] = (role, max(rss, self.peaks.get(process.pid, ("", 0))[1]))
+            self.stop.wait(SAMPLE_SECONDS)
+
+    def report(self) -> dict[str, Any]:
+        client = [rss for role, rss in self.peaks.values() if role == "client"]
+        workers = sorted((rss for role, rss in self.peaks.values() if role == "worker"), reverse=True)
+        return {"client_peak_mb": round(max(client, default=0) / 2**20, 1),
+                "worker_peaks_mb": [round(rss / 2**20, 1) for rss in workers]}
+
+
+def _role(process: psutil.Process, root: psutil.Process) -> str:
+    if process.pid == root.pid:
+        return "client"
+    command = " ".join(process.cmdline())
+    return "worker" if "spawn_main" in command else "other"
+
+
+# --- the measures -------------------------------------------------------------------------------
+
+
+def floor_a(paths: list[Path], scratch: Path) -> None:
+    target = scratch / "copy"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for index, path in enumerate(paths):
+        shutil.copyfile(path, target / f"{index}.dcm")
+
+
+def floor_b(datas: list[bytes]) -> None:
+    for data in datas:
+        ds = pydicom.dcmread(io.BytesIO(data))
+        pydicom.dcmwrite(io.BytesIO(), ds)
+
+
+def pipeline_serial(datas: list[bytes], plan: Plan, verify: bool) -> dict[str, int]:
+    keys = Keys(key=BENCH_KEY)
+    options = tuple(o.value for o in plan.options)
+    counts = {"passed": 0, "findings": 0, "errors": 0}
+    for data in datas:
+        try:
+            scrubbed = scrub_bytes(data, plan, keys)
+            if verify:
+                name = release_name(scrubbed.dataset).as_posix()
+                findings = verify_bytes(scrubbed.data, options, original=data, output_path=name)
+                counts["findings" if findings else "passed"] += 1
+            else:
+                counts["passed"] += 1
+        except Exception:
+            counts["errors"] += 1
+    return counts
+
+
+def deid_serial(paths: list[Path]) -> dict[str, int]:
+    from deid.config import DeidRecipe
+    from deid.dicom import replace_identifiers
+    from deid.logger import bot
+
+    bot.level = -3  # errors only: deid logs every recipe line otherwise
+    recipe = DeidRecipe()  # deid's default recipe, deid.dicom, loaded once as a user would
+    counts = {"passed": 0, "errors": 0}
+    for path in paths:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                (ds,) = replace_identifiers([str(path)], deid=recipe, save=False)
+                pydicom.dcmwrite(io.BytesIO(), ds)
+            counts["passed"] += 1
+        except Exception:
+            counts["errors"] += 1
+    return counts
+
+
+def dicognito_cli(folder: Path, scratch: Path) -> int:
+    target = scratch / "dicognito"
+    shutil.rmtree(target, ignore_errors=True)
+    done = subprocess.run([sys.executable, "-m", "dicognito", "--output-directory", str(target), "--quiet",
+                           "--seed", "7", str(folder)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"dicognito failed: {done.stderr[-500:]}")
+    return sum(1 for _ in target.rglob("*") if _.is_file())
+
+
+def _executable() -> str:
+    local = Path(sys.executable).parent / "deid-pipeline"
+    return str(local) if local.exists() else (shutil.which("deid-pipeline") or "deid-pipeline")
+
+
+def pipeline_run(folder: Path, workers: int, scratch: Path, key_file: Path) -> dict[str, Any]:
+    """One `deid-pipeline run`, fresh release; wall time, run.json's own span, peak RSS."""
+    out = scratch / f"run-{workers}"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    command = [_executable(), "run", str(folder), "--output", str(out / "release"), "--key-file", str(key_file),
+               "--workers", str(workers), "--quiet"]
+    for option in OPTIONS:
+        command += ["--option", option]
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with RssSampler(process.pid) as sampler:
+        _, stderr = process.communicate()
+    wall = time.perf_counter() - start
+    if process.returncode not in (0, 1):
+        raise RuntimeError(f"deid-pipeline run exited {process.returncode}: {stderr[-800:]}")
+    record = json.loads((out / "release.run.json").read_text())
+    span = (datetime.fromisoformat(record["ended"]) - datetime.fromisoformat(record["started"])).total_seconds()
+    shutil.rmtree(out, ignore_errors=True)
+    return {"wall_seconds": round(wall, 3), "run_json_seconds": span, "exit_status": process.returncode,
+            "processed": record["processed"], **sampler.report()}
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 2) if b else None
+
+
+def _one_file_folder(info: CorpusInfo, scratch: Path) -> Path:
+    folder = scratch / "one-file"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(list_files(info.path)[0], folder / "0.dcm")
+    return folder
+
+
+def _runs(info: CorpusInfo, workers: int, reps: int, scratch: Path, key_file: Path) -> dict[str, Any]:
+    """`reps` runs of the corpus, and `reps` runs of one file (the cluster's start-up and
+    teardown); excluding start-up = median wall - median one-file wall."""
+    runs = [pipeline_run(info.path, workers, scratch, key_file) for _ in range(reps)]
+    one = _one_file_folder(info, scratch)
+    startup = [pipeline_run(one, workers, scratch, key_file)["wall_seconds"] for _ in range(reps)]
+    wall = statistics.median(r["wall_seconds"] for r in runs)
+    span = statistics.median(r["run_json_seconds"] for r in runs)
+    start_cost = statistics.median(startup)
+    work = max(wall - start_cost, 1e-9)
+    return {"runs": runs, "one_file_wall_seconds": startup, "median_wall_seconds": round(wall, 3),
+            "median_startup_seconds": round(start_cost, 3), "median_run_json_seconds": span,
+            "files_per_second_wall": round(info.files / wall, 1),
+            "files_per_second_excluding_startup": round(info.files / work, 1),
+            "files_per_second_run_json": round(info.files / span, 1) if span else None,
+            "client_peak_mb": max(r["client_peak_mb"] for r in runs),
+            "worker_peak_mb": max((max(r["worker_peaks_mb"], default=0) for r in runs), default=0)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--files", type=int, default=2000, help="corpus size N (default 2000)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--reps", type=int, default=3, help="repetitions of each serial measure (median)")
+    parser.add_argument("--run-reps", type=int, default=3, help="repetitions of each deid-pipeline run")
+    parser.add_argument("--baseline-reps", type=int, default=3, help="repetitions of deid and dicognito")
+    parser.add_argument("--workers", type=int, default=2, help="the larger worker count (compared with 1)")
+    parser.add_argument("--memory", action="store_true", help="also run at 10 x N for the memory ratio")
+    parser.add_argument("--corpus-root", type=Path, default=ROOT)
+    parser.add_argument("--output", type=Path, default=HERE / "results.json")
+    args = parser.parse_args(argv)
+
+    info = ensure_corpus(args.files, args.seed, args.corpus_root)
+    paths = list_files(info.path)
+    print(f"corpus: {info.files} files, {info.bytes / 1e6:.0f} MB, {info.kinds}", flush=True)
+    results: dict[str, Any] = {
+        "when": datetime.now().isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "pydicom": pydicom.__version__},
+        "corpus": {"files": info.files, "bytes": info.bytes, "kinds": info.kinds, "seed": args.seed},
+        "options": list(OPTIONS), "reps": args.reps, "run_reps": args.run_reps, "baseline_reps": args.baseline_reps,
+    }
+    with tempfile.TemporaryDirectory(prefix="deid-bench-") as tmp:
+        scratch = Path(tmp)
+        key_file = scratch / "bench.key"
+        key_file.write_bytes(BENCH_KEY.hex().encode())
+        key_file.chmod(0o600)
+        measures: dict[str, Any] = {}
+
+        def step(name: str, function: Callable[[], Any], reps: int) -> None:
+            print(f"  {name} ...", flush=True)
+            seconds, outcome = timed(function, reps)
+            measures[name] = {**summary(seconds, info.files, info.bytes), "outcome": outcome}
+
+        step("floor_a_copy", lambda: floor_a(paths, scratch), args.reps)
+        datas = [path.read_bytes() for path in paths]  # serial measures start from bytes in memory
+        step("floor_b_pydicom", lambda: floor_b(datas), args.reps)
+        plan = compile_plan("basic", list(OPTIONS))  # once, as a run does before reading any file
+        step("pipeline_scrub_only", lambda: pipeline_serial(datas, plan, verify=False), args.reps)
+        step("pipeline_scrub_verify", lambda: pipeline_serial(datas, plan, verify=True), args.reps)
+        datas.clear()  # the baselines read their files themselves
+        step("deid_replace_identifiers", lambda: deid_serial(paths), args.baseline_reps)
+        step("dicognito_cli", lambda: dicognito_cli(info.path, scratch), args.baseline_reps)
+        runs: dict[str, Any] = {}
+        for workers in sorted({1, args.workers}):
+            print(f"  deid-pipeline run --workers {workers} ...", flush=True)
+            runs[str(workers)] = _runs(info, workers, args.run_reps, scratch, key_file)
+        results["measures"] = measures
+        results["runs"] = runs
+
+        other_n = args.files * 10 if args.memory else max(args.files // 10, 10)
+        print(f"  memory at N={other_n} ...", flush=True)
+        other = ensure_corpus(other_n, args.seed, args.corpus_root)
+        memory_run = pipeline_run(other.path, args.workers, scratch, key_file)
+        at_n = runs[str(args.workers)]
+        results["memory"] = {
+            "n": info.files, "other_n": other.files,
+            "at_n": {"client_peak_mb": at_n["client_peak_mb"], "worker_peak_mb": at_n["worker_peak_mb"]},
+            "at_other_n": {"client_peak_mb": memory_run["client_peak_mb"],
+                           "worker_peak_mb": max(memory_run["worker_peaks_mb"], default=0),
+                           "wall_seconds": memory_run["wall_seconds"]},
+        }
+
+    big, small = ("at_other_n", "at_n") if other_n > args.files else ("at_n", "at_other_n")
+    mem = results["memory"]
+    two, one = runs[str(args.workers)], runs["1"]
+    ratios = {
+        "pipeline_serial_vs_floor_b": _ratio(measures["pipeline_scrub_verify"]["files_per_second"],
+                                             measures["floor_b_pydicom"]["files_per_second"]),
+        "scrub_only_vs_floor_b": _ratio(measures["pipeline_scrub_only"]["files_per_second"],
+                                        measures["floor_b_pydicom"]["files_per_second"]),
+        "run_2_vs_1_wall": _ratio(one["median_wall_seconds"], two["median_wall_seconds"]),
+        "run_2_vs_1_excluding_startup": _ratio(two["files_per_second_excluding_startup"],
+                                               one["files_per_second_excluding_startup"]),
+        "pipeline_vs_deid": _ratio(measures["pipeline_scrub_verify"]["files_per_second"],
+                                   measures["deid_replace_identifiers"]["files_per_second"]),
+        "pipeline_vs_dicognito": _ratio(measures["pipeline_scrub_verify"]["files_per_second"],
+                                        measures["dicognito_cli"]["files_per_second"]),
+        "run_2_workers_vs_dicognito": _ratio(two["files_per_second_wall"],
+                                             measures["dicognito_cli"]["files_per_second"]),
+        "client_memory_growth": _ratio(mem[big]["client_peak_mb"], mem[small]["client_peak_mb"]),
+        "worker_memory_growth": _ratio(mem[big]["worker_peak_mb"], mem[small]["worker_peak_mb"]),
+        "memory_growth_files": _ratio(max(other.files, info.files), min(other.files, info.files)),
+    }
+    results["ratios"] = ratios
+    results["targets_met"] = {
+        "serial_at_least_0.7_floor_b": (ratios["pipeline_serial_vs_floor_b"] or 0) >= TARGETS["serial_vs_floor_b"],
+        "two_workers_at_least_1.8x": (ratios["run_2_vs_1_excluding_startup"] or 0) >= TARGETS["two_vs_one_worker"],
+        "memory_flat": max(ratios["client_memory_growth"] or 9, ratios["worker_memory_growth"] or 9)
+        <= TARGETS["memory_growth_max"],
+        "ahead_of_deid": (ratios["pipeline_vs_deid"] or 0) > 1,
+        "ahead_of_dicognito": (ratios["pipeline_vs_dicognito"] or 0) > 1,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+    print(f"written {args.output}")
+    return 0
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [f"{'measure':<34}{'median s':>10}{'files/s':>10}{'MB/s':>9}"]
+    for name, m in results["measures"].items():
+        lines.append(f"{name:<34}{m['median_seconds']:>10.2f}{m['files_per_second']:>10.1f}{m['mb_per_second']:>9.1f}")
+    for workers, r in results["runs"].items():
+        lines.append(f"{'run --workers ' + workers + ' (wall)':<34}{r['median_wall_seconds']:>10.2f}"
+                     f"{r['files_per_second_wall']:>10.1f}")
+        lines.append(f"{'  excluding start-up ' + str(r['median_startup_seconds']) + ' s':<34}"
+                     f"{r['median_wall_seconds'] - r['median_startup_seconds']:>10.2f}"
+                     f"{r['files_per_second_excluding_startup']:>10.1f}")
+        lines.append(f"{'  peak RSS client / worker MB':<34}{r['client_peak_mb']:>10.0f}{r['worker_peak_mb']:>10.0f}")
+    mem = results["memory"]
+    lines.append(f"memory at N={mem['other_n']}: client {mem['at_other_n']['client_peak_mb']:.0f} MB, "
+                 f"worker {mem['at_other_n']['worker_peak_mb']:.0f} MB")
+    lines.append("ratios: " + ", ".join(f"{k} {v}" for k, v in results["ratios"].items()))
+    lines.append("targets met: " + ", ".join(f"{k} {v}" for k, v in results["targets_met"].items()))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

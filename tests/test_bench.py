@@ -1,0 +1,42 @@
+"""The benchmark script runs end to end on a tiny corpus (a smoke test: nothing is timed)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_bench_runs_on_a_tiny_corpus_and_writes_its_results(tmp_path: Path) -> None:
+    output = tmp_path / "results.json"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "bench.py"), "--files", "20", "--reps", "1", "--run-reps", "1",
+         "--baseline-reps", "1", "--corpus-root", str(tmp_path / "corpus"), "--output", str(output)],
+        capture_output=True, text=True, timeout=600, cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(output.read_text())
+    assert results["corpus"]["files"] == 20
+    assert results["measures"]["pipeline_scrub_verify"]["outcome"] == {"passed": 20, "findings": 0, "errors": 0}
+    assert results["measures"]["dicognito_cli"]["outcome"] == 20
+    for workers in ("1", "2"):
+        (run,) = results["runs"][workers]["runs"]
+        assert run["processed"] == {"written": 20}
+        assert run["client_peak_mb"] > 0 and run["worker_peaks_mb"]
+    assert set(results["ratios"]) >= {"pipeline_serial_vs_floor_b", "run_2_vs_1_excluding_startup",
+                                      "pipeline_vs_deid", "pipeline_vs_dicognito", "worker_memory_growth"}
+    assert "pipeline_scrub_verify" in done.stdout
+
+
+def test_corpus_is_deterministic(tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        from corpus import ensure_corpus, list_files
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    first = ensure_corpus(12, seed=3, root=tmp_path / "a")
+    second = ensure_corpus(12, seed=3, root=tmp_path / "b")
+    assert [p.read_bytes() for p in list_files(first.path)] == [p.read_bytes() for p in list_files(second.path)]
