@@ -170,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except PipelineError as exc:  # e.g. the run's own records could not be written (disk full)
+        print(f"error: {exc.code}: {exc}", file=sys.stderr)
+        return EXIT_FINDINGS
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -278,6 +278,7 @@ def _run_dask(
     Dask retries) is quarantined whole; a lost scheduler stops the run (`SchedulerLostError`)
     with the inputs in flight left to do."""
     import distributed
+    from distributed.comm.core import CommClosedError
 
     plan_value, keys_value, cfg_value = shared
     in_flight: dict[str, Batch] = {}
@@ -298,8 +299,10 @@ def _run_dask(
         except (Exception, asyncio.CancelledError) as exc:
             # A cancelled future or a client that is not running: the scheduler went away,
             # which is not this batch's fault; its inputs stay to do.
-            if isinstance(exc, asyncio.CancelledError | concurrent.futures.CancelledError) or str(
-                    getattr(client, "status", "running")) != "running":
+            # A closed connection is the same: the scheduler (not the batch) failed, and the client
+            # may not have noticed yet.
+            if isinstance(exc, asyncio.CancelledError | concurrent.futures.CancelledError | CommClosedError
+                          | ConnectionError) or str(getattr(client, "status", "running")) != "running":
                 raise SchedulerLostError("the Dask scheduler was lost mid-run: rerun to resume") from None
             reason = f"unexpected-{type(exc).__name__}"
             outcomes = tuple(unread_outcome(src, keys, reason, worker_cfg) for src, _ in batch)

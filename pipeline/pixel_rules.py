@@ -319,9 +319,44 @@ def _deid_filters(text: str) -> dict[str, list[dict[str, Any]]] | None:
 
 
 def evaluate(rules: PixelRules, ds: Dataset) -> tuple[Match, ...]:
-    """Every LABEL block of `rules` that matches the header of `ds`, in recipe order."""
+    """Every LABEL block of `rules` that matches the header of `ds`, in recipe order.
+
+    deid's filters read only the fields the rules name (and Rows, Columns and the `from:`
+    sequences of coordinates), so the result is cached by those fields' values: the slices of a
+    series are judged once."""
     if not rules.labels:
         return ()
+    signature = tuple(repr(ds.get(name)) for name in _fields_read(rules))
+    return _evaluate_cached(rules, signature, ds)
+
+
+@functools.lru_cache(maxsize=8)
+def _fields_read(rules: PixelRules) -> tuple[str, ...]:
+    names = {"Rows", "Columns", "NumberOfFrames"}
+    for label in rules.labels:
+        for line in label.members:
+            names.update(field for _, field, _ in line)
+        for spec in label.blank + label.keep:
+            names.update(re.findall(r"from:(\w+)", spec))
+    return tuple(sorted(names))
+
+
+_CACHE: dict[tuple[str, tuple[str, ...]], tuple[Match, ...]] = {}
+_CACHE_SIZE = 1024
+
+
+def _evaluate_cached(rules: PixelRules, signature: tuple[str, ...], ds: Dataset) -> tuple[Match, ...]:
+    key = (rules.sha256, signature)
+    found = _CACHE.get(key)
+    if found is None:
+        found = _evaluate(rules, ds)
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.clear()  # bounded: memory stays flat over millions of files
+        _CACHE[key] = found
+    return found
+
+
+def _evaluate(rules: PixelRules, ds: Dataset) -> tuple[Match, ...]:
     _, has_burned_pixels = _deid_modules()
     recipe = _fresh(_deid_recipe(rules.text))
     order = {id(item["coordinates"]): index

@@ -307,9 +307,6 @@ def test_a_full_disk_under_the_manifest_stops_the_run_without_publishing_unrecor
     assert os.path.ismount(disk) is False
 
 
-@pytest.mark.xfail(strict=True, reason="pipeline/cli.py catches InputError, ProfileError and KeyMaterialError only: "
-                   "a WriteError from the run's own records (run.json on a full disk) ends the run with a traceback "
-                   "instead of a one-line error (the release stays consistent; see the test above)")
 def test_a_full_disk_under_the_runs_records_ends_with_a_message_not_a_traceback(tmp_path: Path) -> None:
     key = write_key(tmp_path / "secrets")
     disk = tmp_path / "disk"
