@@ -42,6 +42,7 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset, FileDataset
 
 from pipeline.errors import ProfileError
+from pipeline.recipe import read_recipe
 
 log = logging.getLogger(__name__)
 
@@ -260,11 +261,7 @@ def _finish(block: dict[str, Any]) -> Label:
 def load_pixel_rules(path: Path) -> PixelRules:
     """Lint a pixel recipe strictly, load it with deid and check deid read the same blocks."""
     name = path.name
-    try:
-        data = path.read_bytes()
-        text = data.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"{name}: cannot read the pixel recipe ({type(exc).__name__})") from None
+    data, text = read_recipe(path)
     labels = lint_filters(text, name)
     rules = PixelRules(name=name, sha256=hashlib.sha256(data).hexdigest(), text=text, labels=labels)
     _compare_with_deid(rules)

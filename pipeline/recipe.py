@@ -188,14 +188,19 @@ def _deid_actions(path: Path) -> list[dict[str, str]]:
     return actions
 
 
+def read_recipe(path: Path) -> tuple[bytes, str]:
+    """A recipe file's bytes (for its digest) and text; a `ProfileError` if it cannot be read."""
+    try:
+        data = path.read_bytes()
+        return data, data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"{path.name}: cannot read the recipe ({type(exc).__name__})") from None
+
+
 def load_recipe(path: Path) -> Recipe:
     """Lint a recipe file strictly, then load it with deid and check deid read the same."""
     name = path.name
-    try:
-        data = path.read_bytes()
-        text = data.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"{name}: cannot read the recipe ({type(exc).__name__})") from None
+    data, text = read_recipe(path)
     lines = lint(text, name)
     actions = _deid_actions(path)
     if len(actions) != len(lines):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import warnings
 from collections.abc import Callable
@@ -76,6 +77,22 @@ def bundled(name: str) -> Path:
         path = pydicom.data.get_testdata_file(name, download=False)
     assert path is not None, name
     return Path(str(path))
+
+
+def read(data: bytes) -> Dataset:
+    """Parse DICOM bytes quietly (pydicom's warnings are errors under pytest's config)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pydicom.dcmread(io.BytesIO(data))
+
+
+def encode(ds: Dataset) -> bytes:
+    """A dataset as the bytes of a PS3.10 file."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
 
 
 def reference_rows() -> list[dict[str, object]]:

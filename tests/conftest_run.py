@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pydicom.data
 
+from tests.conftest import bundled
+
 KEY_HEX = "7c1f0e9a4b2d3c5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6"
 OTHER_KEY_HEX = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 
@@ -24,15 +26,6 @@ GOOD_FILES = {  # input path under the root -> bundled file
 NOT_DICOM_FILES = (f"{OTHER_FOLDER}/empty.dcm", f"{OTHER_FOLDER}/notes.txt")
 TRUNCATED_FILE = "Broken^Patient_MRN000/cut.dcm"  # DICM prefix, then cut in half
 RAW_FILE = "Broken^Patient_MRN000/structures.dcm"  # a dataset without preamble: not PS3.10
-
-
-def bundled(name: str) -> Path:
-    """A file shipped inside pydicom's wheel (never downloaded)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        path = pydicom.data.get_testdata_file(name, download=False)
-    assert path is not None, name
-    return Path(str(path))
 
 
 def write_key(folder: Path, hex_key: str = KEY_HEX) -> Path:

@@ -3,13 +3,10 @@ and no finding, log line or printed output carries a value."""
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
-import warnings
 from pathlib import Path
 
-import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
@@ -19,25 +16,11 @@ from pipeline.keys import Keys
 from pipeline.plan import compile_plan
 from pipeline.process import scrub_bytes
 from pipeline.scan import ScanRule, scan_dataset, scan_path, scan_tree
-from tests.conftest import bundled
+from tests.conftest import bundled, encode, read
 
 KEY = b"k" * 32
 FILES = ("CT_small.dcm", "MR_small.dcm", "test-SR.dcm", "waveform_ecg.dcm", "examples_overlay.dcm")
 NAME = "Quixote^Alonso"
-
-
-def read(data: bytes) -> Dataset:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return pydicom.dcmread(io.BytesIO(data))
-
-
-def encode(ds: Dataset) -> bytes:
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
 
 
 def raw_tree(root: Path) -> Path:

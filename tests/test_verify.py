@@ -7,11 +7,9 @@ import io
 import json
 import shutil
 import struct
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-import pydicom
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
@@ -23,7 +21,7 @@ from pipeline.keys import Keys
 from pipeline.plan import compile_plan
 from pipeline.process import scrub_bytes
 from pipeline.verify import VerifyRule, verify_bytes
-from tests.conftest import bundled
+from tests.conftest import bundled, encode, read
 
 KEY = b"k" * 32
 NAME = "Quixote^Alonso"
@@ -39,20 +37,6 @@ OPTION_SETS: tuple[tuple[str, ...], ...] = (
     ("retain-longitudinal-full-dates", "clean-graphics"),
     ("retain-longitudinal-modified-dates", "clean-descriptors", "clean-structured-content"),
 )
-
-
-def read(data: bytes) -> Dataset:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return pydicom.dcmread(io.BytesIO(data))
-
-
-def encode(ds: Dataset) -> bytes:
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
 
 
 def planted(name: str = "CT_small.dcm") -> bytes:
