@@ -87,6 +87,7 @@ class RunConfig:
     time_limit: float | None = DEFAULT_TIME_LIMIT  # seconds per file
     max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES
     preview_dir: Path | None = None  # before/after PNGs of cleaned images, outside the release
+    memory_limit: str = "4GiB"  # per local worker: Dask's nanny restarts a worker above it (the batch is quarantined)
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +244,8 @@ def _executor(
         else:
             workers = cfg.workers if cfg.workers is not None else (os.cpu_count() or 1)
             cluster = stack.enter_context(dask.LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"))
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                memory_limit=cfg.memory_limit))
             client = stack.enter_context(dask.Client(cluster))
             executor = "local-cluster"
         if client.dashboard_link:

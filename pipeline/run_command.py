@@ -63,6 +63,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--pixel-preview", type=Path, default=None, metavar="DIR",
                         help="write before/after PNGs of every cleaned image here (outside the release; the "
                         "'before' half shows the original text: keep it private); the run's report shows them")
+    parser.add_argument("--memory-limit", default="4GiB", metavar="SIZE",
+                        help="memory per local worker (Dask's nanny restarts a worker above it and its batch is "
+                        "quarantined; default 4GiB)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--force-replan", action="store_true",
                         help="accept changed profile, options, recipes or key: remove the release's outputs "
@@ -92,6 +95,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         retry_quarantined=args.retry_quarantined,
         time_limit=float(args.time_limit),
         preview_dir=args.pixel_preview,
+        memory_limit=args.memory_limit,
     )
     result = run(cfg, plan, keys, announce=lambda message: print(message, file=sys.stderr, flush=True))
     print(summary(result))

@@ -28,6 +28,8 @@ from pipeline.cli import EXIT_FINDINGS, EXIT_OK, EXTRA_COMMANDS
 from pipeline.errors import InputError
 from pipeline.findings import Finding, Severity
 from pipeline.keys import Keys, load_keys
+from pipeline.ocr import require as require_ocr
+from pipeline.pixel_text import text_findings
 from pipeline.scan import ScanReport, scan_tree
 from pipeline.uids import remap_uid
 from pipeline.verify import VerifyRule, normalise_options, verify_bytes
@@ -73,7 +75,7 @@ def index_originals(inputs: list[Path], keys: Keys | None) -> dict[str, Path]:
 
 
 def verify_release(release: Path, options: tuple[str, ...], originals: dict[str, Path] | None,
-                   skip: Path | None = None) -> tuple[int, list[Finding]]:
+                   skip: Path | None = None, ocr: bool = False) -> tuple[int, list[Finding]]:
     """Verify every file of `release`; return (files checked, findings with release-relative files)."""
     findings: list[Finding] = []
     count = 0
@@ -94,6 +96,8 @@ def verify_release(release: Path, options: tuple[str, ...], originals: dict[str,
                 original = source.read_bytes()
         for finding in verify_bytes(data, options, original, relative):
             findings.append(dataclasses.replace(finding, file=relative))
+        if ocr:
+            findings.extend(text_findings(path, relative))
     return count, findings
 
 
@@ -126,7 +130,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         keys = None if "retain-uids" in options else load_keys(args.key_file)
         originals = index_originals(args.originals, keys)
     skip = args.json.resolve() if args.json is not None else None
-    count, findings = verify_release(release, options, originals, skip)
+    if args.ocr:
+        require_ocr()
+    count, findings = verify_release(release, options, originals, skip, args.ocr)
     flagged = sorted({f.file for f in findings})
     print(f"verified {count} file(s) with options: {', '.join(options) or 'none'}; "
           f"{len(flagged)} with findings")
@@ -151,6 +157,11 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     if not root.is_dir():
         raise InputError("the directory to scan does not exist")
     report = scan_tree(root)
+    if args.ocr:
+        require_ocr()
+        pixel_findings = [f for path in _files(root, None)
+                          for f in text_findings(path, path.relative_to(root).as_posix())]
+        report = dataclasses.replace(report, findings=report.findings + tuple(pixel_findings))
     print(f"scanned {report.files} file(s), {report.dicom_files} DICOM; {len(report.findings)} finding(s)")
     _print_table(list(report.findings))
     if args.json is not None:
@@ -197,11 +208,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     verify.add_argument("--key-file", type=Path, default=None,
                         help="the run's key, to pair outputs with originals (default: $DEID_PIPELINE_KEY_FILE)")
     verify.add_argument("--json", type=Path, default=None, metavar="FILE", help="write report.json here")
+    verify.add_argument("--ocr", action="store_true",
+                        help="also read every image with tesseract: readable text left in pixels is a finding")
     verify.set_defaults(handler=_cmd_verify)
 
     scan = sub.add_parser("scan", help="look for identifying data in a published release")
     scan.add_argument("directory", type=Path)
     scan.add_argument("--json", type=Path, default=None, metavar="FILE", help="write report.json here")
+    scan.add_argument("--ocr", action="store_true",
+                      help="also read every image with tesseract and flag images whose pixels carry text")
     scan.add_argument("--report", type=Path, default=None, metavar="DIR",
                       help="write report.json and report.html (with thumbnails of flagged images) here")
     scan.set_defaults(handler=_cmd_scan)
