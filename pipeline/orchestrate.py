@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from tqdm import tqdm
 
@@ -54,6 +54,7 @@ from pipeline.runrecord import Ledger, MappingWriter, RunRecord, write_run_recor
 from pipeline.write import QuarantineMode, clean_partials, make_private_dir, prune_empty_dirs, release_lock
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 # The command line's exit codes (pipeline/cli.py), as recorded in run.json and the manifest.
 EXIT_OK, EXIT_QUARANTINED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -229,30 +230,64 @@ def _executor(
     if cfg.scheduler is None and cfg.workers == 0:
         yield (lambda batches: _run_serial(batches, plan, keys, worker_cfg)), "serial", 0
         return
+    with connect(cfg.workers, cfg.scheduler, cfg.memory_limit, announce) as (client, executor):
+        threads = max(1, sum(client.nthreads().values()))
+        shared = [plan, keys, worker_cfg]
+        yield (lambda batches: _run_dask(client, batches, shared, threads, keys, worker_cfg)), executor, threads
+
+
+@contextlib.contextmanager
+def connect(workers: int | None, scheduler: str | None, memory_limit: str,
+            announce: Callable[[str], None]) -> Iterator[tuple[Any, str]]:
+    """A Dask client: on the scheduler at `scheduler`, or on a LocalCluster of `workers` single-
+    threaded processes (one per core when None). Yields (client, "scheduler" | "local-cluster")."""
     import distributed
 
     dask: Any = distributed  # untyped: every call below goes through Any
     with contextlib.ExitStack() as stack:
         stack.enter_context(_quiet_logger("distributed"))
-        if cfg.scheduler is not None:
+        if scheduler is not None:
             try:
-                client = stack.enter_context(dask.Client(cfg.scheduler, timeout="30s"))
+                client = stack.enter_context(dask.Client(scheduler, timeout="30s"))
                 client.wait_for_workers(1, timeout=WORKER_WAIT_SECONDS)
             except (OSError, TimeoutError) as exc:
                 raise InputError(f"cannot use the Dask scheduler ({type(exc).__name__})") from None
             executor = "scheduler"
         else:
-            workers = cfg.workers if cfg.workers is not None else (os.cpu_count() or 1)
+            count = workers if workers is not None else (os.cpu_count() or 1)
             cluster = stack.enter_context(dask.LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                memory_limit=cfg.memory_limit))
+                n_workers=count, threads_per_worker=1, processes=True, dashboard_address=":0",
+                memory_limit=memory_limit))
             client = stack.enter_context(dask.Client(cluster))
             executor = "local-cluster"
         if client.dashboard_link:
             announce(f"Dask dashboard: {client.dashboard_link}")
+        yield client, executor
+
+
+def map_batches(function: Callable[..., R], batches: Iterable[tuple[Any, ...]], workers: int | None,
+                scheduler: str | None, announce: Callable[[str], None], memory_limit: str = "4GiB") -> Iterator[R]:
+    """`function(*batch)` for every batch, in a Dask cluster (serially in this process when
+    `workers` is 0), results in completion order, with at most a few batches per worker in flight."""
+    if scheduler is None and workers == 0:
+        for batch in batches:
+            yield function(*batch)
+        return
+    import distributed
+
+    iterator = iter(batches)
+    with connect(workers, scheduler, memory_limit, announce) as (client, _):
         threads = max(1, sum(client.nthreads().values()))
-        shared = [plan, keys, worker_cfg]
-        yield (lambda batches: _run_dask(client, batches, shared, threads, keys, worker_cfg)), executor, threads
+        completed: Any = cast(Any, distributed).as_completed()
+        for batch in itertools.islice(iterator, BATCHES_PER_WORKER * threads):
+            completed.add(client.submit(function, *batch, pure=False))
+        for future in _wait_for_done(completed, client):
+            result: R = future.result()
+            future.release()
+            following = next(iterator, None)
+            if following is not None:
+                completed.add(client.submit(function, *following, pure=False))
+            yield result
 
 
 @contextlib.contextmanager

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
+import sys
 import warnings
 from collections import Counter
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import pydicom
 
@@ -29,6 +32,7 @@ from pipeline.errors import InputError
 from pipeline.findings import Finding, Severity
 from pipeline.keys import Keys, load_keys
 from pipeline.ocr import require as require_ocr
+from pipeline.orchestrate import map_batches
 from pipeline.pixel_text import text_findings
 from pipeline.scan import ScanReport, scan_tree
 from pipeline.uids import remap_uid
@@ -74,12 +78,37 @@ def index_originals(inputs: list[Path], keys: Keys | None) -> dict[str, Path]:
     return index
 
 
+VERIFY_BATCH = 64
+
+
 def verify_release(release: Path, options: tuple[str, ...], originals: dict[str, Path] | None,
-                   skip: Path | None = None, ocr: bool = False) -> tuple[int, list[Finding]]:
-    """Verify every file of `release`; return (files checked, findings with release-relative files)."""
+                   skip: Path | None = None, ocr: bool = False, workers: int | None = 0,
+                   scheduler: str | None = None) -> tuple[int, list[Finding]]:
+    """Verify every file of `release` (on Dask unless `workers` is 0); return (files checked,
+    findings with release-relative files)."""
+    def batches() -> Iterator[tuple[Any, ...]]:
+        paths = list(itertools.islice(files, VERIFY_BATCH))
+        while paths:
+            pairs = None if originals is None else {p: originals.get(_sop_instance_uid(p) or "") for p in paths}
+            yield release, tuple(paths), options, originals is not None, pairs, ocr
+            paths = list(itertools.islice(files, VERIFY_BATCH))
+
+    files = _files(release, skip)
+    count, findings = 0, []
+    for checked, found in map_batches(verify_files, batches(), workers, scheduler,
+                                      lambda message: print(message, file=sys.stderr)):
+        count += checked
+        findings.extend(found)
+    findings.sort(key=lambda f: (f.file, str(f.rule), f.path))
+    return count, findings
+
+
+def verify_files(release: Path, paths: tuple[Path, ...], options: tuple[str, ...], with_originals: bool,
+                 originals: dict[Path, Path | None] | None, ocr: bool) -> tuple[int, list[Finding]]:
+    """Verify some files of a release (one Dask task); originals: release file -> its original."""
     findings: list[Finding] = []
     count = 0
-    for path in _files(release, skip):
+    for path in paths:
         count += 1
         relative = path.relative_to(release).as_posix()
         try:
@@ -88,8 +117,8 @@ def verify_release(release: Path, options: tuple[str, ...], originals: dict[str,
             findings.append(Finding(CommandRule.UNREADABLE, "file", Severity.HIGH, relative))
             continue
         original: bytes | None = None
-        if originals is not None:
-            source = originals.get(_sop_instance_uid(path) or "")
+        if with_originals:
+            source = (originals or {}).get(path)
             if source is None:
                 findings.append(Finding(CommandRule.ORIGINAL_NOT_FOUND, "file", Severity.MEDIUM, relative))
             else:
@@ -132,7 +161,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     skip = args.json.resolve() if args.json is not None else None
     if args.ocr:
         require_ocr()
-    count, findings = verify_release(release, options, originals, skip, args.ocr)
+    count, findings = verify_release(release, options, originals, skip, args.ocr, args.workers, args.scheduler)
     flagged = sorted({f.file for f in findings})
     print(f"verified {count} file(s) with options: {', '.join(options) or 'none'}; "
           f"{len(flagged)} with findings")
@@ -208,6 +237,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     verify.add_argument("--key-file", type=Path, default=None,
                         help="the run's key, to pair outputs with originals (default: $DEID_PIPELINE_KEY_FILE)")
     verify.add_argument("--json", type=Path, default=None, metavar="FILE", help="write report.json here")
+    verify.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="local Dask worker processes (default: one per core; 0: in this process)")
+    verify.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="verify on the Dask scheduler at ADDRESS (e.g. tcp://host:8786)")
     verify.add_argument("--ocr", action="store_true",
                         help="also read every image with tesseract: readable text left in pixels is a finding")
     verify.set_defaults(handler=_cmd_verify)

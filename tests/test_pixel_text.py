@@ -54,3 +54,19 @@ def test_scan_with_ocr_reports_text_in_pixels_and_verify_with_ocr_passes_a_clean
                               capture_output=True, text=True, check=False)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "0 with findings" in verified.stdout
+    assert "Dask dashboard" in verified.stderr  # verified on a local cluster, like run
+
+
+def test_verify_on_dask_reports_what_a_serial_verify_reports(tmp_path: Path) -> None:
+    release = tmp_path / "release"
+    for rel in sorted(KEY["files"])[:6]:
+        if KEY["files"][rel]["kind"] == "good":
+            (release / rel).parent.mkdir(parents=True, exist_ok=True)
+            (release / rel).write_bytes((ARCHIVE / rel).read_bytes())  # raw files: many findings
+    outputs = []
+    for workers in ("0", "2"):
+        done = subprocess.run([str(SCRIPT), "verify", str(release), "--workers", workers, "--json",
+                               str(tmp_path / f"v{workers}.json")], capture_output=True, text=True, check=False)
+        assert done.returncode == 1
+        outputs.append(json.loads((tmp_path / f"v{workers}.json").read_text())["findings"])
+    assert outputs[0] == outputs[1] and len(outputs[0]) > 20

@@ -291,7 +291,7 @@ def _release(tmp_path: Path) -> tuple[Path, Path, Path]:
 def test_verify_command_passes_a_clean_release(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     originals, release, key = _release(tmp_path)
     report = tmp_path / "report.json"
-    code = main(["verify", str(release), "--originals", str(originals), "--key-file", str(key),
+    code = main(["verify", str(release), "--workers", "0", "--originals", str(originals), "--key-file", str(key),
                  "--json", str(report)])
     assert code == 0
     assert "verified 2 file(s)" in capsys.readouterr().out
@@ -308,7 +308,7 @@ def test_verify_command_reports_a_leak_by_rule_without_values(tmp_path: Path,
         ds.ImageComments = NAME
 
     victim.write_bytes(mutate(victim.read_bytes(), put_back))
-    code = main(["verify", str(release), "--originals", str(originals), "--key-file", str(key)])
+    code = main(["verify", str(release), "--workers", "0", "--originals", str(originals), "--key-file", str(key)])
     out = capsys.readouterr().out
     assert code == 1
     assert "original-value-in-bytes" in out and "attribute-not-allowed" in out and victim.name in out
