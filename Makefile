@@ -55,7 +55,7 @@ fuzz: install  ## fuzz process_one for SECONDS (default 60): random datasets wit
 	$(BIN)/python tests/test_fuzz.py --seconds $(SECONDS)
 
 lint: install  ## ruff and mypy --strict
-	$(BIN)/ruff check pipeline tests profiles sample_data
+	$(BIN)/ruff check pipeline tests profiles sample_data bench
 	$(BIN)/mypy pipeline
 
 bench: install  ## throughput and memory against baselines (N=2000)
