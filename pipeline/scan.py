@@ -36,6 +36,7 @@ from enum import StrEnum
 from pathlib import Path
 
 import pydicom
+from pydicom._uid_dict import UID_dictionary
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
@@ -59,6 +60,11 @@ class ScanRule(StrEnum):
     DICOMDIR = "dicomdir"
     IDENTIFYING_PATH = "identifying-path"
     NOT_DICOM = "not-dicom"
+    IDENTIFYING_ATTRIBUTE = "identifying-attribute"
+    ORIGINAL_UID = "uid-looks-original"
+    TRAILING_PADDING = "trailing-padding"
+    PREAMBLE = "preamble-not-zero"
+    OVERLAY_PLANE = "overlay-plane"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +134,25 @@ _COMMON = frozenset({
     "upper", "us", "venous", "view", "views", "visual", "volume", "water", "weighted", "whole", "window", "with",
     "without", "wrist", "xa"
 })
+# Attributes that identify whatever their value looks like: the Basic Profile removes or empties
+# them all (X, Z or D in PS3.15 Table E.1-1), so any non-empty value in a release is a finding.
+_ALWAYS_IDENTIFYING = frozenset({
+    "PatientAddress", "PatientTelephoneNumbers", "PatientTelecomInformation", "PatientMotherBirthName",
+    "PatientBirthName", "MedicalRecordLocator", "MilitaryRank", "BranchOfService", "Occupation",
+    "RegionOfResidence", "CountryOfResidence", "InstitutionName", "InstitutionAddress",
+    "InstitutionalDepartmentName", "StationName", "DeviceSerialNumber", "ReferringPhysicianAddress",
+    "ReferringPhysicianTelephoneNumbers", "PersonAddress", "PersonTelephoneNumbers", "AdmissionID",
+    "IssuerOfPatientID", "StudyID", "RequestedProcedureID", "ScheduledProcedureStepID",
+    "PerformedProcedureStepID", "PlacerOrderNumberImagingServiceRequest",
+    "FillerOrderNumberImagingServiceRequest",
+})
+# Kept by an option the release declares in DeidentificationMethodCodeSequence (CID 7050).
+_KEPT_BY_OPTION = {
+    "113112": frozenset({"InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName"}),
+    "113109": frozenset({"StationName", "DeviceSerialNumber"}),
+}
+_DUMMY_VALUES = frozenset({"", "ANONYMIZED", "ANONYMOUS", "REMOVED", "[REMOVED]"})
+_UPPER_PAIR = re.compile(r"\b([A-Z]{3,})[ ]+([A-Z]{3,})\b")
 _CAPITALISED_PAIR = re.compile(r"\b([A-Z][a-z]+)[ ]+([A-Z][a-z]+)\b")
 _CARET_NAME = re.compile(r"\b([A-Za-z]{2,})\^([A-Za-z]{2,})\b")
 _TITLED_NAME = re.compile(r"\b(?:Dr|Mr|Mrs|Ms|Prof)\.?\s+([A-Z][a-z]+)\b")
@@ -152,7 +177,10 @@ def _looks_name_like(text: str) -> bool:
         return True
     if any(_is_name_pair(a, b) for a, b in _CARET_NAME.findall(text)):
         return True
-    return any(name.lower() not in _COMMON for name in _TITLED_NAME.findall(text))
+    if any(name.lower() not in _COMMON for name in _TITLED_NAME.findall(text)):
+        return True
+    # DICOM text is often upper case: two long capitalised words that are not common terms.
+    return any(_is_name_pair(a, b) for a, b in _UPPER_PAIR.findall(text))
 
 
 def _strings(elem: DataElement) -> list[str]:
@@ -178,7 +206,13 @@ def _date_severity(ds: Dataset) -> Severity:
     return {"MODIFIED": Severity.LOW, "UNMODIFIED": Severity.MEDIUM}.get(flag, Severity.HIGH)
 
 
-def _check_element(path: str, elem: DataElement, date_severity: Severity) -> Iterator[tuple[ScanRule, Severity]]:
+def _kept_by_options(ds: Dataset) -> frozenset[str]:
+    codes = {str(item.get("CodeValue", "")) for item in ds.get("DeidentificationMethodCodeSequence") or ()}
+    return frozenset().union(*(names for code, names in _KEPT_BY_OPTION.items() if code in codes))
+
+
+def _check_element(path: str, elem: DataElement, date_severity: Severity,
+                   kept: frozenset[str] = frozenset()) -> Iterator[tuple[ScanRule, Severity]]:
     values, vr, keyword = _strings(elem), elem.VR, elem.keyword
     if vr == "PN" and any(not _is_dummy_name(v) for v in values):
         yield ScanRule.PERSON_NAME, Severity.HIGH
@@ -196,6 +230,14 @@ def _check_element(path: str, elem: DataElement, date_severity: Severity) -> Ite
         yield ScanRule.BURNED_IN_ANNOTATION, Severity.HIGH
     if keyword == "EncapsulatedDocument":
         yield ScanRule.ENCAPSULATED_DOCUMENT, Severity.MEDIUM
+    if keyword in _ALWAYS_IDENTIFYING and keyword not in kept and any(v.upper() not in _DUMMY_VALUES for v in values):
+        yield ScanRule.IDENTIFYING_ATTRIBUTE, Severity.HIGH
+    if vr == "UI" and any(not v.startswith("2.25.") and v not in UID_dictionary for v in values):
+        yield ScanRule.ORIGINAL_UID, Severity.MEDIUM  # neither a registered UID nor a 2.25 pseudonym
+    if elem.tag == 0xFFFCFFFC:
+        yield ScanRule.TRAILING_PADDING, Severity.HIGH  # any bytes, outside every attribute's meaning
+    if 0x6000 <= elem.tag.group <= 0x601E and elem.tag.element == 0x3000:
+        yield ScanRule.OVERLAY_PLANE, Severity.MEDIUM  # a bitmap that can hold drawn text
 
 
 def scan_dataset(ds: Dataset, file: str) -> list[Finding]:
@@ -204,6 +246,10 @@ def scan_dataset(ds: Dataset, file: str) -> list[Finding]:
     severity = _date_severity(ds)
     if str(ds.get("SOPClassUID", "")) == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
         findings[("file", ScanRule.DICOMDIR)] = Finding(ScanRule.DICOMDIR, "file", Severity.MEDIUM, file)
+    kept = _kept_by_options(ds)
+    preamble = getattr(ds, "preamble", None)
+    if preamble and preamble.strip(b"\x00"):
+        findings[("preamble", ScanRule.PREAMBLE)] = Finding(ScanRule.PREAMBLE, "preamble", Severity.MEDIUM, file)
     for path, elem, parent in _walk(ds):
         group, element = elem.tag.group, elem.tag.element
         if group % 2 == 1:
@@ -215,7 +261,7 @@ def scan_dataset(ds: Dataset, file: str) -> list[Finding]:
             elif element <= 0xFF or ((group << 16) | (element >> 8)) not in parent:
                 findings[(path, ScanRule.PRIVATE_TAG)] = Finding(
                     ScanRule.PRIVATE_TAG, path, Severity.MEDIUM, file, detail="no private creator")
-        for rule, level in _check_element(path, elem, severity):
+        for rule, level in _check_element(path, elem, severity, kept):
             findings[(path, rule)] = Finding(rule, path, level, file)
     return list(findings.values())
 
@@ -242,7 +288,7 @@ def _read(path: Path) -> Dataset | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            return pydicom.dcmread(path, stop_before_pixels=True)
+            return pydicom.dcmread(path)  # whole: trailing padding stands after the pixel data
         except InvalidDicomError:
             pass
         except Exception:
