@@ -20,6 +20,7 @@ from pipeline.errors import InputError, KeyMaterialError, PipelineError, Profile
 from pipeline.keys import MIN_KEY_BYTES, load_keys
 from pipeline.plan import PROFILES, PixelMode, Plan, compile_plan, describe_plan
 from pipeline.process import scrub_bytes, source_id
+from pipeline.write import write_atomically
 
 log = logging.getLogger("pipeline")
 
@@ -85,14 +86,7 @@ def _cmd_scrub(args: argparse.Namespace) -> int:
     except Exception as exc:
         print(f"input {sid}: not scrubbed: unexpected {type(exc).__name__}", file=sys.stderr)
         return EXIT_FINDINGS
-    output: Path = args.output
-    temporary = output.with_name(f".{output.name}.{os.getpid()}.partial")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with temporary.open("wb") as handle:
-        handle.write(result.data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, output)
+    write_atomically(result.data, args.output)
     counts = ", ".join(f"{action} {count}" for action, count in result.log.actions)
     print(f"input {sid}: scrubbed ({counts})")
     return EXIT_OK

@@ -136,6 +136,7 @@ class Plan:
     additions: tuple[tuple[int, Rule], ...] = ()
     pixel_mode: PixelMode = PixelMode.OFF
     pixel_rules: PixelRules | None = None  # pixels.deid, with Clean Pixel Data
+    cleans_text: bool = False  # some rule is C: the scrubber must collect identifiers first
 
     def rule_for(self, tag: int, creator: str | None = None) -> Rule | None:
         """Return the winning rule for an attribute, or None when no recipe names it."""
@@ -243,6 +244,8 @@ def compile_plan(
         additions=tuple(additions.items()),
         pixel_mode=mode,
         pixel_rules=pixel_rules,
+        cleans_text=any(r.action is Action.CLEAN
+                        for r in (*exact.values(), *private.values(), *patterns.values())),
     )
 
 

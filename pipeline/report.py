@@ -13,7 +13,6 @@ import base64
 import html
 import io
 import json
-import os
 import sqlite3
 import warnings
 from collections import Counter
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from pipeline.write import write_atomically
 
 THUMBNAIL_SIZE = 128
 MAX_THUMBNAILS = 48
@@ -104,18 +105,9 @@ def write_reports(report: Mapping[str, Any], directory: Path,
     """Write report.json and report.html into `directory`, each atomically."""
     directory.mkdir(parents=True, exist_ok=True)
     json_path, html_path = directory / "report.json", directory / "report.html"
-    _write_atomically(json_path, json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
-    _write_atomically(html_path, render_html(report, thumbnails or {}))
+    write_atomically((json.dumps(report, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8"), json_path)
+    write_atomically(render_html(report, thumbnails or {}).encode("utf-8"), html_path)
     return json_path, html_path
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    with temporary.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 def _e(value: object) -> str:

@@ -128,7 +128,7 @@ def scrub(ds: Dataset, plan: Plan, keys: Keys) -> ScrubLog:
     ctx = _Context(plan=plan, keys=keys, patient=patient,
                    pseudonym=patient_pseudonym(original_id or patient, keys))
     # C needs the identifiers the dataset carries anywhere, read before anything changes.
-    ctx.identifiers = Identifiers.of(ds) if plan_needs_identifiers(plan) else None
+    ctx.identifiers = Identifiers.of(ds) if plan.cleans_text else None
     _scrub_dataset(ds, ctx, depth=0, in_clean_sequence=False)
     _scrub_file_meta(ds, ctx)
     _record_method(ds, plan)
@@ -143,13 +143,6 @@ def scrub(ds: Dataset, plan: Plan, keys: Keys) -> ScrubLog:
         dates_shifted=plan.shifts_dates,
         unparsable_dates=ctx.unparsable_dates,
     )
-
-
-def plan_needs_identifiers(plan: Plan) -> bool:
-    """True when some rule cleans text, so the original identifiers must be collected first."""
-    return any(r.action is Action.CLEAN for r in plan.exact.values()) or any(
-        r.action is Action.CLEAN for r in plan.pattern_rules
-    ) or any(r.action is Action.CLEAN for r in plan.private.values())
 
 
 def _patient_basis(ds: Dataset) -> str:
