@@ -116,8 +116,7 @@ _IDENTIFYING_TAGS: frozenset[int] = frozenset(
 
 def _collect(dataset: Dataset, found: set[str]) -> None:
     """Gather identifiers, decoding only PN values, sequences and the identifying keywords."""
-    for tag in dataset.keys():
-        raw = dataset.get_item(tag)
+    for tag, raw in list(dataset.items()):  # as stored: raw until decoded
         vr = raw.VR
         if vr in (None, "UN"):
             try:

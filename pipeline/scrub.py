@@ -160,14 +160,14 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, depth: int, in_clean_sequence: bo
     if depth > MAX_DEPTH:
         raise ScrubError(f"sequences nested deeper than {MAX_DEPTH} levels")
     plan = ctx.plan
-    tags = list(ds.keys())
+    elements = list(ds.items())  # as stored: raw until decoded, so a look costs no decoding
     creators: dict[tuple[int, int], str] = {}
-    for tag in tags:
+    for tag, _ in elements:
         if tag.group % 2 == 1 and 0x0010 <= tag.element <= 0x00FF:
             creators[(tag.group, tag.element)] = str(ds[tag].value or "").strip()
     kept_blocks: set[tuple[int, int]] = set()
-    removed_groups = _removed_repeating_groups(tags, plan)
-    for tag in tags:
+    removed_groups = _removed_repeating_groups([tag for tag, _ in elements], plan)
+    for tag, raw in elements:
         number = int(tag)
         group, element = number >> 16, number & 0xFFFF
         is_private = group % 2 == 1
@@ -179,7 +179,6 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, depth: int, in_clean_sequence: bo
             continue  # private creators: decided once their blocks are
         creator = creators.get((group, element >> 8)) if is_private else None
         rule = plan.rule_for(number, creator)
-        raw = ds.get_item(tag)
         vr = raw.VR if raw.VR not in (None, "UN") else _dictionary_vr(number)
         action = rule.action if rule is not None else default_action(vr, plan, in_clean_sequence)
         if action is Action.REMOVE:

@@ -44,8 +44,8 @@ from pathlib import Path
 import pydicom
 from pydicom._uid_dict import UID_dictionary
 from pydicom.charset import convert_encodings
-from pydicom.datadict import dictionary_has_tag, dictionary_keyword, tag_for_keyword
-from pydicom.dataelem import DataElement
+from pydicom.datadict import dictionary_has_tag, dictionary_keyword, dictionary_VR, tag_for_keyword
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
@@ -316,16 +316,37 @@ def _add_rule(line: str, where: str, order: int, exact: dict[int, _Rule],
 # --- walking a dataset with the profile -----------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+# Speed: pydicom decodes an element into a value object the first time it is read, which cost
+# more than every check here. The walk decides on each element's tag and VR while it is still
+# raw, and reads a value only when a check or the search needs it; ASCII text is split and
+# stripped here exactly as pydicom would give it (anything else goes through pydicom).
+_NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "SV", "UV", "AT"})
+_SINGLE_VALUED = frozenset({"ST", "LT", "UT", "UR"})
+_FAST_TEXT_VRS = (_STRING_VRS - {"UN"}) | {"AE", "UC"}
+
+
+@dataclass(slots=True)
 class _Visit:
+    """One element at one place, with what the profile allows for it; its value is read on demand."""
+
     path: str
-    elem: DataElement
+    tag: int
+    vr: str
     expect: _Expect
     private: bool
+    parent: Dataset
+    stored: DataElement | RawDataElement  # as the dataset holds it: raw until something decodes it
+    cached: tuple[str, ...] | None = None
 
+    @property
+    def elem(self) -> DataElement:
+        return self.parent[self.tag]
 
-def _name(elem: DataElement) -> str:
-    return _tag_name(int(elem.tag))
+    @property
+    def strings(self) -> tuple[str, ...]:
+        if self.cached is None:
+            self.cached = _strings_of(self.parent, self.tag, self.vr, self.stored)
+        return self.cached
 
 
 @functools.lru_cache(maxsize=8192)
@@ -337,6 +358,26 @@ def _keyword(tag: int) -> str:
 @functools.lru_cache(maxsize=8192)
 def _tag_name(tag: int) -> str:
     return _keyword(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+@functools.lru_cache(maxsize=8192)
+def _dictionary_vr(tag: int) -> str | None:
+    """The VR pydicom gives a public attribute read without one (implicit VR); None when it
+    has none or several (those are left to pydicom)."""
+    if tag >> 16 & 1 or not dictionary_has_tag(tag):
+        return None
+    vr = str(dictionary_VR(tag))
+    return None if " or " in vr else vr
+
+
+def _vr(ds: Dataset, tag: int, raw: DataElement | RawDataElement) -> str:
+    """The element's VR as pydicom resolves it, without decoding the value where it can."""
+    if isinstance(raw, RawDataElement):
+        vr = raw.VR if raw.VR not in (None, "UN") else _dictionary_vr(tag)
+        if vr is not None:
+            return str(vr)
+        return str(ds[tag].VR)
+    return str(raw.VR)
 
 
 def _default(vr: str, profile: _Profile, in_clean: bool) -> _Expect:
@@ -366,48 +407,65 @@ def _walk(ds: Dataset, profile: _Profile, prefix: str = "", in_clean: bool = Fal
     (the output), sequences that must be absent are not entered and the byte ranges of bulk
     values are recorded; without (the original), everything is entered and what lies in a
     removed sequence counts as removed."""
+    elements = sorted((int(tag), stored) for tag, stored in ds.items())
     creators: dict[tuple[int, int], str] = {}
-    for tag in ds.keys():
-        if tag.group % 2 == 1 and 0x10 <= tag.element <= 0xFF:
-            creators[(tag.group, tag.element)] = str(ds[tag].value or "").strip()
+    for tag, stored in elements:
+        if tag >> 16 & 1 and 0x10 <= tag & 0xFFFF <= 0xFF:
+            creators[(tag >> 16, tag & 0xFFFF)] = str(ds[tag].value or "").strip()
         elif masks is not None and (tag in _BULK_TAGS or _is_overlay_data(tag)):
-            raw = ds.get_item(tag)
-            tell = getattr(raw, "value_tell", None)
-            if isinstance(tell, int) and raw is not None and raw.value is not None:
-                masks.append((tell, tell + len(raw.value)))
+            tell = getattr(stored, "value_tell", None)
+            if isinstance(tell, int) and stored.value is not None:
+                masks.append((tell, tell + len(stored.value)))
     kept_blocks: set[tuple[int, int]] = set()
-    creator_visits: list[tuple[DataElement, str]] = []
-    for elem in ds:
-        tag = elem.tag
-        path = prefix + _name(elem)
-        group, element = tag.group, tag.element
+    creator_visits: list[_Visit] = []
+    for tag, stored in elements:
+        path = prefix + _tag_name(tag)
+        group, element = tag >> 16, tag & 0xFFFF
         is_private = group % 2 == 1
-        graphics = group % 2 == 0 and (0x5000 <= group <= 0x501E or 0x6000 <= group <= 0x601E)
         if is_private and 0x10 <= element <= 0xFF:
-            creator_visits.append((elem, path))
+            creator_visits.append(_Visit(path, tag, "LO", _Expect.ABSENT, True, ds, stored))
             continue
+        vr = _vr(ds, tag, stored)
+        graphics = not is_private and (0x5000 <= group <= 0x501E or 0x6000 <= group <= 0x601E)
         if is_private:
             creator = creators.get((group, element >> 8)) if element > 0xFF else None
-            rule = profile.rule_for(int(tag), creator) if creator is not None else None
+            rule = profile.rule_for(tag, creator) if creator is not None else None
             expect = _Expect.KEEP if rule is not None and rule.expect is _Expect.KEEP else _Expect.ABSENT
             if expect is _Expect.KEEP:
                 kept_blocks.add((group, element >> 8))
         elif tag == _ICON_IMAGE_SEQUENCE or (graphics and not profile.has("clean-graphics")):
             expect = _Expect.ABSENT
         else:
-            rule = profile.rule_for(int(tag), None)
-            expect = rule.expect if rule is not None else _default(elem.VR, profile, in_clean)
+            rule = profile.rule_for(tag, None)
+            expect = rule.expect if rule is not None else _default(vr, profile, in_clean)
         if removed:
             expect = _Expect.ABSENT
-        yield _Visit(path, elem, expect, is_private)
-        if elem.VR == "SQ" and (masks is None or expect not in (_Expect.ABSENT, _Expect.EMPTY)):
+        yield _Visit(path, tag, vr, expect, is_private, ds, stored)
+        if vr == "SQ" and (masks is None or expect not in (_Expect.ABSENT, _Expect.EMPTY)):
             inner_removed = removed or expect in (_Expect.ABSENT, _Expect.EMPTY)
             inner_clean = in_clean or expect is _Expect.CLEAN
-            for index, item in enumerate(elem.value or ()):
+            for index, item in enumerate(ds[tag].value or ()):
                 yield from _walk(item, profile, f"{path}[{index}].", inner_clean, inner_removed, masks)
-    for elem, path in creator_visits:
-        keep = (elem.tag.group, elem.tag.element) in kept_blocks and not removed
-        yield _Visit(path, elem, _Expect.KEEP if keep else _Expect.ABSENT, True)
+    for visit in creator_visits:
+        keep = (visit.tag >> 16, visit.tag & 0xFFFF) in kept_blocks and not removed
+        visit.expect = _Expect.KEEP if keep else _Expect.ABSENT
+        visit.vr = str(ds[visit.tag].VR)
+        yield visit
+
+
+def _strings_of(ds: Dataset, tag: int, vr: str, stored: DataElement | RawDataElement) -> tuple[str, ...]:
+    """`_strings` of the element `tag` of `ds`, reading plain ASCII text from the raw bytes."""
+    if vr == "SQ" or tag in _BULK_TAGS or _is_overlay_data(tag):
+        return ()
+    if isinstance(stored, RawDataElement) and vr in _FAST_TEXT_VRS:
+        value = stored.value
+        if value is None:
+            return ()
+        if isinstance(value, bytes) and value.isascii() and b"\x1b" not in value:
+            text = value.decode("ascii")
+            out = tuple(part.strip(" \x00") for part in ([text] if vr in _SINGLE_VALUED else text.split("\\")))
+            return out if any(out) else ()
+    return _strings(ds[tag])
 
 
 def _strings(elem: DataElement) -> tuple[str, ...]:
@@ -471,8 +529,8 @@ def _add(found: dict[str, _Kind], text: str, kind: _Kind) -> None:
 
 def _collect(visit: _Visit, found: dict[str, _Kind], whole: set[str]) -> None:
     """Add the identifying strings of one element to `found`; whole names and IDs also to `whole`."""
-    elem, vr, keyword = visit.elem, visit.elem.VR, _keyword(int(visit.elem.tag))
-    for value in _strings(elem):
+    vr, keyword = visit.vr, _keyword(visit.tag)
+    for value in visit.strings:
         if vr == "PN":
             _add(found, value, _Kind.PERSON_NAME)
             for group in value.split("="):
@@ -543,9 +601,12 @@ def _original(ds: Dataset, profile: _Profile) -> _Original:
     cleaned: list[str] = []
     visits = list(_walk(ds.file_meta, profile)) if hasattr(ds, "file_meta") else []
     for visit in visits + list(_walk(ds, profile)):
-        strings = _strings(visit.elem)
+        keeps = visit.expect is _Expect.KEEP or (visit.expect is _Expect.SHIFTED and visit.vr not in ("DA", "DT"))
+        if keeps and visit.vr in _NUMBER_VRS:
+            continue  # binary numbers spell no name, ID or date: not decoded, never an excuse
+        strings = visit.strings
         values[visit.path] = strings
-        if visit.expect is _Expect.KEEP or (visit.expect is _Expect.SHIFTED and visit.elem.VR not in ("DA", "DT")):
+        if keeps:
             kept.extend(strings)  # what the output legitimately still holds (times stay with shifted dates)
         else:
             if visit.expect is _Expect.CLEAN:
@@ -592,16 +653,18 @@ def _valid_date(text: str) -> bool:
 
 
 def _check(visit: _Visit, original: _Original | None) -> list[Finding]:
-    elem, vr, expect, path = visit.elem, visit.elem.VR, visit.expect, visit.path
+    vr, expect, path = visit.vr, visit.expect, visit.path
     serious = Severity.HIGH if vr in _SERIOUS_VRS else Severity.MEDIUM
     if expect is _Expect.ABSENT:
         rule = VerifyRule.PRIVATE_NOT_ALLOWED if visit.private else VerifyRule.ATTRIBUTE_NOT_ALLOWED
         return [Finding(rule, path, Severity.HIGH if visit.private else serious)]
     if vr == "SQ":
-        if expect is _Expect.EMPTY and len(elem.value or ()) > 0:
+        if expect is _Expect.EMPTY and len(visit.elem.value or ()) > 0:
             return [Finding(VerifyRule.VALUE_NOT_BLANK, path, Severity.HIGH)]
         return []
-    values = _strings(elem)
+    if expect in (_Expect.KEEP, _Expect.CLEAN):
+        return []  # any value: C text is checked by the search for the original's values
+    values = visit.strings
     before = original.values.get(path) if original is not None else None
     if expect is _Expect.EMPTY and values:
         return [Finding(VerifyRule.VALUE_NOT_BLANK, path, serious)]
@@ -631,9 +694,9 @@ def _check(visit: _Visit, original: _Original | None) -> list[Finding]:
 
 
 def _check_literal(visit: _Visit, profile: _Profile) -> list[Finding]:
-    rule = profile.rule_for(int(visit.elem.tag), None)
+    rule = profile.rule_for(visit.tag, None)
     literal = rule.literal if rule is not None else None
-    if visit.elem.VR != "SQ" and "\\".join(_strings(visit.elem)) != (literal or ""):
+    if visit.vr != "SQ" and "\\".join(visit.strings) != (literal or ""):
         return [Finding(VerifyRule.LITERAL_MISMATCH, visit.path, Severity.LOW)]
     return []
 
@@ -666,7 +729,7 @@ def _check_meta(ds: Dataset) -> list[Finding]:
     meta = getattr(ds, "file_meta", None)
     if meta is None:
         return []
-    findings = [Finding(VerifyRule.META_NOT_ALLOWED, _name(meta[tag]),
+    findings = [Finding(VerifyRule.META_NOT_ALLOWED, _tag_name(int(tag)),
                         Severity.HIGH if meta[tag].VR in TEXT_VRS else Severity.MEDIUM)
                 for tag in meta.keys() if int(tag) not in _META_ALLOWED]
     stored = str(meta.get("MediaStorageSOPInstanceUID", "") or "").strip("\x00 ")
@@ -812,7 +875,7 @@ def _search_bytes(data: bytes, original: _Original, masks: list[tuple[int, int]]
 
 def _search_values(visits: list[_Visit], original: _Original) -> list[Finding]:
     """Every identifier, whatever its length, in every parsed value (value edges are word edges)."""
-    strings = [(visit, _strings(visit.elem)) for visit in visits if visit.elem.VR in _STRING_VRS]
+    strings = [(visit, visit.strings) for visit in visits if visit.vr in _STRING_VRS]
     if not _may_match_text([value for _, values in strings for value in values], original.identifiers):
         return []
     pattern = _pattern(tuple(sorted(original.identifiers.items())))
@@ -888,7 +951,7 @@ def verify_bytes(
             _walk(ds, profile, masks=masks))
         findings += _check_meta(ds)
         for visit in visits:
-            if int(visit.elem.tag) == _TRAILING_PADDING:
+            if visit.tag == _TRAILING_PADDING:
                 findings.append(Finding(VerifyRule.TRAILING_PADDING, visit.path, Severity.HIGH))
             elif visit.expect is _Expect.LITERAL:
                 findings += _check_literal(visit, profile)

@@ -319,3 +319,44 @@ def test_verify_command_usage_errors_exit_2(tmp_path: Path) -> None:
     _, release, _ = _release(tmp_path)
     assert main(["verify", str(tmp_path / "missing")]) == 2
     assert main(["verify", str(release), "--option", "retain-everything"]) == 2
+
+
+# --- the raw reading of values (verify reads ASCII text from the stored bytes) ----------------
+
+RAW_READ_FILES = ("CT_small.dcm", "MR_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm", "rtplan.dcm",
+                  "test-SR.dcm", "waveform_ecg.dcm", "examples_overlay.dcm")
+
+
+def _encoded_names(charset: str, name: str) -> bytes:
+    ds = read(planted())
+    ds.SpecificCharacterSet = charset
+    ds.PatientName = name
+    ds.ReferringPhysicianName = "Ascii^Only"
+    ds.StudyDescription = f"{name} seen"
+    return encode(ds)
+
+
+@pytest.mark.parametrize("source", [*RAW_READ_FILES, "latin-1", "iso-2022-jp", "utf-8"])
+def test_values_read_raw_equal_pydicoms_decoded_values(source: str) -> None:
+    """Every value verify reads from the stored bytes equals what pydicom decodes, at every
+    depth, in implicit, explicit and big-endian files and in three character sets."""
+    from pipeline.verify import _strings, _walk, load_profile
+
+    if source == "latin-1":
+        data = _encoded_names("ISO_IR 100", "Müller^Jürgen")
+    elif source == "iso-2022-jp":
+        data = _encoded_names("\\ISO 2022 IR 87", "Yamada^Tarou=山田^太郎")
+    elif source == "utf-8":
+        data = _encoded_names("ISO_IR 192", "Wang^XiaoDong=王^小東")
+    else:
+        data = planted(source) if source != "MR_small_bigendian.dcm" else bundled(source).read_bytes()
+    profile = load_profile(())
+    raw_walk = {visit.path: visit.strings for visit in _walk(read(data), profile)}
+    decoded = read(data)
+    for elem in decoded.iterall():  # decode everything first
+        _ = elem.value
+    decoded_walk = {visit.path: _strings(visit.elem) for visit in _walk(decoded, profile)}
+    assert raw_walk.keys() == decoded_walk.keys()
+    differing = sorted(path for path in raw_walk if raw_walk[path] != decoded_walk[path])
+    assert differing == [], differing
+    assert len(raw_walk) > 20
