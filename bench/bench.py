@@ -4,6 +4,9 @@ On one seeded corpus (bench/corpus.py) and one worker count, in one run:
 
 1. Floor A   copy every file (shutil.copyfile) into a fresh folder;
 2. Floor B   pydicom dcmread + dcmwrite of every file, unchanged, serial, bytes in memory;
+   Floor C   Floor B plus one dcmread of the written bytes: the least a scrub whose output
+             is checked independently, from its bytes, can cost with pydicom (a ceiling
+             for pipeline / Floor B, printed as floor_b_vs_floor_c);
 3. pipeline  `scrub_bytes` then `verify_bytes(out, options, original, output_path)`, as
              `process_one` does, serial, bytes in memory (scrub alone is reported too);
 4. run       `deid-pipeline run` with 1 and 2 workers, a subprocess, fresh release each time;
@@ -134,6 +137,14 @@ def floor_b(datas: list[bytes]) -> None:
     for data in datas:
         ds = pydicom.dcmread(io.BytesIO(data))
         pydicom.dcmwrite(io.BytesIO(), ds)
+
+
+def floor_c(datas: list[bytes]) -> None:
+    for data in datas:
+        ds = pydicom.dcmread(io.BytesIO(data))
+        buffer = io.BytesIO()
+        pydicom.dcmwrite(buffer, ds)
+        pydicom.dcmread(io.BytesIO(buffer.getvalue()))
 
 
 def pipeline_serial(datas: list[bytes], plan: Plan, verify: bool) -> dict[str, int]:
@@ -283,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         step("floor_a_copy", lambda: floor_a(paths, scratch), args.reps)
         datas = [path.read_bytes() for path in paths]  # serial measures start from bytes in memory
         step("floor_b_pydicom", lambda: floor_b(datas), args.reps)
+        step("floor_c_pydicom_reread", lambda: floor_c(datas), args.reps)
         plan = compile_plan("basic", list(OPTIONS))  # once, as a run does before reading any file
         step("pipeline_scrub_only", lambda: pipeline_serial(datas, plan, verify=False), args.reps)
         step("pipeline_scrub_verify", lambda: pipeline_serial(datas, plan, verify=True), args.reps)
@@ -315,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     ratios = {
         "pipeline_serial_vs_floor_b": _ratio(measures["pipeline_scrub_verify"]["files_per_second"],
                                              measures["floor_b_pydicom"]["files_per_second"]),
+        "floor_b_vs_floor_c": _ratio(measures["floor_c_pydicom_reread"]["files_per_second"],
+                                     measures["floor_b_pydicom"]["files_per_second"]),
         "scrub_only_vs_floor_b": _ratio(measures["pipeline_scrub_only"]["files_per_second"],
                                         measures["floor_b_pydicom"]["files_per_second"]),
         "run_2_vs_1_wall": _ratio(one["median_wall_seconds"], two["median_wall_seconds"]),

@@ -27,7 +27,8 @@ def test_bench_runs_on_a_tiny_corpus_and_writes_its_results(tmp_path: Path) -> N
         assert run["processed"] == {"written": 20}
         assert run["client_peak_mb"] > 0 and run["worker_peaks_mb"]
     assert set(results["ratios"]) >= {"pipeline_serial_vs_floor_b", "run_2_vs_1_excluding_startup",
-                                      "pipeline_vs_deid", "pipeline_vs_dicognito", "worker_memory_growth"}
+                                      "pipeline_vs_deid", "pipeline_vs_dicognito", "worker_memory_growth",
+                                      "floor_b_vs_floor_c"}
     assert "pipeline_scrub_verify" in done.stdout
 
 
