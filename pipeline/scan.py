@@ -1,7 +1,8 @@
 """scan_tree(root) -> ScanReport: look for identifying data in a DICOM release someone else
 published, without its originals (DESIGN.md, "Verification and validation").
 
-Every file under `root` is read (pixels skipped) and judged by what its values look like:
+Every file under `root` is read (pixels skipped) and judged by what its values look like and by
+what the profile it declares allows:
 
 | rule                      | what                                                    | severity            |
 |---------------------------|---------------------------------------------------------|---------------------|
@@ -18,11 +19,24 @@ Every file under `root` is read (pixels skipped) and judged by what its values l
 | dicomdir                  | a DICOMDIR (a media index, often with names)            | medium              |
 | identifying-path          | a path part like Family_Given, a date, a long number    | high / medium       |
 | not-dicom                 | a file that is not DICOM                                | info                |
+| identifying-attribute     | address, institution, device, request ID: not a dummy   | high                |
+| uid-looks-original        | a UID neither registered nor under 2.25                 | medium              |
+| trailing-padding          | DataSetTrailingPadding present                          | high                |
+| preamble-not-zero         | a preamble with bytes other than zero                   | medium              |
+| overlay-plane             | overlay data (a bitmap that can hold text)              | medium              |
+| not-allowed-by-profile    | an attribute, at any depth, that the profile the file   | high: nothing       |
+|                           | declares does not allow (pipeline/conformance.py): X    | declared; medium:   |
+|                           | present, Z or D not empty/dummy, U when undeclared,     | declared, not       |
+|                           | unnamed text, PN, dates; detail: expected action and    | followed; low: X    |
+|                           | what the file declares                                  | present but blank   |
 
 Dates: LongitudinalTemporalInformationModified MODIFIED -> low, UNMODIFIED -> medium,
-anything else -> high. Findings name the file (relative to `root`), the attribute path and the
-rule, never the value. The census (distinct values per attribute keyword, in how many files,
-rare ones marked) does hold values: it is for the HTML report and must never be printed.
+anything else -> high. The profile judged by not-allowed-by-profile is what the file declares
+(PatientIdentityRemoved YES, DeidentificationMethodCodeSequence: 113100 plus CID 7050 option
+codes), Basic alone when it declares nothing; private attributes are left to private-tag.
+Findings name the file (relative to `root`), the attribute path and the rule, never the value.
+The census (distinct values per attribute keyword, in how many files, rare ones marked) does
+hold values: it is for the HTML report and must never be printed.
 """
 
 from __future__ import annotations
@@ -42,7 +56,10 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 
+from pipeline.conformance import Declared, breaches, read_declaration
+from pipeline.errors import ProfileError
 from pipeline.findings import Finding, Severity
+from pipeline.verify import load_profile
 
 
 class ScanRule(StrEnum):
@@ -65,6 +82,7 @@ class ScanRule(StrEnum):
     TRAILING_PADDING = "trailing-padding"
     PREAMBLE = "preamble-not-zero"
     OVERLAY_PLANE = "overlay-plane"
+    NOT_ALLOWED = "not-allowed-by-profile"
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +281,12 @@ def scan_dataset(ds: Dataset, file: str) -> list[Finding]:
                     ScanRule.PRIVATE_TAG, path, Severity.MEDIUM, file, detail="no private creator")
         for rule, level in _check_element(path, elem, severity, kept):
             findings[(path, rule)] = Finding(rule, path, level, file)
+    declaration = read_declaration(ds)
+    level = Severity.HIGH if declaration.declared is Declared.NOTHING else Severity.MEDIUM
+    for breach in breaches(ds, declaration):
+        findings[(breach.path, ScanRule.NOT_ALLOWED)] = Finding(
+            ScanRule.NOT_ALLOWED, breach.path, level if breach.holds_value else Severity.LOW, file,
+            detail=breach.detail(declaration))
     return list(findings.values())
 
 
@@ -328,6 +352,7 @@ class _Census:
 
 def scan_tree(root: Path) -> ScanReport:
     """Scan every file under `root` (a published release) and return the report."""
+    load_profile(())  # a missing or broken recipe is a ProfileError before any file is read
     findings: list[Finding] = []
     census = _Census()
     files = dicom_files = 0
@@ -345,6 +370,8 @@ def scan_tree(root: Path) -> ScanReport:
         try:
             findings += scan_dataset(ds, relative)
             census.add(ds)
+        except ProfileError:
+            raise
         except Exception:  # a broken element: report the file, never its value
             findings.append(Finding(ScanRule.NOT_DICOM, "file", Severity.INFO, relative, detail="unreadable element"))
     return ScanReport(files=files, dicom_files=dicom_files, findings=tuple(findings),
