@@ -5,7 +5,7 @@ not allow, judged from the file alone. Used by scan (DESIGN.md, "Verification an
 The declaration is PatientIdentityRemoved YES with DeidentificationMethodCodeSequence (CID 7050):
 113100 (Basic Profile) plus one code per option. The profile judged is Basic plus the declared
 options; Basic with no options when PatientIdentityRemoved is not YES. The recipes are read by
-verify (`load_profile`, `_default`), so scan and verify agree on what each option allows.
+verify (`verify_profile.load_profile`, `default_expectation`), so scan and verify agree on what each option allows.
 
 | profile action (verify's reading) | breach, without originals                                |
 |-----------------------------------|----------------------------------------------------------|
@@ -17,7 +17,7 @@ verify (`load_profile`, `_default`), so scan and verify agree on what each optio
 |                                   | declared (declared 2.25 UIDs pass; other unregistered    |
 |                                   | UIDs are scan's uid-looks-original)                      |
 | not named: text, PN, DA/DT, UN    | present, unless a C sequence holds it or an option keeps |
-|                                   | the dates (verify's `_default`)                          |
+|                                   | the dates (`default_expectation`)                        |
 | K, C, shifted dates, literals     | nothing: only the originals could tell                   |
 | patient name / ID pseudonyms      | nothing here: scan's person-name and patient-id rules    |
 | private (odd group)               | nothing here: scan's private-tag rule                    |
@@ -31,23 +31,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
 from pydicom._uid_dict import UID_dictionary
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from pipeline.verify import BASIC_PROFILE_CODE, OPTION_CODES, _default, _Expect, load_profile
-
-if TYPE_CHECKING:  # the type of load_profile's result: for annotations only
-    from pipeline.verify import _Profile
+from pipeline.verify_profile import BASIC_PROFILE_CODE, OPTION_CODES, Expect, Profile, default_expectation, load_profile
 
 _OPTIONS_BY_CODE = {code: option for option, code in OPTION_CODES.items()}
 _DATE_OPTIONS = ("retain-longitudinal-full-dates", "retain-longitudinal-modified-dates")
 _DUMMY_MARKERS = ("ANONYM", "REMOVED", "DUMMY", "REDACTED", "UNKNOWN")
 _TEXT_VRS = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC", "UR", "AE", "CS"})
-_UID_CHECKED = frozenset({_Expect.UID, _Expect.STANDARD_OR_NEW_UID, _Expect.REPLACED})
+_UID_CHECKED = frozenset({Expect.UID, Expect.STANDARD_OR_NEW_UID, Expect.REPLACED})
 
 
 class Declared(StrEnum):
@@ -153,11 +149,11 @@ def _path(prefix: str, elem: DataElement) -> str:
     return prefix + (elem.keyword or f"({elem.tag.group:04X},{elem.tag.element:04X})")
 
 
-def _breach(elem: DataElement, expect: _Expect, declaration: Declaration) -> Expected | None:
+def _breach(elem: DataElement, expect: Expect, declaration: Declaration) -> Expected | None:
     vr = elem.VR
-    if expect is _Expect.ABSENT:
+    if expect is Expect.ABSENT:
         return Expected.REMOVED
-    if expect is _Expect.EMPTY:
+    if expect is Expect.EMPTY:
         return None if _is_empty_or_dummy(elem) else Expected.EMPTY
     if vr == "UI" and expect in _UID_CHECKED:
         # A declared file's unregistered UIDs are scan's uid-looks-original (not 2.25) or new (2.25).
@@ -165,28 +161,28 @@ def _breach(elem: DataElement, expect: _Expect, declaration: Declaration) -> Exp
             return None
         original = any(v not in UID_dictionary for v in _strings(elem))
         return Expected.NEW_UID if original else None
-    if expect is _Expect.REPLACED and vr != "SQ" and not all(looks_dummy(vr, v) for v in _strings(elem)):
+    if expect is Expect.REPLACED and vr != "SQ" and not all(looks_dummy(vr, v) for v in _strings(elem)):
         return Expected.DUMMY
     return None
 
 
-def _walk(ds: Dataset, declaration: Declaration, profile: _Profile, prefix: str = "",
+def _walk(ds: Dataset, declaration: Declaration, profile: Profile, prefix: str = "",
           in_clean: bool = False) -> Iterator[Breach]:
     for elem in ds:
         if elem.tag.group % 2 == 1:
             continue  # private: scan's private-tag reports the block by its creator
         rule = profile.rule_for(int(elem.tag), None)
-        expect = rule.expect if rule is not None else _default(elem.VR, profile, in_clean)
+        expect = rule.expect if rule is not None else default_expectation(elem.VR, profile, in_clean)
         expected = _breach(elem, expect, declaration)
         if expected is not None:
             yield Breach(_path(prefix, elem), expected, expected is not Expected.REMOVED or not _is_blank(elem))
-        if elem.VR == "SQ" and expected is None and expect not in (_Expect.ABSENT, _Expect.EMPTY):
-            inner_clean = in_clean or expect is _Expect.CLEAN
+        if elem.VR == "SQ" and expected is None and expect not in (Expect.ABSENT, Expect.EMPTY):
+            inner_clean = in_clean or expect is Expect.CLEAN
             for index, item in enumerate(elem.value or ()):
                 yield from _walk(item, declaration, profile, f"{_path(prefix, elem)}[{index}].", inner_clean)
 
 
-def _meta_breaches(ds: Dataset, declaration: Declaration, profile: _Profile) -> Iterator[Breach]:
+def _meta_breaches(ds: Dataset, declaration: Declaration, profile: Profile) -> Iterator[Breach]:
     meta = getattr(ds, "file_meta", None)
     if meta is None:
         return

@@ -30,6 +30,32 @@ class Severity(StrEnum):
 _RANKS = {Severity.HIGH: 0, Severity.MEDIUM: 1, Severity.LOW: 2, Severity.INFO: 3}
 
 
+class VerifyRule(StrEnum):
+    """Why verify reports a finding."""
+
+    ORIGINAL_VALUE_IN_BYTES = "original-value-in-bytes"
+    ORIGINAL_VALUE_IN_ATTRIBUTE = "original-value-in-attribute"  # found in a parsed value: names the attribute
+    VALUE_IN_PATH = "value-in-path"
+    ATTRIBUTE_NOT_ALLOWED = "attribute-not-allowed"
+    PRIVATE_NOT_ALLOWED = "private-not-allowed"
+    VALUE_NOT_BLANK = "value-not-blank"
+    VALUE_NOT_REPLACED = "value-not-replaced"
+    VALUE_NOT_DUMMY = "value-not-dummy"
+    LITERAL_MISMATCH = "literal-mismatch"
+    UID_NOT_REMAPPED = "uid-not-remapped"
+    DATE_NOT_SHIFTED = "date-not-shifted"
+    DATE_INVALID = "date-invalid"
+    TRAILING_PADDING = "trailing-padding-present"
+    IDENTITY_REMOVED_MISSING = "identity-removed-missing"
+    METHOD_CODES_MISMATCH = "method-codes-mismatch"
+    TEMPORAL_FLAG_MISMATCH = "temporal-flag-mismatch"
+    META_NOT_ALLOWED = "meta-not-allowed"
+    META_UID_MISMATCH = "meta-uid-mismatch"
+    PREAMBLE_NOT_ZERO = "preamble-not-zero"
+    OUTPUT_UNREADABLE = "output-unreadable"
+    ORIGINAL_UNREADABLE = "original-unreadable"
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One problem seen in one file.

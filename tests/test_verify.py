@@ -340,7 +340,8 @@ def _encoded_names(charset: str, name: str) -> bytes:
 def test_values_read_raw_equal_pydicoms_decoded_values(source: str) -> None:
     """Every value verify reads from the stored bytes equals what pydicom decodes, at every
     depth, in implicit, explicit and big-endian files and in three character sets."""
-    from pipeline.verify import _strings, _walk, load_profile
+    from pipeline.verify_profile import load_profile
+    from pipeline.verify_walk import element_strings, walk
 
     if source == "latin-1":
         data = _encoded_names("ISO_IR 100", "Müller^Jürgen")
@@ -351,12 +352,39 @@ def test_values_read_raw_equal_pydicoms_decoded_values(source: str) -> None:
     else:
         data = planted(source) if source != "MR_small_bigendian.dcm" else bundled(source).read_bytes()
     profile = load_profile(())
-    raw_walk = {visit.path: visit.strings for visit in _walk(read(data), profile)}
+    raw_walk = {visit.path: visit.strings for visit in walk(read(data), profile)}
     decoded = read(data)
     for elem in decoded.iterall():  # decode everything first
         _ = elem.value
-    decoded_walk = {visit.path: _strings(visit.elem) for visit in _walk(decoded, profile)}
+    decoded_walk = {visit.path: element_strings(visit.elem) for visit in walk(decoded, profile)}
     assert raw_walk.keys() == decoded_walk.keys()
     differing = sorted(path for path in raw_walk if raw_walk[path] != decoded_walk[path])
     assert differing == [], differing
     assert len(raw_walk) > 20
+
+
+def test_verify_imports_nothing_of_the_scrubber() -> None:
+    """verify's independence: following every pipeline import from pipeline.verify (the
+    package's own __init__ aside), none of the scrubber's modules nor deid is reached."""
+    import ast
+
+    package = Path(__file__).resolve().parent.parent / "pipeline"
+    seen: set[str] = set()
+    todo = ["verify"]
+    external: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for node in ast.walk(ast.parse((package / f"{name}.py").read_text())):
+            modules = [alias.name for alias in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for module in modules:
+                external.add(module.split(".")[0])
+                if module.startswith("pipeline."):
+                    todo.append(module.split(".")[1])
+    assert {"verify_walk", "verify_profile", "verify_original", "findings"} <= seen
+    scrubber = {"scrub", "plan", "recipe", "clean", "process", "dicomfile", "pixels", "pixel_rules"}
+    assert seen & scrubber == set(), sorted(seen & scrubber)
+    assert "deid" not in external
