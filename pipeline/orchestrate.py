@@ -63,6 +63,13 @@ BATCHES_PER_WORKER = 2
 WORKER_WAIT_SECONDS = 60
 
 POLL_SECONDS = 0.02  # how often a waiting client checks that its scheduler is still there
+# distributed keeps, for its developers, the last `distributed.admin.low-level-log-length`
+# (default 1000) messages of every batched connection, scheduler transitions and per-second
+# worker profiles. Every task carries the plan (~90 KB pickled, ~400 KB once the scheduler, which
+# a LocalCluster runs in this process, has unpickled it), so those logs grew with every batch until
+# 1000: ~0.5 MB per batch in the client, and the worker profiles by the second. Kept this short,
+# they are full after a few batches and memory stays flat whatever the archive's size.
+DASK_LOG_LENGTH = 16
 
 Batch = tuple[tuple[SourceFile, Location], ...]
 Done = tuple[Batch, tuple[Outcome, ...]]
@@ -242,10 +249,13 @@ def connect(workers: int | None, scheduler: str | None, memory_limit: str,
     """A Dask client: on the scheduler at `scheduler`, or on a LocalCluster of `workers` single-
     threaded processes (one per core when None). Yields (client, "scheduler" | "local-cluster")."""
     import distributed
+    from dask import config as dask_config
 
     dask: Any = distributed  # untyped: every call below goes through Any
     with contextlib.ExitStack() as stack:
         stack.enter_context(_quiet_logger("distributed"))
+        # Set for the cluster's whole life: a connection opened later (a restarted worker's) reads it too.
+        stack.enter_context(dask_config.set({"distributed.admin.low-level-log-length": DASK_LOG_LENGTH}))
         if scheduler is not None:
             try:
                 client = stack.enter_context(dask.Client(scheduler, timeout="30s"))

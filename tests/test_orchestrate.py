@@ -26,7 +26,7 @@ from conftest_run import (
 from pipeline.config import Disposition
 from pipeline.discover import discover
 from pipeline.keys import Keys
-from pipeline.orchestrate import EXIT_QUARANTINED, RunConfig, RunResult, run
+from pipeline.orchestrate import DASK_LOG_LENGTH, EXIT_QUARANTINED, RunConfig, RunResult, connect, run
 from pipeline.outcome import WorkerConfig, process_one
 from pipeline.plan import compile_plan
 
@@ -106,6 +106,20 @@ def test_serial_and_local_dask_runs_of_one_and_two_workers_publish_identical_byt
     assert [n for n in notices if n.startswith("Dask dashboard: http")]
     quarantined = {p.name for p in (tmp_path / "two" / "release.quarantine").iterdir()}
     assert quarantined == {p.name for p in (tmp_path / "serial" / "release.quarantine").iterdir()}
+
+
+def test_dask_keeps_short_debug_logs_so_memory_does_not_grow_with_each_batch() -> None:
+    # distributed logs its last messages (each compute-task carries an unpickled plan) and the
+    # workers' per-second profiles; at its default length they grew with the archive (issue #7).
+    with connect(1, None, "1GiB", lambda _: None) as (client, _):
+        scheduler = client.cluster.scheduler
+        streams = [stream.recent_message_log.maxlen for stream in scheduler.stream_comms.values()]
+        in_client = {client.scheduler_comm.recent_message_log.maxlen, scheduler.transition_log.maxlen, *streams}
+        in_workers = client.run(lambda dask_worker: (dask_worker.batched_stream.recent_message_log.maxlen,
+                                                     dask_worker.profile_history.maxlen,
+                                                     dask_worker.profile_keys_history.maxlen))
+    assert len(streams) == 1 and in_client == {DASK_LOG_LENGTH}
+    assert list(in_workers.values()) == [(DASK_LOG_LENGTH,) * 3]
 
 
 def _free_port() -> int:
