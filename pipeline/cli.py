@@ -175,4 +175,8 @@ def main(argv: list[str] | None = None) -> int:
 __all__ = ["OPTION_ORDER", "main"]
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m pipeline.cli` runs this file as __main__, a second copy of the module: the
+    # commands register with pipeline.cli, so its main is the one that knows them all.
+    from pipeline.cli import main as registered_main
+
+    sys.exit(registered_main())

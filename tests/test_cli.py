@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pydicom
+import pytest
 
 from tests.conftest import TEST_KEY, bundled, make_dataset
 
@@ -80,3 +81,14 @@ def test_keygen_writes_an_owner_only_key(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert len(path.read_text().strip()) == 64
     assert path.read_text().strip() not in result.stdout
+
+
+@pytest.mark.parametrize("module", ["pipeline", "pipeline.cli"])
+def test_python_dash_m_knows_every_command(module: str) -> None:
+    """`python -m pipeline` and `python -m pipeline.cli` offer run, verify, scan and report (the
+    commands defined in their own modules register with pipeline.cli, not with a __main__ copy)."""
+    for command in ("run", "verify", "scan", "report", "profiles"):
+        done = subprocess.run([sys.executable, "-m", module, command, "--help"], capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, (command, done.stderr[-500:])
+        assert "usage:" in done.stdout

@@ -1,0 +1,7 @@
+"""`python -m pipeline ...`: the same as the `deid-pipeline` command."""
+
+import sys
+
+from pipeline.cli import main
+
+sys.exit(main())
