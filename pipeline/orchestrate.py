@@ -25,17 +25,16 @@ import concurrent.futures
 import contextlib
 import itertools
 import logging
-import os
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from tqdm import tqdm
 
+from pipeline.cluster import BATCHES_PER_WORKER, SchedulerLostError, connect, wait_for_done
 from pipeline.config import Disposition
 from pipeline.discover import SourceFile, discover, is_inside, location_key, resolve_roots
 from pipeline.errors import InputError, KeyMaterialError, PipelineError, ProfileError
@@ -54,22 +53,10 @@ from pipeline.runrecord import Ledger, MappingWriter, RunRecord, write_run_recor
 from pipeline.write import QuarantineMode, clean_partials, make_private_dir, prune_empty_dirs, release_lock
 
 log = logging.getLogger(__name__)
-R = TypeVar("R")
 
 # The command line's exit codes (pipeline/cli.py), as recorded in run.json and the manifest.
 EXIT_OK, EXIT_QUARANTINED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_BATCH_SIZE = 64
-BATCHES_PER_WORKER = 2
-WORKER_WAIT_SECONDS = 60
-
-POLL_SECONDS = 0.02  # how often a waiting client checks that its scheduler is still there
-# distributed keeps, for its developers, the last `distributed.admin.low-level-log-length`
-# (default 1000) messages of every batched connection, scheduler transitions and per-second
-# worker profiles. Every task carries the plan (~90 KB pickled, ~400 KB once the scheduler, which
-# a LocalCluster runs in this process, has unpickled it), so those logs grew with every batch until
-# 1000: ~0.5 MB per batch in the client, and the worker profiles by the second. Kept this short,
-# they are full after a few batches and memory stays flat whatever the archive's size.
-DASK_LOG_LENGTH = 16
 
 Batch = tuple[tuple[SourceFile, Location], ...]
 Done = tuple[Batch, tuple[Outcome, ...]]
@@ -243,73 +230,10 @@ def _executor(
         yield (lambda batches: _run_dask(client, batches, shared, threads, keys, worker_cfg)), executor, threads
 
 
-@contextlib.contextmanager
-def connect(workers: int | None, scheduler: str | None, memory_limit: str,
-            announce: Callable[[str], None]) -> Iterator[tuple[Any, str]]:
-    """A Dask client: on the scheduler at `scheduler`, or on a LocalCluster of `workers` single-
-    threaded processes (one per core when None). Yields (client, "scheduler" | "local-cluster")."""
-    import distributed
-    from dask import config as dask_config
-
-    dask: Any = distributed  # untyped: every call below goes through Any
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(_quiet_logger("distributed"))
-        # Set for the cluster's whole life: a connection opened later (a restarted worker's) reads it too.
-        stack.enter_context(dask_config.set({"distributed.admin.low-level-log-length": DASK_LOG_LENGTH}))
-        if scheduler is not None:
-            try:
-                client = stack.enter_context(dask.Client(scheduler, timeout="30s"))
-                client.wait_for_workers(1, timeout=WORKER_WAIT_SECONDS)
-            except (OSError, TimeoutError) as exc:
-                raise InputError(f"cannot use the Dask scheduler ({type(exc).__name__})") from None
-            executor = "scheduler"
-        else:
-            count = workers if workers is not None else (os.cpu_count() or 1)
-            cluster = stack.enter_context(dask.LocalCluster(
-                n_workers=count, threads_per_worker=1, processes=True, dashboard_address=":0",
-                memory_limit=memory_limit))
-            client = stack.enter_context(dask.Client(cluster))
-            executor = "local-cluster"
-        if client.dashboard_link:
-            announce(f"Dask dashboard: {client.dashboard_link}")
-        yield client, executor
 
 
-def map_batches(function: Callable[..., R], batches: Iterable[tuple[Any, ...]], workers: int | None,
-                scheduler: str | None, announce: Callable[[str], None], memory_limit: str = "4GiB") -> Iterator[R]:
-    """`function(*batch)` for every batch, in a Dask cluster (serially in this process when
-    `workers` is 0), results in completion order, with at most a few batches per worker in flight."""
-    if scheduler is None and workers == 0:
-        for batch in batches:
-            yield function(*batch)
-        return
-    import distributed
-
-    iterator = iter(batches)
-    with connect(workers, scheduler, memory_limit, announce) as (client, _):
-        threads = max(1, sum(client.nthreads().values()))
-        completed: Any = cast(Any, distributed).as_completed()
-        for batch in itertools.islice(iterator, BATCHES_PER_WORKER * threads):
-            completed.add(client.submit(function, *batch, pure=False))
-        for future in _wait_for_done(completed, client):
-            result: R = future.result()
-            future.release()
-            following = next(iterator, None)
-            if following is not None:
-                completed.add(client.submit(function, *following, pure=False))
-            yield result
 
 
-@contextlib.contextmanager
-def _quiet_logger(name: str) -> Iterator[None]:
-    """Dask's own INFO chatter (cluster start and stop) stays off the terminal."""
-    logger = logging.getLogger(name)
-    level = logger.level
-    logger.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _run_serial(batches: Iterator[Batch], plan: Plan, keys: Keys, worker_cfg: WorkerConfig) -> Iterator[Done]:
@@ -339,7 +263,7 @@ def _run_dask(
 
     for batch in itertools.islice(batches, BATCHES_PER_WORKER * threads):
         submit(batch)
-    for future in _wait_for_done(completed, client):
+    for future in wait_for_done(completed, client):
         batch = in_flight.pop(future.key)
         try:
             outcomes: tuple[Outcome, ...] = future.result()
@@ -360,27 +284,10 @@ def _run_dask(
         yield batch, outcomes
 
 
-class SchedulerLostError(InputError):
-    """The Dask client lost its scheduler mid-run: the run stops; what is done is recorded
-    and a rerun resumes from the manifest."""
-
-    code = "scheduler-lost"
 
 
-def _is_connected(client: Any) -> bool:
-    return str(getattr(client, "status", "running")) in ("running", "connecting", "newly-created")
 
 
-def _wait_for_done(completed: Any, client: Any) -> Iterator[Any]:
-    """Yield futures as they complete; raise `SchedulerLostError` instead of waiting forever
-    when the client has given up on its scheduler (distributed's as_completed would block)."""
-    while not completed.is_empty():
-        if completed.has_ready():
-            yield next(completed)
-        elif not _is_connected(client):
-            raise SchedulerLostError("the Dask scheduler was lost mid-run: rerun to resume from the manifest")
-        else:
-            time.sleep(POLL_SECONDS)
 
 
 # --- the run -----------------------------------------------------------------------------

@@ -28,11 +28,11 @@ from typing import Any
 import pydicom
 
 from pipeline.cli import EXIT_FINDINGS, EXIT_OK, EXTRA_COMMANDS
+from pipeline.cluster import map_batches
 from pipeline.errors import InputError
 from pipeline.findings import Finding, Severity
 from pipeline.keys import Keys, load_keys
 from pipeline.ocr import require as require_ocr
-from pipeline.orchestrate import map_batches
 from pipeline.pixel_text import text_findings
 from pipeline.scan import ScanReport, scan_tree
 from pipeline.uids import remap_uid

@@ -23,10 +23,11 @@ from conftest_run import (
     release_files,
 )
 
+from pipeline.cluster import DASK_LOG_LENGTH, connect
 from pipeline.config import Disposition
 from pipeline.discover import discover
 from pipeline.keys import Keys
-from pipeline.orchestrate import DASK_LOG_LENGTH, EXIT_QUARANTINED, RunConfig, RunResult, connect, run
+from pipeline.orchestrate import EXIT_QUARANTINED, RunConfig, RunResult, run
 from pipeline.outcome import WorkerConfig, process_one
 from pipeline.plan import compile_plan
 
