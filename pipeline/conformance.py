@@ -37,12 +37,11 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from pipeline.verify import looks_dummy
 from pipeline.verify_profile import BASIC_PROFILE_CODE, OPTION_CODES, Expect, Profile, default_expectation, load_profile
 
 _OPTIONS_BY_CODE = {code: option for option, code in OPTION_CODES.items()}
 _DATE_OPTIONS = ("retain-longitudinal-full-dates", "retain-longitudinal-modified-dates")
-_DUMMY_MARKERS = ("ANONYM", "REMOVED", "DUMMY", "REDACTED", "UNKNOWN")
-_TEXT_VRS = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC", "UR", "AE", "CS"})
 _UID_CHECKED = frozenset({Expect.UID, Expect.STANDARD_OR_NEW_UID, Expect.REPLACED})
 
 
@@ -128,21 +127,6 @@ def _is_empty_or_dummy(elem: DataElement) -> bool:
     if elem.VR == "SQ" or isinstance(elem.value, bytes):
         return _is_blank(elem)
     return all(looks_dummy(elem.VR, v) for v in _strings(elem))
-
-
-def looks_dummy(vr: str, value: str) -> bool:
-    """Whether `value` could be a PS3.15 dummy (D) of its VR: old dates, zero times, marked text;
-    numbers and bytes cannot be told from real values without the original, so they pass."""
-    upper = value.strip().upper()
-    if not upper:
-        return True
-    if vr in ("DA", "DT"):
-        return upper[:4].isdigit() and upper[:4] <= "1900"
-    if vr == "TM":
-        return set(upper.replace(":", "").replace(".", "")) <= {"0"}
-    if vr in _TEXT_VRS:
-        return any(marker in upper for marker in _DUMMY_MARKERS) or upper.startswith("PAT-")
-    return True
 
 
 def _path(prefix: str, elem: DataElement) -> str:

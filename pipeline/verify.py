@@ -74,7 +74,10 @@ def _read(data: bytes) -> Dataset | None:
             return None
 
 
-def _looks_dummy(vr: str, value: str) -> bool:
+def looks_dummy(vr: str, value: str) -> bool:
+    """Whether `value` could be a PS3.15 dummy of its VR, judged without the original: empty,
+    a `2.25.` UID, a date no later than 1900, a zero time, marked text (ANONYMIZED, PAT-...);
+    numbers and bytes pass (only the original can tell them). verify and scan share it."""
     upper = value.strip().upper()
     if not upper:
         return True
@@ -116,9 +119,9 @@ def _check(visit: Visit, original: Original | None) -> list[Finding]:
     if expect is Expect.EMPTY and values:
         return [Finding(VerifyRule.VALUE_NOT_BLANK, path, serious)]
     if expect is Expect.REPLACED and values:
-        if before and values == before and not all(_looks_dummy(vr, v) for v in values):
+        if before and values == before and not all(looks_dummy(vr, v) for v in values):
             return [Finding(VerifyRule.VALUE_NOT_REPLACED, path, Severity.HIGH)]
-        if not before and not all(_looks_dummy(vr, v) for v in values):
+        if not before and not all(looks_dummy(vr, v) for v in values):
             return [Finding(VerifyRule.VALUE_NOT_DUMMY, path, Severity.MEDIUM)]
     if expect is Expect.UID:
         remapped = all(UID_2_25.fullmatch(v) is not None for v in values if v)
@@ -245,4 +248,4 @@ def verify_bytes(
     return findings
 
 
-__all__ = ["OPTION_CODES", "VerifyRule", "load_profile", "normalise_options", "verify_bytes"]
+__all__ = ["OPTION_CODES", "VerifyRule", "load_profile", "looks_dummy", "normalise_options", "verify_bytes"]
