@@ -35,10 +35,10 @@ from enum import StrEnum
 from pydicom._uid_dict import UID_dictionary
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
 
 from pipeline.verify import looks_dummy
 from pipeline.verify_profile import BASIC_PROFILE_CODE, OPTION_CODES, Expect, Profile, default_expectation, load_profile
+from pipeline.verify_walk import tag_name, text_values
 
 _OPTIONS_BY_CODE = {code: option for option, code in OPTION_CODES.items()}
 _DATE_OPTIONS = ("retain-longitudinal-full-dates", "retain-longitudinal-modified-dates")
@@ -104,21 +104,13 @@ def read_declaration(ds: Dataset) -> Declaration:
     return Declaration(declared, tuple(sorted(options)))
 
 
-def _strings(elem: DataElement) -> list[str]:
-    value = elem.value
-    if value is None or elem.VR == "SQ" or isinstance(value, bytes):
-        return []
-    items = list(value) if isinstance(value, (MultiValue, list, tuple)) else [value]
-    return [s for s in (str(v).strip(" \x00") for v in items) if s]
-
-
 def _is_blank(elem: DataElement) -> bool:
     """No value: no item, only zero bytes or no text."""
     if elem.VR == "SQ":
         return len(elem.value or ()) == 0
     if isinstance(elem.value, bytes):
         return not elem.value.strip(b"\x00 ")
-    return not _strings(elem)
+    return not text_values(elem)
 
 
 def _is_empty_or_dummy(elem: DataElement) -> bool:
@@ -126,11 +118,11 @@ def _is_empty_or_dummy(elem: DataElement) -> bool:
     E.1-1a); a sequence must have no item."""
     if elem.VR == "SQ" or isinstance(elem.value, bytes):
         return _is_blank(elem)
-    return all(looks_dummy(elem.VR, v) for v in _strings(elem))
+    return all(looks_dummy(elem.VR, v) for v in text_values(elem))
 
 
 def _path(prefix: str, elem: DataElement) -> str:
-    return prefix + (elem.keyword or f"({elem.tag.group:04X},{elem.tag.element:04X})")
+    return prefix + tag_name(int(elem.tag))
 
 
 def _breach(elem: DataElement, expect: Expect, declaration: Declaration) -> Expected | None:
@@ -143,9 +135,9 @@ def _breach(elem: DataElement, expect: Expect, declaration: Declaration) -> Expe
         # A declared file's unregistered UIDs are scan's uid-looks-original (not 2.25) or new (2.25).
         if declaration.is_identity_removed:
             return None
-        original = any(v not in UID_dictionary for v in _strings(elem))
+        original = any(v not in UID_dictionary for v in text_values(elem))
         return Expected.NEW_UID if original else None
-    if expect is Expect.REPLACED and vr != "SQ" and not all(looks_dummy(vr, v) for v in _strings(elem)):
+    if expect is Expect.REPLACED and vr != "SQ" and not all(looks_dummy(vr, v) for v in text_values(elem)):
         return Expected.DUMMY
     return None
 

@@ -54,12 +54,12 @@ from pydicom._uid_dict import UID_dictionary
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.multival import MultiValue
 
 from pipeline.conformance import Declared, breaches, read_declaration
 from pipeline.errors import ProfileError
 from pipeline.findings import Finding, Severity
 from pipeline.verify import load_profile
+from pipeline.verify_walk import tag_name, text_values
 
 
 class ScanRule(StrEnum):
@@ -201,18 +201,10 @@ def _looks_name_like(text: str) -> bool:
     return any(_is_name_pair(a, b) for a, b in _UPPER_PAIR.findall(text))
 
 
-def _strings(elem: DataElement) -> list[str]:
-    value = elem.value
-    if value is None or elem.VR == "SQ" or isinstance(value, bytes):
-        return []
-    items = list(value) if isinstance(value, (MultiValue, list, tuple)) else [value]
-    return [s for s in (str(v).strip(" \x00") for v in items) if s]
-
-
 def _walk(ds: Dataset, prefix: str = "") -> Iterator[tuple[str, DataElement, Dataset]]:
     """Every element at every depth, with its path and the dataset that holds it."""
     for elem in ds:
-        path = prefix + (elem.keyword or f"({elem.tag.group:04X},{elem.tag.element:04X})")
+        path = prefix + tag_name(int(elem.tag))
         yield path, elem, ds
         if elem.VR == "SQ":
             for index, item in enumerate(elem.value or ()):
@@ -231,7 +223,7 @@ def _kept_by_options(ds: Dataset) -> frozenset[str]:
 
 def _check_element(path: str, elem: DataElement, date_severity: Severity,
                    kept: frozenset[str] = frozenset()) -> Iterator[tuple[ScanRule, Severity]]:
-    values, vr, keyword = _strings(elem), elem.VR, elem.keyword
+    values, vr, keyword = text_values(elem), elem.VR, elem.keyword
     if vr == "PN" and any(not _is_dummy_name(v) for v in values):
         yield ScanRule.PERSON_NAME, Severity.HIGH
     elif vr in _TEXT_VRS and keyword not in _NOT_FREE_TEXT and any(_looks_name_like(v) for v in values):
@@ -334,7 +326,7 @@ class _Census:
             if elem.VR not in _CENSUS_VRS or elem.tag.group % 2 == 1:
                 continue
             keyword = elem.keyword or path.rsplit(".", 1)[-1]
-            for value in _strings(elem):
+            for value in text_values(elem):
                 if len(value) <= _CENSUS_MAX_LENGTH:
                     seen.add((keyword, value))
         for keyword, value in seen:

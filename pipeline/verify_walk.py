@@ -166,3 +166,13 @@ def element_strings(elem: DataElement) -> tuple[str, ...]:
         text = item.decode("latin-1") if isinstance(item, bytes) else str(item)
         out.append(text.strip(" \x00"))
     return tuple(out) if any(out) else ()
+def text_values(elem: DataElement) -> list[str]:
+    """The element's non-empty values as stripped strings, for judging values without an
+    original (scan, conformance): bytes and sequences give none."""
+    value = elem.value
+    if value is None or elem.VR == "SQ" or isinstance(value, bytes):
+        return []
+    items = list(value) if isinstance(value, (MultiValue, list, tuple)) else [value]
+    return [s for s in (str(v).strip(" \x00") for v in items) if s]
+
+
