@@ -17,6 +17,7 @@ from typing import Any, TypeVar, cast
 from pipeline.errors import InputError
 
 R = TypeVar("R")
+T = TypeVar("T")
 
 BATCHES_PER_WORKER = 2
 WORKER_WAIT_SECONDS = 60
@@ -71,21 +72,38 @@ def map_batches(function: Callable[..., R], batches: Iterable[tuple[Any, ...]], 
         for batch in batches:
             yield function(*batch)
         return
-    import distributed
-
-    iterator = iter(batches)
     with connect(workers, scheduler, memory_limit, announce) as (client, _):
         threads = max(1, sum(client.nthreads().values()))
-        completed: Any = cast(Any, distributed).as_completed()
-        for batch in itertools.islice(iterator, BATCHES_PER_WORKER * threads):
-            completed.add(client.submit(function, *batch, pure=False))
-        for future in wait_for_done(completed, client):
+        for _, future in submit_bounded(client, function, batches, lambda batch: batch, threads):
             result: R = future.result()
-            future.release()
-            following = next(iterator, None)
-            if following is not None:
-                completed.add(client.submit(function, *following, pure=False))
             yield result
+
+
+def submit_bounded(client: Any, function: Callable[..., Any], items: Iterable[T],
+                   arguments: Callable[[T], tuple[Any, ...]], threads: int) -> Iterator[tuple[T, Any]]:
+    """Submit `function(*arguments(item))` for every item, at most BATCHES_PER_WORKER per worker
+    thread in flight, and yield (item, future) as each completes. When the caller asks for the
+    next one, the future is released and the next item submitted: memory stays flat whatever
+    the number of items. A lost scheduler raises `SchedulerLostError` (see wait_for_done)."""
+    import distributed
+
+    iterator = iter(items)
+    in_flight: dict[str, T] = {}
+    completed: Any = cast(Any, distributed).as_completed()
+
+    def submit(item: T) -> None:
+        future = client.submit(function, *arguments(item), pure=False)
+        in_flight[future.key] = item
+        completed.add(future)
+
+    for item in itertools.islice(iterator, BATCHES_PER_WORKER * threads):
+        submit(item)
+    for future in wait_for_done(completed, client):
+        yield in_flight.pop(future.key), future
+        future.release()
+        following = next(iterator, None)
+        if following is not None:
+            submit(following)
 
 
 @contextlib.contextmanager
@@ -123,4 +141,5 @@ def wait_for_done(completed: Any, client: Any) -> Iterator[Any]:
             time.sleep(POLL_SECONDS)
 
 
-__all__ = ["BATCHES_PER_WORKER", "DASK_LOG_LENGTH", "SchedulerLostError", "connect", "map_batches", "wait_for_done"]
+__all__ = ["BATCHES_PER_WORKER", "DASK_LOG_LENGTH", "SchedulerLostError", "connect", "map_batches", "submit_bounded",
+           "wait_for_done"]

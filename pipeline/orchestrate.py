@@ -30,11 +30,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from tqdm import tqdm
 
-from pipeline.cluster import BATCHES_PER_WORKER, SchedulerLostError, connect, wait_for_done
+from pipeline.cluster import SchedulerLostError, connect, submit_bounded
 from pipeline.config import Disposition
 from pipeline.discover import SourceFile, discover, is_inside, location_key, resolve_roots
 from pipeline.errors import InputError, KeyMaterialError, PipelineError, ProfileError
@@ -226,14 +226,7 @@ def _executor(
         return
     with connect(cfg.workers, cfg.scheduler, cfg.memory_limit, announce) as (client, executor):
         threads = max(1, sum(client.nthreads().values()))
-        shared = [plan, keys, worker_cfg]
-        yield (lambda batches: _run_dask(client, batches, shared, threads, keys, worker_cfg)), executor, threads
-
-
-
-
-
-
+        yield (lambda batches: _run_dask(client, batches, plan, keys, worker_cfg, threads)), executor, threads
 
 
 def _run_serial(batches: Iterator[Batch], plan: Plan, keys: Keys, worker_cfg: WorkerConfig) -> Iterator[Done]:
@@ -242,29 +235,18 @@ def _run_serial(batches: Iterator[Batch], plan: Plan, keys: Keys, worker_cfg: Wo
 
 
 def _run_dask(
-    client: Any, batches: Iterator[Batch], shared: list[Any], threads: int, keys: Keys, worker_cfg: WorkerConfig
+    client: Any, batches: Iterator[Batch], plan: Plan, keys: Keys, worker_cfg: WorkerConfig, threads: int
 ) -> Iterator[Done]:
     """At most BATCHES_PER_WORKER batches per worker thread in flight; a new one is
     submitted as each completes. A batch whose task failed (its worker died more often than
     Dask retries) is quarantined whole; a lost scheduler stops the run (`SchedulerLostError`)
     with the inputs in flight left to do."""
-    import distributed
     from distributed.comm.core import CommClosedError
 
-    plan_value, keys_value, cfg_value = shared
-    in_flight: dict[str, Batch] = {}
-    completed: Any = cast(Any, distributed).as_completed()
+    def arguments(batch: Batch) -> tuple[Any, ...]:
+        return tuple(src for src, _ in batch), plan, keys, worker_cfg
 
-    def submit(batch: Batch) -> None:
-        future = client.submit(process_batch, tuple(src for src, _ in batch), plan_value, keys_value, cfg_value,
-                               pure=False)
-        in_flight[future.key] = batch
-        completed.add(future)
-
-    for batch in itertools.islice(batches, BATCHES_PER_WORKER * threads):
-        submit(batch)
-    for future in wait_for_done(completed, client):
-        batch = in_flight.pop(future.key)
+    for batch, future in submit_bounded(client, process_batch, batches, arguments, threads):
         try:
             outcomes: tuple[Outcome, ...] = future.result()
         except (Exception, asyncio.CancelledError) as exc:
@@ -277,17 +259,7 @@ def _run_dask(
                 raise SchedulerLostError("the Dask scheduler was lost mid-run: rerun to resume") from None
             reason = f"unexpected-{type(exc).__name__}"
             outcomes = tuple(unread_outcome(src, keys, reason, worker_cfg) for src, _ in batch)
-        future.release()
-        following = next(batches, None)
-        if following is not None:
-            submit(following)
         yield batch, outcomes
-
-
-
-
-
-
 
 
 # --- the run -----------------------------------------------------------------------------
