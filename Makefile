@@ -6,6 +6,7 @@ STAMP  := $(VENV)/.installed
 KEY    := .keys/sample.key
 OUT    := out
 N      ?= 2000
+SECONDS ?= 60
 REFERENCE ?= ../shared/reference
 
 .PHONY: help install system-deps run test lint bench profiles samples clean
@@ -45,18 +46,19 @@ run: install $(KEY)  ## de-identify sample_data/archive on a local Dask cluster,
 		if [ $$rc -gt 1 ]; then exit $$rc; fi  # 1: the bad inputs and PDFs are quarantined, as they must be
 	$(BIN)/deid-pipeline report $(OUT)/release
 	$(BIN)/deid-pipeline verify $(OUT)/release --originals sample_data/archive --key-file $(KEY) --option clean-pixel-data
-	$(BIN)/python -m pipeline.score $(OUT)/release --key sample_data/archive_key.json \
+	$(BIN)/deid-pipeline score $(OUT)/release --key sample_data/archive_key.json \
 		--uid-mapping $(OUT)/mapping/uid_mapping.csv
 
 test: install  ## run the test suite
 	$(BIN)/python -m pytest -q
 
 fuzz: install  ## fuzz process_one for SECONDS (default 60): random datasets with canaries, mutated archive files
-	$(BIN)/python tests/test_fuzz.py --seconds $(SECONDS)
+	$(BIN)/python -m tests.runner.test_fuzz --seconds $(SECONDS)
 
-lint: install  ## ruff and mypy --strict
+lint: install  ## ruff, mypy --strict and the import contracts of pyproject.toml (lint-imports)
 	$(BIN)/ruff check pipeline tests profiles sample_data bench
 	$(BIN)/mypy pipeline
+	$(BIN)/lint-imports
 
 bench: install  ## throughput and memory against baselines (N=2000)
 	$(BIN)/python bench/bench.py --files $(N) $(BENCH_ARGS)

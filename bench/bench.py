@@ -47,11 +47,11 @@ import pydicom
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus import ROOT, CorpusInfo, ensure_corpus, list_files
 
-from pipeline.keys import Keys
-from pipeline.plan import Plan, compile_plan
-from pipeline.process import scrub_bytes
-from pipeline.verify import verify_bytes
-from pipeline.write import release_name
+from pipeline.profile.plan import Plan, compile_plan
+from pipeline.runner.process import scrub_bytes
+from pipeline.runner.release import release_name
+from pipeline.scrub.keys import Keys
+from pipeline.verify.checks import verify_bytes
 
 OPTIONS = ("retain-longitudinal-modified-dates", "retain-patient-characteristics", "clean-descriptors")
 BENCH_KEY = bytes(range(32)) + b"deid-pipeline-bench"  # a fixed, public key: benchmark only

@@ -3,9 +3,6 @@ Confidentiality Profile and its options, from deid recipes, on Dask."""
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from pipeline.config import Disposition, Option
 from pipeline.errors import (
     InputError,
     KeyMaterialError,
@@ -16,19 +13,22 @@ from pipeline.errors import (
     VerificationError,
     WriteError,
 )
-from pipeline.keys import Keys, load_keys
-from pipeline.plan import PixelMode, Plan, compile_plan
-from pipeline.scrub import ScrubLog, scrub
+from pipeline.profile.options import Option
+from pipeline.profile.plan import PixelMode, Plan, compile_plan
+from pipeline.runner.outcome import Disposition
+from pipeline.scrub.header import ScrubLog, scrub
+from pipeline.scrub.keys import Keys, load_keys
+from pipeline.version import __version__
 
 
 def __getattr__(name: str) -> object:
     """run, RunConfig and Outcome import Dask: loaded on first use, not with the package."""
     if name in ("run", "RunConfig"):
-        from pipeline import orchestrate
+        from pipeline.runner import orchestrate
 
         return getattr(orchestrate, name)
     if name == "Outcome":
-        from pipeline.outcome import Outcome
+        from pipeline.runner.outcome import Outcome
 
         return Outcome
     raise AttributeError(name)

@@ -40,7 +40,7 @@ OPTION_COLUMNS: dict[str, str] = {
 }
 
 # PS3.15 action code -> deid action line. Combined codes keep their meaning in the
-# function name; the plan resolves them (pipeline/plan.py, COMBINED_RESOLUTION).
+# function name; the plan resolves them (pipeline/profile/plan.py, COMBINED_RESOLUTION).
 ACTION_LINES: dict[str, str] = {
     "X": "REMOVE {field}",
     "Z": "BLANK {field}",

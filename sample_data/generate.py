@@ -370,7 +370,7 @@ class Archive:
 
 
 def signature(ds: Dataset) -> dict[str, Any]:
-    """The UID-free pairing signature (same fields as pipeline.score)."""
+    """The UID-free pairing signature (same fields as pipeline.evaluate.score)."""
     ipp = ds.get("ImagePositionPatient")
     frames = ds.get("NumberOfFrames")
     number = ds.get("InstanceNumber")

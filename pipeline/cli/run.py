@@ -1,0 +1,120 @@
+"""``deid-pipeline run``: argparse -> RunConfig -> orchestrate.run(); prints the summary.
+
+The plan is compiled and the key
+loaded before any input is read or any output folder made, so a usage, profile or key
+error (exit 2) leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipeline.cli.common import Subparsers, add_key_arguments, add_profile_arguments, plan_from
+from pipeline.report.build import write_run_report
+from pipeline.runner.orchestrate import DEFAULT_BATCH_SIZE, RunConfig, RunResult, run
+from pipeline.runner.outcome import Disposition
+from pipeline.runner.process import DEFAULT_TIME_LIMIT
+from pipeline.runner.quarantine import QuarantineMode
+from pipeline.scrub.keys import load_keys
+
+
+def _count(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be at least {minimum}")
+    return value
+
+
+def register(sub: Subparsers) -> None:
+    """Add the ``run`` command to the command line."""
+    parser = sub.add_parser(
+        "run", help="de-identify every file under the inputs into a release folder",
+        description="Exit status: 0 every input was published (or skipped as not DICOM); 1 an input was "
+        "quarantined; 2 a usage, profile or key error, with nothing touched.",
+    )
+    parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="files or folders to de-identify")
+    parser.add_argument("--output", required=True, type=Path, metavar="RELEASE",
+                        help="the release folder: scrubbed files only, named by their new UIDs")
+    add_profile_arguments(parser)
+    add_key_arguments(parser)
+    parser.add_argument("--workers", type=lambda t: _count(t, 0), default=None, metavar="N",
+                        help="local Dask worker processes (default: one per core; 0: no Dask, in this process)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="use the Dask scheduler at ADDRESS (e.g. tcp://host:8786) instead of a local cluster")
+    parser.add_argument("--batch-size", type=lambda t: _count(t, 1), default=DEFAULT_BATCH_SIZE, metavar="N",
+                        help=f"files per Dask task (default {DEFAULT_BATCH_SIZE})")
+    parser.add_argument("--manifest", type=Path, default=None, metavar="FILE",
+                        help="the SQLite manifest (default: RELEASE.manifest.sqlite beside the release)")
+    parser.add_argument("--quarantine", type=Path, default=None, metavar="DIR",
+                        help="where quarantined originals go (default: RELEASE.quarantine beside the release)")
+    parser.add_argument("--quarantine-mode", choices=[m.value for m in QuarantineMode],
+                        default=QuarantineMode.COPY.value,
+                        help="copy quarantined originals, or keep a symbolic link to them (default copy)")
+    parser.add_argument("--mapping-dir", type=Path, default=None, metavar="DIR",
+                        help="write the confidential uid_mapping.csv and patient_mapping.csv here (owner-only)")
+    parser.add_argument("--time-limit", type=lambda t: _count(t, 1), default=int(DEFAULT_TIME_LIMIT),
+                        metavar="SECONDS", help="per-file time limit; a file that takes longer is quarantined "
+                        f"as time-limit (default {int(DEFAULT_TIME_LIMIT)})")
+    parser.add_argument("--pixel-preview", type=Path, default=None, metavar="DIR",
+                        help="write before/after PNGs of every cleaned image here (outside the release; the "
+                        "'before' half shows the original text: keep it private); the run's report shows them")
+    parser.add_argument("--memory-limit", default="4GiB", metavar="SIZE",
+                        help="memory per local worker (Dask's nanny restarts a worker above it and its batch is "
+                        "quarantined; default 4GiB)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--force-replan", action="store_true",
+                        help="accept changed profile, options, recipes or key: remove the release's outputs "
+                        "and redo every input")
+    parser.add_argument("--retry-quarantined", action="store_true",
+                        help="redo inputs an earlier run quarantined")
+    parser.set_defaults(handler=_cmd_run, run_parser=parser)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    if args.scheduler is not None and args.workers is not None:
+        args.run_parser.error("--workers and --scheduler exclude each other: the scheduler's workers are used")
+    plan = plan_from(args)
+    keys = load_keys(args.key_file, args.lookup)
+    cfg = RunConfig(
+        inputs=tuple(args.inputs),
+        release=args.output,
+        manifest=args.manifest,
+        quarantine=args.quarantine,
+        quarantine_mode=QuarantineMode(args.quarantine_mode),
+        mapping_dir=args.mapping_dir,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        batch_size=args.batch_size,
+        quiet=args.quiet,
+        force_replan=args.force_replan,
+        retry_quarantined=args.retry_quarantined,
+        time_limit=float(args.time_limit),
+        preview_dir=args.pixel_preview,
+        memory_limit=args.memory_limit,
+    )
+    result = run(cfg, plan, keys, announce=lambda message: print(message, file=sys.stderr, flush=True))
+    print(summary(result))
+    written = write_run_report(result.paths.release, result.paths.manifest, args.pixel_preview)
+    print(f"report: {written}")
+    return result.exit_status
+
+
+def summary(result: RunResult) -> str:
+    """One line per fact, no paths of inputs and no values."""
+    def counts(table: dict[str, int]) -> str:
+        return ", ".join(f"{d.value} {table.get(d.value, 0)}" for d in Disposition)
+
+    lines = [f"this run: {counts(result.processed)}", f"unchanged since an earlier run: {counts(result.unchanged)}"]
+    if result.partials_removed:
+        lines.append(f"removed {result.partials_removed} leftover partial file(s)")
+    quarantined = result.processed.get(Disposition.QUARANTINED.value, 0) + result.unchanged.get(
+        Disposition.QUARANTINED.value, 0)
+    if quarantined:
+        lines.append(f"quarantined inputs are listed in {result.paths.ledger}")
+    return "\n".join(lines)
+

@@ -1,0 +1,272 @@
+"""Reading one DICOM file from bytes and encoding a dataset back to bytes; no scrubbing.
+
+Bytes in, bytes out: the caller decides where they come from and go (write.py stages and
+promotes them atomically). Only PS3.10 files are read: a raw dataset without the 128-byte
+preamble and DICM prefix, a DICOMDIR, or anything without a SOP Class and Instance UID is an
+`InputError` (such files are reported, never published).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import struct
+import uuid
+import warnings
+import zlib
+
+import pydicom
+from pydicom import config as pydicom_config
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+
+from pipeline.errors import InputError, WriteError
+from pipeline.version import __version__
+
+# This implementation's class UID, fixed (derived once from its name under the 2.25 arc).
+IMPLEMENTATION_CLASS_UID = f"2.25.{uuid.uuid5(uuid.NAMESPACE_URL, 'urn:deid-pipeline').int}"
+IMPLEMENTATION_VERSION_NAME = ("DEIDPIPE_" + __version__.replace(".", ""))[:16]
+
+# pydicom's validation warnings quote the offending value: a side door for PHI. Values are
+# judged by the plan and verify, not by warnings, so validation is off in this process.
+pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
+pydicom_config.settings.writing_validation_mode = pydicom_config.IGNORE
+# pydicom also logs what it warns (warn_and_log), values included: its logger stays quiet.
+logging.getLogger("pydicom").setLevel(logging.CRITICAL)
+
+# What one file may declare before anything is allocated for it (fail-safe limits).
+MAX_NESTING = 64  # sequences within sequences; PS3.3 IODs need fewer than ten
+MAX_DECODED_PIXEL_BYTES = 4 << 30  # Rows x Columns x Samples x Bits x Frames, once decoded
+MAX_INFLATED_BYTES = 4 << 30  # the dataset of a deflated file, once inflated
+
+
+class TooLargeError(InputError):
+    """The file declares more than the pipeline will allocate for one file."""
+
+    code = "too-large"
+
+
+def read_dataset(data: bytes) -> Dataset:
+    """Parse a whole DICOM file; raise `InputError` (with no value in it) if it is not one."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _read(data)
+
+
+def _read(data: bytes) -> Dataset:
+    if not data:
+        raise InputError("empty file")
+    if "DICOMDIR" in _media_storage_hint(data):
+        raise InputError("a DICOMDIR is a media index, not an instance: not copied")
+    check_declared_lengths(data)
+    ds: Dataset
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), force=False)
+    except InvalidDicomError:
+        raise InputError("not a DICOM file: no 128-byte preamble and DICM prefix (PS3.10)") from None
+    except Exception as exc:
+        raise InputError(f"unreadable DICOM ({type(exc).__name__})") from None
+    if str(ds.get("SOPClassUID", "")) == "1.2.840.10008.1.3.10" or "DirectoryRecordSequence" in ds:
+        raise InputError("a DICOMDIR is a media index, not an instance: not copied")
+    # Elements are decoded lazily; one that cannot be decoded fails the scrub later, and the
+    # file is quarantined then (process.py's callers treat every exception that way).
+    if "SOPClassUID" not in ds or "SOPInstanceUID" not in ds:
+        raise InputError("no SOP Class or SOP Instance UID: not a composite instance")
+    _check_pixel_length(ds)
+    return ds
+
+
+def _check_pixel_length(ds: Dataset) -> None:
+    """Native pixel data shorter than Rows x Columns x Samples x Bits x Frames is truncated."""
+    if "PixelData" not in ds or ds.file_meta.get("TransferSyntaxUID") is None:
+        return
+    try:
+        compressed = ds.file_meta.TransferSyntaxUID.is_compressed
+    except ValueError:  # not a transfer syntax pydicom knows
+        raise InputError("the file meta names an unknown transfer syntax") from None
+    if compressed:
+        _check_decoded_size(ds)
+        return
+    try:
+        frames = int(ds.get("NumberOfFrames") or 1)
+        bits = int(ds.BitsAllocated)
+        samples = int(ds.get("SamplesPerPixel") or 1)
+        if str(ds.get("PhotometricInterpretation", "")).startswith("YBR_FULL_422"):
+            samples = 2  # 4:2:2 subsampling: two values per pixel on average
+        pixels = int(ds.Rows) * int(ds.Columns) * samples * frames
+    except (AttributeError, TypeError, ValueError):
+        raise InputError("pixel data without a usable Rows, Columns or BitsAllocated") from None
+    expected = (pixels * bits + 7) // 8
+    if expected > MAX_DECODED_PIXEL_BYTES:
+        raise TooLargeError("the pixel data would decode to more than the per-file limit")
+    if len(ds.PixelData) < expected:
+        raise InputError("pixel data is shorter than its header declares (truncated file)")
+
+
+def _check_decoded_size(ds: Dataset) -> None:
+    """Compressed pixel data that would decode to more than the limit is refused before any
+    decoder sees it."""
+    try:
+        size = (int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel") or 1)
+                * int(ds.get("NumberOfFrames") or 1) * int(ds.BitsAllocated) + 7) // 8
+    except (AttributeError, TypeError, ValueError):
+        raise InputError("pixel data without a usable Rows, Columns or BitsAllocated") from None
+    if size > MAX_DECODED_PIXEL_BYTES:
+        raise TooLargeError("the pixel data would decode to more than the per-file limit")
+
+
+# --- declared lengths, before pydicom reads -------------------------------------------------
+
+_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
+_SHORT_VRS = frozenset({b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT",
+                        b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US"})
+_UNDEFINED = 0xFFFFFFFF
+_ITEM, _ITEM_END, _SEQUENCE_END = 0xE000, 0xE00D, 0xE0DD
+
+
+def check_declared_lengths(data: bytes) -> None:
+    """Walk the element headers of a PS3.10 file without decoding a value: refuse (before
+    pydicom allocates anything) an element, item or sequence whose declared length runs past
+    the end of its file or of the item holding it, sequences nested deeper than MAX_NESTING,
+    and a deflated dataset that inflates beyond MAX_INFLATED_BYTES. Stops quietly where the
+    structure is not one it knows: pydicom then decides."""
+    if len(data) < 144 or data[128:132] != b"DICM":
+        return
+    meta_end = _meta_end(data)
+    if meta_end is None:
+        return
+    syntax = _transfer_syntax(data[132:meta_end])
+    body = data[meta_end:]
+    if syntax == DeflatedExplicitVRLittleEndian:
+        body = _inflate(body)
+    implicit = syntax == ImplicitVRLittleEndian
+    little = syntax != ExplicitVRBigEndian
+    _walk_headers(body, implicit, little)
+
+
+def _meta_end(data: bytes) -> int | None:
+    if data[132:136] != b"\x02\x00\x00\x00" or data[136:138] != b"UL":
+        return None
+    end = 144 + int.from_bytes(data[140:144], "little")
+    if end > len(data):
+        raise InputError("the file meta declares more bytes than the file holds")
+    return end
+
+
+def _transfer_syntax(meta: bytes) -> str:
+    marker = meta.find(b"\x02\x00\x10\x00UI")
+    if marker < 0:
+        return ExplicitVRLittleEndian
+    (length,) = struct.unpack("<H", meta[marker + 6:marker + 8])
+    return meta[marker + 8:marker + 8 + length].rstrip(b"\x00 ").decode("ascii", "replace")
+
+
+def _inflate(body: bytes) -> bytes:
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        inflated = inflater.decompress(body, MAX_INFLATED_BYTES + 1)
+    except zlib.error:
+        raise InputError("the deflated dataset cannot be inflated") from None
+    if len(inflated) > MAX_INFLATED_BYTES:
+        raise TooLargeError("the deflated dataset inflates beyond the per-file limit")
+    return inflated
+
+
+def _walk_headers(body: bytes, implicit: bool, little: bool) -> None:
+    """Check every header against the end of its enclosing container; `stack` holds the open
+    sequences and items (twice the nesting)."""
+    order = "<" if little else ">"
+    position, end_of_file = 0, len(body)
+    # (end offset or None, is encapsulated pixel data, implicit) per open container
+    stack: list[tuple[int | None, bool, bool]] = []
+    while position + 8 <= end_of_file:
+        while stack and stack[-1][0] is not None and position >= (stack[-1][0] or 0):
+            stack.pop()
+        limit = next((end for end, _, _ in reversed(stack) if end is not None), end_of_file)
+        fragments = bool(stack) and stack[-1][1]
+        here_implicit = stack[-1][2] if stack else implicit
+        group, element = struct.unpack(order + "HH", body[position:position + 4])
+        if group == 0xFFFE:
+            (length,) = struct.unpack(order + "I", body[position + 4:position + 8])
+            position += 8
+            if element in (_ITEM_END, _SEQUENCE_END):
+                if stack and stack[-1][0] is None:
+                    stack.pop()
+                continue
+            if element != _ITEM:
+                return
+            if length == _UNDEFINED:
+                if fragments:
+                    return
+                stack.append((None, False, here_implicit))
+            elif position + length > limit:
+                raise InputError("an item declares more bytes than its file holds")
+            elif fragments:
+                position += length
+            else:
+                stack.append((position + length, False, here_implicit))
+            if len(stack) > 2 * MAX_NESTING:
+                raise InputError("sequences are nested deeper than the pipeline reads")
+            continue
+        if here_implicit:
+            vr, (length,), header = b"", struct.unpack("<I", body[position + 4:position + 8]), 8
+        else:
+            vr = body[position + 4:position + 6]
+            if vr in _LONG_VRS:
+                if position + 12 > end_of_file:
+                    raise InputError("an element header runs past the end of the file")
+                (length,), header = struct.unpack(order + "I", body[position + 8:position + 12]), 12
+            elif vr in _SHORT_VRS:
+                (length,), header = struct.unpack(order + "H", body[position + 6:position + 8]), 8
+            else:
+                return  # not a structure this walk knows: pydicom decides
+        position += header
+        is_sequence = vr == b"SQ" or (here_implicit and length == _UNDEFINED) or (
+            vr == b"UN" and length == _UNDEFINED)
+        if length == _UNDEFINED:
+            pixels = (group, element) == (0x7FE0, 0x0010) or (vr in (b"OB", b"OW") and not is_sequence)
+            stack.append((None, pixels, here_implicit or vr == b"UN"))
+        elif position + length > limit:
+            raise InputError("an element declares more bytes than its file holds")
+        elif vr == b"SQ":
+            stack.append((position + length, False, here_implicit))
+        else:
+            position += length
+        if len(stack) > 2 * MAX_NESTING:
+            raise InputError("sequences are nested deeper than the pipeline reads")
+
+
+def _media_storage_hint(data: bytes) -> str:
+    head = data[:512]
+    return "DICOMDIR" if b"1.2.840.10008.1.3.10\x00" in head or b"1.2.840.10008.1.3.10 " in head else ""
+
+
+def encode(ds: Dataset) -> bytes:
+    """Encode a dataset as a DICOM file (preamble, DICM, file meta) in its transfer syntax."""
+    meta = getattr(ds, "file_meta", None) or FileMetaDataset()
+    if "TransferSyntaxUID" not in meta:
+        implicit, little = ds.original_encoding if ds.original_encoding[0] is not None else (True, True)
+        if implicit:
+            meta.TransferSyntaxUID = ImplicitVRLittleEndian
+        else:
+            meta.TransferSyntaxUID = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    ds.file_meta = meta
+    ds.preamble = b"\x00" * 128
+    buffer = io.BytesIO()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
+    except Exception as exc:
+        raise WriteError(f"cannot encode the dataset ({type(exc).__name__})") from None
+    return buffer.getvalue()

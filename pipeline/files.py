@@ -1,0 +1,108 @@
+"""Putting bytes on disk safely: stage, promote, write atomically, owner-only folders.
+
+`stage` writes bytes under a hidden temporary name (``.<name>.<random>.partial``) beside
+their target and fsyncs them; `promote` links the staged file to its final name, which
+never replaces an existing file: an identical file already there (a rerun after an
+interruption) is accepted, a different one is refused (`DuplicateOutputError`).
+`write_atomically` stages and replaces, for records a rerun rewrites.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
+from pipeline.errors import WriteError
+
+PARTIAL_SUFFIX = ".partial"
+
+
+class DuplicateOutputError(WriteError):
+    """Another input already produced a different file under the same release name."""
+
+    code = "duplicate-sop-instance"
+
+
+def stage(data: bytes, target: Path, mode: int = 0o666) -> Path:
+    """Write `data` to a fresh hidden ``.partial`` file beside `target`, fsync it, and
+    return its path. `mode` is filtered by the umask."""
+    staged = target.with_name(f".{target.name}.{secrets.token_hex(6)}{PARTIAL_SUFFIX}")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except OSError as exc:
+        raise WriteError(f"cannot stage an output ({type(exc).__name__})") from None
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException as exc:  # a full disk, or an interruption: no partial file stays behind
+        discard(staged)
+        if isinstance(exc, OSError):
+            raise WriteError(f"cannot stage an output ({type(exc).__name__})") from None
+        raise
+    return staged
+
+
+def promote(staged: Path, target: Path) -> None:
+    """Give the staged file its final name without replacing anything; the staged name is
+    gone afterwards, whatever happens."""
+    try:
+        try:
+            os.link(staged, target)
+        except FileExistsError:
+            if not _same_bytes(staged, target):
+                raise DuplicateOutputError("a different file already has this release name") from None
+        except OSError:
+            # No hard links on this file system: exclusive create is not available, so a
+            # plain existence check guards the replace.
+            if target.exists():
+                if not _same_bytes(staged, target):
+                    raise DuplicateOutputError("a different file already has this release name") from None
+            else:
+                os.replace(staged, target)
+        _fsync_directory(target.parent)
+    except OSError as exc:
+        raise WriteError(f"cannot promote an output ({type(exc).__name__})") from None
+    finally:
+        discard(staged)
+
+
+def discard(staged: Path) -> None:
+    """Remove a staged file if it is still there."""
+    with contextlib.suppress(OSError):
+        staged.unlink(missing_ok=True)
+
+
+def _same_bytes(first: Path, second: Path) -> bool:
+    if first.stat().st_size != second.stat().st_size:
+        return False
+    return first.read_bytes() == second.read_bytes()
+
+
+def _fsync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def write_atomically(data: bytes, target: Path, mode: int = 0o666) -> None:
+    """Stage and replace: for the run's own records (run.json), which a rerun rewrites."""
+    staged = stage(data, target, mode)
+    try:
+        os.replace(staged, target)
+    except OSError as exc:
+        discard(staged)
+        raise WriteError(f"cannot write a record ({type(exc).__name__})") from None
+
+
+def make_private_dir(directory: Path) -> None:
+    """Create `directory` (and parents) readable by its owner only."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(directory, 0o700)
+

@@ -1,0 +1,277 @@
+"""Text detection in pixels with tesseract (Debian ``tesseract-ocr`` through pytesseract).
+
+Nothing is downloaded at run time: the English model comes with the Debian package. Used by
+OCR cleaning (pipeline/pixels/clean.py, ``PixelMode.OCR``) to find and blank text, and by verify/scan
+to confirm that no readable text is left or to flag images that carry text.
+
+A `Box` says where text is and how sure tesseract is, never what it reads: the words may be
+a patient's name. Detection, tuned on text drawn over noise, gradients and shapes
+(tests/test_ocr.py; /tmp experiments showed tesseract's own binarisation fails on speckle):
+
+1. frames are scaled to 8-bit grey (colour: luminance) over the value range of all the frames
+   together, so a frame without text is not stretched until its speckle looks like letters;
+2. passes, each binarised to black on white: the bright pass keeps pixels in the top 30 % of
+   the range (burned-in text is drawn near full scale); a dark pass (bottom 30 %) runs when
+   the background is light (scanned documents); colour images get a saturation pass too
+   (yellow or green annotation over grey ultrasound);
+3. images up to 1024 pixels wide are enlarged 2x (small burned-in fonts are 8-12 pixels);
+4. frames are stacked into sheets up to `SHEET_ROWS` tall, white gaps between them, and each
+   sheet is read once per pass with page segmentation mode 11 (sparse text, any order);
+5. every word with a letter or digit counts, whatever its confidence, unless the caller sets
+   `min_confidence`: cleaning prefers blanking a little anatomy to leaving a name.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from pipeline.errors import PixelError
+
+SHEET_ROWS = 4096
+GAP = 16
+PAD = 8
+ENLARGE_UP_TO = 1024
+TIMEOUT_SECONDS = 120
+TESSERACT_CONFIG = "--psm 11"
+MIN_LINE = 6  # pixels: the smallest line height cleaning assumes
+THRESHOLD = 77  # of 255: the top (bright pass) or bottom (dark pass) 30 % of the range
+
+# One thread per tesseract: the pipeline already runs one worker per core.
+os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+
+
+class OcrUnavailable(PixelError):
+    """tesseract is not installed (``apt-get install tesseract-ocr``; `make install` does it)."""
+
+    code = "ocr-unavailable"
+
+
+class OcrFailed(PixelError):
+    """tesseract ran but failed or timed out on an image."""
+
+    code = "ocr-failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """Where tesseract found a word: columns x0..x1-1, rows y0..y1-1; its confidence 0-100."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    confidence: float
+
+    def grown(self, margin: int, rows: int, cols: int) -> Box:
+        """The box widened by `margin` pixels on every side, clipped to the image."""
+        return Box(max(self.x0 - margin, 0), max(self.y0 - margin, 0),
+                   min(self.x1 + margin, cols), min(self.y1 + margin, rows), self.confidence)
+
+
+@functools.lru_cache(maxsize=1)
+def is_available() -> bool:
+    """True when the tesseract program and its English model answer."""
+    if shutil.which("tesseract") is None:
+        return False
+    import pytesseract  # type: ignore[import-untyped]
+
+    try:
+        return "eng" in pytesseract.get_languages(config="")
+    except Exception:
+        return False
+
+
+def require() -> None:
+    """Raise `OcrUnavailable` unless tesseract can be run."""
+    if not is_available():
+        raise OcrUnavailable("tesseract with its English model is not installed (apt-get install tesseract-ocr)")
+
+
+def to_gray8(image: NDArray[np.generic], value_range: tuple[float, float] | None = None) -> NDArray[np.uint8]:
+    """One frame (rows x cols, or rows x cols x 3) as 8-bit grey over `value_range`, by
+    default its own range of values."""
+    data = _luminance(np.asarray(image))
+    low, high = value_range or (float(data.min()), float(data.max()))
+    if high <= low:
+        return np.zeros(data.shape, dtype=np.uint8)
+    return np.round((data.clip(low, high) - low) * (255.0 / (high - low))).astype(np.uint8)
+
+
+def find_text(image: NDArray[np.generic], *, min_confidence: float = 0.0) -> list[Box]:
+    """Boxes of the words tesseract reads in one image (frame), in its pixel coordinates."""
+    return find_text_frames([image], min_confidence=min_confidence)[0]
+
+
+def find_text_frames(frames: list[NDArray[np.generic]] | NDArray[np.generic], *,
+                     min_confidence: float = 0.0) -> list[list[Box]]:
+    """Boxes of words per frame for a sequence of frames of one size (one image's frames)."""
+    images = [np.asarray(frame) for frame in frames]
+    return _find(images, _masks(images), min_confidence) if images else []
+
+
+def find_text_lines(frames: list[NDArray[np.generic]] | NDArray[np.generic]) -> list[list[Box]]:
+    """What cleaning blanks: per frame, the text around the words tesseract reads.
+
+    Words are joined into lines (`merge_lines`), and each line grows over the binarised text
+    pixels next to it (the masks of the passes): sideways across gaps narrower than a line
+    height (the larger of its own and the image's median word height), up and down across
+    gaps of a third of a line, by at most one and a half lines. Letters tesseract did not read
+    (the end of a name, a date under it) go with their neighbours; some anatomy next to text
+    may go too."""
+    images = [np.asarray(frame) for frame in frames]
+    if not images:
+        return []
+    masks = _masks(images)
+    union = [np.logical_or.reduce([pass_[index] for pass_ in masks]) for index in range(len(images))]
+    found = _find(images, masks, 0.0)
+    heights = [b.y1 - b.y0 for words in found for b in words]
+    typical = max(int(np.median(heights)) if heights else 0, MIN_LINE)
+    return [merge_lines([_grow(line, union[index], typical) for line in merge_lines(words)])
+            for index, words in enumerate(found)]
+
+
+def _find(images: list[NDArray[Any]], masks: list[list[NDArray[np.bool_]]],
+          min_confidence: float) -> list[list[Box]]:
+    require()
+    found: list[list[Box]] = [[] for _ in images]
+    rows, cols = images[0].shape[:2]
+    scale = _scale(cols)
+    for pass_ in masks:
+        prepared = [_enlarge(np.where(mask, 0, 255).astype(np.uint8), scale) for mask in pass_]
+        per_sheet = max(1, (SHEET_ROWS - 2 * PAD + GAP) // (prepared[0].shape[0] + GAP))
+        for start in range(0, len(prepared), per_sheet):
+            for offset, boxes in enumerate(_read_sheet(prepared[start:start + per_sheet], min_confidence)):
+                found[start + offset] += [_unscale(box, scale, rows, cols) for box in boxes]
+    return found
+
+
+def _scale(cols: int) -> int:
+    return 2 if cols <= ENLARGE_UP_TO else 1
+
+
+def _masks(images: list[NDArray[Any]]) -> list[list[NDArray[np.bool_]]]:
+    """Per pass, per frame: the pixels that may be text (see the module's notes)."""
+    luminance = [_luminance(image) for image in images]
+    low = min(float(x.min()) for x in luminance)
+    high = max(float(x.max()) for x in luminance)
+    grey = [to_gray8(x, (low, high)) for x in luminance]
+    masks = [[g >= 255 - THRESHOLD for g in grey]]
+    if float(np.median(np.stack(grey))) >= 128:
+        masks.append([g <= THRESHOLD for g in grey])
+    if images[0].ndim == 3:
+        saturation = [np.ptp(image.astype(np.float64), axis=-1) for image in images]
+        top = max(float(s.max()) for s in saturation) or 1.0
+        masks.append([s >= top / 2 for s in saturation])
+    return masks
+
+
+def _grow(box: Box, mask: NDArray[np.bool_], typical: int) -> Box:
+    """`box` grown over the text pixels of `mask` around it (see `find_text_lines`)."""
+    rows, cols = mask.shape
+    line = max(box.y1 - box.y0, typical)
+    reach, gap = (3 * line) // 2, max(2, line // 3)
+    top, bottom = max(box.y0 - reach, 0), min(box.y1 + reach, rows)
+    x0, y0, x1, y1 = box.x0, box.y0, box.x1, box.y1
+    changed = True
+    while changed:
+        changed = False
+        band = mask[y0:y1]
+        left = np.flatnonzero(band[:, max(x0 - line, 0):x0].any(axis=0))
+        if left.size:
+            x0, changed = max(x0 - line, 0) + int(left[0]), True
+        right = np.flatnonzero(band[:, x1:min(x1 + line, cols)].any(axis=0))
+        if right.size:
+            x1, changed = x1 + int(right[-1]) + 1, True
+        above = np.flatnonzero(mask[max(y0 - gap, top):y0, x0:x1].any(axis=1))
+        if above.size:
+            y0, changed = max(y0 - gap, top) + int(above[0]), True
+        below = np.flatnonzero(mask[y1:min(y1 + gap, bottom), x0:x1].any(axis=1))
+        if below.size:
+            y1, changed = y1 + int(below[-1]) + 1, True
+    return Box(x0, y0, x1, y1, box.confidence)
+
+
+def _luminance(image: NDArray[Any]) -> NDArray[np.float64]:
+    data = image.astype(np.float64)
+    if data.ndim == 3:
+        data = data[..., :3] @ np.array([0.299, 0.587, 0.114])[: data.shape[-1]]
+    if data.ndim != 2:
+        raise PixelError(f"an image for OCR must be 2-D or 2-D with samples, not {image.ndim}-D")
+    return data
+
+
+def _enlarge(data: NDArray[np.uint8], scale: int) -> NDArray[np.uint8]:
+    if scale == 1:
+        return data
+    size = (data.shape[1] * scale, data.shape[0] * scale)
+    return np.asarray(Image.fromarray(data).resize(size, Image.Resampling.BICUBIC))
+
+
+def _read_sheet(chunk: list[NDArray[np.uint8]], min_confidence: float) -> list[list[Box]]:
+    """Read frames stacked in one white sheet; return each frame's boxes in prepared pixels."""
+    import pytesseract
+
+    height, width = chunk[0].shape
+    sheet = np.full((2 * PAD + len(chunk) * (height + GAP) - GAP, width + 2 * PAD), 255, dtype=np.uint8)
+    tops = [PAD + index * (height + GAP) for index in range(len(chunk))]
+    for top, frame in zip(tops, chunk, strict=True):
+        sheet[top:top + height, PAD:PAD + width] = frame
+    try:
+        data = pytesseract.image_to_data(Image.fromarray(sheet), config=TESSERACT_CONFIG,
+                                         output_type=pytesseract.Output.DICT, timeout=TIMEOUT_SECONDS)
+    except Exception as exc:
+        raise OcrFailed(f"tesseract failed ({type(exc).__name__})") from None
+    boxes: list[list[Box]] = [[] for _ in chunk]
+    for index, text in enumerate(data["text"]):
+        confidence = float(data["conf"][index])
+        if not any(c.isalnum() for c in str(text)) or confidence < max(min_confidence, 0.0):
+            continue
+        left, top = int(data["left"][index]) - PAD, int(data["top"][index])
+        right, bottom = left + int(data["width"][index]), top + int(data["height"][index])
+        centre = (top + bottom) // 2
+        which = min(max((centre - PAD) // (height + GAP), 0), len(chunk) - 1)
+        origin = tops[which]
+        boxes[which].append(Box(max(left, 0), max(top - origin, 0), min(right, width),
+                                min(bottom - origin, height), confidence))
+    return boxes
+
+
+def merge_lines(boxes: list[Box]) -> list[Box]:
+    """Words on one text line joined into one box: boxes that share at least half the height
+    of the lower one and stand less than one height apart. Cleaning blanks whole lines, so
+    a letter tesseract left between two words goes too."""
+    merged = sorted(boxes, key=lambda b: (b.y0, b.x0))
+    changed = True
+    while changed:
+        changed = False
+        for i, a in enumerate(merged):
+            for j in range(i + 1, len(merged)):
+                b = merged[j]
+                shared = min(a.y1, b.y1) - max(a.y0, b.y0)
+                height = max(a.y1 - a.y0, b.y1 - b.y0)
+                gap = max(a.x0, b.x0) - min(a.x1, b.x1)
+                if shared * 2 >= min(a.y1 - a.y0, b.y1 - b.y0) and gap <= height:
+                    merged[i] = Box(min(a.x0, b.x0), min(a.y0, b.y0), max(a.x1, b.x1), max(a.y1, b.y1),
+                                    min(a.confidence, b.confidence))
+                    del merged[j]
+                    changed = True
+                    break
+            if changed:
+                break
+    return merged
+
+
+def _unscale(box: Box, scale: int, rows: int, cols: int) -> Box:
+    """A box in prepared (enlarged) pixels back in the frame's pixels, rounded outwards."""
+    return Box(box.x0 // scale, box.y0 // scale, min(-(-box.x1 // scale), cols),
+               min(-(-box.y1 // scale), rows), box.confidence)
+
+

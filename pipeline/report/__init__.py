@@ -1,0 +1,3 @@
+"""Reports: takes a run's manifest and run record, or a scan's findings, and gives report.json
+and a self-contained report.html.
+"""

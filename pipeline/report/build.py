@@ -1,0 +1,133 @@
+"""Reports: a run's manifest or a scan's findings -> report.json and a self-contained report.html.
+
+The JSON is for machines; the HTML is one file (no external resources) for a reviewer:
+summary counts, a findings table sortable by rule and severity, quarantine reasons, and
+thumbnails of flagged images. Neither holds a source path. The scan census holds values of
+the release being reviewed; the HTML shows it in a section marked as values, the JSON keeps
+it under a key that says so, and nothing here prints.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import sqlite3
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.files import write_atomically
+from pipeline.report.html import MAX_THUMBNAILS, render_html
+
+THUMBNAIL_SIZE = 128
+
+
+def run_report(manifest: Path, run_record: Path | None = None) -> dict[str, Any]:
+    """The report of a run, from its manifest (and run.json when given)."""
+    connection = sqlite3.connect(f"file:{manifest}?mode=ro", uri=True)
+    try:
+        rows = connection.execute("SELECT run_index, status, output, reason FROM inputs ORDER BY run_index").fetchall()
+    finally:
+        connection.close()
+    counts = Counter(str(status) for _, status, _, _ in rows)
+    reasons = Counter(str(reason) for _, status, _, reason in rows if status != "written" and reason)
+    findings = [
+        {"file": f"input #{index}", "path": "file", "rule": str(reason), "severity": "high" if status == "quarantined"
+         else "info", "detail": str(status)}
+        for index, status, _, reason in rows if status != "written"
+    ]
+    record: dict[str, Any] = json.loads(run_record.read_text()) if run_record and run_record.exists() else {}
+    return {
+        "command": "run",
+        "counts": dict(sorted(counts.items())),
+        "quarantine_reasons": dict(reasons.most_common()),
+        "findings": findings,
+        "run": {k: record[k] for k in ("profile", "options", "key_fingerprint", "started", "ended", "exit_status")
+                if k in record},
+    }
+
+
+def scan_report(files: int, dicom_files: int, findings: Iterable[Mapping[str, Any]],
+                census: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The report of a scan: counts by rule and severity, findings, and the census (values)."""
+    listed = [dict(f) for f in findings]
+    by_rule = Counter((str(f["rule"]), str(f["severity"])) for f in listed)
+    return {
+        "command": "scan",
+        "counts": {"files": files, "dicom_files": dicom_files, "findings": len(listed)},
+        "by_rule": [{"rule": r, "severity": s, "count": n} for (r, s), n in sorted(by_rule.items())],
+        "findings": listed,
+        "census_values": {
+            "note": "values of the reviewed release, for a reviewer: never for logs",
+            "entries": [dict(e) for e in census],
+        },
+    }
+
+
+def thumbnail(path: Path) -> str | None:
+    """A small PNG of an image file's middle frame as a data: URI, or None if it has none."""
+    import pydicom
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path)
+            if "PixelData" not in ds:
+                return None
+            frames = int(ds.get("NumberOfFrames") or 1)
+            array = ds.pixel_array
+    except Exception:
+        return None
+    if frames > 1:
+        array = array[frames // 2]
+    if array.ndim == 3 and array.shape[-1] not in (3, 4):
+        array = array[0]
+    values = array.astype(np.float64)
+    low, high = float(values.min()), float(values.max())
+    scaled = ((values - low) / (high - low) * 255.0) if high > low else np.zeros_like(values)
+    image = Image.fromarray(scaled.astype(np.uint8))
+    image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def write_reports(report: Mapping[str, Any], directory: Path,
+                  thumbnails: Mapping[str, str] | None = None) -> tuple[Path, Path]:
+    """Write report.json and report.html into `directory`, each atomically."""
+    directory.mkdir(parents=True, exist_ok=True)
+    json_path, html_path = directory / "report.json", directory / "report.html"
+    write_atomically((json.dumps(report, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8"), json_path)
+    write_atomically(render_html(report, thumbnails or {}).encode("utf-8"), html_path)
+    return json_path, html_path
+
+
+
+
+
+
+
+
+def beside(release: Path, suffix: str) -> Path:
+    """A path beside the release named after it (RELEASE.manifest.sqlite, RELEASE.report)."""
+    resolved = release.resolve()
+    return resolved.with_name(resolved.name + suffix)
+
+
+def write_run_report(release: Path, manifest: Path, previews: Path | None = None, out: Path | None = None) -> Path:
+    """Write the run's report.json and report.html (RELEASE.report/ unless `out`); return the page.
+    With `previews`, the page shows the before/after PNGs of the cleaned images found there."""
+    report = run_report(manifest, beside(release, ".run.json"))
+    images: dict[str, str] = {}
+    if previews is not None and previews.is_dir():
+        for png in sorted(previews.glob("*.png"))[:MAX_THUMBNAILS]:
+            images[f"cleaned {png.stem}"] = "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode()
+    _, html_path = write_reports(report, out or beside(release, ".report"), images)
+    return html_path
+

@@ -1,0 +1,120 @@
+"""The confidential mapping: (original, new) identifier pairs, computed in the worker for each
+published file, and written by the client into ``uid_mapping.csv`` and ``patient_mapping.csv``.
+
+Both files have MIDI-B's columns id_old,id_new and are written only into a folder the user
+names, owner-only, never into the release. Rows are appended as results arrive; a pair may
+repeat, never contradict.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import TextIO
+
+from pydicom.dataset import Dataset
+
+from pipeline.files import make_private_dir
+from pipeline.runner.outcome import Outcome
+from pipeline.scrub.keys import Keys
+from pipeline.scrub.pseudonyms import patient_pseudonym
+from pipeline.scrub.uids import is_registered_uid, remap_uid
+
+
+def mapping_pairs(
+    original: Dataset, scrubbed: Dataset, keys: Keys
+) -> tuple[tuple[tuple[str, str], ...], tuple[str, str] | None]:
+    """(original, new) for every UID the scrub replaced, and (PatientID, pseudonym) when the
+    scrub replaced the PatientID with its keyed pseudonym."""
+    published = set(_uid_values(scrubbed))
+    pairs: set[tuple[str, str]] = set()
+    for uid in _uid_values(original):
+        if not is_registered_uid(uid):
+            new = remap_uid(uid, keys)
+            if new in published:
+                pairs.add((uid, new))
+    patient: tuple[str, str] | None = None
+    original_id = str(original.get("PatientID", "") or "").strip()
+    if original_id:
+        pseudonym = patient_pseudonym(original_id, keys)
+        if str(scrubbed.get("PatientID", "") or "").strip() == pseudonym:
+            patient = (original_id, pseudonym)
+    return tuple(sorted(pairs)), patient
+
+
+def _uid_values(ds: Dataset) -> list[str]:
+    values: list[str] = []
+    meta = getattr(ds, "file_meta", None)
+    elements = list(meta) if meta is not None else []
+    elements += list(ds.iterall())
+    for elem in elements:
+        if elem.VR != "UI" or elem.value is None:
+            continue
+        items = [elem.value] if isinstance(elem.value, str) else list(elem.value)
+        values.extend(text for text in (str(v).strip().rstrip("\x00") for v in items) if text)
+    return values
+
+
+UID_MAPPING = "uid_mapping.csv"
+
+
+PATIENT_MAPPING = "patient_mapping.csv"
+
+
+_SEEN_LIMIT = 1_000_000  # remembered pairs, to keep repeats rare without unbounded memory
+
+
+class MappingWriter:
+    """Appends (original, new) UID pairs and (PatientID, pseudonym) pairs to owner-only
+    CSV files in the mapping folder. Use as a context manager."""
+
+    def __init__(self, folder: Path) -> None:
+        make_private_dir(folder)
+        # Columns id_old,id_new: the layout the MIDI-B validation script reads for both mappings.
+        self._uids = _open_private(folder / UID_MAPPING, ("id_old", "id_new"))
+        self._patients = _open_private(folder / PATIENT_MAPPING, ("id_old", "id_new"))
+        self._seen: set[tuple[str, str]] = set()
+
+    def __enter__(self) -> MappingWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def add(self, outcome: Outcome) -> None:
+        uid_writer = csv.writer(self._uids)
+        for pair in outcome.uid_pairs:
+            if self._first_time(pair):
+                uid_writer.writerow(pair)
+        if outcome.patient_pair is not None and self._first_time(outcome.patient_pair):
+            csv.writer(self._patients).writerow(outcome.patient_pair)
+
+    def flush(self) -> None:
+        for handle in (self._uids, self._patients):
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def close(self) -> None:
+        self.flush()
+        self._uids.close()
+        self._patients.close()
+
+    def _first_time(self, pair: tuple[str, str]) -> bool:
+        if pair in self._seen:
+            return False
+        if len(self._seen) >= _SEEN_LIMIT:
+            self._seen.clear()
+        self._seen.add(pair)
+        return True
+
+
+def _open_private(path: Path, header: tuple[str, str]) -> TextIO:
+    """Open a CSV for appending with mode 0600, writing the header when it is new."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(descriptor, 0o600)
+    handle = os.fdopen(descriptor, "a", newline="", encoding="utf-8")
+    if handle.tell() == 0:
+        csv.writer(handle).writerow(header)
+    return handle
+

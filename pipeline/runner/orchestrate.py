@@ -1,0 +1,422 @@
+"""run(cfg, plan, keys) -> RunResult: inputs -> batches -> Dask -> manifest, at the edge.
+
+The plan is compiled and the key loaded by the caller before anything is read. Then:
+
+1. resolve and check the layout (release, manifest, quarantine, mapping folder, none of
+   them inside an input or the release inside another), take the release's lock, and
+   refuse a release made under other settings (unless ``force_replan``);
+2. start the executor: a `distributed.LocalCluster` (one single-threaded process per
+   worker), an existing scheduler, or, with ``workers=0``, a plain loop in this process;
+3. stream `discover` through the manifest (unchanged files already done are not read),
+   cut it into batches and keep at most two batches per worker thread in flight with
+   `distributed.as_completed`, so memory stays flat whatever the archive's size;
+4. as each batch completes, append quarantines to the ledger and pairs to the mapping,
+   then commit the batch to the manifest; finally write the run record.
+
+Workers get paths, the plan, the keys and a `WorkerConfig` with each task (about 30 KB), never
+datasets. They are not scattered: scattered data lives only on the workers present when it
+was scattered, so a worker killed after that took every later task down with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import itertools
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from pipeline.errors import InputError, PipelineError
+from pipeline.files import make_private_dir
+from pipeline.pixels.clean import require_for
+from pipeline.profile.plan import Plan
+from pipeline.runner.cluster import SchedulerLostError, connect, submit_bounded
+from pipeline.runner.discover import SourceFile, discover, is_inside, location_key, resolve_roots
+from pipeline.runner.ledger import Ledger
+from pipeline.runner.manifest import Location, Manifest, Settings, settings_of, utc_now
+from pipeline.runner.mapping import MappingWriter
+from pipeline.runner.outcome import Disposition, Outcome
+from pipeline.runner.process import (
+    DEFAULT_MAX_INPUT_BYTES,
+    DEFAULT_TIME_LIMIT,
+    WorkerConfig,
+    process_batch,
+    unread_outcome,
+)
+from pipeline.runner.quarantine import QuarantineMode
+from pipeline.runner.release import clean_partials, prune_empty_dirs, release_lock
+from pipeline.runner.run_record import RunRecord, write_run_record
+from pipeline.scrub.keys import Keys
+
+log = logging.getLogger(__name__)
+
+# The command line's exit codes (pipeline/cli/main.py), as recorded in run.json and the manifest.
+EXIT_OK, EXIT_QUARANTINED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+DEFAULT_BATCH_SIZE = 64
+
+Batch = tuple[tuple[SourceFile, Location], ...]
+Done = tuple[Batch, tuple[Outcome, ...]]
+Execute = Callable[[Iterator[Batch]], Iterator[Done]]
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    """One run of the pipeline, as the command line describes it."""
+
+    inputs: tuple[Path, ...]
+    release: Path
+    manifest: Path | None = None  # default: <release>.manifest.sqlite beside the release
+    quarantine: Path | None = None  # default: <release>.quarantine/ beside the release
+    quarantine_mode: QuarantineMode = QuarantineMode.COPY
+    mapping_dir: Path | None = None  # the confidential mapping is written only when given
+    workers: int | None = None  # None: one per core; 0: in this process, without Dask
+    scheduler: str | None = None  # address of an existing Dask scheduler
+    batch_size: int = DEFAULT_BATCH_SIZE
+    quiet: bool = False
+    force_replan: bool = False
+    retry_quarantined: bool = False
+    time_limit: float | None = DEFAULT_TIME_LIMIT  # seconds per file
+    max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES
+    preview_dir: Path | None = None  # before/after PNGs of cleaned images, outside the release
+    memory_limit: str = "4GiB"  # per local worker: Dask's nanny restarts a worker above it (the batch is quarantined)
+
+
+@dataclass(frozen=True, slots=True)
+class RunPaths:
+    """Where a run reads and writes, resolved; all but the release lie beside it."""
+
+    release: Path
+    manifest: Path
+    quarantine: Path
+    ledger: Path
+    lock: Path
+    run_record: Path
+    mapping_dir: Path | None
+
+    @classmethod
+    def of(cls, cfg: RunConfig) -> RunPaths:
+        release = cfg.release.resolve()
+        if not release.name:
+            raise InputError("the release must be a named folder")
+        beside = release.parent / release.name
+        quarantine = (cfg.quarantine or beside.with_name(release.name + ".quarantine")).resolve()
+        return cls(
+            release=release,
+            manifest=(cfg.manifest or beside.with_name(release.name + ".manifest.sqlite")).resolve(),
+            quarantine=quarantine,
+            ledger=quarantine / "ledger.jsonl",
+            lock=beside.with_name(release.name + ".lock"),
+            run_record=beside.with_name(release.name + ".run.json"),
+            mapping_dir=cfg.mapping_dir.resolve() if cfg.mapping_dir is not None else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """What a run did: its exit status and counts by disposition."""
+
+    exit_status: int
+    processed: dict[str, int]  # outcomes of this run
+    unchanged: dict[str, int]  # inputs done by an earlier run under the same settings
+    partials_removed: int
+    paths: RunPaths
+
+
+def _ignore(message: str) -> None:
+    del message
+
+
+def run(cfg: RunConfig, plan: Plan, keys: Keys, announce: Callable[[str], None] = _ignore) -> RunResult:
+    """Publish every input of `cfg` into the release; `announce` receives one-line notices
+    for the terminal (the dashboard's address). Raises `InputError`, `ProfileError` or
+    `KeyMaterialError` before touching the release when the run cannot start."""
+    if cfg.batch_size < 1:
+        raise InputError("the batch size must be at least 1")
+    require_for(plan)
+    paths = RunPaths.of(cfg)
+    roots = resolve_roots(cfg.inputs)
+    _check_layout(paths, roots)
+    settings = settings_of(plan, keys)
+    paths.release.parent.mkdir(parents=True, exist_ok=True)
+    with release_lock(paths.lock):
+        _check_release(paths, settings, cfg.force_replan)
+        preview_dir = cfg.preview_dir.resolve() if cfg.preview_dir is not None else None
+        worker_cfg = WorkerConfig(paths.release, paths.quarantine, cfg.quarantine_mode, paths.mapping_dir is not None,
+                                  cfg.time_limit, cfg.max_input_bytes, preview_dir)
+        with _executor(cfg, plan, keys, worker_cfg, announce) as (execute, executor, workers):
+            paths.release.mkdir(exist_ok=True)
+            make_private_dir(paths.quarantine)
+            if preview_dir is not None:
+                make_private_dir(preview_dir)
+            removed = clean_partials(paths.release) + clean_partials(paths.quarantine)
+            with Manifest(paths.manifest, settings) as manifest:
+                if cfg.force_replan:
+                    _forget_stale(manifest, paths.release)
+                header = _Header(plan, executor, workers, cfg.batch_size)
+                return _publish(cfg, paths, roots, keys, manifest, execute, header, removed)
+
+
+@dataclass(frozen=True, slots=True)
+class _Header:
+    plan: Plan
+    executor: str
+    workers: int
+    batch_size: int
+
+
+# --- before anything is written ----------------------------------------------------------
+
+
+def _check_layout(paths: RunPaths, roots: tuple[Path, ...]) -> None:
+    if paths.release.exists() and not paths.release.is_dir():
+        raise InputError("the release exists and is not a folder")
+    outside_inputs = {"the release": paths.release, "the quarantine folder": paths.quarantine,
+                      "the manifest": paths.manifest, "the mapping folder": paths.mapping_dir}
+    for what, path in outside_inputs.items():
+        if path is not None and is_inside(path, roots):
+            raise InputError(f"{what} must not be inside an input")
+    for root in roots:
+        if is_inside(root, [paths.release]):
+            raise InputError("an input must not be inside the release")
+    outside_release = {"the quarantine folder": paths.quarantine, "the manifest": paths.manifest,
+                       "the mapping folder": paths.mapping_dir}
+    for what, path in outside_release.items():
+        if path is not None and is_inside(path, [paths.release]):
+            raise InputError(f"{what} must not be inside the release")
+
+
+def _check_release(paths: RunPaths, settings: Settings, force_replan: bool) -> None:
+    """Refuse a release made under other settings, and a non-empty folder with no manifest."""
+    if not paths.manifest.exists():
+        if paths.release.is_dir() and any(paths.release.iterdir()):
+            raise InputError("the release folder is not empty and has no manifest: choose a new or empty folder")
+        return
+    with Manifest(paths.manifest, settings) as manifest:
+        manifest.check_settings(force_replan)
+
+
+def _forget_stale(manifest: Manifest, release: Path) -> None:
+    for output in manifest.forget_other_settings():
+        (release / output).unlink(missing_ok=True)
+    prune_empty_dirs(release)
+
+
+# --- the executors -----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _executor(
+    cfg: RunConfig, plan: Plan, keys: Keys, worker_cfg: WorkerConfig, announce: Callable[[str], None]
+) -> Iterator[tuple[Execute, str, int]]:
+    """Yield (execute, executor name, worker threads) for the configured executor."""
+    if cfg.scheduler is None and cfg.workers == 0:
+        yield (lambda batches: _run_serial(batches, plan, keys, worker_cfg)), "serial", 0
+        return
+    with connect(cfg.workers, cfg.scheduler, cfg.memory_limit, announce) as (client, executor):
+        threads = max(1, sum(client.nthreads().values()))
+        yield (lambda batches: _run_dask(client, batches, plan, keys, worker_cfg, threads)), executor, threads
+
+
+def _run_serial(batches: Iterator[Batch], plan: Plan, keys: Keys, worker_cfg: WorkerConfig) -> Iterator[Done]:
+    for batch in batches:
+        yield batch, process_batch([src for src, _ in batch], plan, keys, worker_cfg)
+
+
+def _run_dask(
+    client: Any, batches: Iterator[Batch], plan: Plan, keys: Keys, worker_cfg: WorkerConfig, threads: int
+) -> Iterator[Done]:
+    """At most BATCHES_PER_WORKER batches per worker thread in flight; a new one is
+    submitted as each completes. A batch whose task failed (its worker died more often than
+    Dask retries) is quarantined whole; a lost scheduler stops the run (`SchedulerLostError`)
+    with the inputs in flight left to do."""
+    from distributed.comm.core import CommClosedError
+
+    def arguments(batch: Batch) -> tuple[Any, ...]:
+        return tuple(src for src, _ in batch), plan, keys, worker_cfg
+
+    for batch, future in submit_bounded(client, process_batch, batches, arguments, threads):
+        try:
+            outcomes: tuple[Outcome, ...] = future.result()
+        except (Exception, asyncio.CancelledError) as exc:
+            # A cancelled future or a client that is not running: the scheduler went away,
+            # which is not this batch's fault; its inputs stay to do.
+            # A closed connection is the same: the scheduler (not the batch) failed, and the client
+            # may not have noticed yet.
+            if isinstance(exc, asyncio.CancelledError | concurrent.futures.CancelledError | CommClosedError
+                          | ConnectionError) or str(getattr(client, "status", "running")) != "running":
+                raise SchedulerLostError("the Dask scheduler was lost mid-run: rerun to resume") from None
+            reason = f"unexpected-{type(exc).__name__}"
+            outcomes = tuple(unread_outcome(src, keys, reason, worker_cfg) for src, _ in batch)
+        yield batch, outcomes
+
+
+# --- the run -----------------------------------------------------------------------------
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.processed: Counter[str] = Counter()
+        self.unchanged: Counter[str] = Counter()
+
+    @property
+    def any_quarantined(self) -> bool:
+        return bool(self.processed[Disposition.QUARANTINED] or self.unchanged[Disposition.QUARANTINED])
+
+
+def _publish(
+    cfg: RunConfig,
+    paths: RunPaths,
+    roots: tuple[Path, ...],
+    keys: Keys,
+    manifest: Manifest,
+    execute: Execute,
+    header: _Header,
+    removed: int,
+) -> RunResult:
+    started = utc_now()
+    run_id = manifest.begin_run(started)
+    tally = _Tally()
+    exit_status, completed = EXIT_INTERRUPTED, False
+    try:
+        with contextlib.ExitStack() as stack:
+            ledger = stack.enter_context(Ledger(paths.ledger, run_id))
+            mapping = stack.enter_context(MappingWriter(paths.mapping_dir)) if paths.mapping_dir else None
+            bar = stack.enter_context(_progress(cfg.quiet, roots))
+            pending = _pending(discover(roots), manifest, keys, cfg.retry_quarantined, tally, bar)
+            for batch, outcomes in execute(_chunked(pending, cfg.batch_size)):
+                now = utc_now()
+                for outcome in outcomes:
+                    tally.processed[outcome.disposition.value] += 1
+                    if outcome.disposition is Disposition.QUARANTINED:
+                        ledger.add(outcome, now)
+                    elif outcome.disposition is Disposition.WRITTEN:
+                        if mapping is not None:
+                            mapping.add(outcome)
+                        if cfg.retry_quarantined and _release_from_quarantine(paths.quarantine, outcome):
+                            ledger.add(outcome, now)
+                ledger.flush()
+                if mapping is not None:
+                    mapping.flush()
+                manifest.record(zip(outcomes, (location for _, location in batch), strict=True))
+                bar.update(len(batch))
+                log.debug("recorded a batch of %d inputs", len(batch))
+        exit_status = EXIT_QUARANTINED if tally.any_quarantined else EXIT_OK
+        completed = True
+    except PipelineError:
+        exit_status = EXIT_USAGE
+        raise
+    except Exception:
+        exit_status = EXIT_QUARANTINED
+        raise
+    finally:
+        _finish(paths, manifest, run_id, header, started, exit_status, completed, tally)
+    return RunResult(exit_status, dict(tally.processed), dict(tally.unchanged), removed, paths)
+
+
+def _release_from_quarantine(quarantine: Path, outcome: Outcome) -> bool:
+    """Remove the kept original of an input a retry has now published; True if there was one."""
+    kept = quarantine / f"{outcome.source_id}.dcm"
+    if kept.is_symlink() or kept.exists():
+        kept.unlink()
+        return True
+    return False
+
+
+def _finish(
+    paths: RunPaths,
+    manifest: Manifest,
+    run_id: int,
+    header: _Header,
+    started: str,
+    exit_status: int,
+    completed: bool,
+    tally: _Tally,
+) -> None:
+    ended = utc_now()
+    counts = dict(tally.processed)
+    manifest.end_run(run_id, ended, exit_status, counts)
+    record = RunRecord(
+        profile=header.plan.profile,
+        options=tuple(o.value for o in header.plan.options),
+        recipes=header.plan.recipes,
+        plan_digest=manifest.settings.plan_digest,
+        key_fingerprint=manifest.settings.key_fingerprint,
+        lookup_fingerprint=manifest.settings.lookup_fingerprint,
+        executor=header.executor,
+        workers=header.workers,
+        batch_size=header.batch_size,
+        started=started,
+        ended=ended,
+        exit_status=exit_status,
+        completed=completed,
+        processed=counts,
+        unchanged=dict(tally.unchanged),
+        manifest=manifest.counts(),
+    )
+    write_run_record(paths.run_record, record)
+
+
+def _pending(
+    sources: Iterable[SourceFile],
+    manifest: Manifest,
+    keys: Keys,
+    retry_quarantined: bool,
+    tally: _Tally,
+    bar: Any,
+) -> Iterator[tuple[SourceFile, Location]]:
+    """The inputs still to do: not seen unchanged under these settings by an earlier run
+    (quarantined ones are redone only on request)."""
+    for src in sources:
+        location = Location(location_key(src.path, keys), src.size, src.mtime_ns)
+        status = manifest.status_at(location)
+        if status is None or (retry_quarantined and status is Disposition.QUARANTINED):
+            yield src, location
+        else:
+            tally.unchanged[status.value] += 1
+            bar.update(1)
+
+
+def _chunked(items: Iterator[tuple[SourceFile, Location]], size: int) -> Iterator[Batch]:
+    while batch := tuple(itertools.islice(items, size)):
+        yield batch
+
+
+# --- progress ----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _progress(quiet: bool, roots: tuple[Path, ...]) -> Iterator[Any]:
+    """A tqdm bar over files; its total (hence the ETA) arrives when a background walk has
+    counted the inputs. Disabled when quiet."""
+    stop = threading.Event()
+    with tqdm(total=None, unit="file", disable=quiet, dynamic_ncols=True, smoothing=0.05) as bar:
+        counter = None if quiet else threading.Thread(target=_count, args=(roots, bar, stop), daemon=True)
+        if counter is not None:
+            counter.start()
+        try:
+            yield bar
+        finally:
+            stop.set()
+            if counter is not None:
+                counter.join()
+
+
+def _count(roots: tuple[Path, ...], bar: Any, stop: threading.Event) -> None:
+    total = 0
+    try:
+        for _ in discover(roots):
+            if stop.is_set():
+                return
+            total += 1
+    except InputError:
+        return  # the main walk reports it
+    bar.total = total
+    bar.refresh()

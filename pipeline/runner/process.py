@@ -1,0 +1,263 @@
+"""One input file, start to finish, fail-closed: `scrub_bytes` and `process_one`.
+
+`scrub_bytes(data, plan, keys)` is the heart of the pipeline (DESIGN.md): read, scrub,
+clean pixels and encode, as a pure function of the file's bytes, the plan and the key.
+
+`process_one(src, plan, keys, cfg) -> Outcome` reads the bytes once (their SHA-256 is the
+file's name in every record), scrubs them, stages the result under a hidden temporary name,
+verifies the staged bytes independently (`pipeline.verify.checks.verify_bytes`), then
+promotes. Any error, expected or not, quarantines the file with a reason code
+(`PipelineError.code`, or ``unexpected-<ExceptionClass>``), never a message that could
+quote a value. A file that is clearly not DICOM (empty; no ``DICM`` prefix and no dataset
+at its start) or is a DICOMDIR is skipped, not quarantined.
+
+Every file runs under limits, in a Dask worker and in the serial loop alike: a file larger
+than ``max_input_bytes`` is not read (``too-large``); one that declares more than it holds
+or more than a file may allocate is refused before pydicom reads it (`pipeline.dicom`:
+``bad-input``, ``too-large``); one that takes longer than ``time_limit`` seconds is stopped
+and quarantined (``time-limit``, `pipeline.runner.deadline`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import logging
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, cast
+
+from pydicom.dataset import Dataset
+from pydicom.errors import BytesLengthException
+
+from pipeline.dicom.file import TooLargeError, encode, read_dataset
+from pipeline.errors import InputError, PipelineError, WriteError
+from pipeline.files import discard, promote, stage
+from pipeline.pixels.clean import PixelLog, assess, clean_pixels
+from pipeline.pixels.preview import write_preview
+from pipeline.profile.plan import Plan
+from pipeline.runner.deadline import Deadline, FileTimeLimitError
+from pipeline.runner.discover import SourceFile, location_key
+from pipeline.runner.mapping import mapping_pairs
+from pipeline.runner.outcome import Disposition, Outcome
+from pipeline.runner.quarantine import QuarantineMode, quarantine
+from pipeline.runner.release import release_name
+from pipeline.scrub.header import ScrubLog, scrub
+from pipeline.scrub.keys import Keys
+
+log = logging.getLogger(__name__)
+
+DICOMDIR_CLASS = b"1.2.840.10008.1.3.10"
+DEFAULT_TIME_LIMIT = 300.0  # seconds per file
+DEFAULT_MAX_INPUT_BYTES = 4 << 30  # a file is read whole into memory
+# The first tag of a DICOM dataset stored without preamble: group 0002 or 0008, either byte order.
+_RAW_DATASET_STARTS = (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08")
+
+
+class Finding(Protocol):
+    """What the verifier reports; only the rule is used here (pipeline/verify/findings.py)."""
+
+    @property
+    def rule(self) -> str: ...
+
+
+# (output bytes, options, original bytes, release-relative output path) -> findings
+Verifier = Callable[[bytes, tuple[str, ...], "bytes | None", "str | None"], Sequence[Finding]]
+
+
+class VerifierUnavailableError(Exception):
+    """pipeline.verify.checks cannot be imported: nothing is published unverified."""
+
+
+def verify_with_pipeline_verify(
+    output: bytes, options: tuple[str, ...], original: bytes | None, output_path: str | None
+) -> Sequence[Finding]:
+    """The default verifier, imported when first called so a missing module fails closed."""
+    try:
+        module = importlib.import_module("pipeline.verify.checks")
+        verify_bytes = module.verify_bytes
+    except (ImportError, AttributeError):
+        raise VerifierUnavailableError from None
+    return cast(Sequence[Finding], verify_bytes(output, options, original=original, output_path=output_path))
+
+
+# Resolved at call time, so another verifier can be installed for a whole process.
+VERIFY: Verifier = verify_with_pipeline_verify
+
+
+# --- one file as bytes: read, scrub, encode ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Scrubbed:
+    """The scrubbed dataset, its encoded bytes and the record of what was done."""
+
+    dataset: Dataset
+    data: bytes
+    log: ScrubLog
+    pixels: PixelLog | None = None  # None: the pixel data passed through untouched
+
+
+def source_id(data: bytes) -> str:
+    """The identity of an input in logs, manifests and reports: its content hash."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def scrub_bytes(data: bytes, plan: Plan, keys: Keys, *, preview: bool = False) -> Scrubbed:
+    """De-identify one DICOM file given as bytes; raise a PipelineError (or anything else,
+    which callers treat the same way: quarantine) when it cannot be done.
+
+    The pixel step is decided on the original header (pixels.assess: rules read values the
+    scrub removes) and applied after the header scrub. `preview` keeps one frame before and
+    after pixel cleaning in `Scrubbed.pixels.preview` (for pixels.write_preview)."""
+    ds = read_dataset(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warnings may quote values
+        task = assess(ds, plan)
+        log = scrub(ds, plan, keys)
+        pixels = None if task is None else clean_pixels(ds, task, preview=preview)
+    return Scrubbed(dataset=ds, data=encode(ds), log=log, pixels=pixels)
+
+
+
+# --- one file of a run: stage, verify, publish or quarantine -----------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    """What a worker needs besides the plan and keys: where outputs and quarantined originals
+    go, and whether to return the identifier mapping."""
+
+    release: Path
+    quarantine: Path
+    quarantine_mode: QuarantineMode = QuarantineMode.COPY
+    with_mapping: bool = False
+    time_limit: float | None = DEFAULT_TIME_LIMIT  # seconds per file; None: no limit
+    max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES
+    preview_dir: Path | None = None  # --pixel-preview: before/after PNGs of cleaned images (identifying)
+
+
+
+
+def process_batch(sources: Sequence[SourceFile], plan: Plan, keys: Keys, cfg: WorkerConfig) -> tuple[Outcome, ...]:
+    """The unit of work sent to a worker: `process_one` over a batch of files."""
+    return tuple(process_one(src, plan, keys, cfg) for src in sources)
+
+
+def process_one(src: SourceFile, plan: Plan, keys: Keys, cfg: WorkerConfig) -> Outcome:
+    """Read, scrub, stage, verify and promote one file within the time limit; quarantine it
+    on any error."""
+    deadline = Deadline(cfg.time_limit)
+    try:
+        with deadline:
+            return _process_one(src, plan, keys, cfg, deadline)
+    except FileTimeLimitError:  # before the bytes were read, or while quarantining
+        return unread_outcome(src, keys, FileTimeLimitError.code, cfg)
+
+
+def _process_one(src: SourceFile, plan: Plan, keys: Keys, cfg: WorkerConfig, deadline: Deadline) -> Outcome:
+    if src.size > cfg.max_input_bytes:
+        return unread_outcome(src, keys, TooLargeError.code, cfg)
+    try:
+        with src.path.open("rb") as handle:
+            data = handle.read(cfg.max_input_bytes + 1)
+    except OSError:
+        return unread_outcome(src, keys, "unreadable-input", cfg)
+    if len(data) > cfg.max_input_bytes:  # it grew since it was listed
+        return unread_outcome(src, keys, TooLargeError.code, cfg)
+    sid = source_id(data)
+    try:
+        return _publish(src, sid, data, plan, keys, cfg, deadline)
+    except FileTimeLimitError:
+        deadline.cancel()
+        return _quarantined(src, sid, data, FileTimeLimitError.code, cfg)
+    except InputError as exc:
+        skipped = _not_dicom_reason(data, src.path)
+        if skipped is not None:
+            return Outcome(sid, src.index, Disposition.SKIPPED, reason=skipped)
+        return _quarantined(src, sid, data, exc.code, cfg)
+    except PipelineError as exc:
+        return _quarantined(src, sid, data, exc.code, cfg)
+    except VerifierUnavailableError:
+        return _quarantined(src, sid, data, "verify-unavailable", cfg)
+    except MemoryError:
+        return _quarantined(src, sid, data, TooLargeError.code, cfg)
+    except BytesLengthException:  # a value whose length does not fit its VR, found when decoded
+        return _quarantined(src, sid, data, InputError.code, cfg)
+    except Exception as exc:
+        return _quarantined(src, sid, data, f"unexpected-{type(exc).__name__}", cfg)
+
+
+# --- the per-file time limit -----------------------------------------------------------------
+
+
+
+
+
+
+def unread_outcome(src: SourceFile, keys: Keys, reason: str, cfg: WorkerConfig | None = None) -> Outcome:
+    """A quarantine outcome for a file whose bytes were never read (unreadable, or its
+    batch was lost): named by a keyed digest of its location instead of its content."""
+    sid = "path-" + location_key(src.path, keys)
+    if cfg is not None:
+        _keep_original(sid, None, src.path, cfg)
+    return Outcome(sid, src.index, Disposition.QUARANTINED, reason=reason)
+
+
+def _publish(
+    src: SourceFile, sid: str, data: bytes, plan: Plan, keys: Keys, cfg: WorkerConfig, deadline: Deadline
+) -> Outcome:
+    scrubbed = scrub_bytes(data, plan, keys, preview=cfg.preview_dir is not None)
+    name = release_name(scrubbed.dataset)
+    target = cfg.release / Path(*name.parts)
+    staged = stage(scrubbed.data, target)
+    try:
+        findings = VERIFY(staged.read_bytes(), tuple(o.value for o in plan.options), data, name.as_posix())
+        if findings:
+            discard(staged)
+            return _quarantined(src, sid, data, f"verify:{findings[0].rule}", cfg)
+        deadline.expire_or_cancel()  # a promoted file is published: it must not be reported otherwise
+        promote(staged, target)
+    finally:
+        discard(staged)
+    if cfg.preview_dir is not None and scrubbed.pixels is not None and scrubbed.pixels.preview is not None:
+        write_preview(*scrubbed.pixels.preview, cfg.preview_dir / f"{sid[:16]}.png")
+    uid_pairs: tuple[tuple[str, str], ...] = ()
+    patient_pair: tuple[str, str] | None = None
+    if cfg.with_mapping:
+        uid_pairs, patient_pair = mapping_pairs(read_dataset(data), scrubbed.dataset, keys)
+    return Outcome(sid, src.index, Disposition.WRITTEN, output=name.as_posix(), actions=scrubbed.log.actions,
+                   uid_pairs=uid_pairs, patient_pair=patient_pair)
+
+
+def _quarantined(src: SourceFile, sid: str, data: bytes, reason: str, cfg: WorkerConfig) -> Outcome:
+    _keep_original(sid, data, src.path, cfg)
+    return Outcome(sid, src.index, Disposition.QUARANTINED, reason=reason)
+
+
+def _keep_original(sid: str, data: bytes | None, path: Path, cfg: WorkerConfig) -> None:
+    try:
+        quarantine(sid, data, path, cfg.quarantine, cfg.quarantine_mode)
+    except (OSError, WriteError) as exc:
+        log.error("input %s: the quarantined original could not be kept (%s)", sid[:16], type(exc).__name__)
+
+
+def _not_dicom_reason(data: bytes, path: Path) -> str | None:
+    """Why a file that failed to read is skipped rather than quarantined, or None: empty; a
+    DICOMDIR; or no DICM prefix and no data element at its start."""
+    if not data:
+        return "empty"
+    if path.name.upper() == "DICOMDIR" or DICOMDIR_CLASS + b"\x00" in data[:1024]:
+        return "dicomdir"
+    if data[128:132] == b"DICM" or data[:2] in _RAW_DATASET_STARTS:
+        return None
+    return "not-dicom"
+
+
+# --- the confidential mapping -------------------------------------------------------------
+
+
+
+

@@ -1,0 +1,121 @@
+"""The release tree: names built from the new identifiers, leftovers of a dead run, the lock.
+
+Release names come from the scrubbed dataset's new identifiers (`release_name`), never from
+input names or paths. Files reach the release through `pipeline.files.stage` and `promote`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+
+from pydicom.dataset import Dataset
+
+from pipeline.errors import InputError, WriteError
+from pipeline.files import PARTIAL_SUFFIX
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_MAX_COMPONENT = 128
+
+
+
+
+
+
+# --- release names ---------------------------------------------------------------------------
+
+
+def release_name(ds: Dataset) -> PurePosixPath:
+    """``<PatientID>/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm`` of a
+    scrubbed dataset, each part reduced to ``[A-Za-z0-9._-]``."""
+    parts = (
+        _component(ds.get("PatientID"), "no-patient-id"),
+        _component(ds.get("StudyInstanceUID"), "no-study-uid"),
+        _component(ds.get("SeriesInstanceUID"), "no-series-uid"),
+    )
+    sop = ds.get("SOPInstanceUID")
+    if not str(sop or "").strip():
+        raise WriteError("the scrubbed dataset has no SOPInstanceUID to name its file")
+    return PurePosixPath(*parts, _component(sop, "") + ".dcm")
+
+
+def _component(value: object, fallback: str) -> str:
+    text = _UNSAFE.sub("_", str(value or "").strip().rstrip("\x00"))[:_MAX_COMPONENT]
+    text = text.lstrip(".")  # hidden names are reserved for temporary files
+    return text or fallback
+
+
+# --- stage and promote -----------------------------------------------------------------------
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+# --- quarantine ------------------------------------------------------------------------------
+
+
+
+
+
+
+# --- housekeeping ----------------------------------------------------------------------------
+
+
+def clean_partials(folder: Path) -> int:
+    """Remove every leftover ``.*.partial`` file (or link) below `folder`; return how many."""
+    removed = 0
+    if not folder.is_dir():
+        return removed
+    for directory, _subdirectories, names in os.walk(folder):
+        for name in names:
+            if name.startswith(".") and name.endswith(PARTIAL_SUFFIX):
+                Path(directory, name).unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def prune_empty_dirs(folder: Path) -> None:
+    """Remove empty folders below `folder` (not `folder` itself), deepest first."""
+    for directory, subdirectories, names in os.walk(folder, topdown=False):
+        if Path(directory) != folder and not names and not subdirectories:
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)
+
+
+@contextlib.contextmanager
+def release_lock(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive `fcntl.flock` on `lock_path` for the duration; an `InputError` if
+    another run holds it. The file is removed on release."""
+    while True:
+        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            raise InputError("another run is working on this release (its lock file is held)") from None
+        try:
+            same = os.stat(lock_path).st_ino == os.fstat(descriptor).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(descriptor)  # the holder removed it between our open and flock: retry
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            lock_path.unlink()
+        os.close(descriptor)

@@ -1,0 +1,67 @@
+"""The run record (``<release>.run.json`` beside the release).
+
+The run record says how a release was made: profile, options, recipe digests, package
+versions, the key's fingerprint (never the key), counts by disposition, times and exit
+status. It names no file and no value.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from pipeline.files import write_atomically
+
+PACKAGES = (
+    "deid-pipeline", "pydicom", "deid", "dask", "distributed", "numpy", "pylibjpeg",
+    "pylibjpeg-libjpeg", "pylibjpeg-openjpeg", "pylibjpeg-rle", "tqdm",
+)
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages a release depends on ("absent" when missing)."""
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """Everything run.json holds: settings and counts, never a path or a value."""
+
+    profile: str
+    options: tuple[str, ...]
+    recipes: tuple[tuple[str, str], ...]
+    plan_digest: str
+    key_fingerprint: str
+    lookup_fingerprint: str
+    executor: str  # "serial", "local-cluster" or "scheduler"
+    workers: int
+    batch_size: int
+    started: str
+    ended: str
+    exit_status: int
+    completed: bool
+    processed: dict[str, int]  # this run's outcomes by disposition
+    unchanged: dict[str, int]  # inputs a previous run had done, by disposition
+    manifest: dict[str, int]  # every row of the manifest by status
+    packages: dict[str, str] = field(default_factory=package_versions)
+
+
+def write_run_record(path: Path, record: RunRecord) -> None:
+    """Write run.json atomically (a rerun replaces it)."""
+    text = json.dumps(asdict(record), indent=2, sort_keys=True) + "\n"
+    write_atomically(text.encode("utf-8"), path)
+
+
+
+
+
+

@@ -1,0 +1,119 @@
+"""Verify a whole release, on Dask or in this process: every file with `verify_bytes`, paired
+with its original (by the SOP Instance UID remapped under the key) when the originals are given.
+
+Findings name files by release-relative path, never by a value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import warnings
+from collections.abc import Callable, Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import pydicom
+
+from pipeline.runner.cluster import map_batches
+from pipeline.scrub.keys import Keys
+from pipeline.scrub.uids import remap_uid
+from pipeline.verify.checks import verify_bytes
+from pipeline.verify.findings import Finding, Severity
+from pipeline.verify.pixel_text import text_findings
+
+
+def _ignore(message: str) -> None:
+    del message
+
+
+class CommandRule(StrEnum):
+    """Findings the command makes itself, around verify_bytes."""
+
+    ORIGINAL_NOT_FOUND = "original-not-found"
+    UNREADABLE = "file-unreadable"
+
+
+def release_files(root: Path, skip: Path | None = None) -> Iterator[Path]:
+    """Every regular file under `root`, sorted, hidden files and `skip` left out."""
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.name.startswith(".") and (skip is None or path.resolve() != skip):
+            yield path
+
+
+def sop_instance_uid(path: Path) -> str | None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"], force=True)
+            value = ds.get("SOPInstanceUID")
+        except Exception:
+            return None
+    return str(value).strip("\x00 ") if value else None
+
+
+def index_originals(inputs: list[Path], keys: Keys | None) -> dict[str, Path]:
+    """Output SOP Instance UID -> original file: remapped under `keys`, or as is when None."""
+    index: dict[str, Path] = {}
+    for root in inputs:
+        candidates = [root] if root.is_file() else list(release_files(root))
+        for path in candidates:
+            uid = sop_instance_uid(path)
+            if uid:
+                index[remap_uid(uid, keys) if keys is not None else uid] = path
+    return index
+
+
+VERIFY_BATCH = 64
+
+
+def verify_release(release: Path, options: tuple[str, ...], originals: dict[str, Path] | None,
+                   skip: Path | None = None, ocr: bool = False, workers: int | None = 0,
+                   scheduler: str | None = None,
+                   announce: Callable[[str], None] = _ignore) -> tuple[int, list[Finding]]:
+    """Verify every file of `release` (on Dask unless `workers` is 0); return (files checked,
+    findings with release-relative files)."""
+    def batches() -> Iterator[tuple[Any, ...]]:
+        paths = list(itertools.islice(files, VERIFY_BATCH))
+        while paths:
+            pairs = None if originals is None else {p: originals.get(sop_instance_uid(p) or "") for p in paths}
+            yield release, tuple(paths), options, originals is not None, pairs, ocr
+            paths = list(itertools.islice(files, VERIFY_BATCH))
+
+    files = release_files(release, skip)
+    count, findings = 0, []
+    for checked, found in map_batches(verify_files, batches(), workers, scheduler,
+                                      announce):
+        count += checked
+        findings.extend(found)
+    findings.sort(key=lambda f: (f.file, str(f.rule), f.path))
+    return count, findings
+
+
+def verify_files(release: Path, paths: tuple[Path, ...], options: tuple[str, ...], with_originals: bool,
+                 originals: dict[Path, Path | None] | None, ocr: bool) -> tuple[int, list[Finding]]:
+    """Verify some files of a release (one Dask task); originals: release file -> its original."""
+    findings: list[Finding] = []
+    count = 0
+    for path in paths:
+        count += 1
+        relative = path.relative_to(release).as_posix()
+        try:
+            data = path.read_bytes()
+        except OSError:
+            findings.append(Finding(CommandRule.UNREADABLE, "file", Severity.HIGH, relative))
+            continue
+        original: bytes | None = None
+        if with_originals:
+            source = (originals or {}).get(path)
+            if source is None:
+                findings.append(Finding(CommandRule.ORIGINAL_NOT_FOUND, "file", Severity.MEDIUM, relative))
+            else:
+                original = source.read_bytes()
+        for finding in verify_bytes(data, options, original, relative):
+            findings.append(dataclasses.replace(finding, file=relative))
+        if ocr:
+            findings.extend(text_findings(path, relative))
+    return count, findings
+

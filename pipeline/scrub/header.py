@@ -1,0 +1,370 @@
+"""scrub(dataset, plan, keys) -> ScrubLog: the header side of de-identification. No I/O.
+
+Applies the plan to every attribute at every nesting level, and to the file meta; then
+records the profile in PatientIdentityRemoved, DeidentificationMethod(CodeSequence) and
+LongitudinalTemporalInformationModified. The log counts actions and names attributes by
+keyword or tag, never by value.
+
+Attributes no recipe names follow `default_action` (one table, below).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
+from pydicom.uid import UID
+
+from pipeline.errors import ScrubError
+from pipeline.profile.options import BASIC_PROFILE_CODE, OPTION_CODES, Option
+from pipeline.profile.plan import Action, Plan, Rule
+from pipeline.scrub.clean import Identifiers, clean_text
+from pipeline.scrub.dates import date_offset_days, shift_da, shift_dt
+from pipeline.scrub.keys import Keys
+from pipeline.scrub.pseudonyms import patient_name_pseudonym, patient_pseudonym
+from pipeline.scrub.uids import is_registered_uid, remap_uid
+from pipeline.version import __version__
+
+log = logging.getLogger(__name__)
+
+TEXT_VRS = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC", "UR", "AE"})
+DATE_VRS = frozenset({"DA", "DT"})
+BINARY_VRS = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
+MAX_DEPTH = 64
+
+# Action D: a dummy of the attribute's VR. UIDs get a keyed UID instead (see _dummy).
+DUMMY_VALUES: dict[str, object] = {
+    "AE": "ANONYMIZED", "AS": "000D", "CS": "ANONYMIZED", "DA": "19000101", "DS": "0",
+    "DT": "19000101000000", "IS": "0", "LO": "ANONYMIZED", "LT": "ANONYMIZED", "PN": "ANONYMIZED",
+    "SH": "ANONYMIZED", "ST": "ANONYMIZED", "TM": "000000", "UC": "ANONYMIZED", "UR": "ANONYMIZED",
+    "UT": "ANONYMIZED", "FD": 0.0, "FL": 0.0, "SL": 0, "SS": 0, "SV": 0, "UL": 0, "US": 0, "UV": 0,
+    "AT": 0, "OB": b"\x00\x00", "OW": b"\x00\x00", "OD": b"\x00" * 8, "OF": b"\x00" * 4,
+    "OL": b"\x00" * 4, "OV": b"\x00" * 8, "UN": b"\x00\x00",
+}
+
+# File meta attributes kept (MediaStorageSOPInstanceUID follows SOPInstanceUID); the writer
+# sets the implementation's own class UID and version name.
+META_KEPT = ("FileMetaInformationVersion", "MediaStorageSOPClassUID", "TransferSyntaxUID")
+
+
+@dataclass(frozen=True, slots=True)
+class ScrubLog:
+    """What was done to one file: counts by action and attributes touched. Never values."""
+
+    actions: tuple[tuple[str, int], ...]
+    touched: tuple[str, ...]
+    options: tuple[str, ...]
+    dates_shifted: bool
+    unparsable_dates: int
+
+
+@dataclass
+class _Context:
+    plan: Plan
+    keys: Keys
+    patient: str
+    pseudonym: str
+    identifiers: Identifiers | None = None
+    offset: int | None = None
+    counts: Counter[str] = field(default_factory=Counter)
+    touched: set[int] = field(default_factory=set)
+    unparsable_dates: int = 0
+
+    def note(self, tag: int, action: Action) -> None:
+        self.counts[action.value] += 1
+        if action is not Action.KEEP:
+            self.touched.add(tag)
+
+    def days(self) -> int:
+        if self.offset is None:
+            self.offset = date_offset_days(self.patient, self.keys)
+        return self.offset
+
+
+def _tag_text(tag: BaseTag) -> str:
+    return f"({tag.group:04X},{tag.element:04X})"
+
+
+def default_action(vr: str, plan: Plan, in_clean_sequence: bool) -> Action:
+    """The action for an attribute that no recipe names.
+
+    | VR                         | action                                                   |
+    |----------------------------|----------------------------------------------------------|
+    | SQ                         | K: kept, its items scrubbed by the same rules            |
+    | PN LO SH ST LT UT UC UR AE | X (C inside a sequence an option cleans): free text may  |
+    |                            | identify; safe ones are in profiles/safe_text.deid       |
+    | DA DT                      | X; K with full dates; shifted with modified dates        |
+    | UI                         | registered (standard) UIDs K, every other UID U          |
+    | UN                         | X: an unknown value cannot be judged                     |
+    | anything else              | K: numbers, codes (CS), geometry, pixel data             |
+    """
+    if vr == "SQ":
+        return Action.KEEP
+    if vr in TEXT_VRS:
+        return Action.CLEAN if in_clean_sequence else Action.REMOVE
+    if vr in DATE_VRS:
+        if plan.shifts_dates:
+            return Action.SHIFT_DATE
+        return Action.KEEP if plan.keeps_dates else Action.REMOVE
+    if vr == "UI":
+        return Action.KEEP if Option.RETAIN_UIDS in plan.options else Action.UID
+    if vr == "UN":
+        return Action.REMOVE
+    return Action.KEEP
+
+
+def scrub(ds: Dataset, plan: Plan, keys: Keys) -> ScrubLog:
+    """De-identify `ds` in place by `plan` under `keys` and return what was done."""
+    original_id = str(ds.get("PatientID", "") or "").strip()
+    patient = _patient_basis(ds)
+    ctx = _Context(plan=plan, keys=keys, patient=patient,
+                   pseudonym=patient_pseudonym(original_id or patient, keys))
+    # C needs the identifiers the dataset carries anywhere, read before anything changes.
+    ctx.identifiers = Identifiers.of(ds) if plan.cleans_text else None
+    _scrub_dataset(ds, ctx, depth=0, in_clean_sequence=False)
+    _scrub_file_meta(ds, ctx)
+    _record_method(ds, plan)
+    for tag, rule in plan.additions:
+        ds[tag] = DataElement(tag, _dictionary_vr(tag), rule.value)
+    if hasattr(ds, "preamble") and ds.preamble is not None:
+        ds.preamble = b"\x00" * 128
+    return ScrubLog(
+        actions=tuple(sorted(ctx.counts.items())),
+        touched=tuple(sorted({keyword_for_tag(t) or _tag_text(BaseTag(t)) for t in ctx.touched})),
+        options=tuple(o.value for o in plan.options),
+        dates_shifted=plan.shifts_dates,
+        unparsable_dates=ctx.unparsable_dates,
+    )
+
+
+def _patient_basis(ds: Dataset) -> str:
+    """The original patient a file belongs to: PatientID, else PatientName, else the study."""
+    for keyword in ("PatientID", "PatientName", "StudyInstanceUID"):
+        value = str(ds.get(keyword, "") or "").strip()
+        if value:
+            return f"{keyword}:{value}"
+    return "unknown"
+
+
+def _scrub_dataset(ds: Dataset, ctx: _Context, depth: int, in_clean_sequence: bool) -> None:
+    """Apply the plan to one dataset. Elements are decided on their tag and VR while still raw,
+    so what is removed or kept as is is never decoded (the hot path)."""
+    if depth > MAX_DEPTH:
+        raise ScrubError(f"sequences nested deeper than {MAX_DEPTH} levels")
+    plan = ctx.plan
+    elements = list(ds.items())  # as stored: raw until decoded, so a look costs no decoding
+    creators: dict[tuple[int, int], str] = {}
+    for tag, _ in elements:
+        if tag.group % 2 == 1 and 0x0010 <= tag.element <= 0x00FF:
+            creators[(tag.group, tag.element)] = str(ds[tag].value or "").strip()
+    kept_blocks: set[tuple[int, int]] = set()
+    removed_groups = _removed_repeating_groups([tag for tag, _ in elements], plan)
+    for tag, raw in elements:
+        number = int(tag)
+        group, element = number >> 16, number & 0xFFFF
+        is_private = group % 2 == 1
+        if element == 0x0000 or (is_private and element < 0x0010) or group in removed_groups:
+            ctx.note(number, Action.REMOVE)
+            del ds[tag]
+            continue
+        if is_private and element <= 0x00FF:
+            continue  # private creators: decided once their blocks are
+        creator = creators.get((group, element >> 8)) if is_private else None
+        rule = plan.rule_for(number, creator)
+        vr = raw.VR if raw.VR not in (None, "UN") else _dictionary_vr(number)
+        action = rule.action if rule is not None else default_action(vr, plan, in_clean_sequence)
+        if action is Action.REMOVE:
+            ctx.note(number, action)
+            del ds[tag]
+            continue
+        if action is Action.KEEP and vr != "SQ" and not is_private:
+            ctx.note(number, action)
+            continue
+        _apply(ds, ds[tag], action, rule, ctx, depth, in_clean_sequence)
+        if is_private and tag in ds:
+            kept_blocks.add((group, element >> 8))
+    for (group, block) in creators:
+        if (group, block) not in kept_blocks:
+            ctx.note((group << 16) | block, Action.REMOVE)
+            del ds[(group << 16) | block]
+
+
+@functools.lru_cache(maxsize=4096)
+def _dictionary_vr(tag: int) -> str:
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
+        return "UN"
+
+
+def _removed_repeating_groups(tags: list[BaseTag], plan: Plan) -> set[int]:
+    """Overlay (60xx) and curve (50xx) groups whose data the plan removes go whole: an
+    overlay's rows, origin, label and description mean nothing without its bitmap. C on
+    the data removes it too: bitmaps cannot be shown clean (pipeline/scrub/header.py, _clean)."""
+    removed: set[int] = set()
+    groups = {t.group for t in tags if 0x5000 <= t.group <= 0x501E or 0x6000 <= t.group <= 0x601E}
+    for group in groups:
+        rule = plan.rule_for((group << 16) | 0x3000)  # OverlayData, or any element of a curve
+        if rule is not None and rule.action in (Action.REMOVE, Action.CLEAN) and group % 2 == 0:
+            removed.add(group)
+    return removed
+
+
+def _apply(
+    ds: Dataset,
+    elem: DataElement,
+    action: Action,
+    rule: Rule | None,
+    ctx: _Context,
+    depth: int,
+    in_clean_sequence: bool,
+) -> None:
+    ctx.note(int(elem.tag), action)
+    vr = elem.VR
+    if vr == "SQ":
+        _apply_sequence(ds, elem, action, ctx, depth, in_clean_sequence)
+        return
+    if action is Action.REMOVE:
+        del ds[elem.tag]
+    elif action is Action.BLANK:
+        elem.value = None
+    elif action is Action.KEEP:
+        return
+    elif action is Action.DUMMY:
+        elem.value = _dummy(elem, ctx)
+    elif action is Action.UID:
+        elem.value = _map_values(elem.value, lambda v: v if is_registered_uid(v) and rule is None
+                                 else remap_uid(v, ctx.keys))
+    elif action is Action.CLEAN:
+        _clean(ds, elem, ctx)
+    elif action is Action.SHIFT_DATE:
+        _shift(ds, elem, ctx)
+    elif action is Action.PATIENT_ID:
+        elem.value = _map_values(elem.value, lambda v: patient_pseudonym(v, ctx.keys))
+    elif action is Action.PATIENT_NAME:
+        elem.value = patient_name_pseudonym(ctx.pseudonym)
+    elif action is Action.REPLACE:
+        assert rule is not None
+        elem.value = rule.value
+    elif action is Action.ADD:
+        return
+    else:  # pragma: no cover - every Action is handled above
+        raise ScrubError(f"no handler for action {action}")
+
+
+def _apply_sequence(
+    ds: Dataset,
+    elem: DataElement,
+    action: Action,
+    ctx: _Context,
+    depth: int,
+    in_clean_sequence: bool,
+) -> None:
+    """Sequences: X removes, Z empties, every other action keeps the items and scrubs them;
+    C (and any sequence inside one) cleans unnamed text instead of removing it."""
+    if action is Action.REMOVE:
+        del ds[elem.tag]
+        return
+    if action is Action.BLANK:
+        elem.value = Sequence()
+        return
+    clean = in_clean_sequence or action is Action.CLEAN
+    for item in elem.value or ():
+        _scrub_dataset(item, ctx, depth + 1, clean)
+
+
+def _map_values(value: object, function: object) -> object:
+    assert callable(function)
+    if isinstance(value, (MultiValue, list)):
+        return [function(str(v)) for v in value]
+    if value is None or value == "":
+        return value
+    return function(str(value))
+
+
+def _dummy(elem: DataElement, ctx: _Context) -> object:
+    if elem.VR == "UI":
+        return _map_values(elem.value, lambda v: remap_uid(v, ctx.keys)) or remap_uid("", ctx.keys)
+    try:
+        return DUMMY_VALUES[elem.VR]
+    except KeyError:
+        raise ScrubError(f"no dummy value for VR {elem.VR} of {elem.keyword or _tag_text(elem.tag)}") from None
+
+
+def _clean(ds: Dataset, elem: DataElement, ctx: _Context) -> None:
+    """C on a value: text keeps its words minus identifiers; what cannot be read as text
+    (binary, dates, UN) is removed, since it cannot be shown clean."""
+    if elem.VR in TEXT_VRS:
+        identifiers = ctx.identifiers or Identifiers(None)
+        elem.value = _map_values(elem.value, lambda v: clean_text(v, identifiers))
+    elif elem.VR in BINARY_VRS or elem.VR in DATE_VRS:
+        del ds[elem.tag]
+
+
+def _shift(ds: Dataset, elem: DataElement, ctx: _Context) -> None:
+    """Modified Dates: DA and DT move by the patient's offset; times and UTC offsets stay;
+    a value that is not a date is removed (and counted), never kept unshifted."""
+    if elem.VR not in DATE_VRS:
+        if elem.VR == "UN":
+            del ds[elem.tag]
+        return
+    shift = shift_da if elem.VR == "DA" else shift_dt
+    days = ctx.days()
+    values = list(elem.value) if isinstance(elem.value, (MultiValue, list)) else [elem.value]
+    shifted: list[str] = []
+    for value in values:
+        if value is None or str(value).strip() == "":
+            continue
+        new = shift(str(value), days)
+        if new is None:
+            ctx.unparsable_dates += 1
+            del ds[elem.tag]
+            return
+        shifted.append(new)
+    elem.value = shifted if len(shifted) > 1 else (shifted[0] if shifted else None)
+
+
+def _scrub_file_meta(ds: Dataset, ctx: _Context) -> None:
+    meta = getattr(ds, "file_meta", None)
+    if meta is None:
+        return
+    new = FileMetaDataset()
+    for keyword in META_KEPT:
+        if keyword in meta:
+            new[keyword] = meta[keyword]
+    if "SOPInstanceUID" in ds:
+        new.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    elif "MediaStorageSOPInstanceUID" in meta:
+        new.MediaStorageSOPInstanceUID = UID(remap_uid(str(meta.MediaStorageSOPInstanceUID), ctx.keys))
+    for tag in meta.keys():
+        if tag not in new:
+            ctx.touched.add(int(tag))
+    ds.file_meta = new
+
+
+def _record_method(ds: Dataset, plan: Plan) -> None:
+    """PS3.15 E.1.1: say that identity was removed, and how (CID 7050)."""
+    ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = f"deid-pipeline {__version__} PS3.15 {plan.profile} profile"
+    items = []
+    for value, meaning in [BASIC_PROFILE_CODE] + [OPTION_CODES[o] for o in plan.options]:
+        item = Dataset()
+        item.CodeValue = value
+        item.CodingSchemeDesignator = "DCM"
+        item.CodeMeaning = meaning
+        items.append(item)
+    ds.DeidentificationMethodCodeSequence = Sequence(items)
+    if plan.shifts_dates:
+        ds.LongitudinalTemporalInformationModified = "MODIFIED"
+    elif plan.keeps_dates:
+        ds.LongitudinalTemporalInformationModified = "UNMODIFIED"
+    else:
+        ds.LongitudinalTemporalInformationModified = "REMOVED"

@@ -1,0 +1,22 @@
+"""PS3.15 action U: keyed, stable UID remapping under the 2.25 (UUID-derived) arc."""
+
+from __future__ import annotations
+
+import uuid
+
+from pydicom._uid_dict import UID_dictionary
+
+from pipeline.scrub.keys import Keys
+
+
+def remap_uid(uid: str, keys: Keys) -> str:
+    """Return the pseudonym of `uid`: the same original gives the same new UID in every file,
+    run and worker under one key; different keys give unrelated UIDs."""
+    digest = keys.derive("uid", uid.strip().rstrip("\x00"))
+    return f"2.25.{uuid.UUID(bytes=digest[:16], version=4).int}"
+
+
+def is_registered_uid(uid: str) -> bool:
+    """True for UIDs the standard registers (SOP classes, transfer syntaxes, coding schemes):
+    they name kinds of things, not patients, and are kept."""
+    return uid.strip().rstrip("\x00") in UID_dictionary

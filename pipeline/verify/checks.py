@@ -1,0 +1,251 @@
+"""verify_bytes(output, options, original, output_path) -> findings: an independent check of one
+scrubbed file against the profile (PS3.15 Annex E) and, when given, against its original.
+
+Written apart from the scrubber so that a bug in one is caught by the other: this module and
+its parts (verify_profile: the recipes read by verify's own small parser; verify_walk: every
+element with what the profile allows; verify_original: the original's identifiers and the
+search for them) import none of pipeline.scrub, pipeline.profile or deid (an import contract in pyproject.toml
+the imports). Every attribute of the output is resolved by the standard's rules, and what is
+present must be allowed:
+
+| action (recipe)                    | allowed in the output                                     |
+|------------------------------------|-----------------------------------------------------------|
+| REMOVE (X)                         | absent                                                    |
+| BLANK (Z)                          | absent or empty                                           |
+| func:dummy, combined codes         | absent, empty, or not the original (a dummy without one)  |
+| func:uid (U)                       | absent or `2.25.` UIDs, never the original                |
+| func:shift_date                    | valid dates, never the original date                      |
+| func:patient_id / patient_name     | never the original                                        |
+| KEEP, func:clean                   | anything here; C text is checked by the search below      |
+| not named: PN LO SH ST LT UT UC    | absent, unless inside a sequence a C rule cleans          |
+|   UR AE; UN; DA DT                 |   (dates: kept with full dates, shifted with modified)    |
+| not named: UI                      | a registered UID or a `2.25.` UID, unless Retain UIDs     |
+| private (odd group)                | only what Retain Safe Private keeps (creator + element)   |
+| 50xx / 60xx groups                 | absent unless Clean Graphics                              |
+
+With the original at hand, every identifying value of the original that the profile does not
+keep (names, IDs, dates in common spellings, UIDs, institution, device and address values,
+long free-text words) is searched for in the output's raw bytes (preamble, meta, dataset,
+padding) and in the output's path. Findings name rules and places, never values.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import warnings
+from datetime import date
+
+import pydicom
+from pydicom._uid_dict import UID_dictionary
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from pipeline.verify.findings import Finding, Severity, VerifyRule
+from pipeline.verify.original import Original, original_identifiers, search_bytes, search_path, search_values
+from pipeline.verify.profile import (
+    BASIC_PROFILE_CODE,
+    FULL_DATES,
+    MODIFIED_DATES,
+    OPTION_CODES,
+    TEXT_VRS,
+    Expect,
+    Profile,
+    load_profile,
+    normalise_options,
+)
+from pipeline.verify.walk import TRAILING_PADDING, Visit, tag_name, walk
+
+_SERIOUS_VRS = TEXT_VRS | {"DA", "DT", "UN", "SQ", "OB", "OW", "UI"}
+_META_ALLOWED = frozenset({0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013})
+_DUMMY_MARKERS = ("ANONYM", "REMOVED", "DUMMY", "REDACTED", "UNKNOWN")
+UID_2_25 = re.compile(r"2\.25\.(?:0|[1-9][0-9]{0,38})")
+
+
+def _read(data: bytes) -> Dataset | None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            try:
+                return pydicom.dcmread(io.BytesIO(data))
+            except InvalidDicomError:
+                return pydicom.dcmread(io.BytesIO(data), force=True)
+        except Exception:
+            return None
+
+
+def looks_dummy(vr: str, value: str) -> bool:
+    """Whether `value` could be a PS3.15 dummy of its VR, judged without the original: empty,
+    a `2.25.` UID, a date no later than 1900, a zero time, marked text (ANONYMIZED, PAT-...);
+    numbers and bytes pass (only the original can tell them). verify and scan share it."""
+    upper = value.strip().upper()
+    if not upper:
+        return True
+    if vr == "UI":
+        return UID_2_25.fullmatch(upper) is not None
+    if vr in ("DA", "DT"):
+        return upper[:4].isdigit() and upper[:4] <= "1900"
+    if vr == "TM":
+        return set(upper.replace(":", "").replace(".", "")) <= {"0"}
+    if vr in TEXT_VRS or vr == "CS":
+        return any(marker in upper for marker in _DUMMY_MARKERS) or upper.startswith("PAT-")
+    return True  # numbers and bytes: only the original can tell a dummy from a value
+
+
+def _valid_date(text: str) -> bool:
+    if len(text) < 8 or not text[:8].isdigit():
+        return False
+    try:
+        date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+    except ValueError:
+        return False
+    return True
+
+
+def _check(visit: Visit, original: Original | None) -> list[Finding]:
+    vr, expect, path = visit.vr, visit.expect, visit.path
+    serious = Severity.HIGH if vr in _SERIOUS_VRS else Severity.MEDIUM
+    if expect is Expect.ABSENT:
+        rule = VerifyRule.PRIVATE_NOT_ALLOWED if visit.private else VerifyRule.ATTRIBUTE_NOT_ALLOWED
+        return [Finding(rule, path, Severity.HIGH if visit.private else serious)]
+    if vr == "SQ":
+        if expect is Expect.EMPTY and len(visit.elem.value or ()) > 0:
+            return [Finding(VerifyRule.VALUE_NOT_BLANK, path, Severity.HIGH)]
+        return []
+    if expect in (Expect.KEEP, Expect.CLEAN):
+        return []  # any value: C text is checked by the search for the original's values
+    values = visit.strings
+    before = original.values.get(path) if original is not None else None
+    if expect is Expect.EMPTY and values:
+        return [Finding(VerifyRule.VALUE_NOT_BLANK, path, serious)]
+    if expect is Expect.REPLACED and values:
+        if before and values == before and not all(looks_dummy(vr, v) for v in values):
+            return [Finding(VerifyRule.VALUE_NOT_REPLACED, path, Severity.HIGH)]
+        if not before and not all(looks_dummy(vr, v) for v in values):
+            return [Finding(VerifyRule.VALUE_NOT_DUMMY, path, Severity.MEDIUM)]
+    if expect is Expect.UID:
+        remapped = all(UID_2_25.fullmatch(v) is not None for v in values if v)
+        if not remapped or (before and set(values) & set(before)):
+            return [Finding(VerifyRule.UID_NOT_REMAPPED, path, Severity.HIGH)]
+    if expect is Expect.STANDARD_OR_NEW_UID:
+        for value in values:
+            new = UID_2_25.fullmatch(value) is not None and not (before and value in before)
+            if value and not new and value not in UID_dictionary:
+                return [Finding(VerifyRule.UID_NOT_REMAPPED, path, Severity.HIGH)]
+    if expect is Expect.SHIFTED and vr in ("DA", "DT"):
+        if not all(_valid_date(v) for v in values if v):
+            return [Finding(VerifyRule.DATE_INVALID, path, Severity.MEDIUM)]
+        old = {v[:8] for v in before or ()}
+        if any(v[:8] in old for v in values if v):
+            return [Finding(VerifyRule.DATE_NOT_SHIFTED, path, Severity.HIGH)]
+    if expect is Expect.PSEUDONYM and before and values and values == before:
+        return [Finding(VerifyRule.VALUE_NOT_REPLACED, path, Severity.HIGH)]
+    return []
+
+
+def _check_literal(visit: Visit, profile: Profile) -> list[Finding]:
+    rule = profile.rule_for(visit.tag, None)
+    literal = rule.literal if rule is not None else None
+    if visit.vr != "SQ" and "\\".join(visit.strings) != (literal or ""):
+        return [Finding(VerifyRule.LITERAL_MISMATCH, visit.path, Severity.LOW)]
+    return []
+
+
+def _check_record(ds: Dataset, profile: Profile) -> list[Finding]:
+    """PS3.15 E.1.1: Patient Identity Removed, the method codes, the temporal flag."""
+    findings: list[Finding] = []
+    if str(ds.get("PatientIdentityRemoved", "")).strip().upper() != "YES":
+        findings.append(Finding(VerifyRule.IDENTITY_REMOVED_MISSING, "PatientIdentityRemoved", Severity.MEDIUM))
+    expected = sorted([BASIC_PROFILE_CODE] + [OPTION_CODES[o] for o in profile.options])
+    items = ds.get("DeidentificationMethodCodeSequence") or []
+    codes = sorted(str(item.get("CodeValue", "")) for item in items)
+    schemes = {str(item.get("CodingSchemeDesignator", "")) for item in items}
+    if codes != expected or (items and schemes != {"DCM"}):
+        findings.append(Finding(VerifyRule.METHOD_CODES_MISMATCH, "DeidentificationMethodCodeSequence", Severity.LOW))
+    flag = str(ds.get("LongitudinalTemporalInformationModified", "") or "").strip().upper()
+    if profile.has(FULL_DATES):
+        allowed = {"UNMODIFIED"}
+    elif profile.has(MODIFIED_DATES):
+        allowed = {"MODIFIED"}
+    else:
+        allowed = {"REMOVED", ""}
+    if flag not in allowed:
+        findings.append(Finding(VerifyRule.TEMPORAL_FLAG_MISMATCH, "LongitudinalTemporalInformationModified",
+                                Severity.LOW))
+    return findings
+
+
+def _check_meta(ds: Dataset) -> list[Finding]:
+    meta = getattr(ds, "file_meta", None)
+    if meta is None:
+        return []
+    findings = [Finding(VerifyRule.META_NOT_ALLOWED, tag_name(int(tag)),
+                        Severity.HIGH if meta[tag].VR in TEXT_VRS else Severity.MEDIUM)
+                for tag in meta.keys() if int(tag) not in _META_ALLOWED]
+    stored = str(meta.get("MediaStorageSOPInstanceUID", "") or "").strip("\x00 ")
+    if stored != str(ds.get("SOPInstanceUID", "") or "").strip("\x00 "):
+        findings.append(Finding(VerifyRule.META_UID_MISMATCH, "MediaStorageSOPInstanceUID", Severity.MEDIUM))
+    return findings
+
+
+def verify_bytes(
+    output: bytes,
+    options: tuple[str, ...],
+    original: bytes | None = None,
+    output_path: str | None = None,
+) -> list[Finding]:
+    """Check one scrubbed DICOM file; return the findings (empty when it passes).
+
+    Parameters
+    ----------
+    output
+        The scrubbed file's bytes, exactly as written.
+    options
+        The PS3.15 options applied (kebab case); unknown names raise `ProfileError`.
+    original
+        The input file's bytes: enables the search for its identifying values.
+    output_path
+        Where the output is (best relative to the release root): searched for the same values.
+    """
+    profile = load_profile(tuple(options))
+    findings: list[Finding] = []
+    if len(output) < 132 or output[128:132] != b"DICM" or any(output[:128]):
+        findings.append(Finding(VerifyRule.PREAMBLE_NOT_ZERO, "preamble", Severity.HIGH))
+    before: Original | None = None
+    if original is not None:
+        try:
+            original_ds = _read(original)
+            before = original_identifiers(original_ds, profile) if original_ds is not None else None
+        except Exception:  # without its identifiers the output cannot be cleared: say so
+            before = None
+        if before is None:
+            findings.append(Finding(VerifyRule.ORIGINAL_UNREADABLE, "original", Severity.MEDIUM))
+    masks: list[tuple[int, int]] = []
+    visits: list[Visit] = []
+    ds = _read(output)
+    try:
+        if ds is None:
+            raise ValueError("unreadable")
+        meta = getattr(ds, "file_meta", None)
+        visits = (list(walk(meta, profile, masks=masks)) if meta is not None else []) + list(
+            walk(ds, profile, masks=masks))
+        findings += _check_meta(ds)
+        for visit in visits:
+            if visit.tag == TRAILING_PADDING:
+                findings.append(Finding(VerifyRule.TRAILING_PADDING, visit.path, Severity.HIGH))
+            elif visit.expect is Expect.LITERAL:
+                findings += _check_literal(visit, profile)
+            else:
+                findings += _check(visit, before)
+        findings += _check_record(ds, profile)
+    except Exception:  # a broken output is a finding, never a crash of the run
+        findings.append(Finding(VerifyRule.OUTPUT_UNREADABLE, "file", Severity.HIGH))
+    if before is not None:
+        findings += search_bytes(output, before, masks)
+        findings += search_values(visits, before)
+        if output_path:
+            findings += search_path(output_path, before)
+    return findings
+
+
+__all__ = ["OPTION_CODES", "VerifyRule", "load_profile", "looks_dummy", "normalise_options", "verify_bytes"]

@@ -1,0 +1,360 @@
+"""The original's identifying values (names, IDs, dates in their common spellings, UIDs,
+institution, device and address values, long free-text words) that the profile does not keep,
+and the search for them in an output's bytes, parsed values and path. Findings name places
+and kinds, never values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pydicom._uid_dict import UID_dictionary
+from pydicom.charset import convert_encodings
+from pydicom.dataset import Dataset
+
+from pipeline.verify.findings import Finding, Severity, VerifyRule
+from pipeline.verify.profile import Expect, Profile
+from pipeline.verify.walk import NUMBER_VRS, STRING_VRS, Visit, keyword_of, walk
+
+# CID 7050 meanings: text the pipeline writes itself, never an original's identifier.
+_WRITTEN_TEXT = (
+    "Basic Application Confidentiality Profile; Clean Pixel Data Option; Clean Recognizable Visual "
+    "Features Option; Clean Graphics Option; Clean Structured Content Option; Clean Descriptors Option; "
+    "Retain Longitudinal Temporal Information Full Dates Option; Retain Longitudinal Temporal "
+    "Information Modified Dates Option; Retain Patient Characteristics Option; Retain Device Identity "
+    "Option; Retain UIDs Option; Retain Safe Private Option; Retain Institution Identity Option; "
+    "deid-pipeline PS3.15 basic profile ANONYMIZED"
+)
+
+
+class Kind(StrEnum):
+    """What sort of identifier of the original was seen (a finding's detail)."""
+
+    PERSON_NAME = "person-name"
+    ID = "identifier"
+    DATE = "date"
+    UID = "uid"
+    INSTITUTION = "institution-or-address"
+    DEVICE = "device"
+    FREE_TEXT = "free-text"
+
+
+_SKIPPED = frozenset({"ANONYMIZED", "ANONYMISED", "ANONYMOUS", "REMOVED", "UNKNOWN", "DUMMY", "REDACTED",
+                      "NONE", "PAT", "19000101", "DR", "MR", "MRS", "MS", "MD", "PHD", "JR", "SR", "PROF"})
+_PARTICLES = frozenset({"DE", "LA", "DA", "DI", "DU", "LE", "VAN", "VON", "DER", "DEN", "DOS", "DAS", "DEL", "EL"})
+_COMMON_WORDS = frozenset({
+    "ABDOMEN", "ACQUIRED", "ACQUISITION", "ADDITIONAL", "ANTERIOR", "ARTERIAL", "AXIAL", "BEFORE", "BILATERAL",
+    "BRAIN", "CARDIAC", "CENTER", "CENTRE", "CERVICAL", "CHANGE", "CHANGES", "CLINIC", "CLINICAL", "COMMENT",
+    "COMMENTS", "COMPARISON", "COMPRESSED", "CONTRAST", "CORONAL", "DELAYED", "DIAGNOSTIC", "DICOM", "DIFFUSION",
+    "DOCTOR", "ENHANCED", "EXAMINATION", "FOLLOW", "FRONTAL", "FUNCTION", "GENERAL", "HEALTH", "HISTORY", "HOSPITAL",
+    "IMAGES", "IMAGING", "INFERIOR", "INJECTION", "INSTITUTE", "LATERAL", "LOCALIZER", "LUMBAR", "MEDICAL",
+    "MEDICINE", "MEMORIAL", "NATIONAL", "NORMAL", "NUCLEAR", "OBLIQUE", "ORIGINAL", "PATIENT", "PELVIS", "PHYSICIAN",
+    "POSTERIOR", "PRIMARY", "PROTOCOL", "RADIOLOGY", "REFERENCE", "REFERRING", "REGIONAL", "REPORT", "RESULT",
+    "RESULTS", "ROUTINE", "SAGITTAL", "SCREENING", "SECONDARY", "SEQUENCE", "SERIES", "SERVICE", "SERVICES", "SPINE",
+    "STANDARD", "STUDY", "SUPERIOR", "SURGERY", "SYSTEMS", "THORACIC", "THORAX", "UNCOMPRESSED", "UNIVERSITY",
+    "VASCULAR", "WITHOUT"
+})
+_ID_KEYWORDS = frozenset({
+    "PatientID", "OtherPatientIDs", "AccessionNumber", "StudyID", "AdmissionID", "MedicalRecordLocator",
+    "RequestedProcedureID", "ScheduledProcedureStepID", "PerformedProcedureStepID",
+    "PlacerOrderNumberImagingServiceRequest", "FillerOrderNumberImagingServiceRequest", "IssuerOfPatientID",
+    "ClinicalTrialSubjectID", "ClinicalTrialSubjectReadingID", "PatientBirthName",
+})
+_INSTITUTION_KEYWORDS = frozenset({
+    "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "PatientAddress", "PersonAddress",
+    "ReferringPhysicianAddress", "PatientTelephoneNumbers", "ReferringPhysicianTelephoneNumbers",
+    "PersonTelephoneNumbers", "RegionOfResidence", "CountryOfResidence", "ResponsibleOrganization",
+    "PatientMotherBirthName", "MilitaryRank", "BranchOfService", "Occupation",
+})
+_DEVICE_KEYWORDS = frozenset({"StationName", "DeviceSerialNumber", "DeviceUID", "DetectorID", "GantryID"})
+_FREE_TEXT_VRS = frozenset({"ST", "LT", "UT", "LO"})
+_WORD = re.compile(r"[^\W_]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Original:
+    values: dict[str, tuple[str, ...]]
+    identifiers: dict[str, Kind]  # lower-case text -> kind
+    encodings: tuple[str, ...]  # Python codecs the values may be written in
+
+
+def _encodings(ds: Dataset) -> tuple[str, ...]:
+    names = ["utf-8", "latin-1"]
+    with contextlib.suppress(Exception):  # an unknown character set: the defaults still apply
+        names += convert_encodings(ds.get("SpecificCharacterSet") or "ISO_IR 6")
+    return tuple(dict.fromkeys(names))
+
+
+def _date_spellings(value: str) -> set[str]:
+    text = value.strip().replace(".", "")[:8]
+    if len(text) != 8 or not text.isdigit() or text == "19000101":
+        return set()
+    y, m, d = text[:4], text[4:6], text[6:]
+    return {text, f"{y}-{m}-{d}", f"{y}/{m}/{d}", f"{y}.{m}.{d}", f"{d}/{m}/{y}", f"{m}/{d}/{y}", f"{d}.{m}.{y}"}
+
+
+_PRIORITY = {kind: rank for rank, kind in enumerate(Kind)}  # PERSON_NAME strongest, FREE_TEXT weakest
+
+
+def _add(found: dict[str, Kind], text: str, kind: Kind) -> None:
+    key = text.strip().lower()
+    if key and (key not in found or _PRIORITY[kind] < _PRIORITY[found[key]]):
+        found[key] = kind
+
+
+def _collect(visit: Visit, found: dict[str, Kind], whole: set[str]) -> None:
+    """Add the identifying strings of one element to `found`; whole names and IDs also to `whole`."""
+    vr, keyword = visit.vr, keyword_of(visit.tag)
+    for value in visit.strings:
+        if vr == "PN":
+            _add(found, value, Kind.PERSON_NAME)
+            for group in value.split("="):
+                parts = [p for p in group.split("^") if p]
+                _add(found, " ".join(parts), Kind.PERSON_NAME)
+                if len(parts) > 1:
+                    whole.update({group.strip().lower(), " ".join(parts).lower()})
+                for part in re.split(r"[\^\s,\-]+", group):
+                    if part.upper() not in _PARTICLES:
+                        _add(found, part, Kind.PERSON_NAME)
+        elif vr in ("DA", "DT"):
+            for spelling in _date_spellings(value):
+                _add(found, spelling, Kind.DATE)
+        elif vr == "UI":
+            if value not in UID_dictionary:
+                _add(found, value, Kind.UID)
+        elif keyword in _ID_KEYWORDS:
+            _add(found, value, Kind.ID)
+            whole.add(value.lower())
+        elif keyword in _INSTITUTION_KEYWORDS:
+            _add(found, value, Kind.INSTITUTION)
+            digits = re.sub(r"\D", "", value)
+            if len(digits) >= 6 and "TELEPHONE" in keyword.upper():
+                _add(found, digits, Kind.INSTITUTION)
+        elif keyword in _DEVICE_KEYWORDS or vr == "AE":
+            _add(found, value, Kind.DEVICE)
+        if vr in _FREE_TEXT_VRS and visit.expect is not Expect.CLEAN:
+            for word in _WORD.findall(value):
+                if len(word) >= 6:
+                    _add(found, word, Kind.FREE_TEXT)
+
+
+def _usable(text: str, kind: Kind) -> bool:
+    upper = text.upper()
+    if len(upper) < 2 or upper in _SKIPPED or (upper.isdigit() and len(upper) < 6):
+        return False
+    return not (kind is Kind.FREE_TEXT and upper in _COMMON_WORDS)
+
+
+def _is_loose(text: str, kind: Kind) -> bool:
+    """Whether the raw-byte search matches `text` anywhere, glued to other characters or not: long
+    enough not to occur by chance, and not a run of digits (which long UIDs are full of). Values
+    end next to tag and length bytes, which may read as letters: word edges cannot be relied on."""
+    return kind is not Kind.UID and len(text) >= 5 and not text.replace("-", "").replace("/", "").replace(
+        ".", "").isdigit()
+
+
+def _occurs(needle: str, haystack: str, loose: bool) -> bool:
+    """`needle` in `haystack` (both lower case); unless `loose`, with no letter or digit glued on."""
+    start = haystack.find(needle)
+    while start >= 0:
+        if loose:
+            return True
+        end = start + len(needle)
+        before = haystack[start - 1] if start else " "
+        after = haystack[end] if end < len(haystack) else " "
+        if not (before.isalnum() and needle[0].isalnum()) and not (after.isalnum() and needle[-1].isalnum()):
+            return True
+        start = haystack.find(needle, start + 1)
+    return False
+
+
+def original_identifiers(ds: Dataset, profile: Profile) -> Original:
+    values: dict[str, tuple[str, ...]] = {}
+    found: dict[str, Kind] = {}
+    whole: set[str] = set()
+    kept: list[str] = [_WRITTEN_TEXT]
+    cleaned: list[str] = []
+    visits = list(walk(ds.file_meta, profile)) if hasattr(ds, "file_meta") else []
+    for visit in visits + list(walk(ds, profile)):
+        keeps = visit.expect is Expect.KEEP or (visit.expect is Expect.SHIFTED and visit.vr not in ("DA", "DT"))
+        if keeps and visit.vr in NUMBER_VRS:
+            continue  # binary numbers spell no name, ID or date: not decoded, never an excuse
+        strings = visit.strings
+        values[visit.path] = strings
+        if keeps:
+            kept.extend(strings)  # what the output legitimately still holds (times stay with shifted dates)
+        else:
+            if visit.expect is Expect.CLEAN:
+                cleaned.extend(strings)
+            _collect(visit, found, whole)
+    kept_text, cleaned_text = "\n".join(kept).lower(), "\n".join(cleaned).lower()
+    identifiers: dict[str, Kind] = {}
+    for key, kind in found.items():
+        loose = _is_loose(key, kind)
+        if not _usable(key, kind) or (key not in whole and _occurs(key, kept_text, loose)):
+            continue  # a kept attribute holds it; a whole name or ID is never excused
+        if kind in (Kind.FREE_TEXT, Kind.DEVICE, Kind.INSTITUTION) and _occurs(key, cleaned_text, loose):
+            continue  # C keeps the words of descriptors; names, IDs, dates and UIDs it must remove
+        identifiers[key] = kind
+    return Original(values, identifiers, _encodings(ds))
+
+
+_LONG = 4  # shorter identifiers would match VR codes and random bytes: searched in values only
+
+
+def _branch(text: str, kind: Kind) -> str:
+    body = re.escape(text)
+    if kind is Kind.UID:
+        return rf"(?<![0-9A-Za-z.]){body}(?![0-9]|\.[0-9])"
+    before = r"(?<![0-9A-Za-z])" if text[0].isalnum() else ""
+    after = r"(?![0-9A-Za-z])" if text[-1].isalnum() else ""
+    return before + body + after
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(identifiers: tuple[tuple[str, Kind], ...]) -> re.Pattern[str] | None:
+    if not identifiers:
+        return None
+    ordered = sorted(identifiers, key=lambda pair: -len(pair[0]))
+    return re.compile("|".join(_branch(t, k) for t, k in ordered), re.IGNORECASE)
+
+
+def _branch_bytes(text: str, kind: Kind, encoding: str) -> bytes | None:
+    try:
+        body = re.escape(text.encode(encoding))
+    except (UnicodeError, LookupError):
+        return None
+    if kind is Kind.UID:
+        return rb"(?<![0-9.])" + body + rb"(?![0-9]|\.[0-9])"
+    if _is_loose(text, kind):
+        return body
+    edge = rb"0-9" if text[0].isdigit() and text[-1].isdigit() else rb"0-9A-Za-z"
+    before = rb"(?<![" + edge + rb"])" if text[0].isalnum() else b""
+    after = rb"(?![" + edge + rb"])" if text[-1].isalnum() else b""
+    return before + body + after
+
+
+@functools.lru_cache(maxsize=256)
+def _bytes_pattern(identifiers: tuple[tuple[str, Kind], ...], encodings: tuple[str, ...]) -> re.Pattern[bytes] | None:
+    """One alternation over every identifier in every encoding, longest first."""
+    branches: dict[bytes, int] = {}
+    for text, kind in identifiers:
+        for encoding in encodings:
+            branch = _branch_bytes(text, kind, encoding)
+            if branch is not None:
+                branches[branch] = len(text)
+    if not branches:
+        return None
+    ordered: list[bytes] = sorted(branches, key=branches.__getitem__, reverse=True)
+    return re.compile(b"|".join(ordered), re.IGNORECASE)
+
+
+def _decode(found: bytes, encodings: tuple[str, ...]) -> str:
+    for encoding in encodings:
+        try:
+            return found.decode(encoding).lower()
+        except (UnicodeError, LookupError):
+            continue
+    return ""
+
+
+def _bodies_bytes(identifiers: tuple[tuple[str, Kind], ...], encodings: tuple[str, ...]) -> set[bytes]:
+    bodies: set[bytes] = set()
+    for text, _kind in identifiers:
+        for encoding in encodings:
+            try:
+                bodies.add(text.encode(encoding).lower())
+            except (UnicodeError, LookupError):
+                continue
+    return bodies
+
+
+def _segments(data: bytes, masks: list[tuple[int, int]]) -> list[bytes]:
+    """The parts of `data` outside the masked (bulk) ranges, as the search below visits them."""
+    parts: list[bytes] = []
+    start = 0
+    for mask_start, mask_end in [*sorted(masks), (len(data), len(data))]:
+        if mask_start > start:
+            parts.append(data[start:mask_start])
+        start = max(start, mask_end)
+    return parts
+
+
+def _may_match_bytes(data: bytes, identifiers: tuple[tuple[str, Kind], ...], encodings: tuple[str, ...],
+                     masks: list[tuple[int, int]]) -> bool:
+    bodies = _bodies_bytes(identifiers, encodings)
+    if not bodies:
+        return False
+    if b"" in bodies:
+        return True
+    # Joining the segments can only add occurrences (across a joint); an extra one costs the
+    # exact search, never a missed finding.
+    haystack = b"\x00".join(_segments(data, masks)).lower()
+    return any(body in haystack for body in bodies)
+
+
+def _may_match_text(texts: list[str], identifiers: dict[str, Kind]) -> bool:
+    """False only when no identifier can match in any of `texts` (see above); with text or
+    identifiers outside ASCII, where IGNORECASE folds more than lower(), always True."""
+    if not identifiers:
+        return False
+    haystack = "\n".join(texts)
+    if not haystack.isascii() or not all(text.isascii() and text for text in identifiers):
+        return True
+    haystack = haystack.lower()
+    return any(text in haystack for text in identifiers)
+
+
+def search_bytes(data: bytes, original: Original, masks: list[tuple[int, int]]) -> list[Finding]:
+    identifiers = tuple(sorted((t, k) for t, k in original.identifiers.items() if len(t) >= _LONG))
+    if not _may_match_bytes(data, identifiers, original.encodings, masks):
+        return []
+    pattern = _bytes_pattern(identifiers, original.encodings)
+    if pattern is None:
+        return []
+    findings: list[Finding] = []
+    start = 0
+    for mask_start, mask_end in [*sorted(masks), (len(data), len(data))]:
+        for match in pattern.finditer(data, start, max(start, mask_start)):
+            kind = original.identifiers.get(_decode(match.group(), original.encodings), Kind.FREE_TEXT)
+            severity = Severity.MEDIUM if kind is Kind.FREE_TEXT else Severity.HIGH
+            findings.append(Finding(VerifyRule.ORIGINAL_VALUE_IN_BYTES, f"bytes@{match.start()}", severity,
+                                    detail=kind.value))
+        start = max(start, mask_end)
+    return findings
+
+
+def search_values(visits: list[Visit], original: Original) -> list[Finding]:
+    """Every identifier, whatever its length, in every parsed value (value edges are word edges)."""
+    strings = [(visit, visit.strings) for visit in visits if visit.vr in STRING_VRS]
+    if not _may_match_text([value for _, values in strings for value in values], original.identifiers):
+        return []
+    pattern = _pattern(tuple(sorted(original.identifiers.items())))
+    if pattern is None:
+        return []
+    findings: list[Finding] = []
+    for visit, values in strings:
+        for value in values:
+            match = pattern.search(value)
+            if match is not None:
+                kind = original.identifiers.get(match.group().lower(), Kind.FREE_TEXT)
+                severity = Severity.MEDIUM if kind is Kind.FREE_TEXT else Severity.HIGH
+                findings.append(Finding(VerifyRule.ORIGINAL_VALUE_IN_ATTRIBUTE, visit.path, severity,
+                                        detail=kind.value))
+                break
+    return findings
+
+
+def search_path(output_path: str, original: Original) -> list[Finding]:
+    if not _may_match_text([output_path], original.identifiers):
+        return []
+    pattern = _pattern(tuple(sorted(original.identifiers.items())))
+    match = pattern.search(output_path) if pattern is not None else None
+    if match is None:
+        return []
+    kind = original.identifiers.get(match.group().lower(), Kind.FREE_TEXT)
+    return [Finding(VerifyRule.VALUE_IN_PATH, "path", Severity.HIGH, detail=kind.value)]

@@ -1,0 +1,178 @@
+"""Walking a dataset with the profile: every element at every depth, with what the profile
+allows for it (`Visit`); values are read from the stored bytes where they are plain ASCII.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from pydicom.datadict import dictionary_has_tag, dictionary_keyword, dictionary_VR
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+
+from pipeline.verify.profile import TEXT_VRS, Expect, Profile, default_expectation
+
+STRING_VRS = TEXT_VRS | {"AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI", "UN"}
+BULK_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010, 0x54001010, 0x56000020})
+ICON_IMAGE_SEQUENCE, TRAILING_PADDING = 0x00880200, 0xFFFCFFFC
+
+
+# Speed: pydicom decodes an element into a value object the first time it is read, which cost
+# more than every check here. The walk decides on each element's tag and VR while it is still
+# raw, and reads a value only when a check or the search needs it; ASCII text is split and
+# stripped here exactly as pydicom would give it (anything else goes through pydicom).
+NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "SV", "UV", "AT"})
+_SINGLE_VALUED = frozenset({"ST", "LT", "UT", "UR"})
+_FAST_TEXT_VRS = (STRING_VRS - {"UN"}) | {"AE", "UC"}
+
+
+@dataclass(slots=True)
+class Visit:
+    """One element at one place, with what the profile allows for it; its value is read on demand."""
+
+    path: str
+    tag: int
+    vr: str
+    expect: Expect
+    private: bool
+    parent: Dataset
+    stored: DataElement | RawDataElement  # as the dataset holds it: raw until something decodes it
+    cached: tuple[str, ...] | None = None
+
+    @property
+    def elem(self) -> DataElement:
+        return self.parent[self.tag]
+
+    @property
+    def strings(self) -> tuple[str, ...]:
+        if self.cached is None:
+            self.cached = _strings_of(self.parent, self.tag, self.vr, self.stored)
+        return self.cached
+
+
+@functools.lru_cache(maxsize=8192)
+def keyword_of(tag: int) -> str:
+    """The dictionary keyword of `tag`, or "" (cached: a dictionary look-up per element adds up)."""
+    return str(dictionary_keyword(tag)) if dictionary_has_tag(tag) else ""  # as DataElement.keyword
+
+
+@functools.lru_cache(maxsize=8192)
+def tag_name(tag: int) -> str:
+    return keyword_of(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+@functools.lru_cache(maxsize=8192)
+def _dictionary_vr(tag: int) -> str | None:
+    """The VR pydicom gives a public attribute read without one (implicit VR); None when it
+    has none or several (those are left to pydicom)."""
+    if tag >> 16 & 1 or not dictionary_has_tag(tag):
+        return None
+    vr = str(dictionary_VR(tag))
+    return None if " or " in vr else vr
+
+
+def _vr(ds: Dataset, tag: int, raw: DataElement | RawDataElement) -> str:
+    """The element's VR as pydicom resolves it, without decoding the value where it can."""
+    if isinstance(raw, RawDataElement):
+        vr = raw.VR if raw.VR not in (None, "UN") else _dictionary_vr(tag)
+        if vr is not None:
+            return str(vr)
+        return str(ds[tag].VR)
+    return str(raw.VR)
+
+
+def is_overlay_data(tag: int) -> bool:
+    return (tag >> 16) & 0xFF01 == 0x6000 and tag & 0xFFFF == 0x3000
+
+
+def walk(ds: Dataset, profile: Profile, prefix: str = "", in_clean: bool = False, removed: bool = False,
+          masks: list[tuple[int, int]] | None = None) -> Iterator[Visit]:
+    """Every element of `ds` at every depth, with what the profile allows for it. With `masks`
+    (the output), sequences that must be absent are not entered and the byte ranges of bulk
+    values are recorded; without (the original), everything is entered and what lies in a
+    removed sequence counts as removed."""
+    elements = sorted((int(tag), stored) for tag, stored in ds.items())
+    creators: dict[tuple[int, int], str] = {}
+    for tag, stored in elements:
+        if tag >> 16 & 1 and 0x10 <= tag & 0xFFFF <= 0xFF:
+            creators[(tag >> 16, tag & 0xFFFF)] = str(ds[tag].value or "").strip()
+        elif masks is not None and (tag in BULK_TAGS or is_overlay_data(tag)):
+            tell = getattr(stored, "value_tell", None)
+            if isinstance(tell, int) and stored.value is not None:
+                masks.append((tell, tell + len(stored.value)))
+    kept_blocks: set[tuple[int, int]] = set()
+    creator_visits: list[Visit] = []
+    for tag, stored in elements:
+        path = prefix + tag_name(tag)
+        group, element = tag >> 16, tag & 0xFFFF
+        is_private = group % 2 == 1
+        if is_private and 0x10 <= element <= 0xFF:
+            creator_visits.append(Visit(path, tag, "LO", Expect.ABSENT, True, ds, stored))
+            continue
+        vr = _vr(ds, tag, stored)
+        graphics = not is_private and (0x5000 <= group <= 0x501E or 0x6000 <= group <= 0x601E)
+        if is_private:
+            creator = creators.get((group, element >> 8)) if element > 0xFF else None
+            rule = profile.rule_for(tag, creator) if creator is not None else None
+            expect = Expect.KEEP if rule is not None and rule.expect is Expect.KEEP else Expect.ABSENT
+            if expect is Expect.KEEP:
+                kept_blocks.add((group, element >> 8))
+        elif tag == ICON_IMAGE_SEQUENCE or (graphics and not profile.has("clean-graphics")):
+            expect = Expect.ABSENT
+        else:
+            rule = profile.rule_for(tag, None)
+            expect = rule.expect if rule is not None else default_expectation(vr, profile, in_clean)
+        if removed:
+            expect = Expect.ABSENT
+        yield Visit(path, tag, vr, expect, is_private, ds, stored)
+        if vr == "SQ" and (masks is None or expect not in (Expect.ABSENT, Expect.EMPTY)):
+            inner_removed = removed or expect in (Expect.ABSENT, Expect.EMPTY)
+            inner_clean = in_clean or expect is Expect.CLEAN
+            for index, item in enumerate(ds[tag].value or ()):
+                yield from walk(item, profile, f"{path}[{index}].", inner_clean, inner_removed, masks)
+    for visit in creator_visits:
+        keep = (visit.tag >> 16, visit.tag & 0xFFFF) in kept_blocks and not removed
+        visit.expect = Expect.KEEP if keep else Expect.ABSENT
+        visit.vr = str(ds[visit.tag].VR)
+        yield visit
+
+
+def _strings_of(ds: Dataset, tag: int, vr: str, stored: DataElement | RawDataElement) -> tuple[str, ...]:
+    """`element_strings` of the element `tag` of `ds`, reading plain ASCII text from the raw bytes."""
+    if vr == "SQ" or tag in BULK_TAGS or is_overlay_data(tag):
+        return ()
+    if isinstance(stored, RawDataElement) and vr in _FAST_TEXT_VRS:
+        value = stored.value
+        if value is None:
+            return ()
+        if isinstance(value, bytes) and value.isascii() and b"\x1b" not in value:
+            text = value.decode("ascii")
+            out = tuple(part.strip(" \x00") for part in ([text] if vr in _SINGLE_VALUED else text.split("\\")))
+            return out if any(out) else ()
+    return element_strings(ds[tag])
+
+
+def element_strings(elem: DataElement) -> tuple[str, ...]:
+    """The element's values as stripped strings (bytes as latin-1); () for sequences and bulk."""
+    value = elem.value
+    if elem.VR == "SQ" or value is None or int(elem.tag) in BULK_TAGS or is_overlay_data(int(elem.tag)):
+        return ()
+    items = list(value) if isinstance(value, (MultiValue, list, tuple)) else [value]
+    out: list[str] = []
+    for item in items:
+        text = item.decode("latin-1") if isinstance(item, bytes) else str(item)
+        out.append(text.strip(" \x00"))
+    return tuple(out) if any(out) else ()
+def text_values(elem: DataElement) -> list[str]:
+    """The element's non-empty values as stripped strings, for judging values without an
+    original (scan, conformance): bytes and sequences give none."""
+    value = elem.value
+    if value is None or elem.VR == "SQ" or isinstance(value, bytes):
+        return []
+    items = list(value) if isinstance(value, (MultiValue, list, tuple)) else [value]
+    return [s for s in (str(v).strip(" \x00") for v in items) if s]
+
+

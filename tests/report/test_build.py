@@ -1,0 +1,134 @@
+"""report.json and report.html for a run and for a scan, opened in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from pipeline.report.build import scan_report, write_reports
+from pipeline.report.html import render_html
+from tests.conftest import REPO, TEST_KEY
+
+SCRIPT = Path(sys.executable).parent / "deid-pipeline"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def chromium(*args: str) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("chromium")
+    assert binary, "chromium is installed by `make install` (system-deps)"
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+                              capture_output=True, text=True, timeout=120, check=False)
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+@pytest.fixture(scope="module")
+def run_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("run")
+    key = base / "k.key"
+    key.write_text(TEST_KEY.hex())
+    key.chmod(0o600)
+    release = base / "release"
+    result = subprocess.run(
+        [str(SCRIPT), "run", str(REPO / "sample_data" / "archive"), "--output", str(release),
+         "--key-file", str(key), "--workers", "0", "--quiet"],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode in (0, 1), result.stderr
+    return release
+
+
+def test_run_report_counts_what_the_manifest_holds(run_release: Path) -> None:
+    result = subprocess.run([str(SCRIPT), "report", str(run_release)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    folder = run_release.with_name("release.report")
+    report = json.loads((folder / "report.json").read_text())
+    published = sum(1 for _ in run_release.rglob("*.dcm"))
+    assert report["counts"]["written"] == published > 0
+    inputs = [p for p in (REPO / "sample_data" / "archive").rglob("*") if p.is_file()]
+    assert sum(report["counts"].values()) == len(inputs)
+    assert report["quarantine_reasons"]
+    page = (folder / "report.html").read_text()
+    assert "archive" not in page and "BRANNOCKE" not in page.upper()  # no source path, no name
+
+
+def test_report_page_opens_in_chromium_and_shows_the_counts(run_release: Path, tmp_path: Path) -> None:
+    subprocess.run([str(SCRIPT), "report", str(run_release), "--out", str(tmp_path)], check=True,
+                   capture_output=True)
+    page = tmp_path / "report.html"
+    report = json.loads((tmp_path / "report.json").read_text())
+    dom = chromium("--dump-dom", page.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    for name, count in report["counts"].items():
+        assert f'data-name="{name}"><span class="n">{count}</span>' in dom.stdout
+    shot = tmp_path / "report.png"
+    taken = chromium("--window-size=1200,900", f"--screenshot={shot}", page.as_uri())
+    assert taken.returncode == 0, taken.stderr[-2000:]
+    width, height = png_size(shot)
+    print(f"screenshot of the run report: {shot} ({width}x{height})")
+    assert (width, height) == (1200, 900) and shot.stat().st_size > 10_000
+
+
+def test_scan_report_has_sortable_findings_thumbnails_and_marked_values(tmp_path: Path) -> None:
+    result = subprocess.run([str(SCRIPT), "scan", str(REPO / "sample_data" / "archive"), "--report", str(tmp_path)],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 1  # the raw archive has HIGH findings
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["counts"]["findings"] == len(report["findings"]) > 0
+    assert "values" in report["census_values"]["note"]
+    page = (tmp_path / "report.html").read_text()
+    assert "data:image/png;base64," in page  # images flagged by BurnedInAnnotation YES
+    assert "Census: values of the release" in page
+    clicked = chromium("--dump-dom", "--virtual-time-budget=2000", (tmp_path / "report.html").as_uri())
+    assert clicked.returncode == 0 and "<table id=\"findings\">" in clicked.stdout
+    for value in ("QUILLERBY", "BRANNOCKE", "VELLACORT"):
+        assert value not in result.stdout  # the census never goes to the terminal
+
+
+def test_html_escapes_what_it_shows(tmp_path: Path) -> None:
+    report = scan_report(1, 1, [{"rule": "person-name", "severity": "high", "file": "<script>x</script>",
+                                 "path": "PatientName"}], [])
+    page = render_html(report, {})
+    assert "<script>x</script>" not in page and "&lt;script&gt;" in page
+    json_path, html_path = write_reports(report, tmp_path)
+    assert json_path.exists() and html_path.exists() and not list(tmp_path.glob(".*partial"))
+
+
+def test_pixel_preview_pairs_go_beside_the_release_and_into_the_report(tmp_path: Path) -> None:
+    archive = REPO / "sample_data" / "archive"
+    inputs = tmp_path / "in"
+    for source in sorted(archive.rglob("*_US*.dcm"))[:2]:
+        target = inputs / source.relative_to(archive)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    key = tmp_path / "k.key"
+    key.write_text(TEST_KEY.hex())
+    key.chmod(0o600)
+    release, previews = tmp_path / "release", tmp_path / "previews"
+    result = subprocess.run(
+        [str(SCRIPT), "run", str(inputs), "--output", str(release), "--key-file", str(key), "--workers", "0",
+         "--quiet", "--clean-pixels", "ocr", "--pixel-preview", str(previews)],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    pngs = sorted(previews.glob("*.png"))
+    assert len(pngs) == 2 and (previews.stat().st_mode & 0o077) == 0  # owner-only: the "before" half is PHI
+    assert not list(release.rglob("*.png"))
+    width, height = png_size(pngs[0])
+    assert width > height  # before and after, side by side
+    page = release.with_name("release.report") / "report.html"
+    assert page.read_text().count("data:image/png;base64,") == 2

@@ -1,0 +1,317 @@
+"""Faults during a run: a Dask worker killed (SIGKILL), the scheduler killed, the client
+interrupted (SIGINT), the release's disk full. After each, the release holds only files that
+parse and pass `verify_bytes`, no ``.partial`` survives the next run, every 'written' row of
+the manifest names a file that exists, and a rerun completes.
+
+Two runs on one release: the second is refused by the lock, shown in
+tests/test_run_command.py (``release_lock``) and not repeated here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from pipeline.verify.checks import verify_bytes
+from tests.conftest_run import release_files, write_key
+
+ARCHIVE = Path(__file__).resolve().parents[2] / "sample_data" / "archive"
+BIN = Path(sys.executable).parent
+DASK, CLI = BIN / "dask", BIN / "deid-pipeline"
+COPIES = 5  # 39 good files x 5 distinct copies: long enough to be hit mid-run
+
+
+def _good_files() -> list[Path]:
+    return sorted(p for p in ARCHIVE.rglob("*.dcm") if "bad" not in p.parts)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Distinct copies of the archive's good files (new UIDs per copy), folder names neutral."""
+    root = tmp_path_factory.mktemp("corpus")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for copy in range(COPIES):
+            for number, path in enumerate(_good_files()):
+                ds = pydicom.dcmread(path)
+                for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"):
+                    setattr(ds, keyword, f"{ds[keyword].value}.{copy + 1}")
+                ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+                target = root / f"c{copy}" / f"f{number:03d}.dcm"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                ds.save_as(target, enforce_file_format=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> Callable[[Path], dict[str, bytes]]:
+    """What an undisturbed serial run publishes from an input tree (computed once per tree)."""
+    made: dict[Path, dict[str, bytes]] = {}
+
+    def published(inputs: Path) -> dict[str, bytes]:
+        if inputs not in made:
+            folder = tmp_path_factory.mktemp("reference")
+            key = write_key(folder / "secrets")
+            process = _run(folder / "release", inputs, key, "--workers", "0")
+            process.communicate(timeout=240)
+            assert process.returncode in (0, 1)
+            made[inputs] = release_files(folder / "release")
+        return made[inputs]
+
+    return published
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Cluster:
+    """A `dask scheduler` and `dask worker` processes (no nanny: the pid is the worker)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = _free_port()
+        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.processes: list[subprocess.Popen[bytes]] = []
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def _start(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
+        with (self.folder / f"{name}.log").open("ab") as log:
+            process = subprocess.Popen(command, cwd=self.folder, stdout=subprocess.DEVNULL, stderr=log)
+        self.processes.append(process)
+        return process
+
+    def scheduler(self) -> subprocess.Popen[bytes]:
+        return self._start("scheduler", [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", str(self.port),
+                                         "--no-dashboard"])
+
+    def worker(self, name: str) -> subprocess.Popen[bytes]:
+        return self._start(name, [str(DASK), "worker", self.address, "--nthreads", "1", "--no-nanny",
+                                  "--no-dashboard", "--local-directory", str(self.folder / name)])
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    started = Cluster(tmp_path / "dask")
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def _run(release: Path, inputs: Path, key: Path, *extra: str, **popen: object) -> subprocess.Popen[bytes]:
+    command = [str(CLI), "run", str(inputs), "--output", str(release), "--key-file", str(key), "--quiet",
+               "--batch-size", "2", *extra]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)  # type: ignore[call-overload,no-any-return]
+
+
+def _rows(manifest: Path) -> int:
+    if not manifest.exists():
+        return 0
+    with contextlib.suppress(sqlite3.Error), contextlib.closing(sqlite3.connect(manifest, timeout=1)) as db:
+        return int(db.execute("SELECT COUNT(*) FROM inputs").fetchone()[0])
+    return 0
+
+
+def _when(condition: Callable[[], bool], timeout: float = 60) -> None:
+    stop = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < stop, "timed out waiting"
+        time.sleep(0.05)
+
+
+def _check_release(release: Path, manifest: Path, partials_allowed: bool = False) -> dict[str, int]:
+    """Every published file parses and verifies; every written row's output exists."""
+    partials = [p for p in release.rglob("*") if p.name.endswith(".partial")]
+    assert partials_allowed or not partials
+    published = [p for p in release.rglob("*.dcm") if p.is_file() and not p.name.startswith(".")]
+    for path in published:
+        assert verify_bytes(path.read_bytes(), ()) == [], path.relative_to(release)
+    with contextlib.closing(sqlite3.connect(manifest)) as db:
+        rows = db.execute("SELECT status, output FROM inputs").fetchall()
+    written = {output for status, output in rows if status == "written"}
+    assert all((release / output).is_file() for output in written)
+    assert {p.relative_to(release).as_posix() for p in published} >= written
+    return {"published": len(published), "rows": len(rows), "written": len(written), "partials": len(partials)}
+
+
+def _rerun_completes(release: Path, inputs: Path, key: Path, expected: dict[str, bytes], *extra: str) -> str:
+    """A serial rerun (retrying quarantined inputs) exits 0 or 1 and leaves exactly the bytes
+    an undisturbed run publishes, with no unexpected-* reason in its manifest."""
+    process = _run(release, inputs, key, "--workers", "0", "--retry-quarantined", *extra)
+    out, err = process.communicate(timeout=240)
+    assert process.returncode in (0, 1), err.decode()[-2000:]
+    manifest = Path(extra[extra.index("--manifest") + 1]) if "--manifest" in extra else release.with_name(
+        "release.manifest.sqlite")
+    stats = _check_release(release, manifest)
+    assert release_files(release) == expected
+    with contextlib.closing(sqlite3.connect(manifest)) as db:
+        reasons = [r for (r,) in db.execute("SELECT reason FROM inputs WHERE reason IS NOT NULL")]
+    assert not [r for r in reasons if r.startswith("unexpected-")]
+    assert stats["written"] == len(expected)
+    return out.decode()
+
+
+def test_a_worker_killed_mid_run_loses_nothing_and_publishes_nothing_partial(
+    tmp_path: Path, corpus: Path, cluster: Cluster, reference: Callable[[Path], dict[str, bytes]]
+) -> None:
+    key = write_key(tmp_path / "secrets")
+    release = tmp_path / "out" / "release"
+    manifest = release.with_name("release.manifest.sqlite")
+    cluster.scheduler()
+    doomed = cluster.worker("worker-a")
+    process = _run(release, corpus, key, "--scheduler", cluster.address)
+    _when(lambda: _rows(manifest) >= 6)
+    cluster.worker("worker-b")  # the survivor, so the run can finish
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait(timeout=10)
+    _out, err = process.communicate(timeout=240)
+    assert process.returncode in (0, 1), err.decode()[-2000:]
+    stats = _check_release(release, manifest, partials_allowed=True)
+    print(f"worker killed: exit {process.returncode}, {stats}")
+    _rerun_completes(release, corpus, key, reference(corpus))
+
+
+def test_the_scheduler_killed_mid_run_stops_the_run_and_a_rerun_resumes(
+    tmp_path: Path, corpus: Path, cluster: Cluster, reference: Callable[[Path], dict[str, bytes]]
+) -> None:
+    key = write_key(tmp_path / "secrets")
+    release = tmp_path / "out" / "release"
+    manifest = release.with_name("release.manifest.sqlite")
+    scheduler = cluster.scheduler()
+    cluster.worker("worker-a")
+    impatient = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "3s"}  # give up reconnecting soon
+    process = _run(release, corpus, key, "--scheduler", cluster.address, env=impatient)
+    _when(lambda: _rows(manifest) >= 6)
+    scheduler.send_signal(signal.SIGKILL)
+    _out, err = process.communicate(timeout=240)
+    assert process.returncode == 2 and b"scheduler was lost" in err, err.decode()[-2000:]
+    stats = _check_release(release, manifest, partials_allowed=True)
+    print(f"scheduler killed: exit {process.returncode}, {stats}")
+    assert stats["written"] < len(reference(corpus))
+    _rerun_completes(release, corpus, key, reference(corpus))
+
+
+def test_an_interrupted_client_leaves_a_consistent_release_and_a_rerun_resumes(
+    tmp_path: Path, corpus: Path, reference: Callable[[Path], dict[str, bytes]]
+) -> None:
+    key = write_key(tmp_path / "secrets")
+    release = tmp_path / "out" / "release"
+    manifest = release.with_name("release.manifest.sqlite")
+    process = _run(release, corpus, key, "--workers", "0")
+    _when(lambda: _rows(manifest) >= 6)
+    process.send_signal(signal.SIGINT)
+    _out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err.decode()[-2000:]
+    assert b"Traceback" not in err
+    stats = _check_release(release, manifest, partials_allowed=True)
+    print(f"client interrupted: exit {process.returncode}, {stats}")
+    assert 0 < stats["written"] < len(reference(corpus))
+    assert not release.with_name("release.lock").exists()
+    text = _rerun_completes(release, corpus, key, reference(corpus))
+    assert "unchanged since an earlier run: written" in text
+
+
+@contextlib.contextmanager
+def _small_disk(folder: Path, size: str) -> Iterator[Callable[[], None] | None]:
+    """A tmpfs of `size` at `folder`, if this process may mount one (root in a container
+    usually may); yields a function that makes it large again, or None when mounting is not
+    possible and writes must be limited by RLIMIT_FSIZE instead."""
+    folder.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                             capture_output=True).returncode == 0
+    try:
+        if mounted:
+            yield lambda: subprocess.run(["mount", "-o", "remount,size=64m", str(folder)], check=True)
+        else:
+            yield None
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def _limit_file_size() -> None:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, 60_000))
+
+
+def test_a_full_disk_under_the_release_quarantines_what_cannot_be_written(
+    tmp_path: Path, reference: Callable[[Path], dict[str, bytes]]
+) -> None:
+    """The release on a 120 KB tmpfs (the archive's outputs need ~600 KB); the manifest and
+    quarantine on the ordinary disk. Outputs that do not fit are quarantined as write-failed,
+    never left partial; after the disk grows, a retry publishes them."""
+    key = write_key(tmp_path / "secrets")
+    disk = tmp_path / "disk"
+    with _small_disk(disk, "120k") as grow:
+        release = disk / "release"
+        manifest = tmp_path / "release.manifest.sqlite"
+        extra = ("--manifest", str(manifest), "--quarantine", str(tmp_path / "quarantine"))
+        limit = {"preexec_fn": _limit_file_size} if grow is None else {}
+        process = _run(release, ARCHIVE, key, "--workers", "0", *extra, **limit)
+        _out, err = process.communicate(timeout=120)
+        assert process.returncode == 1, err.decode()[-2000:]
+        stats = _check_release(release, manifest)
+        ledger = (tmp_path / "quarantine" / "ledger.jsonl").read_text()
+        print(f"disk full: exit {process.returncode}, {stats}, write-failed {ledger.count('write-failed')}")
+        assert ledger.count("write-failed") > 0 and stats["written"] < len(reference(ARCHIVE))
+        if grow is not None:
+            grow()
+        _rerun_completes(release, ARCHIVE, key, reference(ARCHIVE), *extra)
+
+
+def test_a_full_disk_under_the_manifest_stops_the_run_without_publishing_unrecorded_files(
+    tmp_path: Path, reference: Callable[[Path], dict[str, bytes]]
+) -> None:
+    """Everything (release, manifest, quarantine) on a small tmpfs: the run fails, and what it
+    published is either recorded or removed by the rerun."""
+    key = write_key(tmp_path / "secrets")
+    disk = tmp_path / "disk"
+    with _small_disk(disk, "200k") as grow:
+        release = disk / "release"
+        limit = {"preexec_fn": _limit_file_size} if grow is None else {}
+        process = _run(release, ARCHIVE, key, "--workers", "0", **limit)
+        _out, err = process.communicate(timeout=120)
+        print(f"disk full (all): exit {process.returncode}; {err.decode()[-300:]!r}")
+        assert process.returncode != 0
+        if grow is not None:
+            grow()
+        _rerun_completes(release, ARCHIVE, key, reference(ARCHIVE))
+    assert os.path.ismount(disk) is False
+
+
+def test_a_full_disk_under_the_runs_records_ends_with_a_message_not_a_traceback(tmp_path: Path) -> None:
+    key = write_key(tmp_path / "secrets")
+    disk = tmp_path / "disk"
+    with _small_disk(disk, "200k") as grow:
+        limit = {"preexec_fn": _limit_file_size} if grow is None else {}
+        process = _run(disk / "release", ARCHIVE, key, "--workers", "0", **limit)
+        _out, err = process.communicate(timeout=120)
+    assert process.returncode != 0 and b"Traceback" not in err
