@@ -92,17 +92,22 @@ def test_the_release_holds_only_dcm_files_named_by_new_uids(layout: dict[str, Pa
     assert "Smith" not in names and "MRN" not in names
 
 
-def test_a_quarantined_file_exits_1_and_the_ledger_holds_no_values(layout: dict[str, Path]) -> None:
+def test_a_quarantined_file_exits_1_and_the_ledger_holds_its_relative_path_and_no_values(
+    layout: dict[str, Path]
+) -> None:
     cut = _break_one(layout)
     assert _run(layout) == 1
     quarantine = layout["release"].parent / "release.quarantine"
     ledger = (quarantine / "ledger.jsonl").read_text()
     [line] = [json.loads(text) for text in ledger.splitlines()]
     assert line["reason"] == "bad-input" and line["disposition"] == "quarantined"
+    assert line["input"] == cut.relative_to(layout["inputs"]).as_posix() and line["root"] == 1
     assert (quarantine / f"{line['source_id']}.dcm").read_bytes() == cut.read_bytes()
     assert stat.S_IMODE(quarantine.stat().st_mode) == 0o700
-    assert not [value for value in identifying_strings() if value in ledger]
-    assert str(layout["inputs"]) not in ledger
+    assert stat.S_IMODE((quarantine / "ledger.jsonl").stat().st_mode) == 0o600
+    without_path = json.dumps({k: v for k, v in line.items() if k != "input"})
+    assert not [value for value in identifying_strings() if value in without_path]
+    assert str(layout["inputs"]) not in ledger  # relative to its root, not absolute
     record = (layout["release"].parent / "release.run.json").read_text()
     assert str(layout["inputs"]) not in record and "Smith" not in record
 
