@@ -240,8 +240,8 @@ class Manifest:
         return None if row is None else Known(Disposition(row[0]), *row[1:])
 
     def first_seen(self, key: str) -> bool:
-        """True the first time this connection is given `key` (a `tally.seen_key`): a temporary
-        table, on disk rather than in memory, so a run of millions of inputs stays flat."""
+        """True the first time this connection is given `key` (a `tally.seen_key`): kept in a
+        temporary SQLite table rather than a Python set, so a run of millions of inputs stays flat."""
         self._db.execute("CREATE TEMP TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY) WITHOUT ROWID")
         return self._db.execute("INSERT OR IGNORE INTO temp.seen (key) VALUES (?)", (key,)).rowcount == 1
 
@@ -286,11 +286,13 @@ class Manifest:
 
 
 def quarantined_now(path: Path) -> dict[str, str]:
-    """source_id -> reason code of every input the manifest at `path` holds as quarantined
-    (read-only: for the report command)."""
+    """source_id -> reason code of every content the manifest at `path` holds as quarantined
+    and still finds at some location (a file since replaced is not), read-only: for the
+    report command."""
     try:
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-            rows = db.execute("SELECT source_id, reason FROM inputs WHERE status = ?",
+            rows = db.execute("SELECT i.source_id, i.reason FROM inputs i WHERE i.status = ? AND EXISTS "
+                              "(SELECT 1 FROM locations l WHERE l.source_id = i.source_id)",
                               (Disposition.QUARANTINED.value,)).fetchall()
     except sqlite3.Error as exc:
         raise InputError(f"cannot read the manifest ({type(exc).__name__})") from None

@@ -43,7 +43,8 @@ from pipeline.files import make_private_dir
 from pipeline.pixels.clean import require_for
 from pipeline.profile.plan import Plan
 from pipeline.runner.cluster import SchedulerLostError, connect, submit_bounded
-from pipeline.runner.discover import SourceFile, discover, is_inside, location_key, resolve_roots
+from pipeline.runner.discover import SourceFile, discover, location_key, resolve_roots
+from pipeline.runner.layout import RunPaths, check_layout, check_same_file_system
 from pipeline.runner.ledger import Ledger, relative_input
 from pipeline.runner.manifest import Location, Manifest, Settings, settings_of, utc_now
 from pipeline.runner.mapping import MappingWriter
@@ -56,7 +57,7 @@ from pipeline.runner.process import (
     unread_outcome,
 )
 from pipeline.runner.quarantine import QuarantineMode
-from pipeline.runner.release import clean_partials, clean_staging, prune_empty_dirs, release_lock, staging_folder
+from pipeline.runner.release import clean_partials, clean_staging, prune_empty_dirs, release_lock
 from pipeline.runner.run_record import RunRecord, write_run_record
 from pipeline.runner.tally import Summary, Tally, seen_key
 from pipeline.scrub.keys import Keys
@@ -96,38 +97,6 @@ class RunConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class RunPaths:
-    """Where a run reads and writes, resolved; all but the release lie beside it."""
-
-    release: Path
-    staging: Path
-    manifest: Path
-    quarantine: Path
-    ledger: Path
-    lock: Path
-    run_record: Path
-    mapping_dir: Path | None
-
-    @classmethod
-    def of(cls, cfg: RunConfig) -> RunPaths:
-        release = cfg.release.resolve()
-        if not release.name:
-            raise InputError("the release must be a named folder")
-        beside = release.parent / release.name
-        quarantine = (cfg.quarantine or beside.with_name(release.name + ".quarantine")).resolve()
-        return cls(
-            release=release,
-            staging=(cfg.staging or staging_folder(beside)).resolve(),
-            manifest=(cfg.manifest or beside.with_name(release.name + ".manifest.sqlite")).resolve(),
-            quarantine=quarantine,
-            ledger=quarantine / "ledger.jsonl",
-            lock=beside.with_name(release.name + ".lock"),
-            run_record=beside.with_name(release.name + ".run.json"),
-            mapping_dir=cfg.mapping_dir.resolve() if cfg.mapping_dir is not None else None,
-        )
-
-
-@dataclass(frozen=True, slots=True)
 class RunResult:
     """What a run did: its exit status and counts by disposition."""
 
@@ -150,9 +119,9 @@ def run(cfg: RunConfig, plan: Plan, keys: Keys, announce: Callable[[str], None] 
     if cfg.batch_size < 1:
         raise InputError("the batch size must be at least 1")
     require_for(plan)
-    paths = RunPaths.of(cfg)
+    paths = RunPaths.of(cfg.release, cfg.manifest, cfg.quarantine, cfg.staging, cfg.mapping_dir)
     roots = resolve_roots(cfg.inputs)
-    _check_layout(paths, roots)
+    check_layout(paths, roots)
     settings = settings_of(plan, keys)
     paths.release.parent.mkdir(parents=True, exist_ok=True)
     with release_lock(paths.lock):
@@ -163,7 +132,7 @@ def run(cfg: RunConfig, plan: Plan, keys: Keys, announce: Callable[[str], None] 
         with _executor(cfg, plan, keys, worker_cfg, announce) as (execute, executor, workers):
             paths.release.mkdir(exist_ok=True)
             make_private_dir(paths.staging)
-            _check_same_file_system(paths)
+            check_same_file_system(paths)
             make_private_dir(paths.quarantine)
             if preview_dir is not None:
                 make_private_dir(preview_dir)
@@ -187,36 +156,6 @@ class _Header:
 
 
 # --- before anything is written ----------------------------------------------------------
-
-
-def _check_layout(paths: RunPaths, roots: tuple[Path, ...]) -> None:
-    if paths.release.exists() and not paths.release.is_dir():
-        raise InputError("the release exists and is not a folder")
-    outside_inputs = {"the release": paths.release, "the staging folder": paths.staging,
-                      "the quarantine folder": paths.quarantine, "the manifest": paths.manifest,
-                      "the mapping folder": paths.mapping_dir}
-    for what, path in outside_inputs.items():
-        if path is not None and is_inside(path, roots):
-            raise InputError(f"{what} must not be inside an input")
-    for root in roots:
-        if is_inside(root, [paths.release]):
-            raise InputError("an input must not be inside the release")
-        if is_inside(root, [paths.staging]):
-            raise InputError("an input must not be inside the staging folder")
-    if is_inside(paths.release, [paths.staging]):
-        raise InputError("the release must not be inside the staging folder")
-    outside_release = {"the staging folder": paths.staging, "the quarantine folder": paths.quarantine,
-                       "the manifest": paths.manifest, "the mapping folder": paths.mapping_dir}
-    for what, path in outside_release.items():
-        if path is not None and is_inside(path, [paths.release]):
-            raise InputError(f"{what} must not be inside the release")
-
-
-def _check_same_file_system(paths: RunPaths) -> None:
-    """A staged file is published by a hard link (or a rename): both need one file system."""
-    if paths.staging.stat().st_dev != paths.release.stat().st_dev:
-        raise InputError("the staging folder must be on the release's file system (is the release a mount point? "
-                         "pass --staging DIR on it, outside the release)")
 
 
 def _check_release(paths: RunPaths, settings: Settings, force_replan: bool) -> None:

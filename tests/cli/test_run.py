@@ -205,6 +205,63 @@ def test_a_leftover_partial_file_is_removed(layout: dict[str, Path], capsys: pyt
     assert "removed 1 leftover partial file" in capsys.readouterr().out
 
 
+def test_a_staged_file_a_dead_run_left_beside_the_release_is_swept(
+    layout: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(layout) == 0
+    staging = layout["release"].with_name("release.staging")
+    assert not staging.exists()  # a run that ends leaves no staging folder behind
+    staging.mkdir(mode=0o700)
+    leftover, other = staging / "0123456789abcdef.partial", staging / "not-ours.txt"
+    leftover.write_bytes(b"a scrubbed, unverified file")
+    other.write_text("kept")
+    capsys.readouterr()
+    assert _run(layout) == 0
+    assert not leftover.exists() and other.read_text() == "kept"
+    assert "removed 1 leftover partial file" in capsys.readouterr().out
+    assert not [p for p in layout["release"].rglob("*") if p.name.startswith(".")]
+
+
+def test_outputs_are_staged_where_asked_and_never_inside_the_release(layout: dict[str, Path],
+                                                                    tmp_path: Path) -> None:
+    inside = layout["release"] / "staging"
+    assert _run(layout, "--staging", str(inside)) == 2
+    assert not layout["release"].exists()
+    assert _run(layout, "--staging", str(layout["inputs"] / "staging")) == 2
+    assert not (layout["inputs"] / "staging").exists()
+    elsewhere = tmp_path / "scratch" / "staging"
+    assert _run(layout, "--staging", str(elsewhere)) == 0
+    assert len(list(layout["release"].rglob("*.dcm"))) == len(GOOD_FILES)
+    assert not elsewhere.exists() and not layout["release"].with_name("release.staging").exists()
+
+
+def test_the_report_command_lists_quarantined_inputs_by_relative_path_on_the_terminal_only(
+    layout: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cut = _break_one(layout)
+    assert _run(layout) == 1
+    capsys.readouterr()
+    assert main(["report", str(layout["release"])]) == 0
+    out = capsys.readouterr().out
+    relative = cut.relative_to(layout["inputs"]).as_posix()
+    assert "quarantined inputs:" in out and f"  {relative}  bad-input" in out
+    records = [layout["release"].parent / "release.report" / name for name in ("report.json", "report.html")]
+    records.append(layout["release"].parent / "release.run.json")
+    for path in records:
+        text = path.read_text()
+        assert "Broken" not in text and "cut.dcm" not in text and "MRN000" not in text, path.name
+    assert not [p for p in layout["release"].rglob("*") if "Broken" in p.as_posix()]
+    assert _run(layout, "--retry-quarantined") == 1  # still broken: still listed
+    capsys.readouterr()
+    assert main(["report", str(layout["release"])]) == 0
+    assert capsys.readouterr().out.count(relative) == 1
+    cut.write_bytes((layout["inputs"] / next(iter(GOOD_FILES))).read_bytes())  # repaired: a copy of a good file
+    assert _run(layout, "--retry-quarantined") == 0
+    capsys.readouterr()
+    assert main(["report", str(layout["release"])]) == 0
+    assert "quarantined inputs" not in capsys.readouterr().out
+
+
 def test_retry_quarantined_redoes_only_the_quarantined_inputs(layout: dict[str, Path],
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     _break_one(layout)
