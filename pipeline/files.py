@@ -1,9 +1,12 @@
 """Putting bytes on disk safely: stage, promote, write atomically, owner-only folders.
 
-`stage` writes bytes under a hidden temporary name (``.<name>.<random>.partial``) beside
-their target and fsyncs them; `promote` links the staged file to its final name, which
-never replaces an existing file: an identical file already there (a rerun after an
-interruption) is accepted, a different one is refused (`DuplicateOutputError`).
+`stage` writes bytes under a temporary name and fsyncs them: in a staging folder given by
+the caller (``<random>.partial``; a run stages in a folder beside its release, so no
+unverified file is ever inside the release tree, whatever is killed and when), or else
+hidden beside their target (``.<name>.<random>.partial``). `promote` links the staged file
+to its final name, which never replaces an existing file: an identical file already there
+(a rerun after an interruption) is accepted, a different one is refused
+(`DuplicateOutputError`). The staging folder must be on the target's file system.
 `write_atomically` stages and replaces, for records a rerun rewrites.
 """
 
@@ -25,12 +28,19 @@ class DuplicateOutputError(WriteError):
     code = "duplicate-sop-instance"
 
 
-def stage(data: bytes, target: Path, mode: int = 0o666) -> Path:
-    """Write `data` to a fresh hidden ``.partial`` file beside `target`, fsync it, and
-    return its path. `mode` is filtered by the umask."""
-    staged = target.with_name(f".{target.name}.{secrets.token_hex(6)}{PARTIAL_SUFFIX}")
+def stage(data: bytes, target: Path, mode: int = 0o666, into: Path | None = None) -> Path:
+    """Write `data` to a fresh ``.partial`` file, fsync it, and return its path: named
+    ``<random>.partial`` in the folder `into` (created owner-only if missing), or hidden beside
+    `target` when `into` is None. `mode` is filtered by the umask."""
+    if into is None:
+        staged = target.with_name(f".{target.name}.{secrets.token_hex(6)}{PARTIAL_SUFFIX}")
+    else:
+        staged = into / f"{secrets.token_hex(8)}{PARTIAL_SUFFIX}"
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if into is None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        elif not into.is_dir():
+            make_private_dir(into)
         descriptor = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     except OSError as exc:
         raise WriteError(f"cannot stage an output ({type(exc).__name__})") from None
@@ -49,8 +59,9 @@ def stage(data: bytes, target: Path, mode: int = 0o666) -> Path:
 
 def promote(staged: Path, target: Path) -> None:
     """Give the staged file its final name without replacing anything; the staged name is
-    gone afterwards, whatever happens."""
+    gone afterwards, whatever happens. The target's folders are created as needed."""
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.link(staged, target)
         except FileExistsError:

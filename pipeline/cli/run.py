@@ -52,6 +52,9 @@ def register(sub: Subparsers) -> None:
                         help="the SQLite manifest (default: RELEASE.manifest.sqlite beside the release)")
     parser.add_argument("--quarantine", type=Path, default=None, metavar="DIR",
                         help="where quarantined originals go (default: RELEASE.quarantine beside the release)")
+    parser.add_argument("--staging", type=Path, default=None, metavar="DIR",
+                        help="where outputs are staged until verified: outside the release, on its file system "
+                        "(default: RELEASE.staging beside the release)")
     parser.add_argument("--quarantine-mode", choices=[m.value for m in QuarantineMode],
                         default=QuarantineMode.COPY.value,
                         help="copy quarantined originals, or keep a symbolic link to them (default copy)")
@@ -85,6 +88,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         release=args.output,
         manifest=args.manifest,
         quarantine=args.quarantine,
+        staging=args.staging,
         quarantine_mode=QuarantineMode(args.quarantine_mode),
         mapping_dir=args.mapping_dir,
         workers=args.workers,
@@ -109,7 +113,13 @@ def summary(result: RunResult) -> str:
     def counts(table: dict[str, int]) -> str:
         return ", ".join(f"{d.value} {table.get(d.value, 0)}" for d in Disposition)
 
-    lines = [f"this run: {counts(result.processed)}", f"unchanged since an earlier run: {counts(result.unchanged)}"]
+    figures = result.summary
+    lines = [f"this run: {counts(result.processed)}", f"unchanged since an earlier run: {counts(result.unchanged)}",
+             f"inputs {figures.inputs} = published {figures.published} + quarantined {figures.quarantined} "
+             f"+ skipped {figures.skipped} + duplicates {figures.duplicates}",
+             f"release files: {figures.release_files}"]
+    if figures.same_sop_instance:
+        lines.append(f"quarantined with the SOP Instance UID of another input: {figures.same_sop_instance}")
     if result.partials_removed:
         lines.append(f"removed {result.partials_removed} leftover partial file(s)")
     quarantined = result.processed.get(Disposition.QUARANTINED.value, 0) + result.unchanged.get(

@@ -22,6 +22,7 @@ was made before (`forget_other_settings`, for ``--force-replan``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sqlite3
@@ -97,6 +98,16 @@ class Location:
     key: str
     size: int
     mtime_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What the manifest knows of the content last seen at an unchanged location."""
+
+    status: Disposition
+    source_id: str
+    output: str | None
+    reason: str | None
 
 
 def plan_digest(plan: Plan) -> str:
@@ -214,13 +225,25 @@ class Manifest:
     def status_at(self, location: Location) -> Disposition | None:
         """The status of the content last seen at an unchanged location under these
         settings, or None when the file must be (re)read."""
+        known = self.known_at(location)
+        return None if known is None else known.status
+
+    def known_at(self, location: Location) -> Known | None:
+        """What is known of the content last seen at an unchanged location under these
+        settings, or None when the file must be (re)read."""
         row = self._db.execute(
-            "SELECT i.status FROM locations l JOIN inputs i ON i.source_id = l.source_id "
-            "WHERE l.path_key = ? AND l.size = ? AND l.mtime_ns = ? "
+            "SELECT i.status, i.source_id, i.output, i.reason FROM locations l JOIN inputs i "
+            "ON i.source_id = l.source_id WHERE l.path_key = ? AND l.size = ? AND l.mtime_ns = ? "
             "AND i.plan_digest = ? AND i.key_fingerprint = ? AND i.lookup_fingerprint = ?",
             (location.key, location.size, location.mtime_ns, *self._settings_row()),
         ).fetchone()
-        return None if row is None else Disposition(row[0])
+        return None if row is None else Known(Disposition(row[0]), *row[1:])
+
+    def first_seen(self, key: str) -> bool:
+        """True the first time this connection is given `key` (a `tally.seen_key`): kept in a
+        temporary SQLite table rather than a Python set, so a run of millions of inputs stays flat."""
+        self._db.execute("CREATE TEMP TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY) WITHOUT ROWID")
+        return self._db.execute("INSERT OR IGNORE INTO temp.seen (key) VALUES (?)", (key,)).rowcount == 1
 
     def record(self, results: Iterable[tuple[Outcome, Location]]) -> None:
         """Store a batch of outcomes, with where each input was found, in one transaction."""
@@ -260,6 +283,20 @@ class Manifest:
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
+
+
+def quarantined_now(path: Path) -> dict[str, str]:
+    """source_id -> reason code of every content the manifest at `path` holds as quarantined
+    and still finds at some location (a file since replaced is not), read-only: for the
+    report command."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            rows = db.execute("SELECT i.source_id, i.reason FROM inputs i WHERE i.status = ? AND EXISTS "
+                              "(SELECT 1 FROM locations l WHERE l.source_id = i.source_id)",
+                              (Disposition.QUARANTINED.value,)).fetchall()
+    except sqlite3.Error as exc:
+        raise InputError(f"cannot read the manifest ({type(exc).__name__})") from None
+    return {str(source): str(reason or "") for source, reason in rows}
 
 
 class _Transaction:

@@ -2,9 +2,10 @@
 
 The plan is compiled and the key loaded by the caller before anything is read. Then:
 
-1. resolve and check the layout (release, manifest, quarantine, mapping folder, none of
-   them inside an input or the release inside another), take the release's lock, and
-   refuse a release made under other settings (unless ``force_replan``);
+1. resolve and check the layout (release, staging folder, manifest, quarantine, mapping
+   folder, none of them inside an input or the release inside another; the staging folder
+   on the release's file system), take the release's lock, and refuse a release made under
+   other settings (unless ``force_replan``);
 2. start the executor: a `distributed.LocalCluster` (one single-threaded process per
    worker), an existing scheduler, or, with ``workers=0``, a plain loop in this process;
 3. stream `discover` through the manifest (unchanged files already done are not read),
@@ -12,6 +13,10 @@ The plan is compiled and the key loaded by the caller before anything is read. T
    `distributed.as_completed`, so memory stays flat whatever the archive's size;
 4. as each batch completes, append quarantines to the ledger and pairs to the mapping,
    then commit the batch to the manifest; finally write the run record.
+
+Outputs are staged in ``<release>.staging/`` beside the release, never inside it, so whatever
+is killed and when, the release holds only verified, published files; each run first sweeps
+what a dead one left there (and any ``.partial`` an older version left inside the release).
 
 Workers get paths, the plan, the keys and a `WorkerConfig` with each task (about 30 KB), never
 datasets. They are not scattered: scattered data lives only on the workers present when it
@@ -26,9 +31,8 @@ import contextlib
 import itertools
 import logging
 import threading
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +43,9 @@ from pipeline.files import make_private_dir
 from pipeline.pixels.clean import require_for
 from pipeline.profile.plan import Plan
 from pipeline.runner.cluster import SchedulerLostError, connect, submit_bounded
-from pipeline.runner.discover import SourceFile, discover, is_inside, location_key, resolve_roots
-from pipeline.runner.ledger import Ledger
+from pipeline.runner.discover import SourceFile, discover, location_key, resolve_roots
+from pipeline.runner.layout import RunPaths, check_layout, check_same_file_system
+from pipeline.runner.ledger import Ledger, relative_input
 from pipeline.runner.manifest import Location, Manifest, Settings, settings_of, utc_now
 from pipeline.runner.mapping import MappingWriter
 from pipeline.runner.outcome import Disposition, Outcome
@@ -52,8 +57,9 @@ from pipeline.runner.process import (
     unread_outcome,
 )
 from pipeline.runner.quarantine import QuarantineMode
-from pipeline.runner.release import clean_partials, prune_empty_dirs, release_lock
+from pipeline.runner.release import clean_partials, clean_staging, prune_empty_dirs, release_lock
 from pipeline.runner.run_record import RunRecord, write_run_record
+from pipeline.runner.tally import Summary, Tally, seen_key
 from pipeline.scrub.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -75,6 +81,7 @@ class RunConfig:
     release: Path
     manifest: Path | None = None  # default: <release>.manifest.sqlite beside the release
     quarantine: Path | None = None  # default: <release>.quarantine/ beside the release
+    staging: Path | None = None  # default: <release>.staging/ beside the release (its file system)
     quarantine_mode: QuarantineMode = QuarantineMode.COPY
     mapping_dir: Path | None = None  # the confidential mapping is written only when given
     workers: int | None = None  # None: one per core; 0: in this process, without Dask
@@ -90,44 +97,15 @@ class RunConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class RunPaths:
-    """Where a run reads and writes, resolved; all but the release lie beside it."""
-
-    release: Path
-    manifest: Path
-    quarantine: Path
-    ledger: Path
-    lock: Path
-    run_record: Path
-    mapping_dir: Path | None
-
-    @classmethod
-    def of(cls, cfg: RunConfig) -> RunPaths:
-        release = cfg.release.resolve()
-        if not release.name:
-            raise InputError("the release must be a named folder")
-        beside = release.parent / release.name
-        quarantine = (cfg.quarantine or beside.with_name(release.name + ".quarantine")).resolve()
-        return cls(
-            release=release,
-            manifest=(cfg.manifest or beside.with_name(release.name + ".manifest.sqlite")).resolve(),
-            quarantine=quarantine,
-            ledger=quarantine / "ledger.jsonl",
-            lock=beside.with_name(release.name + ".lock"),
-            run_record=beside.with_name(release.name + ".run.json"),
-            mapping_dir=cfg.mapping_dir.resolve() if cfg.mapping_dir is not None else None,
-        )
-
-
-@dataclass(frozen=True, slots=True)
 class RunResult:
     """What a run did: its exit status and counts by disposition."""
 
     exit_status: int
     processed: dict[str, int]  # outcomes of this run
     unchanged: dict[str, int]  # inputs done by an earlier run under the same settings
-    partials_removed: int
+    partials_removed: int  # staged files a dead run left (and .partial files of older versions)
     paths: RunPaths
+    summary: Summary
 
 
 def _ignore(message: str) -> None:
@@ -141,27 +119,32 @@ def run(cfg: RunConfig, plan: Plan, keys: Keys, announce: Callable[[str], None] 
     if cfg.batch_size < 1:
         raise InputError("the batch size must be at least 1")
     require_for(plan)
-    paths = RunPaths.of(cfg)
+    paths = RunPaths.of(cfg.release, cfg.manifest, cfg.quarantine, cfg.staging, cfg.mapping_dir)
     roots = resolve_roots(cfg.inputs)
-    _check_layout(paths, roots)
+    check_layout(paths, roots)
     settings = settings_of(plan, keys)
     paths.release.parent.mkdir(parents=True, exist_ok=True)
     with release_lock(paths.lock):
         _check_release(paths, settings, cfg.force_replan)
         preview_dir = cfg.preview_dir.resolve() if cfg.preview_dir is not None else None
         worker_cfg = WorkerConfig(paths.release, paths.quarantine, cfg.quarantine_mode, paths.mapping_dir is not None,
-                                  cfg.time_limit, cfg.max_input_bytes, preview_dir)
+                                  cfg.time_limit, cfg.max_input_bytes, preview_dir, paths.staging)
         with _executor(cfg, plan, keys, worker_cfg, announce) as (execute, executor, workers):
             paths.release.mkdir(exist_ok=True)
+            make_private_dir(paths.staging)
+            check_same_file_system(paths)
             make_private_dir(paths.quarantine)
             if preview_dir is not None:
                 make_private_dir(preview_dir)
-            removed = clean_partials(paths.release) + clean_partials(paths.quarantine)
+            removed = clean_staging(paths.staging) + clean_partials(paths.release) + clean_partials(paths.quarantine)
             with Manifest(paths.manifest, settings) as manifest:
                 if cfg.force_replan:
                     _forget_stale(manifest, paths.release)
                 header = _Header(plan, executor, workers, cfg.batch_size)
-                return _publish(cfg, paths, roots, keys, manifest, execute, header, removed)
+                result = _publish(cfg, paths, roots, keys, manifest, execute, header, removed)
+            with contextlib.suppress(OSError):
+                paths.staging.rmdir()  # empty after a run that ended (a worker a dead client left may still stage)
+            return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,24 +156,6 @@ class _Header:
 
 
 # --- before anything is written ----------------------------------------------------------
-
-
-def _check_layout(paths: RunPaths, roots: tuple[Path, ...]) -> None:
-    if paths.release.exists() and not paths.release.is_dir():
-        raise InputError("the release exists and is not a folder")
-    outside_inputs = {"the release": paths.release, "the quarantine folder": paths.quarantine,
-                      "the manifest": paths.manifest, "the mapping folder": paths.mapping_dir}
-    for what, path in outside_inputs.items():
-        if path is not None and is_inside(path, roots):
-            raise InputError(f"{what} must not be inside an input")
-    for root in roots:
-        if is_inside(root, [paths.release]):
-            raise InputError("an input must not be inside the release")
-    outside_release = {"the quarantine folder": paths.quarantine, "the manifest": paths.manifest,
-                       "the mapping folder": paths.mapping_dir}
-    for what, path in outside_release.items():
-        if path is not None and is_inside(path, [paths.release]):
-            raise InputError(f"{what} must not be inside the release")
 
 
 def _check_release(paths: RunPaths, settings: Settings, force_replan: bool) -> None:
@@ -261,16 +226,6 @@ def _run_dask(
 # --- the run -----------------------------------------------------------------------------
 
 
-class _Tally:
-    def __init__(self) -> None:
-        self.processed: Counter[str] = Counter()
-        self.unchanged: Counter[str] = Counter()
-
-    @property
-    def any_quarantined(self) -> bool:
-        return bool(self.processed[Disposition.QUARANTINED] or self.unchanged[Disposition.QUARANTINED])
-
-
 def _publish(
     cfg: RunConfig,
     paths: RunPaths,
@@ -283,7 +238,7 @@ def _publish(
 ) -> RunResult:
     started = utc_now()
     run_id = manifest.begin_run(started)
-    tally = _Tally()
+    tally = Tally()
     exit_status, completed = EXIT_INTERRUPTED, False
     try:
         with contextlib.ExitStack() as stack:
@@ -293,15 +248,16 @@ def _publish(
             pending = _pending(discover(roots), manifest, keys, cfg.retry_quarantined, tally, bar)
             for batch, outcomes in execute(_chunked(pending, cfg.batch_size)):
                 now = utc_now()
-                for outcome in outcomes:
-                    tally.processed[outcome.disposition.value] += 1
+                for (src, _), outcome in zip(batch, outcomes, strict=True):
+                    first = manifest.first_seen(seen_key(outcome.disposition, outcome.source_id, outcome.output))
+                    tally.count(outcome.disposition, outcome.reason, first, unchanged=False)
                     if outcome.disposition is Disposition.QUARANTINED:
-                        ledger.add(outcome, now)
+                        ledger.add(outcome, now, relative_input(src.path, roots))
                     elif outcome.disposition is Disposition.WRITTEN:
                         if mapping is not None:
                             mapping.add(outcome)
                         if cfg.retry_quarantined and _release_from_quarantine(paths.quarantine, outcome):
-                            ledger.add(outcome, now)
+                            ledger.add(outcome, now, relative_input(src.path, roots))
                 ledger.flush()
                 if mapping is not None:
                     mapping.flush()
@@ -317,8 +273,8 @@ def _publish(
         exit_status = EXIT_QUARANTINED
         raise
     finally:
-        _finish(paths, manifest, run_id, header, started, exit_status, completed, tally)
-    return RunResult(exit_status, dict(tally.processed), dict(tally.unchanged), removed, paths)
+        summary = _finish(paths, manifest, run_id, header, started, exit_status, completed, tally)
+    return RunResult(exit_status, dict(tally.processed), dict(tally.unchanged), removed, paths, summary)
 
 
 def _release_from_quarantine(quarantine: Path, outcome: Outcome) -> bool:
@@ -338,9 +294,10 @@ def _finish(
     started: str,
     exit_status: int,
     completed: bool,
-    tally: _Tally,
-) -> None:
+    tally: Tally,
+) -> Summary:
     ended = utc_now()
+    summary = tally.summary(paths.release)
     counts = dict(tally.processed)
     manifest.end_run(run_id, ended, exit_status, counts)
     record = RunRecord(
@@ -360,8 +317,10 @@ def _finish(
         processed=counts,
         unchanged=dict(tally.unchanged),
         manifest=manifest.counts(),
+        summary=asdict(summary),
     )
     write_run_record(paths.run_record, record)
+    return summary
 
 
 def _pending(
@@ -369,18 +328,19 @@ def _pending(
     manifest: Manifest,
     keys: Keys,
     retry_quarantined: bool,
-    tally: _Tally,
+    tally: Tally,
     bar: Any,
 ) -> Iterator[tuple[SourceFile, Location]]:
     """The inputs still to do: not seen unchanged under these settings by an earlier run
     (quarantined ones are redone only on request)."""
     for src in sources:
         location = Location(location_key(src.path, keys), src.size, src.mtime_ns)
-        status = manifest.status_at(location)
-        if status is None or (retry_quarantined and status is Disposition.QUARANTINED):
+        known = manifest.known_at(location)
+        if known is None or (retry_quarantined and known.status is Disposition.QUARANTINED):
             yield src, location
         else:
-            tally.unchanged[status.value] += 1
+            first = manifest.first_seen(seen_key(known.status, known.source_id, known.output))
+            tally.count(known.status, known.reason, first, unchanged=True)
             bar.update(1)
 
 

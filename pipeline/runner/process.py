@@ -4,8 +4,8 @@
 clean pixels and encode, as a pure function of the file's bytes, the plan and the key.
 
 `process_one(src, plan, keys, cfg) -> Outcome` reads the bytes once (their SHA-256 is the
-file's name in every record), scrubs them, stages the result under a hidden temporary name,
-verifies the staged bytes independently (`pipeline.verify.checks.verify_bytes`), then
+file's name in every record), scrubs them, stages the result in the staging folder beside
+the release (never inside it), verifies the staged bytes independently (`pipeline.verify.checks.verify_bytes`), then
 promotes. Any error, expected or not, quarantines the file with a reason code
 (`PipelineError.code`, or ``unexpected-<ExceptionClass>``), never a message that could
 quote a value. A file that is clearly not DICOM (empty; no ``DICM`` prefix and no dataset
@@ -43,7 +43,7 @@ from pipeline.runner.discover import SourceFile, location_key
 from pipeline.runner.mapping import mapping_pairs
 from pipeline.runner.outcome import Disposition, Outcome
 from pipeline.runner.quarantine import QuarantineMode, quarantine
-from pipeline.runner.release import release_name
+from pipeline.runner.release import release_name, staging_folder
 from pipeline.scrub.header import ScrubLog, scrub
 from pipeline.scrub.keys import Keys
 
@@ -137,8 +137,12 @@ class WorkerConfig:
     time_limit: float | None = DEFAULT_TIME_LIMIT  # seconds per file; None: no limit
     max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES
     preview_dir: Path | None = None  # --pixel-preview: before/after PNGs of cleaned images (identifying)
+    staging: Path | None = None  # where outputs are staged; None: <release>.staging beside the release
 
-
+    @property
+    def staging_dir(self) -> Path:
+        """The staging folder: outside the release tree, on its file system."""
+        return self.staging if self.staging is not None else staging_folder(self.release)
 
 
 def process_batch(sources: Sequence[SourceFile], plan: Plan, keys: Keys, cfg: WorkerConfig) -> tuple[Outcome, ...]:
@@ -212,7 +216,7 @@ def _publish(
     scrubbed = scrub_bytes(data, plan, keys, preview=cfg.preview_dir is not None)
     name = release_name(scrubbed.dataset)
     target = cfg.release / Path(*name.parts)
-    staged = stage(scrubbed.data, target)
+    staged = stage(scrubbed.data, target, into=cfg.staging_dir)
     try:
         findings = VERIFY(staged.read_bytes(), tuple(o.value for o in plan.options), data, name.as_posix())
         if findings:

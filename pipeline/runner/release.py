@@ -1,7 +1,10 @@
 """The release tree: names built from the new identifiers, leftovers of a dead run, the lock.
 
 Release names come from the scrubbed dataset's new identifiers (`release_name`), never from
-input names or paths. Files reach the release through `pipeline.files.stage` and `promote`.
+input names or paths. Files reach the release through `pipeline.files.stage` and `promote`,
+staged in the staging folder beside the release (`staging_folder`), never inside it: a run
+killed at any moment leaves its unverified files there, and the next run sweeps them
+(`clean_staging`).
 """
 
 from __future__ import annotations
@@ -20,11 +23,7 @@ from pipeline.files import PARTIAL_SUFFIX
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _MAX_COMPONENT = 128
-
-
-
-
-
+STAGING_SUFFIX = ".staging"
 
 # --- release names ---------------------------------------------------------------------------
 
@@ -49,26 +48,10 @@ def _component(value: object, fallback: str) -> str:
     return text or fallback
 
 
-# --- stage and promote -----------------------------------------------------------------------
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-# --- quarantine ------------------------------------------------------------------------------
-
-
-
-
+def staging_folder(release: Path) -> Path:
+    """``<release>.staging``: where a run stages outputs, beside the release (so on its file
+    system, as `promote`'s link needs) and never inside it."""
+    return release.with_name(release.name + STAGING_SUFFIX)
 
 
 # --- housekeeping ----------------------------------------------------------------------------
@@ -83,6 +66,20 @@ def clean_partials(folder: Path) -> int:
         for name in names:
             if name.startswith(".") and name.endswith(PARTIAL_SUFFIX):
                 Path(directory, name).unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def clean_staging(folder: Path) -> int:
+    """Remove every ``*.partial`` file (or link) directly in the staging `folder`, left by a
+    run that died; return how many. Nothing else there is touched."""
+    removed = 0
+    if not folder.is_dir():
+        return removed
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.endswith(PARTIAL_SUFFIX) and not entry.is_dir(follow_symlinks=False):
+                Path(entry.path).unlink(missing_ok=True)
                 removed += 1
     return removed
 

@@ -52,6 +52,7 @@ class RunRecord:
     processed: dict[str, int]  # this run's outcomes by disposition
     unchanged: dict[str, int]  # inputs a previous run had done, by disposition
     manifest: dict[str, int]  # every row of the manifest by status
+    summary: dict[str, int]  # inputs seen, published, quarantined, skipped, duplicates, release files (tally.py)
     packages: dict[str, str] = field(default_factory=package_versions)
 
 
@@ -59,9 +60,3 @@ def write_run_record(path: Path, record: RunRecord) -> None:
     """Write run.json atomically (a rerun replaces it)."""
     text = json.dumps(asdict(record), indent=2, sort_keys=True) + "\n"
     write_atomically(text.encode("utf-8"), path)
-
-
-
-
-
-

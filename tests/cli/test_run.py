@@ -92,17 +92,22 @@ def test_the_release_holds_only_dcm_files_named_by_new_uids(layout: dict[str, Pa
     assert "Smith" not in names and "MRN" not in names
 
 
-def test_a_quarantined_file_exits_1_and_the_ledger_holds_no_values(layout: dict[str, Path]) -> None:
+def test_a_quarantined_file_exits_1_and_the_ledger_holds_its_relative_path_and_no_values(
+    layout: dict[str, Path]
+) -> None:
     cut = _break_one(layout)
     assert _run(layout) == 1
     quarantine = layout["release"].parent / "release.quarantine"
     ledger = (quarantine / "ledger.jsonl").read_text()
     [line] = [json.loads(text) for text in ledger.splitlines()]
     assert line["reason"] == "bad-input" and line["disposition"] == "quarantined"
+    assert line["input"] == cut.relative_to(layout["inputs"]).as_posix() and line["root"] == 1
     assert (quarantine / f"{line['source_id']}.dcm").read_bytes() == cut.read_bytes()
     assert stat.S_IMODE(quarantine.stat().st_mode) == 0o700
-    assert not [value for value in identifying_strings() if value in ledger]
-    assert str(layout["inputs"]) not in ledger
+    assert stat.S_IMODE((quarantine / "ledger.jsonl").stat().st_mode) == 0o600
+    without_path = json.dumps({k: v for k, v in line.items() if k != "input"})
+    assert not [value for value in identifying_strings() if value in without_path]
+    assert str(layout["inputs"]) not in ledger  # relative to its root, not absolute
     record = (layout["release"].parent / "release.run.json").read_text()
     assert str(layout["inputs"]) not in record and "Smith" not in record
 
@@ -198,6 +203,63 @@ def test_a_leftover_partial_file_is_removed(layout: dict[str, Path], capsys: pyt
     assert _run(layout) == 0
     assert not leftover.exists()
     assert "removed 1 leftover partial file" in capsys.readouterr().out
+
+
+def test_a_staged_file_a_dead_run_left_beside_the_release_is_swept(
+    layout: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(layout) == 0
+    staging = layout["release"].with_name("release.staging")
+    assert not staging.exists()  # a run that ends leaves no staging folder behind
+    staging.mkdir(mode=0o700)
+    leftover, other = staging / "0123456789abcdef.partial", staging / "not-ours.txt"
+    leftover.write_bytes(b"a scrubbed, unverified file")
+    other.write_text("kept")
+    capsys.readouterr()
+    assert _run(layout) == 0
+    assert not leftover.exists() and other.read_text() == "kept"
+    assert "removed 1 leftover partial file" in capsys.readouterr().out
+    assert not [p for p in layout["release"].rglob("*") if p.name.startswith(".")]
+
+
+def test_outputs_are_staged_where_asked_and_never_inside_the_release(layout: dict[str, Path],
+                                                                    tmp_path: Path) -> None:
+    inside = layout["release"] / "staging"
+    assert _run(layout, "--staging", str(inside)) == 2
+    assert not layout["release"].exists()
+    assert _run(layout, "--staging", str(layout["inputs"] / "staging")) == 2
+    assert not (layout["inputs"] / "staging").exists()
+    elsewhere = tmp_path / "scratch" / "staging"
+    assert _run(layout, "--staging", str(elsewhere)) == 0
+    assert len(list(layout["release"].rglob("*.dcm"))) == len(GOOD_FILES)
+    assert not elsewhere.exists() and not layout["release"].with_name("release.staging").exists()
+
+
+def test_the_report_command_lists_quarantined_inputs_by_relative_path_on_the_terminal_only(
+    layout: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cut = _break_one(layout)
+    assert _run(layout) == 1
+    capsys.readouterr()
+    assert main(["report", str(layout["release"])]) == 0
+    out = capsys.readouterr().out
+    relative = cut.relative_to(layout["inputs"]).as_posix()
+    assert "quarantined inputs:" in out and f"  {relative}  bad-input" in out
+    records = [layout["release"].parent / "release.report" / name for name in ("report.json", "report.html")]
+    records.append(layout["release"].parent / "release.run.json")
+    for path in records:
+        text = path.read_text()
+        assert "Broken" not in text and "cut.dcm" not in text and "MRN000" not in text, path.name
+    assert not [p for p in layout["release"].rglob("*") if "Broken" in p.as_posix()]
+    assert _run(layout, "--retry-quarantined") == 1  # still broken: still listed
+    capsys.readouterr()
+    assert main(["report", str(layout["release"])]) == 0
+    assert capsys.readouterr().out.count(relative) == 1
+    cut.write_bytes((layout["inputs"] / next(iter(GOOD_FILES))).read_bytes())  # repaired: a copy of a good file
+    assert _run(layout, "--retry-quarantined") == 0
+    capsys.readouterr()
+    assert main(["report", str(layout["release"])]) == 0
+    assert "quarantined inputs" not in capsys.readouterr().out
 
 
 def test_retry_quarantined_redoes_only_the_quarantined_inputs(layout: dict[str, Path],

@@ -1,7 +1,10 @@
-"""Faults during a run: a Dask worker killed (SIGKILL), the scheduler killed, the client
+"""Faults during a run: a Dask worker killed (SIGKILL, while it stages a file), the whole run
+killed (SIGKILL, while it stages a file and later), the scheduler killed, the client
 interrupted (SIGINT), the release's disk full. After each, the release holds only files that
-parse and pass `verify_bytes`, no ``.partial`` survives the next run, every 'written' row of
-the manifest names a file that exists, and a rerun completes.
+pass `verify_bytes` and no hidden or staged file (outputs are staged in ``release.staging``
+beside it, which the next run sweeps), every 'written' row of the manifest names a file that
+exists, and a rerun completes. Where a `Watcher` runs, a thread walked the release over and
+over during the run and never saw a hidden, staged or unexpected name.
 
 Two runs on one release: the second is refused by the lock, shown in
 tests/test_run_command.py (``release_lock``) and not repeated here.
@@ -17,6 +20,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -147,11 +151,78 @@ def _when(condition: Callable[[], bool], timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
-def _check_release(release: Path, manifest: Path, partials_allowed: bool = False) -> dict[str, int]:
-    """Every published file parses and verifies; every written row's output exists."""
-    partials = [p for p in release.rglob("*") if p.name.endswith(".partial")]
-    assert partials_allowed or not partials
-    published = [p for p in release.rglob("*.dcm") if p.is_file() and not p.name.startswith(".")]
+def _staged(staging: Path) -> list[Path]:
+    with contextlib.suppress(FileNotFoundError):
+        return [p for p in staging.iterdir() if p.name.endswith(".partial")]
+    return []
+
+
+def _stop_while_staging(process: subprocess.Popen[bytes], staging: Path) -> bool:
+    """Freeze `process` (SIGSTOP) at a moment its staged output exists; False if it ended first."""
+    while process.poll() is None:
+        if _staged(staging):
+            process.send_signal(signal.SIGSTOP)
+            if _staged(staging):
+                return True
+            process.send_signal(signal.SIGCONT)
+        time.sleep(0.001)
+    return False
+
+
+class Watcher:
+    """A thread that walks the release over and over while a run works on it, and keeps every
+    name it ever saw that is hidden, staged (``.partial``) or not one of `expected`."""
+
+    def __init__(self, release: Path, expected: set[str]) -> None:
+        self.release, self.expected = release, expected
+        self.snapshots, self.files_seen, self.bad = 0, 0, set[str]()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            for directory, subdirectories, names in os.walk(self.release):
+                for name in [*subdirectories, *names]:
+                    if name.startswith(".") or name.endswith(".partial"):
+                        self.bad.add(name)
+                for name in names:
+                    relative = Path(directory, name).relative_to(self.release).as_posix()
+                    if relative not in self.expected:
+                        self.bad.add(relative)
+                self.files_seen += len(names)
+            self.snapshots += 1
+            self._stop.wait(0.001)  # a breath for the run on a small machine
+
+    def __enter__(self) -> Watcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _only_verified_outputs(release: Path, expected: dict[str, bytes]) -> int:
+    """Walk the release: no hidden or staged name; every file is one an undisturbed run
+    publishes, byte for byte, and passes `verify_bytes`. Returns the number of files."""
+    files = 0
+    for directory, subdirectories, names in os.walk(release):
+        assert not [n for n in [*subdirectories, *names] if n.startswith(".") or n.endswith(".partial")]
+        for name in names:
+            path = Path(directory, name)
+            data = path.read_bytes()
+            assert expected.get(path.relative_to(release).as_posix()) == data
+            assert verify_bytes(data, ()) == [], path.relative_to(release)
+            files += 1
+    return files
+
+
+def _check_release(release: Path, manifest: Path) -> dict[str, int]:
+    """No hidden or staged file; every published file parses and verifies; every written
+    row's output exists."""
+    partials = [p for p in release.rglob("*") if p.name.startswith(".") or p.name.endswith(".partial")]
+    assert not partials, [p.relative_to(release) for p in partials]
+    published = [p for p in release.rglob("*.dcm") if p.is_file()]
     for path in published:
         assert verify_bytes(path.read_bytes(), ()) == [], path.relative_to(release)
     with contextlib.closing(sqlite3.connect(manifest)) as db:
@@ -176,27 +247,79 @@ def _rerun_completes(release: Path, inputs: Path, key: Path, expected: dict[str,
         reasons = [r for (r,) in db.execute("SELECT reason FROM inputs WHERE reason IS NOT NULL")]
     assert not [r for r in reasons if r.startswith("unexpected-")]
     assert stats["written"] == len(expected)
+    with contextlib.closing(sqlite3.connect(manifest)) as db:
+        outputs = [o for (o,) in db.execute("SELECT output FROM inputs WHERE status = 'written'")]
+    assert len(set(outputs)) == len(outputs) == len(expected)  # every good input published once
+    assert f"published {len(expected)} " in out.decode() and f"release files: {len(expected)}" in out.decode()
+    assert not _staged(release.with_name(release.name + ".staging"))
     return out.decode()
 
 
-def test_a_worker_killed_mid_run_loses_nothing_and_publishes_nothing_partial(
+def test_a_worker_killed_while_staging_leaves_its_staged_file_outside_the_release(
     tmp_path: Path, corpus: Path, cluster: Cluster, reference: Callable[[Path], dict[str, bytes]]
 ) -> None:
+    """The worker is frozen at a moment its staged output exists, then killed (SIGKILL): the
+    staged file stays in release.staging, the release never shows it, and the rerun sweeps it."""
     key = write_key(tmp_path / "secrets")
     release = tmp_path / "out" / "release"
-    manifest = release.with_name("release.manifest.sqlite")
+    manifest, staging = release.with_name("release.manifest.sqlite"), release.with_name("release.staging")
+    expected = reference(corpus)
     cluster.scheduler()
     doomed = cluster.worker("worker-a")
-    process = _run(release, corpus, key, "--scheduler", cluster.address)
-    _when(lambda: _rows(manifest) >= 6)
-    cluster.worker("worker-b")  # the survivor, so the run can finish
-    doomed.send_signal(signal.SIGKILL)
-    doomed.wait(timeout=10)
-    _out, err = process.communicate(timeout=240)
+    with Watcher(release, set(expected)) as watcher:
+        process = _run(release, corpus, key, "--scheduler", cluster.address)
+        _when(lambda: _rows(manifest) >= 6)
+        assert _stop_while_staging(doomed, staging)
+        left = {p.name for p in _staged(staging)}
+        cluster.worker("worker-b")  # the survivor, so the run can finish
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(timeout=10)
+        _out, err = process.communicate(timeout=240)
     assert process.returncode in (0, 1), err.decode()[-2000:]
-    stats = _check_release(release, manifest, partials_allowed=True)
-    print(f"worker killed: exit {process.returncode}, {stats}")
-    _rerun_completes(release, corpus, key, reference(corpus))
+    assert left and left <= {p.name for p in _staged(staging)}  # the dead worker's, still outside the release
+    stats = _check_release(release, manifest)
+    files = _only_verified_outputs(release, expected)
+    print(f"worker killed while staging: exit {process.returncode}, {stats}, staged left {len(left)}, "
+          f"watcher {watcher.snapshots} snapshots / {watcher.files_seen} files seen")
+    assert watcher.bad == set() and watcher.snapshots > 0 and files == stats["published"]
+    text = _rerun_completes(release, corpus, key, expected)
+    assert "leftover partial file" in text
+
+
+def test_a_run_killed_with_sigkill_never_leaves_an_unverified_file_in_the_release(
+    tmp_path: Path, corpus: Path, reference: Callable[[Path], dict[str, bytes]]
+) -> None:
+    """The whole run (serial) is killed with SIGKILL three times: frozen while it stages a file,
+    after a few files, after more; a thread watches the release throughout. Then a rerun
+    sweeps the staged leftovers and publishes every good input exactly once."""
+    key = write_key(tmp_path / "secrets")
+    release = tmp_path / "out" / "release"
+    manifest, staging = release.with_name("release.manifest.sqlite"), release.with_name("release.staging")
+    expected = reference(corpus)
+    figures, first_left = [], set[str]()
+    with Watcher(release, set(expected)) as watcher:
+        for moment in ("staging", 10, 60):
+            process = _run(release, corpus, key, "--workers", "0")
+            if moment == "staging":
+                assert _stop_while_staging(process, staging)
+            else:
+                _when(lambda n=moment: _rows(manifest) >= n)  # type: ignore[misc]
+            process.send_signal(signal.SIGKILL)
+            process.communicate(timeout=30)
+            assert process.returncode == -signal.SIGKILL
+            if moment == "staging":
+                first_left = {p.name for p in _staged(staging)}
+                assert first_left  # the unverified file is left, outside the release
+            else:
+                assert not first_left & {p.name for p in _staged(staging)}  # swept by the next run
+            figures.append((moment, _only_verified_outputs(release, expected), len(_staged(staging))))
+    print(f"run killed: (moment, release files, staged left) {figures}; "
+          f"watcher {watcher.snapshots} snapshots / {watcher.files_seen} files seen")
+    assert watcher.bad == set() and watcher.snapshots > 0
+    assert 0 < figures[-1][1] < len(expected)
+    left = len(_staged(staging))
+    text = _rerun_completes(release, corpus, key, expected)
+    assert (f"removed {left} leftover partial file" in text) if left else "leftover" not in text
 
 
 def test_the_scheduler_killed_mid_run_stops_the_run_and_a_rerun_resumes(
@@ -213,7 +336,7 @@ def test_the_scheduler_killed_mid_run_stops_the_run_and_a_rerun_resumes(
     scheduler.send_signal(signal.SIGKILL)
     _out, err = process.communicate(timeout=240)
     assert process.returncode == 2 and b"scheduler was lost" in err, err.decode()[-2000:]
-    stats = _check_release(release, manifest, partials_allowed=True)
+    stats = _check_release(release, manifest)
     print(f"scheduler killed: exit {process.returncode}, {stats}")
     assert stats["written"] < len(reference(corpus))
     _rerun_completes(release, corpus, key, reference(corpus))
@@ -231,7 +354,7 @@ def test_an_interrupted_client_leaves_a_consistent_release_and_a_rerun_resumes(
     _out, err = process.communicate(timeout=120)
     assert process.returncode == 130, err.decode()[-2000:]
     assert b"Traceback" not in err
-    stats = _check_release(release, manifest, partials_allowed=True)
+    stats = _check_release(release, manifest)
     print(f"client interrupted: exit {process.returncode}, {stats}")
     assert 0 < stats["written"] < len(reference(corpus))
     assert not release.with_name("release.lock").exists()

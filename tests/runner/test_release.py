@@ -11,7 +11,7 @@ from pydicom.dataset import Dataset
 from pipeline.errors import InputError, WriteError
 from pipeline.files import DuplicateOutputError, promote, stage
 from pipeline.runner.quarantine import QuarantineMode, quarantine
-from pipeline.runner.release import clean_partials, release_lock, release_name
+from pipeline.runner.release import clean_partials, clean_staging, release_lock, release_name
 
 
 def _dataset(patient: str | None = "PAT-ABC", sop: str = "2.25.3") -> Dataset:
@@ -53,6 +53,28 @@ def test_stage_then_promote_publishes_and_leaves_no_partial_file(tmp_path: Path)
     promote(staged, target)
     assert target.read_bytes() == b"data"
     assert [p.name for p in target.parent.iterdir()] == ["b.dcm"]
+
+
+def test_stage_into_a_staging_folder_keeps_the_target_folder_untouched_until_promoted(tmp_path: Path) -> None:
+    release, staging = tmp_path / "release", tmp_path / "release.staging"
+    target = release / "p" / "s" / "x.dcm"
+    staged = stage(b"data", target, into=staging)
+    assert staged.parent == staging and staged.name.endswith(".partial") and "x.dcm" not in staged.name
+    assert stat.S_IMODE(staging.stat().st_mode) == 0o700
+    assert not release.exists()
+    promote(staged, target)
+    assert target.read_bytes() == b"data" and not staged.exists()
+    assert [p.relative_to(release).as_posix() for p in release.rglob("*") if p.is_file()] == ["p/s/x.dcm"]
+
+
+def test_clean_staging_removes_only_staged_files(tmp_path: Path) -> None:
+    (tmp_path / "a.partial").write_bytes(b"")
+    (tmp_path / "b.partial").symlink_to(tmp_path / "a.partial")
+    (tmp_path / "keep.txt").write_bytes(b"")
+    (tmp_path / "sub.partial").mkdir()
+    assert clean_staging(tmp_path) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt", "sub.partial"]
+    assert clean_staging(tmp_path / "absent") == 0
 
 
 def test_promote_accepts_an_identical_file_and_refuses_a_different_one(tmp_path: Path) -> None:

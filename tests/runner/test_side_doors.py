@@ -3,7 +3,8 @@ copy of the sample archive with extra canaries (a unique PatientName per file, a
 and a canary file name), no planted value of the answer key and no canary appears in ANY
 artefact (stdout, stderr, manifest bytes and its WAL, run.json, the quarantine ledger, release
 paths and bytes, temporary files, the verify and scan commands' output and JSON), except in
-the quarantine copies of originals and the confidential mapping folder. The key appears
+the quarantine copies of originals, the confidential mapping folder, and the input-relative
+paths of the quarantine ledger (there on purpose, for the operator). The key appears
 nowhere at all; a key file others can read is refused (exit 2, nothing made); the mapping is
 owner-only. Release and quarantine paths are never derived from input names.
 """
@@ -83,6 +84,16 @@ def _haystacks(data: bytes) -> list[bytes]:
     return found
 
 
+def _without_input_paths(path: Path) -> bytes:
+    """A file's bytes; for the (owner-only) quarantine ledger, without the input-relative path
+    each line carries on purpose so an operator can find a quarantined input."""
+    if path.name != "ledger.jsonl":
+        return path.read_bytes()
+    lines = [json.loads(text) for text in path.read_text().splitlines()]
+    assert all(line["input"] for line in lines)
+    return "\n".join(json.dumps({k: v for k, v in line.items() if k != "input"}) for line in lines).encode()
+
+
 def test_no_planted_value_leaves_by_a_side_door(tmp_path: Path) -> None:
     canaries = _plant(tmp_path / "archive")
     key = write_key(tmp_path / "secrets")
@@ -111,7 +122,7 @@ def test_no_planted_value_leaves_by_a_side_door(tmp_path: Path) -> None:
     for folder in (out, scratch):
         for path in folder.rglob("*"):
             if path.is_file() and path not in kept:
-                artefacts[f"file {path.relative_to(tmp_path)}"] = path.read_bytes()
+                artefacts[f"file {path.relative_to(tmp_path)}"] = _without_input_paths(path)
             artefacts[f"name {path.relative_to(tmp_path)}"] = os.fsencode(path.relative_to(tmp_path))
     assert "file out/release.manifest.sqlite" in artefacts and "file out/release.run.json" in artefacts
     assert "file out/release.quarantine/ledger.jsonl" in artefacts

@@ -1,0 +1,81 @@
+"""Where a run reads and writes (`RunPaths`), and the layouts it refuses before writing anything.
+
+Beside the release ``<release>``: ``<release>.staging/`` (outputs until verified: never inside
+the release, on its file system), ``.manifest.sqlite``, ``.quarantine/`` (with the ledger),
+``.lock`` and ``.run.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import InputError
+from pipeline.runner.discover import is_inside
+from pipeline.runner.release import staging_folder
+
+
+@dataclass(frozen=True, slots=True)
+class RunPaths:
+    """Where a run reads and writes, resolved; all but the release lie beside it."""
+
+    release: Path
+    staging: Path
+    manifest: Path
+    quarantine: Path
+    ledger: Path
+    lock: Path
+    run_record: Path
+    mapping_dir: Path | None
+
+    @classmethod
+    def of(cls, release: Path, manifest: Path | None = None, quarantine: Path | None = None,
+           staging: Path | None = None, mapping_dir: Path | None = None) -> RunPaths:
+        """The run's paths, resolved; those not given are named after the release, beside it."""
+        release = release.resolve()
+        if not release.name:
+            raise InputError("the release must be a named folder")
+        beside = release.parent / release.name
+        quarantine = (quarantine or beside.with_name(release.name + ".quarantine")).resolve()
+        return cls(
+            release=release,
+            staging=(staging or staging_folder(beside)).resolve(),
+            manifest=(manifest or beside.with_name(release.name + ".manifest.sqlite")).resolve(),
+            quarantine=quarantine,
+            ledger=quarantine / "ledger.jsonl",
+            lock=beside.with_name(release.name + ".lock"),
+            run_record=beside.with_name(release.name + ".run.json"),
+            mapping_dir=mapping_dir.resolve() if mapping_dir is not None else None,
+        )
+
+
+def check_layout(paths: RunPaths, roots: tuple[Path, ...]) -> None:
+    """Refuse (`InputError`) a layout that mixes inputs and outputs: no output path inside an
+    input, no input inside the release or the staging folder, nothing else inside the release."""
+    if paths.release.exists() and not paths.release.is_dir():
+        raise InputError("the release exists and is not a folder")
+    outside_inputs = {"the release": paths.release, "the staging folder": paths.staging,
+                      "the quarantine folder": paths.quarantine, "the manifest": paths.manifest,
+                      "the mapping folder": paths.mapping_dir}
+    for what, path in outside_inputs.items():
+        if path is not None and is_inside(path, roots):
+            raise InputError(f"{what} must not be inside an input")
+    for root in roots:
+        if is_inside(root, [paths.release]):
+            raise InputError("an input must not be inside the release")
+        if is_inside(root, [paths.staging]):
+            raise InputError("an input must not be inside the staging folder")
+    if is_inside(paths.release, [paths.staging]):
+        raise InputError("the release must not be inside the staging folder")
+    outside_release = {"the staging folder": paths.staging, "the quarantine folder": paths.quarantine,
+                       "the manifest": paths.manifest, "the mapping folder": paths.mapping_dir}
+    for what, path in outside_release.items():
+        if path is not None and is_inside(path, [paths.release]):
+            raise InputError(f"{what} must not be inside the release")
+
+
+def check_same_file_system(paths: RunPaths) -> None:
+    """A staged file is published by a hard link (or a rename): both need one file system."""
+    if paths.staging.stat().st_dev != paths.release.stat().st_dev:
+        raise InputError("the staging folder must be on the release's file system (is the release a mount point? "
+                         "pass --staging DIR on it, outside the release)")
