@@ -189,6 +189,33 @@ def released_studies(instances: Iterable[tuple[str, str]]) -> tuple[ReleasedStud
     return tuple(ReleasedStudy(uid, tuple(classes)) for uid, classes in by_study.items())
 
 
+def release_event(released: Iterable[tuple[str, str, str]], quarantined: int, completed: bool, *,
+                  time: datetime, run_label: str, software_version: str, destination: str,
+                  host: str) -> ExportEvent:
+    """The export event of a release in its final state: `released` holds (PatientID, Study
+    Instance UID, SOP Class UID) of every published file, as written into the release.
+
+    Outcome (A.5.1.1 EventOutcomeIndicator): 8 when the run stopped early, 12 when inputs were
+    quarantined and nothing is released, 4 when some were quarantined, else 0."""
+    pairs: list[tuple[str, str]] = []
+    patients: set[str] = set()
+    for patient_id, study_uid, sop_class_uid in released:
+        pairs.append((study_uid, sop_class_uid))
+        if patient_id:
+            patients.add(patient_id)
+    if not completed:
+        outcome = EventOutcome.SERIOUS_FAILURE
+    elif quarantined and not pairs:
+        outcome = EventOutcome.MAJOR_FAILURE
+    elif quarantined:
+        outcome = EventOutcome.MINOR_FAILURE
+    else:
+        outcome = EventOutcome.SUCCESS
+    return ExportEvent(time=time, outcome=outcome, run_label=run_label, software_version=software_version,
+                       audit_source_id=host, destination=destination, studies=released_studies(pairs),
+                       patient_ids=tuple(sorted(patients)), quarantined=quarantined, host=host)
+
+
 def audit_message(event: ExportEvent) -> bytes:
     """The PS3.15 A.5.3.4 Data Export audit message of `event`, as UTF-8 XML (A.5.1 schema)."""
     root = ET.Element("AuditMessage")

@@ -26,6 +26,7 @@ class RunPaths:
     ledger: Path
     lock: Path
     run_record: Path
+    audit: Path
     mapping_dir: Path | None
 
     @classmethod
@@ -45,6 +46,7 @@ class RunPaths:
             ledger=quarantine / "ledger.jsonl",
             lock=beside.with_name(release.name + ".lock"),
             run_record=beside.with_name(release.name + ".run.json"),
+            audit=beside.with_name(release.name + ".audit.xml"),
             mapping_dir=mapping_dir.resolve() if mapping_dir is not None else None,
         )
 

@@ -26,7 +26,7 @@ import contextlib
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +36,9 @@ from pipeline.profile.plan import Plan
 from pipeline.runner.outcome import Disposition, Outcome
 from pipeline.scrub.keys import Keys
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Columns added since version 1: what the audit message lists of a published file.
+_ADDED_IN_2 = ("patient_id", "study_uid", "sop_class")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS inputs (
@@ -49,7 +51,10 @@ CREATE TABLE IF NOT EXISTS inputs (
     plan_digest TEXT NOT NULL,
     key_fingerprint TEXT NOT NULL,
     lookup_fingerprint TEXT NOT NULL,
-    updated TEXT NOT NULL
+    updated TEXT NOT NULL,
+    patient_id TEXT,
+    study_uid TEXT,
+    sop_class TEXT
 );
 CREATE TABLE IF NOT EXISTS locations (
     path_key TEXT PRIMARY KEY,
@@ -148,9 +153,12 @@ class Manifest:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-            if version not in (0, SCHEMA_VERSION):
+            if version not in (0, 1, SCHEMA_VERSION):
                 raise InputError(f"the manifest has schema version {version}; this version reads {SCHEMA_VERSION}")
             self._db.executescript(_SCHEMA)
+            if version == 1:  # a release made before the audit message: its rows lack what it lists
+                for column in _ADDED_IN_2:
+                    self._db.execute(f"ALTER TABLE inputs ADD COLUMN {column} TEXT")
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.Error as exc:
             raise InputError(f"cannot open the manifest ({type(exc).__name__})") from None
@@ -252,14 +260,17 @@ class Manifest:
             for outcome, location in results:
                 self._db.execute(
                     "INSERT INTO inputs (source_id, run_index, status, output, reason, summary, plan_digest, "
-                    "key_fingerprint, lookup_fingerprint, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "key_fingerprint, lookup_fingerprint, updated, patient_id, study_uid, sop_class) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (source_id) DO UPDATE SET run_index = excluded.run_index, "
                     "status = excluded.status, output = excluded.output, reason = excluded.reason, "
                     "summary = excluded.summary, plan_digest = excluded.plan_digest, "
                     "key_fingerprint = excluded.key_fingerprint, lookup_fingerprint = excluded.lookup_fingerprint, "
-                    "updated = excluded.updated",
+                    "updated = excluded.updated, patient_id = excluded.patient_id, "
+                    "study_uid = excluded.study_uid, sop_class = excluded.sop_class",
                     (outcome.source_id, outcome.index, outcome.disposition.value, outcome.output, outcome.reason,
-                     json.dumps(dict(outcome.actions), sort_keys=True), *self._settings_row(), now),
+                     json.dumps(dict(outcome.actions), sort_keys=True), *self._settings_row(), now,
+                     *(outcome.released or (None, None, None))),
                 )
                 self._db.execute(
                     "INSERT INTO locations (path_key, size, mtime_ns, source_id) VALUES (?, ?, ?, ?) "
@@ -277,6 +288,17 @@ class Manifest:
         """(source_id, index, status, output, reason) of every input, by index."""
         return list(self._db.execute(
             "SELECT source_id, run_index, status, output, reason FROM inputs ORDER BY run_index, source_id"))
+
+    def released(self) -> Iterator[tuple[str, str, str]]:
+        """(PatientID, StudyInstanceUID, SOPClassUID) of every published file under this
+        manifest's settings, as written into the release; rows of releases made before the
+        manifest recorded them are left out."""
+        for row in self._db.execute(
+            "SELECT patient_id, study_uid, sop_class FROM inputs WHERE status = ? AND study_uid IS NOT NULL "
+            "AND plan_digest = ? AND key_fingerprint = ? AND lookup_fingerprint = ? ORDER BY study_uid",
+            (Disposition.WRITTEN.value, *self._settings_row()),
+        ):
+            yield str(row[0] or ""), str(row[1]), str(row[2] or "")
 
     def _settings_row(self) -> tuple[str, str, str]:
         return self.settings.plan_digest, self.settings.key_fingerprint, self.settings.lookup_fingerprint

@@ -30,9 +30,11 @@ import concurrent.futures
 import contextlib
 import itertools
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,7 @@ from pipeline.errors import InputError, PipelineError
 from pipeline.files import make_private_dir
 from pipeline.pixels.clean import require_for
 from pipeline.profile.plan import Plan
+from pipeline.runner.audit import release_event, write_audit_message
 from pipeline.runner.cluster import SchedulerLostError, connect, submit_bounded
 from pipeline.runner.discover import SourceFile, discover, location_key, resolve_roots
 from pipeline.runner.layout import RunPaths, check_layout, check_same_file_system
@@ -61,6 +64,7 @@ from pipeline.runner.release import clean_partials, clean_staging, prune_empty_d
 from pipeline.runner.run_record import RunRecord, write_run_record
 from pipeline.runner.tally import Summary, Tally, seen_key
 from pipeline.scrub.keys import Keys
+from pipeline.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -320,6 +324,11 @@ def _finish(
         summary=asdict(summary),
     )
     write_run_record(paths.run_record, record)
+    counts_now = manifest.counts()
+    event = release_event(manifest.released(), counts_now.get(Disposition.QUARANTINED.value, 0), completed,
+                          time=datetime.fromisoformat(ended), run_label=f"run-{run_id}",
+                          software_version=__version__, destination=paths.release.name, host=socket.gethostname())
+    write_audit_message(paths.audit, event)
     return summary
 
 

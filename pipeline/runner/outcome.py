@@ -30,4 +30,7 @@ class Outcome:
     actions: tuple[tuple[str, int], ...] = ()  # scrub action counts
     uid_pairs: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # mapping runs only
     patient_pair: tuple[str, str] | None = field(default=None, repr=False)  # mapping runs only
+    # (PatientID, StudyInstanceUID, SOPClassUID) as written into the release, for the audit
+    # message (PS3.15 A.5.3.4): values of the published file, never of its input.
+    released: tuple[str, str, str] | None = None
 

@@ -233,7 +233,14 @@ def _publish(
     if cfg.with_mapping:
         uid_pairs, patient_pair = mapping_pairs(read_dataset(data), scrubbed.dataset, keys)
     return Outcome(sid, src.index, Disposition.WRITTEN, output=name.as_posix(), actions=scrubbed.log.actions,
-                   uid_pairs=uid_pairs, patient_pair=patient_pair)
+                   uid_pairs=uid_pairs, patient_pair=patient_pair,
+                   released=_released(scrubbed.dataset))
+
+
+def _released(ds: Dataset) -> tuple[str, str, str]:
+    """(PatientID, StudyInstanceUID, SOPClassUID) of the published dataset."""
+    return tuple(str(ds.get(keyword, "") or "").strip() for keyword in  # type: ignore[return-value]
+                 ("PatientID", "StudyInstanceUID", "SOPClassUID"))
 
 
 def _quarantined(src: SourceFile, sid: str, data: bytes, reason: str, cfg: WorkerConfig) -> Outcome:

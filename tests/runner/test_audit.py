@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import subprocess
 import xml.etree.ElementTree as ET
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 
+from pipeline.cli.main import main
 from pipeline.errors import WriteError
 from pipeline.runner.audit import (
     EventOutcome,
@@ -24,6 +27,7 @@ from pipeline.runner.audit import (
     released_studies,
     write_audit_message,
 )
+from tests.conftest_run import build_inputs, identifying_strings, write_key
 
 SCHEMA = Path(__file__).resolve().parents[1] / "resources" / "dicom-audit-message.rng"
 CT = "1.2.840.10008.5.1.4.1.1.2"
@@ -305,3 +309,84 @@ def test_write_audit_message_fails_as_a_write_error_and_leaves_nothing(tmp_path:
     with pytest.raises(WriteError):
         write_audit_message(blocker / "release.audit.xml", _event())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["not-a-folder"]
+
+
+# --- the run writes it ----------------------------------------------------------------------
+
+
+def _released_in(release: Path) -> tuple[Counter[tuple[str, str]], set[str]]:
+    """(study, SOP class) instance counts and Patient IDs read from the release's own files."""
+    counts: Counter[tuple[str, str]] = Counter()
+    patients: set[str] = set()
+    for path in release.rglob("*.dcm"):
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        counts[(str(ds.StudyInstanceUID), str(ds.SOPClassUID))] += 1
+        if str(ds.get("PatientID", "") or ""):  # an empty Patient ID names nobody: not listed
+            patients.add(str(ds.PatientID))
+    return counts, patients
+
+
+def _listed_in(document: bytes) -> tuple[Counter[tuple[str, str]], set[str], str]:
+    """What the message lists: (study, SOP class) counts, patients, and the outcome."""
+    root = ET.fromstring(document)
+    counts: Counter[tuple[str, str]] = Counter()
+    patients: set[str] = set()
+    for element in root.iter("ParticipantObjectIdentification"):
+        kind = element.find("ParticipantObjectIDTypeCode")
+        assert kind is not None
+        if kind.get("csd-code") == "110180":
+            for sop_class in element.iter("SOPClass"):
+                counts[(element.get("ParticipantObjectID", ""), sop_class.get("UID", ""))] += int(
+                    sop_class.get("NumberOfInstances", "0"))
+        else:
+            patients.add(element.get("ParticipantObjectID", ""))
+    event = root.find("EventIdentification")
+    assert event is not None
+    return counts, patients, event.get("EventOutcomeIndicator", "")
+
+
+def test_a_run_writes_the_audit_message_of_its_final_release(tmp_path: Path) -> None:
+    """Beside run.json: valid against the schema, listing exactly the studies, SOP classes,
+    instance counts and Patient IDs of the release's files, with outcome 4 (inputs were
+    quarantined), no original value, and the same after a rerun that had nothing to do."""
+    inputs = build_inputs(tmp_path / "inputs", broken=True)
+    key = write_key(tmp_path)
+    release = tmp_path / "release"
+    command = ["run", str(inputs), "--output", str(release), "--key-file", str(key), "--workers", "0", "--quiet"]
+    assert main(command) == 1  # the broken inputs are quarantined
+    audit = tmp_path / "release.audit.xml"
+    first = audit.read_bytes()
+    _assert_valid(first)
+    released, patients = _released_in(release)
+    assert sum(released.values()) >= 3
+    assert _listed_in(first) == (released, patients, EventOutcome.MINOR_FAILURE.value)
+    text = first.decode("utf-8")
+    for value in identifying_strings():
+        assert value not in text
+    assert main(command) == 1  # a rerun: every input unchanged, the message still lists the whole release
+    second = audit.read_bytes()
+    _assert_valid(second)
+    assert _listed_in(second) == (released, patients, EventOutcome.MINOR_FAILURE.value)
+
+
+def test_a_clean_run_reports_success_and_a_release_made_before_the_message_is_migrated(tmp_path: Path) -> None:
+    inputs = build_inputs(tmp_path / "inputs")
+    key = write_key(tmp_path)
+    release = tmp_path / "release"
+    command = ["run", str(inputs), "--output", str(release), "--key-file", str(key), "--workers", "0", "--quiet"]
+    assert main(command) == 0
+    released, patients = _released_in(release)
+    assert _listed_in((tmp_path / "release.audit.xml").read_bytes()) == (
+        released, patients, EventOutcome.SUCCESS.value)
+    # A manifest of schema 1 (before the audit columns): opened, migrated, and resumed from.
+    manifest = tmp_path / "release.manifest.sqlite"
+    with sqlite3.connect(manifest) as db:
+        db.execute("CREATE TABLE old AS SELECT source_id, run_index, status, output, reason, summary, plan_digest, "
+                   "key_fingerprint, lookup_fingerprint, updated FROM inputs")
+        db.execute("DROP TABLE inputs")
+        db.execute("ALTER TABLE old RENAME TO inputs")
+        db.execute("PRAGMA user_version=1")
+    assert main(command) == 0
+    with sqlite3.connect(manifest) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert {"patient_id", "study_uid", "sop_class"} <= {row[1] for row in db.execute("PRAGMA table_info(inputs)")}
