@@ -13,6 +13,7 @@ tests/test_run_command.py (``release_lock``) and not repeated here.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import resource
 import signal
@@ -23,6 +24,7 @@ import sys
 import threading
 import time
 import warnings
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -252,7 +254,19 @@ def _rerun_completes(release: Path, inputs: Path, key: Path, expected: dict[str,
     assert len(set(outputs)) == len(outputs) == len(expected)  # every good input published once
     assert f"published {len(expected)} " in out.decode() and f"release files: {len(expected)}" in out.decode()
     assert not _staged(release.with_name(release.name + ".staging"))
+    _assert_records_describe(release)
     return out.decode()
+
+
+def _assert_records_describe(release: Path) -> None:
+    """run.json and the audit message describe the release as it now is: every published file's
+    study and SOP class counted once, the run completed."""
+    record = json.loads(release.with_name(release.name + ".run.json").read_text())
+    assert record["completed"] is True
+    assert record["summary"]["release_files"] == len(release_files(release))
+    root = ET.fromstring(release.with_name(release.name + ".audit.xml").read_bytes())
+    listed = sum(int(c.get("NumberOfInstances", "0")) for c in root.iter("SOPClass"))
+    assert listed == len(release_files(release))
 
 
 def test_a_worker_killed_while_staging_leaves_its_staged_file_outside_the_release(
