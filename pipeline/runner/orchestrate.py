@@ -53,7 +53,7 @@ from pipeline.runner.process import (
 )
 from pipeline.runner.quarantine import QuarantineMode
 from pipeline.runner.release import clean_partials, prune_empty_dirs, release_lock
-from pipeline.runner.run_record import RunRecord, write_run_record
+from pipeline.runner.run_record import RunRecord, run_record_path, write_run_record
 from pipeline.scrub.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ class RunPaths:
             quarantine=quarantine,
             ledger=quarantine / "ledger.jsonl",
             lock=beside.with_name(release.name + ".lock"),
-            run_record=beside.with_name(release.name + ".run.json"),
+            run_record=run_record_path(release),
             mapping_dir=cfg.mapping_dir.resolve() if cfg.mapping_dir is not None else None,
         )
 
