@@ -49,7 +49,7 @@ run: install $(KEY)  ## de-identify sample_data/archive on a local Dask cluster,
 		--mapping-dir $(OUT)/mapping --workers 2 --quiet --clean-pixels ocr; rc=$$?; \
 		if [ $$rc -gt 1 ]; then exit $$rc; fi  # 1: the bad inputs and PDFs are quarantined, as they must be
 	$(BIN)/deid-pipeline report $(OUT)/release
-	$(BIN)/deid-pipeline verify $(OUT)/release --originals sample_data/archive --key-file $(KEY) --option clean-pixel-data
+	$(BIN)/deid-pipeline verify $(OUT)/release --originals sample_data/archive --key-file $(KEY)
 	$(BIN)/deid-pipeline score $(OUT)/release --key sample_data/archive_key.json \
 		--uid-mapping $(OUT)/mapping/uid_mapping.csv
 

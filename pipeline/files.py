@@ -13,11 +13,12 @@ to its final name, which never replaces an existing file: an identical file alre
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 from pathlib import Path
 
-from pipeline.errors import WriteError
+from pipeline.errors import Cause, WriteError
 
 PARTIAL_SUFFIX = ".partial"
 
@@ -26,6 +27,16 @@ class DuplicateOutputError(WriteError):
     """Another input already produced a different file under the same release name."""
 
     code = "duplicate-sop-instance"
+
+
+def os_cause(exc: OSError) -> Cause:
+    """What an operating-system error says about a write: no space (disk, quota or file size
+    limit), no permission, or other I/O."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return Cause.NO_SPACE
+    if isinstance(exc, PermissionError) or exc.errno == errno.EROFS:
+        return Cause.PERMISSION
+    return Cause.IO_ERROR
 
 
 def stage(data: bytes, target: Path, mode: int = 0o666, into: Path | None = None) -> Path:
@@ -43,7 +54,7 @@ def stage(data: bytes, target: Path, mode: int = 0o666, into: Path | None = None
             make_private_dir(into)
         descriptor = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     except OSError as exc:
-        raise WriteError(f"cannot stage an output ({type(exc).__name__})") from None
+        raise WriteError(f"cannot stage an output ({type(exc).__name__})", cause=os_cause(exc)) from None
     try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
@@ -52,7 +63,7 @@ def stage(data: bytes, target: Path, mode: int = 0o666, into: Path | None = None
     except BaseException as exc:  # a full disk, or an interruption: no partial file stays behind
         discard(staged)
         if isinstance(exc, OSError):
-            raise WriteError(f"cannot stage an output ({type(exc).__name__})") from None
+            raise WriteError(f"cannot stage an output ({type(exc).__name__})", cause=os_cause(exc)) from None
         raise
     return staged
 
@@ -77,7 +88,7 @@ def promote(staged: Path, target: Path) -> None:
                 os.replace(staged, target)
         _fsync_directory(target.parent)
     except OSError as exc:
-        raise WriteError(f"cannot promote an output ({type(exc).__name__})") from None
+        raise WriteError(f"cannot promote an output ({type(exc).__name__})", cause=os_cause(exc)) from None
     finally:
         discard(staged)
 
@@ -109,7 +120,7 @@ def write_atomically(data: bytes, target: Path, mode: int = 0o666) -> None:
         os.replace(staged, target)
     except OSError as exc:
         discard(staged)
-        raise WriteError(f"cannot write a record ({type(exc).__name__})") from None
+        raise WriteError(f"cannot write a record ({type(exc).__name__})", cause=os_cause(exc)) from None
 
 
 def make_private_dir(directory: Path) -> None:

@@ -5,8 +5,11 @@
 Every file of the release is checked by `pipeline.verify.checks.verify_bytes` (on Dask:
 `pipeline.runner.verify_release`). With originals, each output is paired with its input through
 the SOP Instance UID: the original's UID remapped under the key (or the same UID with Retain
-UIDs). Prints counts and release-relative paths only, never a value; ``--json`` writes the
-findings. Exit codes: 0 clean, 1 findings, 2 usage, profile or key error.
+UIDs). The options are the run record's (``RELEASE.run.json``) when it is beside the release,
+else each file's declared ones; ``--option`` must agree with the record
+(`pipeline.runner.verify_options`). Prints which options it used, counts and release-relative
+paths only, never a value; ``--json`` writes the findings. Exit codes: 0 clean, 1 findings,
+2 usage, profile or key error (``--option`` contradicting the run record included).
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ from pathlib import Path
 from pipeline.cli.common import EXIT_FINDINGS, EXIT_OK, Subparsers, print_table, table, write_json
 from pipeline.errors import InputError
 from pipeline.pixels.ocr import require as require_ocr
+from pipeline.runner.verify_options import choose_options
 from pipeline.runner.verify_release import index_originals, verify_release
 from pipeline.scrub.keys import load_keys
 from pipeline.verify.findings import VerifyRule
-from pipeline.verify.profile import normalise_options
 
 MAX_LISTED_FILES = 50
 
@@ -50,19 +53,20 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     release: Path = args.release
     if not release.is_dir():
         raise InputError("the release is not a directory")
-    options = normalise_options(args.option)
+    chosen = choose_options(release, args.option)
+    options = None if chosen.is_per_file else chosen.options
     originals: dict[str, Path] | None = None
     if args.originals:
-        keys = None if "retain-uids" in options else load_keys(args.key_file)
-        originals = index_originals(args.originals, keys)
+        keys = None if options is not None and "retain-uids" in options else load_keys(args.key_file)
+        originals = index_originals(args.originals, keys, as_is=options is None)
     skip = args.json.resolve() if args.json is not None else None
     if args.ocr:
         require_ocr()
+    print(chosen.describe())
     count, findings = verify_release(release, options, originals, skip, args.ocr, args.workers, args.scheduler,
                                      announce=lambda message: print(message, file=sys.stderr))
     flagged = sorted({f.file for f in findings})
-    print(f"verified {count} file(s) with options: {', '.join(options) or 'none'}; "
-          f"{len(flagged)} with findings")
+    print(f"verified {count} file(s); {len(flagged)} with findings")
     print_table(findings)
     withheld = {f.file for f in findings if f.rule == VerifyRule.VALUE_IN_PATH}
     for file in flagged[:MAX_LISTED_FILES]:
@@ -72,7 +76,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         print(f"  ... and {len(flagged) - MAX_LISTED_FILES} more (see --json)")
     if args.json is not None:
         write_json(args.json, {
-            "command": "verify", "files": count, "options": list(options), "with_originals": originals is not None,
+            "command": "verify", "files": count, "options_source": chosen.source.value,
+            "options": None if options is None else list(options), "with_originals": originals is not None,
             "counts": [{"rule": r, "severity": s, "count": n} for r, s, n in table(findings)],
             "findings": [f.as_dict() for f in findings],
         })
@@ -92,7 +97,8 @@ def register(sub: Subparsers) -> None:
     verify.add_argument("--originals", nargs="+", type=Path, default=[], metavar="INPUT",
                         help="the input files or folders the release was made from")
     verify.add_argument("--option", action="append", default=[], metavar="NAME",
-                        help="a PS3.15 option the release was made with (repeatable)")
+                        help="a PS3.15 option the release was made with (repeatable; default: the run "
+                        "record's, else what each file declares; must agree with the run record)")
     verify.add_argument("--key-file", type=Path, default=None,
                         help="the run's key, to pair outputs with originals (default: $DEID_PIPELINE_KEY_FILE)")
     verify.add_argument("--json", type=Path, default=None, metavar="FILE", help="write report.json here")

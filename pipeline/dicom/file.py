@@ -17,8 +17,12 @@ import zlib
 
 import pydicom
 from pydicom import config as pydicom_config
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_data_element
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
@@ -26,7 +30,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
-from pipeline.errors import InputError, WriteError
+from pipeline.errors import Cause, InputError, WriteError
 from pipeline.version import __version__
 
 # This implementation's class UID, fixed (derived once from its name under the 2.25 arc).
@@ -61,23 +65,25 @@ def read_dataset(data: bytes) -> Dataset:
 
 def _read(data: bytes) -> Dataset:
     if not data:
-        raise InputError("empty file")
+        raise InputError("empty file", cause=Cause.EMPTY)
     if "DICOMDIR" in _media_storage_hint(data):
-        raise InputError("a DICOMDIR is a media index, not an instance: not copied")
+        raise InputError("a DICOMDIR is a media index, not an instance: not copied", cause=Cause.DICOMDIR)
     check_declared_lengths(data)
     ds: Dataset
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=False)
     except InvalidDicomError:
-        raise InputError("not a DICOM file: no 128-byte preamble and DICM prefix (PS3.10)") from None
+        raise InputError("not a DICOM file: no 128-byte preamble and DICM prefix (PS3.10)",
+                         cause=Cause.NOT_PART_10) from None
     except Exception as exc:
-        raise InputError(f"unreadable DICOM ({type(exc).__name__})") from None
+        cause = decode_cause(exc) or Cause.UNREADABLE
+        raise InputError(f"unreadable DICOM ({type(exc).__name__})", cause=cause) from None
     if str(ds.get("SOPClassUID", "")) == "1.2.840.10008.1.3.10" or "DirectoryRecordSequence" in ds:
-        raise InputError("a DICOMDIR is a media index, not an instance: not copied")
+        raise InputError("a DICOMDIR is a media index, not an instance: not copied", cause=Cause.DICOMDIR)
     # Elements are decoded lazily; one that cannot be decoded fails the scrub later, and the
     # file is quarantined then (process.py's callers treat every exception that way).
     if "SOPClassUID" not in ds or "SOPInstanceUID" not in ds:
-        raise InputError("no SOP Class or SOP Instance UID: not a composite instance")
+        raise InputError("no SOP Class or SOP Instance UID: not a composite instance", cause=Cause.NO_SOP_UID)
     _check_pixel_length(ds)
     return ds
 
@@ -89,7 +95,8 @@ def _check_pixel_length(ds: Dataset) -> None:
     try:
         compressed = ds.file_meta.TransferSyntaxUID.is_compressed
     except ValueError:  # not a transfer syntax pydicom knows
-        raise InputError("the file meta names an unknown transfer syntax") from None
+        raise InputError("the file meta names an unknown transfer syntax",
+                         cause=Cause.UNKNOWN_TRANSFER_SYNTAX) from None
     if compressed:
         _check_decoded_size(ds)
         return
@@ -101,12 +108,15 @@ def _check_pixel_length(ds: Dataset) -> None:
             samples = 2  # 4:2:2 subsampling: two values per pixel on average
         pixels = int(ds.Rows) * int(ds.Columns) * samples * frames
     except (AttributeError, TypeError, ValueError):
-        raise InputError("pixel data without a usable Rows, Columns or BitsAllocated") from None
+        raise InputError("pixel data without a usable Rows, Columns or BitsAllocated",
+                         cause=Cause.BAD_PIXEL_ATTRIBUTES) from None
     expected = (pixels * bits + 7) // 8
     if expected > MAX_DECODED_PIXEL_BYTES:
-        raise TooLargeError("the pixel data would decode to more than the per-file limit")
+        raise TooLargeError("the pixel data would decode to more than the per-file limit",
+                            cause=Cause.PIXEL_DATA_SIZE)
     if len(ds.PixelData) < expected:
-        raise InputError("pixel data is shorter than its header declares (truncated file)")
+        raise InputError("pixel data is shorter than its header declares (truncated file)",
+                         cause=Cause.TRUNCATED_PIXEL_DATA)
 
 
 def _check_decoded_size(ds: Dataset) -> None:
@@ -116,9 +126,11 @@ def _check_decoded_size(ds: Dataset) -> None:
         size = (int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel") or 1)
                 * int(ds.get("NumberOfFrames") or 1) * int(ds.BitsAllocated) + 7) // 8
     except (AttributeError, TypeError, ValueError):
-        raise InputError("pixel data without a usable Rows, Columns or BitsAllocated") from None
+        raise InputError("pixel data without a usable Rows, Columns or BitsAllocated",
+                         cause=Cause.BAD_PIXEL_ATTRIBUTES) from None
     if size > MAX_DECODED_PIXEL_BYTES:
-        raise TooLargeError("the pixel data would decode to more than the per-file limit")
+        raise TooLargeError("the pixel data would decode to more than the per-file limit",
+                            cause=Cause.PIXEL_DATA_SIZE)
 
 
 # --- declared lengths, before pydicom reads -------------------------------------------------
@@ -155,7 +167,7 @@ def _meta_end(data: bytes) -> int | None:
         return None
     end = 144 + int.from_bytes(data[140:144], "little")
     if end > len(data):
-        raise InputError("the file meta declares more bytes than the file holds")
+        raise InputError("the file meta declares more bytes than the file holds", cause=Cause.LENGTH_BEYOND_FILE)
     return end
 
 
@@ -172,9 +184,9 @@ def _inflate(body: bytes) -> bytes:
     try:
         inflated = inflater.decompress(body, MAX_INFLATED_BYTES + 1)
     except zlib.error:
-        raise InputError("the deflated dataset cannot be inflated") from None
+        raise InputError("the deflated dataset cannot be inflated", cause=Cause.BAD_DEFLATE) from None
     if len(inflated) > MAX_INFLATED_BYTES:
-        raise TooLargeError("the deflated dataset inflates beyond the per-file limit")
+        raise TooLargeError("the deflated dataset inflates beyond the per-file limit", cause=Cause.INFLATED_SIZE)
     return inflated
 
 
@@ -183,6 +195,7 @@ def _walk_headers(body: bytes, implicit: bool, little: bool) -> None:
     sequences and items (twice the nesting)."""
     order = "<" if little else ">"
     position, end_of_file = 0, len(body)
+    first = True  # pydicom decides on the first element whether the encoding is what the meta says
     # (end offset or None, is encapsulated pixel data, implicit) per open container
     stack: list[tuple[int | None, bool, bool]] = []
     while position + 8 <= end_of_file:
@@ -206,13 +219,13 @@ def _walk_headers(body: bytes, implicit: bool, little: bool) -> None:
                     return
                 stack.append((None, False, here_implicit))
             elif position + length > limit:
-                raise InputError("an item declares more bytes than its file holds")
+                raise InputError("an item declares more bytes than its file holds", cause=Cause.LENGTH_BEYOND_FILE)
             elif fragments:
                 position += length
             else:
                 stack.append((position + length, False, here_implicit))
             if len(stack) > 2 * MAX_NESTING:
-                raise InputError("sequences are nested deeper than the pipeline reads")
+                raise InputError("sequences are nested deeper than the pipeline reads", cause=Cause.NESTING_TOO_DEEP)
             continue
         if here_implicit:
             vr, (length,), header = b"", struct.unpack("<I", body[position + 4:position + 8]), 8
@@ -220,12 +233,15 @@ def _walk_headers(body: bytes, implicit: bool, little: bool) -> None:
             vr = body[position + 4:position + 6]
             if vr in _LONG_VRS:
                 if position + 12 > end_of_file:
-                    raise InputError("an element header runs past the end of the file")
+                    raise InputError("an element header runs past the end of the file", cause=Cause.TRUNCATED_HEADER)
                 (length,), header = struct.unpack(order + "I", body[position + 8:position + 12]), 12
             elif vr in _SHORT_VRS:
                 (length,), header = struct.unpack(order + "H", body[position + 6:position + 8]), 8
+            elif not first and len(vr) == 2 and vr.isalpha() and vr.isupper():
+                raise InputError("an element has a VR that PS3.5 does not define", cause=Cause.UNKNOWN_VR)
             else:
                 return  # not a structure this walk knows: pydicom decides
+        first = False
         position += header
         is_sequence = vr == b"SQ" or (here_implicit and length == _UNDEFINED) or (
             vr == b"UN" and length == _UNDEFINED)
@@ -233,13 +249,16 @@ def _walk_headers(body: bytes, implicit: bool, little: bool) -> None:
             pixels = (group, element) == (0x7FE0, 0x0010) or (vr in (b"OB", b"OW") and not is_sequence)
             stack.append((None, pixels, here_implicit or vr == b"UN"))
         elif position + length > limit:
-            raise InputError("an element declares more bytes than its file holds")
+            raise InputError("an element declares more bytes than its file holds", cause=Cause.LENGTH_BEYOND_FILE)
         elif vr == b"SQ":
             stack.append((position + length, False, here_implicit))
         else:
             position += length
         if len(stack) > 2 * MAX_NESTING:
-            raise InputError("sequences are nested deeper than the pipeline reads")
+            raise InputError("sequences are nested deeper than the pipeline reads", cause=Cause.NESTING_TOO_DEEP)
+    if any(end is None and fragments for end, fragments, _ in stack):
+        raise InputError("encapsulated pixel data ends before its sequence delimiter (truncated file)",
+                         cause=Cause.TRUNCATED_PIXEL_DATA)
 
 
 def _media_storage_hint(data: bytes) -> str:
@@ -268,5 +287,59 @@ def encode(ds: Dataset) -> bytes:
             warnings.simplefilter("ignore")
             pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
     except Exception as exc:
-        raise WriteError(f"cannot encode the dataset ({type(exc).__name__})") from None
+        raise WriteError(f"cannot encode the dataset ({type(exc).__name__})", cause=_encode_cause(ds)) from None
     return buffer.getvalue()
+
+
+def decode_cause(exc: BaseException) -> Cause | None:
+    """The cause of an error pydicom raises while reading or decoding a value (values are
+    decoded when first used, so during the scrub too); None when it is not one of these."""
+    if isinstance(exc, (BytesLengthException, struct.error)):
+        return Cause.BAD_VALUE_LENGTH
+    if isinstance(exc, NotImplementedError) and "Value Representation" in str(exc):
+        return Cause.UNKNOWN_VR  # pydicom: "Unknown Value Representation '..' in tag (gggg,eeee)"
+    if isinstance(exc, MemoryError):
+        return Cause.OUT_OF_MEMORY
+    return None
+
+
+def _encode_cause(ds: Dataset) -> Cause:
+    """Why `ds` cannot be encoded: the first element (depth first) that cannot be written on its
+    own holds a value its VR cannot hold; `VR_MISMATCH` when that VR is not its tag's dictionary VR."""
+    meta = getattr(ds, "file_meta", None)
+    implicit, little = ds.original_encoding if ds.original_encoding[0] is not None else (False, True)
+    for source, is_implicit in ((meta, False), (ds, implicit)):
+        if source is None:
+            continue
+        elem = _unwritable(source, is_implicit, little if source is ds else True)
+        if elem is not None:
+            return Cause.VR_MISMATCH if _is_foreign_vr(elem) else Cause.UNENCODABLE_VALUE
+    return Cause.ENCODER
+
+
+def _unwritable(ds: Dataset, implicit: bool, little: bool) -> DataElement | None:
+    for elem in ds:
+        if elem.VR == "SQ":
+            for item in elem.value or ():
+                inner = _unwritable(item, implicit, little)
+                if inner is not None:
+                    return inner
+            continue
+        fp = DicomBytesIO()
+        fp.is_implicit_VR, fp.is_little_endian = implicit, little
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                write_data_element(fp, elem)
+        except Exception:
+            return elem
+    return None
+
+
+def _is_foreign_vr(elem: DataElement) -> bool:
+    """The element's VR is not one its tag's dictionary entry allows (e.g. a PN stored as US)."""
+    try:
+        expected = dictionary_VR(elem.tag)
+    except KeyError:
+        return False  # private or unknown tag: no dictionary VR to differ from
+    return elem.VR not in {v.strip() for v in expected.split(" or ")}

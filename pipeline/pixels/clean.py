@@ -83,8 +83,9 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from pipeline.errors import PixelError, ProfileError
+from pipeline.errors import Cause, PixelError, ProfileError
 from pipeline.pixels import ocr
+from pipeline.pixels.codestream import is_truncated_codestream
 from pipeline.profile.pixel_rules import FilterList, Region, evaluate
 from pipeline.profile.plan import PixelMode, Plan
 
@@ -185,7 +186,7 @@ def overlay_in_high_bits(ds: Dataset) -> bool:
         allocated = int(ds.get("BitsAllocated") or 0)
         stored = int(ds.get("BitsStored") or allocated)
     except (TypeError, ValueError):
-        raise PixelError("BitsAllocated or BitsStored is not a number") from None
+        raise PixelError("BitsAllocated or BitsStored is not a number", cause=Cause.BAD_PIXEL_ATTRIBUTES) from None
     if stored >= allocated:
         return False
     for group in range(0x6000, 0x6020, 2):
@@ -199,7 +200,7 @@ def _shape(ds: Dataset) -> tuple[int, int]:
     try:
         return int(ds.Rows), int(ds.Columns)
     except (AttributeError, TypeError, ValueError):
-        raise PixelError("pixel data without a usable Rows or Columns") from None
+        raise PixelError("pixel data without a usable Rows or Columns", cause=Cause.BAD_PIXEL_ATTRIBUTES) from None
 
 
 def _mask(shape: tuple[int, int], regions: Regions) -> NDArray[np.bool_]:
@@ -220,7 +221,7 @@ def clean_pixels(ds: Dataset, task: PixelTask, *, preview: bool = False) -> Pixe
     """Decode every frame of `ds`, blank what `task` says, and re-encode in place."""
     syntax = getattr(ds, "file_meta", {}).get("TransferSyntaxUID")
     if not syntax:
-        raise PixelError("pixel data without a Transfer Syntax UID")
+        raise PixelError("pixel data without a Transfer Syntax UID", cause=Cause.NO_TRANSFER_SYNTAX)
     source = UID(str(syntax))
     lossy = _is_lossy(source, ds)
     compressed_size = len(ds.PixelData) if source.is_compressed else 0
@@ -279,16 +280,17 @@ def _decode(ds: Dataset, source: UID, *, as_rgb: bool) -> tuple[NDArray[Any], di
     try:
         decoder = get_decoder(source)
     except NotImplementedError:
-        raise PixelError(f"no decoder for transfer syntax {source.name}") from None
+        raise PixelError(f"no decoder for transfer syntax {source.name}", cause=Cause.NO_DECODER) from None
     if not decoder.is_available:
-        raise PixelError(f"the decoder for {source.name} is missing its plugins")
+        raise PixelError(f"the decoder for {source.name} is missing its plugins", cause=Cause.DECODER_PLUGIN_MISSING)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             options: dict[str, Any] = {"as_rgb": as_rgb}
             array, meta = decoder.as_array(ds, **options)
     except Exception as exc:
-        raise PixelError(f"cannot decode the pixel data ({type(exc).__name__})") from None
+        cause = Cause.TRUNCATED_CODESTREAM if is_truncated_codestream(ds, source) else Cause.UNDECODABLE
+        raise PixelError(f"cannot decode the pixel data ({type(exc).__name__})", cause=cause) from None
     count = int(meta["number_of_frames"])
     samples = int(meta["samples_per_pixel"])
     shape = (count, int(meta["rows"]), int(meta["columns"])) + ((samples,) if samples > 1 else ())

@@ -3,8 +3,9 @@
 The JSON is for machines; the HTML is one file (no external resources) for a reviewer:
 summary counts, a findings table sortable by rule and severity, quarantine reasons, and
 thumbnails of flagged images. Neither holds a source path. The scan census holds values of
-the release being reviewed; the HTML shows it in a section marked as values, the JSON keeps
-it under a key that says so, and nothing here prints.
+the release being reviewed, so it is opt-in (``scan --census``); a report that holds it says so
+first (the JSON's first key, the page's first line: `CENSUS_WARNING`), its files are written
+owner-only (0600), and nothing here prints.
 """
 
 from __future__ import annotations
@@ -25,6 +26,26 @@ from pipeline.files import write_atomically
 from pipeline.report.html import MAX_THUMBNAILS, render_html
 
 THUMBNAIL_SIZE = 128
+CENSUS_WARNING = ("CONFIDENTIAL: this report may hold identifying values (its census lists values seen in "
+                  "the scanned files); keep it owner-only and do not share it")
+PRIVATE_MODE = 0o600  # a report with values: owner-only
+
+
+def holds_values(report: Mapping[str, Any]) -> bool:
+    """Whether `report` carries values of the files it describes (the scan census)."""
+    return "census_values" in report
+
+
+def report_json(report: Mapping[str, Any]) -> str:
+    """The report as JSON: keys sorted at every level, except that the warning of a report
+    holding values comes first."""
+    def ordered(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {str(k): ordered(value[k]) for k in sorted(value, key=lambda k: (k != "warning", str(k)))}
+        if isinstance(value, (list, tuple)):
+            return [ordered(v) for v in value]
+        return value
+    return json.dumps(ordered(report), indent=2, default=str) + "\n"
 
 
 def run_report(manifest: Path, run_record: Path | None = None) -> dict[str, Any]:
@@ -53,20 +74,24 @@ def run_report(manifest: Path, run_record: Path | None = None) -> dict[str, Any]
 
 
 def scan_report(files: int, dicom_files: int, findings: Iterable[Mapping[str, Any]],
-                census: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """The report of a scan: counts by rule and severity, findings, and the census (values)."""
+                census: Iterable[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """The report of a scan: counts by rule and severity, findings and, when given, the census
+    (values: the report then opens with `CENSUS_WARNING`)."""
     listed = [dict(f) for f in findings]
     by_rule = Counter((str(f["rule"]), str(f["severity"])) for f in listed)
-    return {
+    report: dict[str, Any] = {} if census is None else {"warning": CENSUS_WARNING}
+    report.update({
         "command": "scan",
         "counts": {"files": files, "dicom_files": dicom_files, "findings": len(listed)},
         "by_rule": [{"rule": r, "severity": s, "count": n} for (r, s), n in sorted(by_rule.items())],
         "findings": listed,
-        "census_values": {
+    })
+    if census is not None:
+        report["census_values"] = {
             "note": "values of the reviewed release, for a reviewer: never for logs",
             "entries": [dict(e) for e in census],
-        },
-    }
+        }
+    return report
 
 
 def thumbnail(path: Path) -> str | None:
@@ -100,11 +125,13 @@ def thumbnail(path: Path) -> str | None:
 
 def write_reports(report: Mapping[str, Any], directory: Path,
                   thumbnails: Mapping[str, str] | None = None) -> tuple[Path, Path]:
-    """Write report.json and report.html into `directory`, each atomically."""
+    """Write report.json and report.html into `directory`, each atomically; owner-only when
+    the report holds values."""
     directory.mkdir(parents=True, exist_ok=True)
     json_path, html_path = directory / "report.json", directory / "report.html"
-    write_atomically((json.dumps(report, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8"), json_path)
-    write_atomically(render_html(report, thumbnails or {}).encode("utf-8"), html_path)
+    mode = PRIVATE_MODE if holds_values(report) else 0o666
+    write_atomically(report_json(report).encode("utf-8"), json_path, mode)
+    write_atomically(render_html(report, thumbnails or {}).encode("utf-8"), html_path, mode)
     return json_path, html_path
 
 

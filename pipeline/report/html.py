@@ -1,5 +1,6 @@
 """report.html: one self-contained page (no script or style fetched from anywhere) for a reviewer:
-summary counts, findings sortable by rule and severity, quarantine reasons, thumbnails, census."""
+summary counts, findings sortable by rule and severity, quarantine reasons, thumbnails and, when
+the report holds it, the census of values, announced by the page's first line."""
 
 from __future__ import annotations
 
@@ -36,21 +37,29 @@ def render_html(report: Mapping[str, Any], thumbnails: Mapping[str, str]) -> str
         f'<figure><img alt="flagged image" src="{uri}"><figcaption>{_e(name)}</figcaption></figure>'
         for name, uri in list(thumbnails.items())[:MAX_THUMBNAILS]
     )
-    census = report.get("census_values", {}).get("entries", [])
-    census_rows = "".join(
-        f'<tr class="{"rare" if e.get("rare") else ""}"><td>{_e(e.get("keyword"))}</td>'
-        f'<td>{_e(e.get("value"))}</td><td>{_e(e.get("files"))}</td></tr>'
-        for e in census
-    )
+    census = ""
+    if "census_values" in report:
+        census_rows = "".join(
+            f'<tr class="{"rare" if e.get("rare") else ""}"><td>{_e(e.get("keyword"))}</td>'
+            f'<td>{_e(e.get("value"))}</td><td>{_e(e.get("files"))}</td></tr>'
+            for e in report["census_values"].get("entries", [])
+        )
+        census = _CENSUS.format(rows=census_rows or '<tr><td colspan="3">none</td></tr>')
+    warning = report.get("warning")
+    banner = f'<p class="warning" id="warning">{_e(warning)}</p>\n' if warning else ""
     run = report.get("run", {})
     run_rows = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in run.items())
     return _PAGE.format(
         title=_e(f"deid-pipeline {command} report"), summary=summary, rows=rows,
         findings=len(findings), reasons=reason_rows or '<tr><td colspan="2">none</td></tr>',
-        images=images or "<p>none</p>", census=census_rows or '<tr><td colspan="3">none</td></tr>',
+        images=images or "<p>none</p>", census=census, banner=banner,
         run=run_rows or '<tr><td colspan="2">-</td></tr>',
     )
 
+
+_CENSUS = """<section class="values"><h2>Census: values of the release (for review only)</h2>
+<table><tr><th>attribute</th><th>value</th><th>files</th></tr>{rows}</table></section>
+"""
 
 _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
@@ -66,9 +75,10 @@ tr.sev-high td:first-child {{ color: #b00; font-weight: bold; }}
 tr.rare td {{ background: #fff3cd; }}
 figure {{ display: inline-block; margin: .5em; }}
 .values {{ border-left: 4px solid #b00; padding-left: 1em; }}
+.warning {{ background: #b00; color: #fff; font-weight: bold; padding: .6em 1em; margin: 0 0 1em; }}
 </style></head>
 <body>
-<h1>{title}</h1>
+{banner}<h1>{title}</h1>
 <h2>Summary</h2><div class="counts" id="counts">{summary}</div>
 <h2>Findings ({findings})</h2>
 <table id="findings"><thead><tr><th data-col="0">severity</th><th data-col="1">rule</th><th data-col="2">file</th>
@@ -76,9 +86,7 @@ figure {{ display: inline-block; margin: .5em; }}
 <h2>Quarantine reasons</h2><table><tr><th>reason</th><th>files</th></tr>{reasons}</table>
 <h2>Flagged images</h2><div>{images}</div>
 <h2>Run</h2><table>{run}</table>
-<section class="values"><h2>Census: values of the release (for review only)</h2>
-<table><tr><th>attribute</th><th>value</th><th>files</th></tr>{census}</table></section>
-<script>
+{census}<script>
 document.querySelectorAll('#findings th').forEach(function (th) {{
   th.addEventListener('click', function () {{
     var col = +th.dataset.col, body = document.querySelector('#findings tbody');

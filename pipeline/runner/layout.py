@@ -13,6 +13,7 @@ from pathlib import Path
 from pipeline.errors import InputError
 from pipeline.runner.discover import is_inside
 from pipeline.runner.release import staging_folder
+from pipeline.runner.run_record import run_record_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +46,7 @@ class RunPaths:
             quarantine=quarantine,
             ledger=quarantine / "ledger.jsonl",
             lock=beside.with_name(release.name + ".lock"),
-            run_record=beside.with_name(release.name + ".run.json"),
+            run_record=run_record_path(release),
             audit=beside.with_name(release.name + ".audit.xml"),
             mapping_dir=mapping_dir.resolve() if mapping_dir is not None else None,
         )

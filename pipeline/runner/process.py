@@ -5,11 +5,13 @@ clean pixels and encode, as a pure function of the file's bytes, the plan and th
 
 `process_one(src, plan, keys, cfg) -> Outcome` reads the bytes once (their SHA-256 is the
 file's name in every record), scrubs them, stages the result in the staging folder beside
-the release (never inside it), verifies the staged bytes independently (`pipeline.verify.checks.verify_bytes`), then
-promotes. Any error, expected or not, quarantines the file with a reason code
-(`PipelineError.code`, or ``unexpected-<ExceptionClass>``), never a message that could
-quote a value. A file that is clearly not DICOM (empty; no ``DICM`` prefix and no dataset
-at its start) or is a DICOMDIR is skipped, not quarantined.
+the release (never inside it), verifies the staged bytes independently
+(`pipeline.verify.checks.verify_bytes`), then promotes. Any error, expected or not,
+quarantines the file with a reason code that names the cause (`PipelineError.code`, e.g.
+``bad-input:unknown-vr``; pydicom's own errors while a value is decoded by their kind,
+`pipeline.dicom.file.decode_cause`; else ``unexpected-<Class>``), never a message that could
+quote a value. A file that is clearly not DICOM (empty; no ``DICM`` prefix and no dataset at
+its start) or is a DICOMDIR is skipped, not quarantined.
 
 Every file runs under limits, in a Dask worker and in the serial loop alike: a file larger
 than ``max_input_bytes`` is not read (``too-large``); one that declares more than it holds
@@ -30,10 +32,9 @@ from pathlib import Path
 from typing import Protocol, cast
 
 from pydicom.dataset import Dataset
-from pydicom.errors import BytesLengthException
 
-from pipeline.dicom.file import TooLargeError, encode, read_dataset
-from pipeline.errors import InputError, PipelineError, WriteError
+from pipeline.dicom.file import TooLargeError, decode_cause, encode, read_dataset
+from pipeline.errors import Cause, InputError, PipelineError, WriteError
 from pipeline.files import discard, promote, stage
 from pipeline.pixels.clean import PixelLog, assess, clean_pixels
 from pipeline.pixels.preview import write_preview
@@ -163,14 +164,14 @@ def process_one(src: SourceFile, plan: Plan, keys: Keys, cfg: WorkerConfig) -> O
 
 def _process_one(src: SourceFile, plan: Plan, keys: Keys, cfg: WorkerConfig, deadline: Deadline) -> Outcome:
     if src.size > cfg.max_input_bytes:
-        return unread_outcome(src, keys, TooLargeError.code, cfg)
+        return unread_outcome(src, keys, f"{TooLargeError.code}:{Cause.FILE_SIZE}", cfg)
     try:
         with src.path.open("rb") as handle:
             data = handle.read(cfg.max_input_bytes + 1)
     except OSError:
         return unread_outcome(src, keys, "unreadable-input", cfg)
     if len(data) > cfg.max_input_bytes:  # it grew since it was listed
-        return unread_outcome(src, keys, TooLargeError.code, cfg)
+        return unread_outcome(src, keys, f"{TooLargeError.code}:{Cause.FILE_SIZE}", cfg)
     sid = source_id(data)
     try:
         return _publish(src, sid, data, plan, keys, cfg, deadline)
@@ -187,11 +188,11 @@ def _process_one(src: SourceFile, plan: Plan, keys: Keys, cfg: WorkerConfig, dea
     except VerifierUnavailableError:
         return _quarantined(src, sid, data, "verify-unavailable", cfg)
     except MemoryError:
-        return _quarantined(src, sid, data, TooLargeError.code, cfg)
-    except BytesLengthException:  # a value whose length does not fit its VR, found when decoded
-        return _quarantined(src, sid, data, InputError.code, cfg)
-    except Exception as exc:
-        return _quarantined(src, sid, data, f"unexpected-{type(exc).__name__}", cfg)
+        return _quarantined(src, sid, data, f"{TooLargeError.code}:{Cause.OUT_OF_MEMORY}", cfg)
+    except Exception as exc:  # values are decoded when first used: pydicom's errors surface in the scrub
+        cause = decode_cause(exc)
+        reason = f"{InputError.code}:{cause}" if cause is not None else f"unexpected-{type(exc).__name__}"
+        return _quarantined(src, sid, data, reason, cfg)
 
 
 # --- the per-file time limit -----------------------------------------------------------------

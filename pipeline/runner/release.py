@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from pydicom.dataset import Dataset
 
-from pipeline.errors import InputError, WriteError
+from pipeline.errors import Cause, InputError, WriteError
 from pipeline.files import PARTIAL_SUFFIX
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -38,7 +38,7 @@ def release_name(ds: Dataset) -> PurePosixPath:
     )
     sop = ds.get("SOPInstanceUID")
     if not str(sop or "").strip():
-        raise WriteError("the scrubbed dataset has no SOPInstanceUID to name its file")
+        raise WriteError("the scrubbed dataset has no SOPInstanceUID to name its file", cause=Cause.NO_SOP_UID)
     return PurePosixPath(*parts, _component(sop, "") + ".dcm")
 
 

@@ -13,7 +13,10 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from pipeline.errors import InputError
 from pipeline.files import write_atomically
+
+RUN_RECORD_SUFFIX = ".run.json"
 
 PACKAGES = (
     "deid-pipeline", "pydicom", "deid", "dask", "distributed", "numpy", "pylibjpeg",
@@ -54,6 +57,34 @@ class RunRecord:
     manifest: dict[str, int]  # every row of the manifest by status
     summary: dict[str, int]  # inputs seen, published, quarantined, skipped, duplicates, release files (tally.py)
     packages: dict[str, str] = field(default_factory=package_versions)
+
+
+def run_record_path(release: Path) -> Path:
+    """Where the run record of `release` lives: ``<release>.run.json`` beside it."""
+    resolved = release.resolve()
+    return resolved.with_name(resolved.name + RUN_RECORD_SUFFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedSettings:
+    """What a run record says a release was made with: the profile and its options."""
+
+    profile: str
+    options: tuple[str, ...]
+
+
+def read_recorded_settings(path: Path) -> RecordedSettings:
+    """The profile and options of the run record at `path`; an unreadable or malformed record
+    is an `InputError` (a release must not be verified against a guess)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        profile, options = data["profile"], data["options"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        raise InputError("the run record beside the release is unreadable") from None
+    if not isinstance(profile, str) or not isinstance(options, list) or \
+            not all(isinstance(o, str) for o in options):
+        raise InputError("the run record beside the release does not hold a profile and a list of options")
+    return RecordedSettings(profile, tuple(options))
 
 
 def write_run_record(path: Path, record: RunRecord) -> None:

@@ -1,5 +1,7 @@
 """Verify a whole release, on Dask or in this process: every file with `verify_bytes`, paired
 with its original (by the SOP Instance UID remapped under the key) when the originals are given.
+The options are the release's (`pipeline.runner.verify_options`), or, when None, each file's
+declared ones.
 
 Findings name files by release-relative path, never by a value.
 """
@@ -17,6 +19,7 @@ from typing import Any
 import pydicom
 
 from pipeline.runner.cluster import map_batches
+from pipeline.runner.verify_options import declared_options
 from pipeline.scrub.keys import Keys
 from pipeline.scrub.uids import remap_uid
 from pipeline.verify.checks import verify_bytes
@@ -53,8 +56,9 @@ def sop_instance_uid(path: Path) -> str | None:
     return str(value).strip("\x00 ") if value else None
 
 
-def index_originals(inputs: list[Path], keys: Keys | None) -> dict[str, Path]:
-    """Output SOP Instance UID -> original file: remapped under `keys`, or as is when None."""
+def index_originals(inputs: list[Path], keys: Keys | None, as_is: bool = False) -> dict[str, Path]:
+    """Output SOP Instance UID -> original file: remapped under `keys`, or as is when None; with
+    `as_is`, also by the original UID (files that declare Retain UIDs keep it)."""
     index: dict[str, Path] = {}
     for root in inputs:
         candidates = [root] if root.is_file() else list(release_files(root))
@@ -62,18 +66,20 @@ def index_originals(inputs: list[Path], keys: Keys | None) -> dict[str, Path]:
             uid = sop_instance_uid(path)
             if uid:
                 index[remap_uid(uid, keys) if keys is not None else uid] = path
+                if as_is and keys is not None:
+                    index.setdefault(uid, path)
     return index
 
 
 VERIFY_BATCH = 64
 
 
-def verify_release(release: Path, options: tuple[str, ...], originals: dict[str, Path] | None,
+def verify_release(release: Path, options: tuple[str, ...] | None, originals: dict[str, Path] | None,
                    skip: Path | None = None, ocr: bool = False, workers: int | None = 0,
                    scheduler: str | None = None,
                    announce: Callable[[str], None] = _ignore) -> tuple[int, list[Finding]]:
-    """Verify every file of `release` (on Dask unless `workers` is 0); return (files checked,
-    findings with release-relative files)."""
+    """Verify every file of `release` (on Dask unless `workers` is 0) with `options`, or each with
+    the options it declares when None; return (files checked, findings with release-relative files)."""
     def batches() -> Iterator[tuple[Any, ...]]:
         paths = list(itertools.islice(files, VERIFY_BATCH))
         while paths:
@@ -91,9 +97,10 @@ def verify_release(release: Path, options: tuple[str, ...], originals: dict[str,
     return count, findings
 
 
-def verify_files(release: Path, paths: tuple[Path, ...], options: tuple[str, ...], with_originals: bool,
+def verify_files(release: Path, paths: tuple[Path, ...], options: tuple[str, ...] | None, with_originals: bool,
                  originals: dict[Path, Path | None] | None, ocr: bool) -> tuple[int, list[Finding]]:
-    """Verify some files of a release (one Dask task); originals: release file -> its original."""
+    """Verify some files of a release (one Dask task); originals: release file -> its original;
+    options None: each file's declared ones."""
     findings: list[Finding] = []
     count = 0
     for path in paths:
@@ -111,7 +118,8 @@ def verify_files(release: Path, paths: tuple[Path, ...], options: tuple[str, ...
                 findings.append(Finding(CommandRule.ORIGINAL_NOT_FOUND, "file", Severity.MEDIUM, relative))
             else:
                 original = source.read_bytes()
-        for finding in verify_bytes(data, options, original, relative):
+        chosen = options if options is not None else declared_options(data)
+        for finding in verify_bytes(data, chosen, original, relative):
             findings.append(dataclasses.replace(finding, file=relative))
         if ocr:
             findings.extend(text_findings(path, relative))

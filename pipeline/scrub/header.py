@@ -23,7 +23,7 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
-from pipeline.errors import ScrubError
+from pipeline.errors import Cause, ScrubError
 from pipeline.profile.options import BASIC_PROFILE_CODE, OPTION_CODES, Option
 from pipeline.profile.plan import Action, Plan, Rule
 from pipeline.scrub.clean import Identifiers, clean_text
@@ -158,7 +158,7 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, depth: int, in_clean_sequence: bo
     """Apply the plan to one dataset. Elements are decided on their tag and VR while still raw,
     so what is removed or kept as is is never decoded (the hot path)."""
     if depth > MAX_DEPTH:
-        raise ScrubError(f"sequences nested deeper than {MAX_DEPTH} levels")
+        raise ScrubError(f"sequences nested deeper than {MAX_DEPTH} levels", cause=Cause.NESTING)
     plan = ctx.plan
     elements = list(ds.items())  # as stored: raw until decoded, so a look costs no decoding
     creators: dict[tuple[int, int], str] = {}
@@ -257,7 +257,7 @@ def _apply(
     elif action is Action.ADD:
         return
     else:  # pragma: no cover - every Action is handled above
-        raise ScrubError(f"no handler for action {action}")
+        raise ScrubError(f"no handler for action {action}", cause=Cause.NO_HANDLER)
 
 
 def _apply_sequence(
@@ -296,7 +296,8 @@ def _dummy(elem: DataElement, ctx: _Context) -> object:
     try:
         return DUMMY_VALUES[elem.VR]
     except KeyError:
-        raise ScrubError(f"no dummy value for VR {elem.VR} of {elem.keyword or _tag_text(elem.tag)}") from None
+        raise ScrubError(f"no dummy value for VR {elem.VR} of {elem.keyword or _tag_text(elem.tag)}",
+                         cause=Cause.NO_DUMMY) from None
 
 
 def _clean(ds: Dataset, elem: DataElement, ctx: _Context) -> None:

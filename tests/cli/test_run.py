@@ -100,7 +100,7 @@ def test_a_quarantined_file_exits_1_and_the_ledger_holds_its_relative_path_and_n
     quarantine = layout["release"].parent / "release.quarantine"
     ledger = (quarantine / "ledger.jsonl").read_text()
     [line] = [json.loads(text) for text in ledger.splitlines()]
-    assert line["reason"] == "bad-input" and line["disposition"] == "quarantined"
+    assert line["reason"] == "bad-input:length-beyond-file" and line["disposition"] == "quarantined"
     assert line["input"] == cut.relative_to(layout["inputs"]).as_posix() and line["root"] == 1
     assert (quarantine / f"{line['source_id']}.dcm").read_bytes() == cut.read_bytes()
     assert stat.S_IMODE(quarantine.stat().st_mode) == 0o700

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import shutil
+import stat
 import struct
 import subprocess
 import sys
 import tempfile
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-from pipeline.report.build import scan_report, write_reports
+from pipeline.report.build import CENSUS_WARNING, scan_report, write_reports
 from pipeline.report.html import render_html
 from tests.conftest import REPO, TEST_KEY
 
@@ -83,20 +85,61 @@ def test_report_page_opens_in_chromium_and_shows_the_counts(run_release: Path, t
     assert (width, height) == (1200, 900) and shot.stat().st_size > 10_000
 
 
+class _FirstText(HTMLParser):
+    """The first text a reader sees in a page's body."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_body, self.first = False, ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.in_body = self.in_body or tag == "body"
+
+    def handle_data(self, data: str) -> None:
+        if self.in_body and not self.first and data.strip():
+            self.first = data.strip()
+
+
+def first_visible_line(page: str) -> str:
+    parser = _FirstText()
+    parser.feed(page)
+    return parser.first
+
+
 def test_scan_report_has_sortable_findings_thumbnails_and_marked_values(tmp_path: Path) -> None:
-    result = subprocess.run([str(SCRIPT), "scan", str(REPO / "sample_data" / "archive"), "--report", str(tmp_path)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run([str(SCRIPT), "scan", str(REPO / "sample_data" / "archive"), "--report", str(tmp_path),
+                             "--census"], capture_output=True, text=True, check=False)
     assert result.returncode == 1  # the raw archive has HIGH findings
-    report = json.loads((tmp_path / "report.json").read_text())
+    text = (tmp_path / "report.json").read_text()
+    assert text.splitlines()[1].startswith('  "warning": "CONFIDENTIAL: this report may hold identifying values')
+    report = json.loads(text)
     assert report["counts"]["findings"] == len(report["findings"]) > 0
     assert "values" in report["census_values"]["note"]
     page = (tmp_path / "report.html").read_text()
     assert "data:image/png;base64," in page  # images flagged by BurnedInAnnotation YES
     assert "Census: values of the release" in page
+    for written in ("report.json", "report.html"):
+        assert stat.S_IMODE((tmp_path / written).stat().st_mode) == 0o600  # values: owner-only
     clicked = chromium("--dump-dom", "--virtual-time-budget=2000", (tmp_path / "report.html").as_uri())
     assert clicked.returncode == 0 and "<table id=\"findings\">" in clicked.stdout
+    assert first_visible_line(clicked.stdout).startswith("CONFIDENTIAL: this report may hold identifying values")
     for value in ("QUILLERBY", "BRANNOCKE", "VELLACORT"):
         assert value not in result.stdout  # the census never goes to the terminal
+
+
+def test_a_scan_report_without_the_census_holds_no_value_and_no_warning(tmp_path: Path) -> None:
+    census = [{"keyword": "PatientName", "value": "QUILLERBY^ANSEL", "files": 1, "rare": True}]
+    findings = [{"rule": "person-name", "severity": "high", "file": "a.dcm", "path": "PatientName"}]
+    json_path, html_path = write_reports(scan_report(1, 1, findings), tmp_path / "plain")
+    for path in (json_path, html_path):
+        assert "QUILLERBY" not in path.read_text() and "identifying values" not in path.read_text()
+    assert "census_values" not in json.loads(json_path.read_text()) and "Census" not in html_path.read_text()
+    assert first_visible_line(html_path.read_text()) == "deid-pipeline scan report"
+    json_path, html_path = write_reports(scan_report(1, 1, findings, census), tmp_path / "census")
+    assert "QUILLERBY" in json_path.read_text() and "QUILLERBY" in html_path.read_text()
+    assert next(iter(json.loads(json_path.read_text()))) == "warning"
+    assert first_visible_line(html_path.read_text()) == CENSUS_WARNING
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (json_path, html_path)} == {0o600}
 
 
 def test_html_escapes_what_it_shows(tmp_path: Path) -> None:

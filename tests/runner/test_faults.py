@@ -403,7 +403,7 @@ def test_a_full_disk_under_the_release_quarantines_what_cannot_be_written(
     tmp_path: Path, reference: Callable[[Path], dict[str, bytes]]
 ) -> None:
     """The release on a 120 KB tmpfs (the archive's outputs need ~600 KB); the manifest and
-    quarantine on the ordinary disk. Outputs that do not fit are quarantined as write-failed,
+    quarantine on the ordinary disk. Outputs that do not fit are quarantined as write-failed:no-space,
     never left partial; after the disk grows, a retry publishes them."""
     key = write_key(tmp_path / "secrets")
     disk = tmp_path / "disk"
@@ -417,8 +417,8 @@ def test_a_full_disk_under_the_release_quarantines_what_cannot_be_written(
         assert process.returncode == 1, err.decode()[-2000:]
         stats = _check_release(release, manifest)
         ledger = (tmp_path / "quarantine" / "ledger.jsonl").read_text()
-        print(f"disk full: exit {process.returncode}, {stats}, write-failed {ledger.count('write-failed')}")
-        assert ledger.count("write-failed") > 0 and stats["written"] < len(reference(ARCHIVE))
+        print(f"disk full: exit {process.returncode}, {stats}, no space {ledger.count('write-failed:no-space')}")
+        assert ledger.count("write-failed:no-space") > 0 and stats["written"] < len(reference(ARCHIVE))
         if grow is not None:
             grow()
         _rerun_completes(release, ARCHIVE, key, reference(ARCHIVE), *extra)

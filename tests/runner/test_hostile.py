@@ -15,6 +15,7 @@ from pathlib import Path
 import pydicom.data
 import pytest
 
+from pipeline.errors import Cause
 from pipeline.profile.plan import compile_plan
 from pipeline.runner import process as outcome_module
 from pipeline.runner.deadline import Deadline, FileTimeLimitError
@@ -31,44 +32,48 @@ KEYS = Keys(key=KEY_HEX.encode("ascii"))
 PLAN = compile_plan("basic", [])
 BUNDLED = Path(str(pydicom.data.__file__)).parent / "test_files"
 BAD_ARCHIVE = Path(__file__).resolve().parents[2] / "sample_data" / "archive" / "bad"
-KNOWN_REASONS = {"bad-input", "too-large", "time-limit", "write-failed", "duplicate-sop-instance", "unreadable-input",
-                 "burned-in-unhandled", "encapsulated-document", "pixel-failed"}
+# A reason names its cause: these codes always come with one (``bad-input:unknown-vr``, issue 18).
+CAUSED = ("bad-input", "too-large", "write-failed", "pixel-failed", "scrub-failed")
+KNOWN_REASONS = {"time-limit", "duplicate-sop-instance", "unreadable-input", "burned-in-unhandled",
+                 "encapsulated-document"} | {f"{code}:{cause.value}" for code in CAUSED for cause in Cause}
 
 # The odd files the brief names, and what becomes of each.
 ODD_BUNDLED = {
-    "MR_truncated.dcm": (Disposition.QUARANTINED, "bad-input"),
-    "rtplan_truncated.dcm": (Disposition.QUARANTINED, "bad-input"),  # was published before the length check
+    "MR_truncated.dcm": (Disposition.QUARANTINED, "bad-input:length-beyond-file"),
+    # was published before the length check
+    "rtplan_truncated.dcm": (Disposition.QUARANTINED, "bad-input:length-beyond-file"),
     "no_meta.dcm": (Disposition.SKIPPED, "not-dicom"),
-    "badVR.dcm": (Disposition.QUARANTINED, "bad-input"),
-    "meta_missing_tsyntax.dcm": (Disposition.QUARANTINED, "bad-input"),
-    "UN_sequence.dcm": (Disposition.QUARANTINED, "bad-input"),
-    "ExplVR_BigEndNoMeta.dcm": (Disposition.QUARANTINED, "bad-input"),
-    "ExplVR_LitEndNoMeta.dcm": (Disposition.QUARANTINED, "bad-input"),
-    "no_meta_group_length.dcm": (Disposition.QUARANTINED, "bad-input"),
+    "badVR.dcm": (Disposition.QUARANTINED, "bad-input:bad-pixel-attributes"),
+    "meta_missing_tsyntax.dcm": (Disposition.QUARANTINED, "bad-input:no-sop-uid"),
+    "UN_sequence.dcm": (Disposition.QUARANTINED, "bad-input:no-sop-uid"),
+    "ExplVR_BigEndNoMeta.dcm": (Disposition.QUARANTINED, "bad-input:not-part-10"),
+    "ExplVR_LitEndNoMeta.dcm": (Disposition.QUARANTINED, "bad-input:not-part-10"),
+    "no_meta_group_length.dcm": (Disposition.QUARANTINED, "bad-input:no-sop-uid"),
     "zipMR.gz": (Disposition.SKIPPED, "not-dicom"),
     "crayons.icc": (Disposition.SKIPPED, "not-dicom"),
-    "empty_charset_LEI.dcm": (Disposition.QUARANTINED, "bad-input"),
+    "empty_charset_LEI.dcm": (Disposition.QUARANTINED, "bad-input:no-sop-uid"),
     "dicomdirtests/DICOMDIR": (Disposition.SKIPPED, "dicomdir"),
-    "dicomdirtests/DICOMDIR-bigEnd": (Disposition.QUARANTINED, "bad-input"),
-    "dicomdirtests/DICOMDIR-nooffset": (Disposition.QUARANTINED, "bad-input"),
+    "dicomdirtests/DICOMDIR-bigEnd": (Disposition.QUARANTINED, "bad-input:dicomdir"),
+    "dicomdirtests/DICOMDIR-nooffset": (Disposition.QUARANTINED, "bad-input:length-beyond-file"),
 }
 BAD_SAMPLES = {
     "empty.dcm": (Disposition.SKIPPED, "empty"),
     "export_notes.txt": (Disposition.SKIPPED, "not-dicom"),
-    "truncated.dcm": (Disposition.QUARANTINED, "bad-input"),
-    "raw_no_preamble.dcm": (Disposition.QUARANTINED, "bad-input"),
-    "invalid_vr.dcm": (Disposition.QUARANTINED, "bad-input"),  # was unexpected-BytesLengthException
+    "truncated.dcm": (Disposition.QUARANTINED, "bad-input:length-beyond-file"),
+    "raw_no_preamble.dcm": (Disposition.QUARANTINED, "bad-input:not-part-10"),
+    "invalid_vr.dcm": (Disposition.QUARANTINED, "bad-input:bad-value-length"),  # was unexpected-BytesLengthException
     "DICOMDIR": (Disposition.SKIPPED, "dicomdir"),
 }
 GENERATED = {
-    "length_beyond_file": "bad-input",
-    "explicit_length_beyond_file": "bad-input",
-    "huge_pixel_length": "bad-input",
-    "huge_declared_frames": "too-large",
-    "deep_sequences": "bad-input",
-    "truncated_in_header": "bad-input",
-    "garbage_after_preamble": "bad-input",
-    "unknown_transfer_syntax": "bad-input",  # was unexpected-ValueError (found by tests/test_fuzz.py)
+    "length_beyond_file": "bad-input:length-beyond-file",
+    "explicit_length_beyond_file": "bad-input:length-beyond-file",
+    "huge_pixel_length": "bad-input:length-beyond-file",
+    "huge_declared_frames": "too-large:pixel-data-size",
+    "deep_sequences": "bad-input:nesting-too-deep",
+    "truncated_in_header": "bad-input:length-beyond-file",
+    "garbage_after_preamble": "bad-input:no-sop-uid",
+    # was unexpected-ValueError (found by tests/test_fuzz.py)
+    "unknown_transfer_syntax": "bad-input:unknown-transfer-syntax",
 }
 
 
@@ -143,7 +148,7 @@ def test_two_private_creators_claiming_one_block_publish_no_private_value(tmp_pa
 def test_a_file_larger_than_the_limit_is_not_read(tmp_path: Path) -> None:
     path = BUNDLED / "CT_small.dcm"
     result, _ = _one(tmp_path, path, max_input_bytes=1024)
-    assert (result.disposition, result.reason) == (Disposition.QUARANTINED, "too-large")
+    assert (result.disposition, result.reason) == (Disposition.QUARANTINED, "too-large:file-size")
     assert result.source_id.startswith("path-")  # named by location: its bytes were never read
 
 

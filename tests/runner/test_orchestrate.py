@@ -56,9 +56,9 @@ def test_one_file_is_published_skipped_or_quarantined_by_what_it_holds(tmp_path:
         assert outcome.uid_pairs == () and outcome.patient_pair is None
     assert [results[r][1].reason for r in NOT_DICOM_FILES] == ["empty", "not-dicom"]
     assert {results[r][1].disposition for r in NOT_DICOM_FILES} == {Disposition.SKIPPED}
-    for broken in (TRUNCATED_FILE, RAW_FILE):
+    for broken, reason in ((TRUNCATED_FILE, "bad-input:length-beyond-file"), (RAW_FILE, "bad-input:not-part-10")):
         outcome = results[broken][1]
-        assert (outcome.disposition, outcome.reason) == (Disposition.QUARANTINED, "bad-input")
+        assert (outcome.disposition, outcome.reason) == (Disposition.QUARANTINED, reason)
         kept = tmp_path / "quarantine" / f"{outcome.source_id}.dcm"
         assert kept.read_bytes() == (inputs / broken).read_bytes()
     text = " ".join(repr(outcome) for _, outcome in results.values())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -142,7 +143,8 @@ def test_scan_command_exit_codes_and_json(tmp_path: Path, capsys: pytest.Capture
     out = capsys.readouterr().out
     assert "person-name" in out and "Quixote" not in out and "CompressedSamples" not in out
     data = json.loads(report.read_text())
-    assert data["dicom_files"] == len(FILES) and "holds values" in data["census"]["note"]
+    assert data["dicom_files"] == len(FILES) and "census" not in data and "warning" not in data
+    assert NAME not in report.read_text()  # without --census no value is written
     assert main(["scan", str(clean)]) == 0
     assert main(["scan", str(tmp_path / "missing")]) == 2
 
@@ -249,3 +251,22 @@ def test_not_allowed_findings_on_raw_originals_hold_no_values(tmp_path: Path) ->
     text = json.dumps([dict(f.as_dict(), file="") for f in found]).lower()  # the file's path is the raw tree's
     leaked = [value for value in ("quixote", "alonso", "2004", "jfk") if value in text]
     assert leaked == []
+
+
+def test_scan_census_is_opt_in_marked_first_and_owner_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 18: the census of raw values is confidential. With --census the JSON's first line
+    after the brace says it may hold identifying values, and the file is created 0600 (even
+    where an older, world-readable file stood)."""
+    raw = raw_tree(tmp_path / "raw")
+    report = tmp_path / "out" / "scan.json"
+    report.parent.mkdir()
+    report.write_text("{}")
+    report.chmod(0o644)
+    assert main(["scan", str(raw), "--json", str(report), "--census"]) == 1
+    assert "Quixote" not in capsys.readouterr().out  # the terminal still shows no value
+    text = report.read_text()
+    assert text.splitlines()[1].startswith('  "warning": "CONFIDENTIAL: this report may hold identifying values')
+    assert stat.S_IMODE(report.stat().st_mode) == 0o600
+    data = json.loads(text)
+    assert next(iter(data)) == "warning"
+    assert any(e["value"] == NAME for e in data["census"]["entries"])

@@ -1,0 +1,164 @@
+"""A quarantine reason names the cause (issue 18): an unknown VR, a value its VR cannot hold, a
+truncated JPEG 2000 codestream and pixel data cut off with the file each get their own reason
+through `process_one`, and none holds a value."""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.encaps import encapsulate, generate_frames
+from pydicom.errors import BytesLengthException
+from pydicom.tag import Tag
+
+from pipeline.dicom.file import decode_cause
+from pipeline.errors import Cause, InputError
+from pipeline.profile.plan import PixelMode, Plan, compile_plan
+from pipeline.runner.discover import SourceFile
+from pipeline.runner.outcome import Disposition, Outcome
+from pipeline.runner.process import WorkerConfig, process_one
+from pipeline.scrub.keys import Keys
+from tests.conftest import bundled
+from tests.conftest_run import KEY_HEX
+
+KEYS = Keys(key=KEY_HEX.encode("ascii"))
+BASIC = compile_plan("basic", [])
+SERIAL = b"SN-4471-QX"  # a device serial number: a value that must not reach a reason
+
+
+def _process(tmp_path: Path, data: bytes, plan: Plan = BASIC) -> Outcome:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "input.dcm"
+    path.write_bytes(data)
+    cfg = WorkerConfig(tmp_path / "release", tmp_path / "quarantine")
+    (tmp_path / "quarantine").mkdir(exist_ok=True)
+    return process_one(SourceFile(path, len(data), 0), plan, KEYS, cfg)
+
+
+def _quarantined(outcome: Outcome, reason: str) -> None:
+    assert (outcome.disposition, outcome.reason) == (Disposition.QUARANTINED, reason)
+    assert SERIAL.decode() not in repr(outcome)
+
+
+def _explicit(group: int, element: int, vr: bytes, value: bytes) -> bytes:
+    value += b" " * (len(value) % 2)
+    return struct.pack("<HH", group, element) + vr + struct.pack("<H", len(value)) + value
+
+
+def _insert_before(data: bytes, group: int, element: int, raw: bytes) -> bytes:
+    """`raw` elements inserted before the top-level element (group, element) of an explicit VR
+    little endian file."""
+    at = data.index(struct.pack("<HH", group, element), 132)
+    return data[:at] + raw + data[at:]
+
+
+def _replace(data: bytes, group: int, element: int, raw: bytes) -> bytes:
+    """The top-level short-VR element (group, element) replaced by `raw`."""
+    at = data.index(struct.pack("<HH", group, element), 132)
+    (length,) = struct.unpack("<H", data[at + 6:at + 8])
+    return data[:at] + raw + data[at + 8 + length:]
+
+
+CT = bundled("CT_small.dcm").read_bytes()  # explicit VR little endian
+
+
+def test_an_unknown_vr_is_bad_input_unknown_vr(tmp_path: Path) -> None:
+    """DeviceSerialNumber stored with the VR "QQ", which PS3.5 does not define (it was
+    unexpected-NotImplementedError, raised by pydicom when the scrub decoded it)."""
+    data = _insert_before(CT, 0x0018, 0x1020, _explicit(0x0018, 0x1000, b"QQ", SERIAL))
+    _quarantined(_process(tmp_path, data), "bad-input:unknown-vr")
+
+
+def test_an_unknown_vr_in_a_private_element_is_bad_input_unknown_vr(tmp_path: Path) -> None:
+    """The scrub removes private elements without decoding them: the reading refuses the file first."""
+    raw = _explicit(0x0019, 0x0010, b"LO", b"ACME") + _explicit(0x0019, 0x1001, b"QQ", SERIAL)
+    _quarantined(_process(tmp_path, _insert_before(CT, 0x0020, 0x000D, raw)), "bad-input:unknown-vr")
+
+
+def test_pydicoms_lazy_unknown_vr_error_is_named_unknown_vr() -> None:
+    """Where an unknown VR is only met when a value is decoded (pydicom's own error, raised here
+    by pydicom itself), `decode_cause` names it; a length that does not fit its VR too."""
+    ds = Dataset()
+    ds[0x00181000] = RawDataElement(Tag(0x00181000), "QQ", len(SERIAL), SERIAL, 0, False, True)
+    with pytest.raises(NotImplementedError) as unknown:
+        ds[0x00181000]
+    assert decode_cause(unknown.value) is Cause.UNKNOWN_VR
+    ds[0x00280010] = RawDataElement(Tag(0x00280010), "US", 3, b"\x01\x02\x03", 0, False, True)
+    with pytest.raises(BytesLengthException) as odd_length:
+        _ = ds[0x00280010].value
+    assert decode_cause(odd_length.value) is Cause.BAD_VALUE_LENGTH
+    assert decode_cause(ValueError("something else")) is None
+
+
+def test_a_value_its_stored_vr_cannot_hold_is_write_failed_vr_mismatch(tmp_path: Path) -> None:
+    """PatientName stored with the VR US: the scrub gives it a pseudonym (text), which US cannot
+    encode (it was write-failed with no cause)."""
+    data = _replace(CT, 0x0010, 0x0010, _explicit(0x0010, 0x0010, b"US", b"\x01\x00"))
+    _quarantined(_process(tmp_path, data), "write-failed:vr-mismatch")
+
+
+def test_a_uid_stored_as_binary_is_write_failed_vr_mismatch(tmp_path: Path) -> None:
+    at = CT.index(struct.pack("<HH", 0x0020, 0x000D), 132)
+    (length,) = struct.unpack("<H", CT[at + 6:at + 8])
+    raw = struct.pack("<HH", 0x0020, 0x000D) + b"OB\x00\x00" + struct.pack("<I", 4) + b"\x01\x00\x00\x00"
+    _quarantined(_process(tmp_path, CT[:at] + raw + CT[at + 8 + length:]), "write-failed:vr-mismatch")
+
+
+# --- JPEG 2000 -------------------------------------------------------------------------------
+
+J2K = bundled("MR_small_jp2klossless.dcm").read_bytes()
+
+
+def _j2k(codestream_share: float, burned_in: bool = True) -> bytes:
+    """MR_small in JPEG 2000 Lossless with its one frame's codestream cut to a share of its
+    length (fragments well formed); BurnedInAnnotation YES makes the OCR plan decode it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(io.BytesIO(J2K))
+    [frame] = list(generate_frames(ds.PixelData, number_of_frames=1))
+    cut = frame[: int(len(frame) * codestream_share)]
+    ds.PixelData = encapsulate([cut + b"\x00" * (len(cut) % 2)])
+    if burned_in:
+        ds.BurnedInAnnotation = "YES"
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def ocr_plan() -> Plan:
+    return compile_plan("basic", [], pixel_mode=PixelMode.OCR)
+
+
+def test_a_truncated_jpeg2000_codestream_is_pixel_failed_truncated_codestream(tmp_path: Path,
+                                                                             ocr_plan: Plan) -> None:
+    _quarantined(_process(tmp_path / "half", _j2k(0.5), ocr_plan), "pixel-failed:truncated-codestream")
+    _quarantined(_process(tmp_path / "most", _j2k(0.95), ocr_plan), "pixel-failed:truncated-codestream")
+
+
+def test_the_whole_codestream_is_decoded_and_published(tmp_path: Path, ocr_plan: Plan) -> None:
+    """The control: the same file with its codestream whole passes the same plan."""
+    outcome = _process(tmp_path, _j2k(1.0), ocr_plan)
+    assert outcome.disposition is Disposition.WRITTEN, outcome.reason
+
+
+def test_a_jpeg2000_file_cut_inside_its_pixel_data_is_bad_input_truncated_pixel_data(tmp_path: Path) -> None:
+    """The file ends just after the first fragment's item tag: pydicom reads an empty dataset
+    from it (the reason used to be 'no SOP Class or SOP Instance UID')."""
+    item = J2K.index(b"\xfe\xff\x00\xe0", J2K.index(b"\xe0\x7f\x10\x00"))
+    for end in (item, item + 4, item + 12):
+        outcome = _process(tmp_path / str(end), J2K[:end])
+        _quarantined(outcome, "bad-input:truncated-pixel-data")
+
+
+def test_a_reason_is_its_code_and_a_cause_never_the_message() -> None:
+    error = InputError(f"a message that would quote {SERIAL!r}", cause=Cause.UNKNOWN_VR)
+    assert error.code == "bad-input:unknown-vr" and InputError.code == "bad-input"
+    assert InputError("no cause").code == "bad-input"
+    assert all(c.value == c.value.lower() and c.value.replace("-", "").isalnum() for c in Cause)
