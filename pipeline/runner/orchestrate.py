@@ -38,6 +38,7 @@ from pipeline.errors import InputError, PipelineError
 from pipeline.files import make_private_dir
 from pipeline.pixels.clean import require_for
 from pipeline.profile.plan import Plan
+from pipeline.runner.accounting import Accounts, Batch
 from pipeline.runner.cluster import SchedulerLostError, connect, submit_bounded
 from pipeline.runner.discover import SourceFile, discover, is_inside, location_key, resolve_roots
 from pipeline.runner.ledger import Ledger
@@ -62,7 +63,6 @@ log = logging.getLogger(__name__)
 EXIT_OK, EXIT_QUARANTINED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_BATCH_SIZE = 64
 
-Batch = tuple[tuple[SourceFile, Location], ...]
 Done = tuple[Batch, tuple[Outcome, ...]]
 Execute = Callable[[Iterator[Batch]], Iterator[Done]]
 
@@ -161,7 +161,8 @@ def run(cfg: RunConfig, plan: Plan, keys: Keys, announce: Callable[[str], None] 
                 if cfg.force_replan:
                     _forget_stale(manifest, paths.release)
                 header = _Header(plan, executor, workers, cfg.batch_size)
-                return _publish(cfg, paths, roots, keys, manifest, execute, header, removed)
+                accounts = Accounts(lambda src, reason: unread_outcome(src, keys, reason, worker_cfg))
+                return _publish(cfg, paths, roots, keys, manifest, execute, accounts, header, removed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +279,7 @@ def _publish(
     keys: Keys,
     manifest: Manifest,
     execute: Execute,
+    accounts: Accounts,
     header: _Header,
     removed: int,
 ) -> RunResult:
@@ -291,7 +293,11 @@ def _publish(
             mapping = stack.enter_context(MappingWriter(paths.mapping_dir)) if paths.mapping_dir else None
             bar = stack.enter_context(_progress(cfg.quiet, roots))
             pending = _pending(discover(roots), manifest, keys, cfg.retry_quarantined, tally, bar)
-            for batch, outcomes in execute(_chunked(pending, cfg.batch_size)):
+            done = execute(accounts.track(_chunked(pending, cfg.batch_size)))
+            # Every input submitted gets exactly one outcome: a batch that came back short, or
+            # never came back though the executor ended normally, is quarantined, not dropped.
+            for batch, returned in itertools.chain(done, accounts.unsettled()):
+                outcomes = accounts.settle(batch, returned)
                 now = utc_now()
                 for outcome in outcomes:
                     tally.processed[outcome.disposition.value] += 1
