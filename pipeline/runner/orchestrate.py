@@ -10,8 +10,10 @@ The plan is compiled and the key loaded by the caller before anything is read. T
 3. stream `discover` through the manifest (unchanged files already done are not read),
    cut it into batches and keep at most two batches per worker thread in flight with
    `distributed.as_completed`, so memory stays flat whatever the archive's size;
-4. as each batch completes, append quarantines to the ledger and pairs to the mapping,
-   then commit the batch to the manifest; finally write the run record.
+4. as each batch completes, account for it (`pipeline.runner.accounting`: every input submitted
+   gets exactly one outcome; one a batch did not return is quarantined, never dropped), append
+   quarantines to the ledger and pairs to the mapping, then commit the batch to the manifest;
+   finally write the run record.
 
 Workers get paths, the plan, the keys and a `WorkerConfig` with each task (about 30 KB), never
 datasets. They are not scattered: scattered data lives only on the workers present when it
@@ -236,7 +238,8 @@ def _run_dask(
 ) -> Iterator[Done]:
     """At most BATCHES_PER_WORKER batches per worker thread in flight; a new one is
     submitted as each completes. A batch whose task failed (its worker died more often than
-    Dask retries) is quarantined whole; a lost scheduler stops the run (`SchedulerLostError`)
+    Dask retries) is quarantined whole (and a batch this loop failed to yield would be, by the
+    run's accounting); a lost scheduler stops the run (`SchedulerLostError`)
     with the inputs in flight left to do."""
     from distributed.comm.core import CommClosedError
 
