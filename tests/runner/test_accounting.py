@@ -77,7 +77,10 @@ def test_a_dask_batch_whose_task_fails_is_quarantined_whole(tmp_path: Path, monk
     kept = {p.name.removesuffix(".dcm") for p in (tmp_path / "dask" / "release.quarantine").iterdir()}
     assert lost <= kept  # the originals of the failed batch are kept for a retry
     published, expected = release_files(tmp_path / "dask" / "release"), release_files(tmp_path / "serial" / "release")
-    assert set(published) < set(expected)  # the failed batch's good file is missing, nothing else
+    # DOOMED is not published. Its batch-mate (ct_head_2004, processed first) was published by
+    # the worker before the fault, though the manifest calls it quarantined: a failed task cannot
+    # say what it published (a gap left open, see the issue 18 report); a retry republishes it.
+    assert set(published) < set(expected) and len(published) == len(expected) - 1
     assert all(expected[name] == data for name, data in published.items())
 
 
