@@ -1,7 +1,9 @@
 """Generate the deid recipes in ``profiles/`` from PS3.15 Table E.1-1 as data.
 
 This is a development tool, not part of the package: the pipeline reads only the
-generated ``*.deid`` files. Rebuild them for a newer edition of the standard with::
+generated ``*.deid`` files. It also writes ``table-e1-1.json``, a compact copy of the
+table's columns the tests check the recipes, plan and scrubber against, so they run without
+``../shared``. Rebuild them all for a newer edition of the standard with::
 
     python profiles/generate_recipes.py --reference ../shared/reference --edition 2026d
 
@@ -163,6 +165,24 @@ def build(reference: Path, edition: str) -> dict[str, str]:
     return recipes
 
 
+TABLE_COPY = "table-e1-1.json"
+# The columns of Table E.1-1 the tests read (tests/conftest.py reference_rows), in this order.
+TABLE_COLUMNS = ("tag", "tag_kind", "tag_hex", "keyword", "vr", "basic_profile", *OPTION_COLUMNS)
+
+
+def table_copy(reference: Path, edition: str) -> str:
+    """A compact copy of Table E.1-1 for the tests, so they run in a clean clone without
+    ``../shared``: the columns they read, one row per line, in the reference's order."""
+    table_path = reference / "ps3.15-table-e1-1.json"
+    table_bytes = table_path.read_bytes()
+    rows: list[dict[str, Any]] = json.loads(table_bytes)
+    head = {"source": f"PS3.15 {edition} Table E.1-1, {table_path.name}",
+            "sha256": hashlib.sha256(table_bytes).hexdigest(), "generated_by": "profiles/generate_recipes.py",
+            "columns": list(TABLE_COLUMNS)}
+    lines = [json.dumps([row[column] for column in TABLE_COLUMNS]) for row in rows]
+    return json.dumps(head)[:-1] + ', "rows": [\n' + ",\n".join(lines) + "\n]}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference", type=Path, default=HERE.parent.parent / "shared" / "reference")
@@ -171,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail if a committed recipe differs")
     args = parser.parse_args(argv)
     recipes = build(args.reference, args.edition)
+    recipes[TABLE_COPY] = table_copy(args.reference, args.edition)
     stale = []
     for name, text in recipes.items():
         target = args.out / name
@@ -180,9 +201,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         target.write_text(text)
     if stale:
-        print("stale recipes: " + ", ".join(stale), file=sys.stderr)
+        print("stale: " + ", ".join(stale), file=sys.stderr)
         return 1
-    print(f"{'checked' if args.check else 'wrote'} {len(recipes)} recipes in {args.out}")
+    print(f"{'checked' if args.check else 'wrote'} {len(recipes) - 1} recipes and {TABLE_COPY} in {args.out}")
     return 0
 
 

@@ -11,8 +11,10 @@ The plan is compiled and the key loaded by the caller before anything is read. T
 3. stream `discover` through the manifest (unchanged files already done are not read),
    cut it into batches and keep at most two batches per worker thread in flight with
    `distributed.as_completed`, so memory stays flat whatever the archive's size;
-4. as each batch completes, append quarantines to the ledger and pairs to the mapping,
-   then commit the batch to the manifest; finally write the run record.
+4. as each batch completes, account for it (`pipeline.runner.accounting`: every input submitted
+   gets exactly one outcome; one a batch did not return is quarantined, never dropped), append
+   quarantines to the ledger and pairs to the mapping, then commit the batch to the manifest;
+   finally write the run record.
 
 Outputs are staged in ``<release>.staging/`` beside the release, never inside it, so whatever
 is killed and when, the release holds only verified, published files; each run first sweeps
@@ -44,6 +46,7 @@ from pipeline.errors import InputError, PipelineError
 from pipeline.files import make_private_dir
 from pipeline.pixels.clean import require_for
 from pipeline.profile.plan import Plan
+from pipeline.runner.accounting import Accounts, Batch
 from pipeline.runner.audit import release_event, write_audit_message
 from pipeline.runner.cluster import SchedulerLostError, connect, submit_bounded
 from pipeline.runner.discover import SourceFile, discover, location_key, resolve_roots
@@ -72,7 +75,6 @@ log = logging.getLogger(__name__)
 EXIT_OK, EXIT_QUARANTINED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_BATCH_SIZE = 64
 
-Batch = tuple[tuple[SourceFile, Location], ...]
 Done = tuple[Batch, tuple[Outcome, ...]]
 Execute = Callable[[Iterator[Batch]], Iterator[Done]]
 
@@ -145,7 +147,8 @@ def run(cfg: RunConfig, plan: Plan, keys: Keys, announce: Callable[[str], None] 
                 if cfg.force_replan:
                     _forget_stale(manifest, paths.release)
                 header = _Header(plan, executor, workers, cfg.batch_size)
-                result = _publish(cfg, paths, roots, keys, manifest, execute, header, removed)
+                accounts = Accounts(lambda src, reason: unread_outcome(src, keys, reason, worker_cfg))
+                result = _publish(cfg, paths, roots, keys, manifest, execute, accounts, header, removed)
             with contextlib.suppress(OSError):
                 paths.staging.rmdir()  # empty after a run that ended (a worker a dead client left may still stage)
             return result
@@ -204,7 +207,8 @@ def _run_dask(
 ) -> Iterator[Done]:
     """At most BATCHES_PER_WORKER batches per worker thread in flight; a new one is
     submitted as each completes. A batch whose task failed (its worker died more often than
-    Dask retries) is quarantined whole; a lost scheduler stops the run (`SchedulerLostError`)
+    Dask retries) is quarantined whole (and a batch this loop failed to yield would be, by the
+    run's accounting); a lost scheduler stops the run (`SchedulerLostError`)
     with the inputs in flight left to do."""
     from distributed.comm.core import CommClosedError
 
@@ -237,6 +241,7 @@ def _publish(
     keys: Keys,
     manifest: Manifest,
     execute: Execute,
+    accounts: Accounts,
     header: _Header,
     removed: int,
 ) -> RunResult:
@@ -250,7 +255,11 @@ def _publish(
             mapping = stack.enter_context(MappingWriter(paths.mapping_dir)) if paths.mapping_dir else None
             bar = stack.enter_context(_progress(cfg.quiet, roots))
             pending = _pending(discover(roots), manifest, keys, cfg.retry_quarantined, tally, bar)
-            for batch, outcomes in execute(_chunked(pending, cfg.batch_size)):
+            done = execute(accounts.track(_chunked(pending, cfg.batch_size)))
+            # Every input submitted gets exactly one outcome: a batch that came back short, or
+            # never came back though the executor ended normally, is quarantined, not dropped.
+            for batch, returned in itertools.chain(done, accounts.unsettled()):
+                outcomes = accounts.settle(batch, returned)
                 now = utc_now()
                 for (src, _), outcome in zip(batch, outcomes, strict=True):
                     first = manifest.first_seen(seen_key(outcome.disposition, outcome.source_id, outcome.output))

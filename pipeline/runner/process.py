@@ -6,12 +6,15 @@ clean pixels and encode, as a pure function of the file's bytes, the plan and th
 `process_one(src, plan, keys, cfg) -> Outcome` reads the bytes once (their SHA-256 is the
 file's name in every record), scrubs them, stages the result in the staging folder beside
 the release (never inside it), verifies the staged bytes independently
-(`pipeline.verify.checks.verify_bytes`), then promotes. Any error, expected or not,
-quarantines the file with a reason code that names the cause (`PipelineError.code`, e.g.
-``bad-input:unknown-vr``; pydicom's own errors while a value is decoded by their kind,
-`pipeline.dicom.file.decode_cause`; else ``unexpected-<Class>``), never a message that could
-quote a value. A file that is clearly not DICOM (empty; no ``DICM`` prefix and no dataset at
-its start) or is a DICOMDIR is skipped, not quarantined.
+(`pipeline.verify.checks.verify_file`), then promotes only on a positive `Verdict` (elements
+checked, the original searched, no finding): a verifier that cannot be imported
+(``verify-unavailable``) or returns anything else, an empty list included
+(``verify-no-verdict``), publishes nothing. Any error, expected or not, quarantines the file
+with a reason code that names the cause (`PipelineError.code`, e.g. ``bad-input:unknown-vr``;
+pydicom's own errors while a value is decoded by their kind, `pipeline.dicom.file.decode_cause`;
+else ``unexpected-<Class>``), never a message that could quote a value. A file that is clearly
+not DICOM (empty; no ``DICM`` prefix and no dataset at its start) or is a DICOMDIR is skipped,
+not quarantined.
 
 Every file runs under limits, in a Dask worker and in the serial loop alike: a file larger
 than ``max_input_bytes`` is not read (``too-large``); one that declares more than it holds
@@ -29,7 +32,6 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, cast
 
 from pydicom.dataset import Dataset
 
@@ -47,6 +49,7 @@ from pipeline.runner.quarantine import QuarantineMode, quarantine
 from pipeline.runner.release import release_name, staging_folder
 from pipeline.scrub.header import ScrubLog, scrub
 from pipeline.scrub.keys import Keys
+from pipeline.verify.findings import Verdict
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +60,12 @@ DEFAULT_MAX_INPUT_BYTES = 4 << 30  # a file is read whole into memory
 _RAW_DATASET_STARTS = (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08")
 
 
-class Finding(Protocol):
-    """What the verifier reports; only the rule is used here (pipeline/verify/findings.py)."""
-
-    @property
-    def rule(self) -> str: ...
-
-
-# (output bytes, options, original bytes, release-relative output path) -> findings
-Verifier = Callable[[bytes, tuple[str, ...], "bytes | None", "str | None"], Sequence[Finding]]
+# (output bytes, options, original bytes, release-relative output path) -> a verify Verdict.
+# The result is typed `object` on purpose: the runner publishes only when it is a real
+# `pipeline.verify.findings.Verdict` that says verified (see `refusal`), never on an empty list.
+Verifier = Callable[[bytes, tuple[str, ...], "bytes | None", "str | None"], object]
+VERIFY_UNAVAILABLE = "verify-unavailable"  # the verifier cannot be imported
+VERIFY_NO_VERDICT = "verify-no-verdict"  # it returned something other than a verdict that it ran
 
 
 class VerifierUnavailableError(Exception):
@@ -74,18 +74,31 @@ class VerifierUnavailableError(Exception):
 
 def verify_with_pipeline_verify(
     output: bytes, options: tuple[str, ...], original: bytes | None, output_path: str | None
-) -> Sequence[Finding]:
+) -> object:
     """The default verifier, imported when first called so a missing module fails closed."""
     try:
         module = importlib.import_module("pipeline.verify.checks")
-        verify_bytes = module.verify_bytes
+        verify_file = module.verify_file
     except (ImportError, AttributeError):
         raise VerifierUnavailableError from None
-    return cast(Sequence[Finding], verify_bytes(output, options, original=original, output_path=output_path))
+    return verify_file(output, options, original=original, output_path=output_path)
 
 
 # Resolved at call time, so another verifier can be installed for a whole process.
 VERIFY: Verifier = verify_with_pipeline_verify
+
+
+def refusal(verdict: object, original_given: bool) -> str | None:
+    """Why a staged file must not be published, or None when `verdict` positively clears it:
+    a `Verdict` (not a look-alike, not a list) that checked elements, searched the original
+    when one was given, and found nothing. Fail closed: anything else is a refusal."""
+    if not isinstance(verdict, Verdict) or verdict.elements_checked <= 0:
+        return VERIFY_NO_VERDICT
+    if verdict.findings:
+        return f"verify:{verdict.findings[0].rule}"
+    if original_given and not verdict.original_searched:
+        return VERIFY_NO_VERDICT
+    return None if verdict.verified is True else VERIFY_NO_VERDICT
 
 
 # --- one file as bytes: read, scrub, encode ------------------------------------------------
@@ -186,7 +199,7 @@ def _process_one(src: SourceFile, plan: Plan, keys: Keys, cfg: WorkerConfig, dea
     except PipelineError as exc:
         return _quarantined(src, sid, data, exc.code, cfg)
     except VerifierUnavailableError:
-        return _quarantined(src, sid, data, "verify-unavailable", cfg)
+        return _quarantined(src, sid, data, VERIFY_UNAVAILABLE, cfg)
     except MemoryError:
         return _quarantined(src, sid, data, f"{TooLargeError.code}:{Cause.OUT_OF_MEMORY}", cfg)
     except Exception as exc:  # values are decoded when first used: pydicom's errors surface in the scrub
@@ -219,10 +232,11 @@ def _publish(
     target = cfg.release / Path(*name.parts)
     staged = stage(scrubbed.data, target, into=cfg.staging_dir)
     try:
-        findings = VERIFY(staged.read_bytes(), tuple(o.value for o in plan.options), data, name.as_posix())
-        if findings:
+        verdict = VERIFY(staged.read_bytes(), tuple(o.value for o in plan.options), data, name.as_posix())
+        refused = refusal(verdict, original_given=True)
+        if refused is not None:
             discard(staged)
-            return _quarantined(src, sid, data, f"verify:{findings[0].rule}", cfg)
+            return _quarantined(src, sid, data, refused, cfg)
         deadline.expire_or_cancel()  # a promoted file is published: it must not be reported otherwise
         promote(staged, target)
     finally:

@@ -41,7 +41,7 @@ from pydicom._uid_dict import UID_dictionary
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from pipeline.verify.findings import Finding, Severity, VerifyRule
+from pipeline.verify.findings import Finding, Severity, Verdict, VerifyRule
 from pipeline.verify.original import Original, original_identifiers, search_bytes, search_path, search_values
 from pipeline.verify.profile import (
     BASIC_PROFILE_CODE,
@@ -194,7 +194,19 @@ def verify_bytes(
     original: bytes | None = None,
     output_path: str | None = None,
 ) -> list[Finding]:
-    """Check one scrubbed DICOM file; return the findings (empty when it passes).
+    """Check one scrubbed DICOM file; return the findings (empty when it passes). See
+    `verify_file` for the parameters; the runner publishes on `verify_file`'s `Verdict`."""
+    return list(verify_file(output, options, original, output_path).findings)
+
+
+def verify_file(
+    output: bytes,
+    options: tuple[str, ...],
+    original: bytes | None = None,
+    output_path: str | None = None,
+) -> Verdict:
+    """Check one scrubbed DICOM file (PS3.15 E.1, Table E.1-1); return the `Verdict`: the
+    findings, how many elements were checked and whether the original was searched for.
 
     Parameters
     ----------
@@ -245,7 +257,8 @@ def verify_bytes(
         findings += search_values(visits, before)
         if output_path:
             findings += search_path(output_path, before)
-    return findings
+    return Verdict(tuple(findings), len(visits), before is not None)
 
 
-__all__ = ["OPTION_CODES", "VerifyRule", "load_profile", "looks_dummy", "normalise_options", "verify_bytes"]
+__all__ = ["OPTION_CODES", "Verdict", "VerifyRule", "load_profile", "looks_dummy", "normalise_options",
+           "verify_bytes", "verify_file"]

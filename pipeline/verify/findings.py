@@ -86,10 +86,37 @@ class Finding:
                 "severity": self.severity.value, "detail": self.detail}
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """verify's answer for one file, with proof that the checks ran (the runner publishes only
+    on a `Verdict` that is `verified`; an empty list from anything else publishes nothing).
+
+    Attributes
+    ----------
+    findings
+        What was seen; empty when the file passes.
+    elements_checked
+        Elements of the output (meta and dataset, at every depth) walked and checked against
+        the profile; 0 means nothing was checked (an unreadable output is also a finding).
+    original_searched
+        Whether the original's identifying values were collected and searched for in the
+        output's bytes, values and path (False when no original was given or it was unreadable).
+    """
+
+    findings: tuple[Finding, ...]
+    elements_checked: int
+    original_searched: bool
+
+    @property
+    def verified(self) -> bool:
+        """True only when elements were checked and nothing was found."""
+        return self.elements_checked > 0 and not self.findings
+
+
 def worst(findings: Iterable[Finding]) -> Severity | None:
     """The most serious severity among `findings`, or None when there are none."""
     ranked = sorted((f.severity for f in findings), key=lambda s: s.rank)
     return ranked[0] if ranked else None
 
 
-__all__ = ["Finding", "Severity", "worst"]
+__all__ = ["Finding", "Severity", "Verdict", "worst"]

@@ -3,6 +3,7 @@ for the Basic Profile and for every option, and the plan is checked before any f
 
 from __future__ import annotations
 
+import json
 import pickle
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 from pipeline.errors import ProfileError
 from pipeline.profile.options import OPTION_ORDER, Option, parse_options
 from pipeline.profile.plan import COMBINED_RESOLUTION, Action, compile_plan, describe_plan, option_recipe
-from tests.conftest import REFERENCE, REPO, reference_rows
+from tests.conftest import REFERENCE, REPO, TABLE_COPY, reference_rows
 
 COLUMN = {o: o.value.replace("-", "_") for o in OPTION_ORDER}
 
@@ -154,9 +155,29 @@ def test_describe_lists_every_rule_with_its_source() -> None:
     assert by_keyword["AccessionNumber"][2] == "Z"
 
 
+def test_the_table_copy_is_complete() -> None:
+    """The committed copy the tests read (profiles/table-e1-1.json) holds the whole table."""
+    rows = reference_rows()
+    assert len(rows) == 657 and len({r["tag"] for r in rows}) == 657
+    assert sum(r["tag_kind"] == "single" for r in rows) == 653
+    assert {str(r["basic_profile"]) for r in rows} == {"X", "D", "U", "Z", "X/D", "X/Z", "X/Z/D", "Z/D", "X/Z/U*"}
+    assert sum(r["retain_longitudinal_full_dates"] == "K" for r in rows) == 169
+
+
+def test_the_table_copy_is_the_reference_table() -> None:
+    """Where ../shared/reference (or $DEID_REFERENCE) is at hand: the copy's rows are the
+    reference's, column for column (the generator's --check below also compares the text)."""
+    path = REFERENCE / "ps3.15-table-e1-1.json"
+    if not path.exists():
+        pytest.skip("../shared/reference is not beside the project (set DEID_REFERENCE)")
+    table = json.loads(path.read_text())
+    columns = json.loads(TABLE_COPY.read_text())["columns"]
+    assert reference_rows() == [{c: row[c] for c in columns} for row in table]
+
+
 def test_committed_recipes_are_what_the_generator_makes() -> None:
     if not (REFERENCE / "ps3.15-table-e1-1.json").exists():
-        pytest.skip("../shared/reference is not beside the project")
+        pytest.skip("../shared/reference is not beside the project (set DEID_REFERENCE)")
     result = subprocess.run(
         [sys.executable, str(REPO / "profiles" / "generate_recipes.py"), "--reference", str(REFERENCE), "--check"],
         capture_output=True, text=True, check=False,

@@ -37,6 +37,16 @@ CAUSED = ("bad-input", "too-large", "write-failed", "pixel-failed", "scrub-faile
 KNOWN_REASONS = {"time-limit", "duplicate-sop-instance", "unreadable-input", "burned-in-unhandled",
                  "encapsulated-document"} | {f"{code}:{cause.value}" for code in CAUSED for cause in Cause}
 
+# What may quarantine a file pydicom ships, under the basic profile without Clean Pixel Data:
+# an image that may carry burned-in text, or a file that is not a valid instance. A verify:*
+# finding or unexpected-* there is a scrubber bug; any other reason would be a new refusal.
+BUNDLED_REASONS = {"bad-input", "burned-in-unhandled"}
+# At least this many of the files pydicom ships are published, so a scrubber that refuses
+# (nearly) everything fails. Measured on this branch (issue 18), pydicom 3.0.2: 24 of 92 published,
+# 41 burned-in-unhandled, 18 bad-input, 9 skipped.
+BUNDLED_PUBLISHED_FLOOR = 20
+BUNDLED_SEEN: dict[str, Outcome] = {}  # name -> outcome, filled by the per-file test below
+
 # The odd files the brief names, and what becomes of each.
 ODD_BUNDLED = {
     "MR_truncated.dcm": (Disposition.QUARANTINED, "bad-input:length-beyond-file"),
@@ -109,9 +119,25 @@ def _check_fail_safe(result: Outcome, cfg: WorkerConfig, original: bytes) -> Non
 def test_every_file_pydicom_ships_is_published_verified_or_refused_with_a_reason(tmp_path: Path, name: str) -> None:
     path = BUNDLED / name
     result, cfg = _one(tmp_path, path)
+    BUNDLED_SEEN[name] = result
     _check_fail_safe(result, cfg, path.read_bytes())
     if name in ODD_BUNDLED:
         assert (result.disposition, result.reason) == ODD_BUNDLED[name]
+    if result.disposition is Disposition.QUARANTINED:
+        assert result.reason in BUNDLED_REASONS, (name, result.reason)
+
+
+def test_most_files_pydicom_ships_are_published(tmp_path: Path) -> None:
+    """The share published has a floor (any quarantine is not success). Uses the outcomes of
+    the test above, and processes here any file it did not (a selected run)."""
+    names = _bundled_files()
+    for number, name in enumerate(n for n in names if n not in BUNDLED_SEEN):
+        (tmp_path / str(number)).mkdir()
+        BUNDLED_SEEN[name] = _one(tmp_path / str(number), BUNDLED / name)[0]
+    written = [n for n in names if BUNDLED_SEEN[n].disposition is Disposition.WRITTEN]
+    print(f"pydicom's files: {len(written)} of {len(names)} published")
+    assert len(written) >= BUNDLED_PUBLISHED_FLOOR
+    assert {"CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "test-SR.dcm"} <= set(written)
 
 
 @pytest.mark.parametrize("name", sorted(BAD_SAMPLES))

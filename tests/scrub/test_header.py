@@ -18,6 +18,7 @@ from pydicom.sequence import Sequence
 from pipeline.errors import PipelineError
 from pipeline.profile.plan import compile_plan
 from pipeline.runner.process import scrub_bytes
+from pipeline.scrub.dates import MAX_SHIFT_DAYS, date_offset_days
 from pipeline.scrub.header import scrub
 from pipeline.scrub.keys import Keys
 from tests.conftest import bundled, make_dataset
@@ -120,8 +121,34 @@ def test_dates_shift_by_one_offset_per_patient_and_keep_intervals(keys: Keys) ->
     assert out2.AcquisitionDateTime[:8] == out2.StudyDate
     assert out1.StudyTime == "101500"
     assert out1.LongitudinalTemporalInformationModified == "MODIFIED"
+    # Both StudyDates were 20240131: another patient's shifted date differs because the offset
+    # does (MRN0001 and MRN0002 get -1132 and -221 days under the test key).
     other = scrubbed(make_dataset(patient_id="MRN0002"), keys, MODIFIED)
-    assert other.StudyDate != out1.StudyDate or other.PatientID != out1.PatientID
+    assert other.StudyDate != out1.StudyDate
+
+
+def _offset(patient_id: str, study_date: str, keys: Keys, instance: str | None = None) -> int:
+    """The days a scrubbed file's StudyDate moved, seen from the output alone."""
+    ds = make_dataset(patient_id=patient_id, instance=instance)
+    ds.StudyDate = study_date
+    out = scrubbed(ds, keys, MODIFIED)
+    shifted = datetime.datetime.strptime(out.StudyDate, "%Y%m%d").date()
+    return (shifted - datetime.datetime.strptime(study_date, "%Y%m%d").date()).days
+
+
+def test_each_patient_has_its_own_date_offset_and_keeps_it_across_files(keys: Keys, other_keys: Keys) -> None:
+    """Modified Dates (PS3.15 E.3.6): one offset per patient, derived from the key. Patients
+    chosen so their keyed offsets differ (checked first); an offset shared by every patient,
+    or one that changes between a patient's files, fails here."""
+    patients = ("MRN0001", "MRN0002", "MRN0003", "MRN0004")
+    expected = {p: date_offset_days(f"PatientID:{p}", keys) for p in patients}
+    assert len(set(expected.values())) == len(patients)  # the IDs are chosen so the offsets differ
+    seen = {p: _offset(p, "20240131", keys) for p in patients}
+    assert seen == expected
+    assert all(-MAX_SHIFT_DAYS <= days <= -1 for days in seen.values())
+    for patient in patients:  # another file of the same patient, another study on another day
+        assert _offset(patient, "20191107", keys, instance="1.2.826.0.1.3680043.10.1.77") == seen[patient]
+    assert {p: _offset(p, "20240131", other_keys) for p in patients} != seen  # the key decides
 
 
 def test_dates_are_emptied_or_removed_without_a_date_option(keys: Keys) -> None:

@@ -1,8 +1,9 @@
 """For every row of PS3.15 Table E.1-1: an element with that tag, at top level and inside a
 nested sequence, comes out with the expected action, for the Basic Profile and each option.
 
-The expectations are computed here from the table itself (../shared/reference), not from
-the recipes, so a wrong recipe, plan or scrubber fails these tests.
+The expectations are computed here from the table itself (its committed copy,
+profiles/table-e1-1.json, checked against ../shared/reference by tests/profile/test_plan.py),
+not from the recipes, so a wrong recipe, plan or scrubber fails these tests.
 """
 
 from __future__ import annotations
