@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from pydicom._uid_dict import UID_dictionary
@@ -71,15 +71,36 @@ _INSTITUTION_KEYWORDS = frozenset({
     "PatientMotherBirthName", "MilitaryRank", "BranchOfService", "Occupation",
 })
 _DEVICE_KEYWORDS = frozenset({"StationName", "DeviceSerialNumber", "DeviceUID", "DetectorID", "GantryID"})
+# Sequences that identify a person (PS3.3 Table 10-1 Person Identification Macro and the code
+# sequences naming a person) or an institution: the codes inside them are staff IDs, names and
+# institutions, though codes elsewhere (procedures, anatomy, units) are not identifying.
+_PERSON_SEQUENCES = frozenset({
+    "ReferringPhysicianIdentificationSequence", "ConsultingPhysicianIdentificationSequence",
+    "PhysiciansOfRecordIdentificationSequence", "PerformingPhysicianIdentificationSequence",
+    "PhysiciansReadingStudyIdentificationSequence", "OperatorIdentificationSequence",
+    "RequestingPhysicianIdentificationSequence", "ScheduledPerformingPhysicianIdentificationSequence",
+    "IntendedRecipientsOfResultsIdentificationSequence", "PersonIdentificationCodeSequence",
+    "VerifyingObserverIdentificationCodeSequence", "ContentCreatorIdentificationCodeSequence",
+    "HangingProtocolUserIdentificationCodeSequence", "AuthorIdentificationSequence",
+    "HumanPerformerCodeSequence", "DocumentingObserverIdentifierCodeSequenceTrial",
+})
+_INSTITUTION_SEQUENCES = frozenset({"InstitutionCodeSequence"})
+_CODE_VALUES = frozenset({"CodeValue", "LongCodeValue", "URNCodeValue"})
+_ITEM_INDEX = re.compile(r"\[\d+\]$")
 _FREE_TEXT_VRS = frozenset({"ST", "LT", "UT", "LO"})
 _WORD = re.compile(r"[^\W_]+")
+_NAME_TEXT_VRS = frozenset({"PN", "LO", "LT", "ST", "UT", "UC"})  # text that can name a person
+_LONG = 4  # shorter identifiers would match codes (a true Modality), VR codes and random bytes
 
 
 @dataclass(frozen=True, slots=True)
 class Original:
     values: dict[str, tuple[str, ...]]
-    identifiers: dict[str, Kind]  # lower-case text -> kind
+    identifiers: dict[str, Kind]  # lower-case text -> kind; _LONG characters or more
     encodings: tuple[str, ...]  # Python codecs the values may be written in
+    # Shorter identifiers (a two-letter ID component, a short name part) would match codes such
+    # as a true Modality: each is searched only in the attributes it came from, as a whole value.
+    short: dict[str, tuple[Kind, frozenset[int]]] = field(default_factory=dict)
 
 
 def _encodings(ds: Dataset) -> tuple[str, ...]:
@@ -100,46 +121,93 @@ def _date_spellings(value: str) -> set[str]:
 _PRIORITY = {kind: rank for rank, kind in enumerate(Kind)}  # PERSON_NAME strongest, FREE_TEXT weakest
 
 
-def _add(found: dict[str, Kind], text: str, kind: Kind) -> None:
-    key = text.strip().lower()
-    if key and (key not in found or _PRIORITY[kind] < _PRIORITY[found[key]]):
-        found[key] = kind
+class _Found:
+    """The identifiers collected so far: text -> kind (the strongest seen), and the tags of
+    the attributes each came from."""
+
+    def __init__(self) -> None:
+        self.kinds: dict[str, Kind] = {}
+        self.origins: dict[str, set[int]] = {}
+        self.tag = 0
+
+    def add(self, text: str, kind: Kind) -> None:
+        key = text.strip().lower()
+        if not key:
+            return
+        if key not in self.kinds or _PRIORITY[kind] < _PRIORITY[self.kinds[key]]:
+            self.kinds[key] = kind
+        self.origins.setdefault(key, set()).add(self.tag)
 
 
-def _collect(visit: Visit, found: dict[str, Kind], whole: set[str]) -> None:
+@functools.lru_cache(maxsize=4096)
+def identification_of(path: str) -> Kind | None:
+    """PERSON_NAME or INSTITUTION when the innermost identifying sequence on `path` identifies
+    a person or an institution (see _PERSON_SEQUENCES), else None."""
+    for part in reversed(path.split(".")[:-1]):
+        keyword = _ITEM_INDEX.sub("", part)
+        if keyword in _PERSON_SEQUENCES:
+            return Kind.PERSON_NAME
+        if keyword in _INSTITUTION_SEQUENCES:
+            return Kind.INSTITUTION
+    return None
+
+
+def _add_name(found: _Found, whole: set[str], group: str, separators: str) -> None:
+    """A person's name, whole (never excused by a kept attribute) and by its parts."""
+    parts = [p for p in re.split(separators, group) if p]
+    found.add(" ".join(parts), Kind.PERSON_NAME)
+    if len(parts) > 1:
+        whole.update({group.strip().lower(), " ".join(parts).lower()})
+    for part in re.split(r"[\^\s,\-]+", group):
+        if part.upper() not in _PARTICLES:
+            found.add(part, Kind.PERSON_NAME)
+
+
+def _collect_code(visit: Visit, keyword: str, identifies: Kind, found: _Found, whole: set[str]) -> None:
+    """Codes inside a person's or an institution's identification: the code value is a staff
+    or institution ID, the meaning a name (PS3.3 Table 10-1, Person Identification Macro)."""
+    for value in visit.strings:
+        if keyword in _CODE_VALUES:
+            found.add(value, Kind.ID)
+            whole.add(value.strip().lower())
+        elif identifies is Kind.PERSON_NAME:
+            _add_name(found, whole, value, r"[\^\s,]+")
+        else:
+            found.add(value, Kind.INSTITUTION)
+
+
+def _collect(visit: Visit, found: _Found, whole: set[str]) -> None:
     """Add the identifying strings of one element to `found`; whole names and IDs also to `whole`."""
     vr, keyword = visit.vr, keyword_of(visit.tag)
+    found.tag = visit.tag
+    identifies = identification_of(visit.path) if keyword in _CODE_VALUES or keyword == "CodeMeaning" else None
+    if identifies is not None:
+        _collect_code(visit, keyword, identifies, found, whole)
     for value in visit.strings:
         if vr == "PN":
-            _add(found, value, Kind.PERSON_NAME)
+            found.add(value, Kind.PERSON_NAME)
             for group in value.split("="):
-                parts = [p for p in group.split("^") if p]
-                _add(found, " ".join(parts), Kind.PERSON_NAME)
-                if len(parts) > 1:
-                    whole.update({group.strip().lower(), " ".join(parts).lower()})
-                for part in re.split(r"[\^\s,\-]+", group):
-                    if part.upper() not in _PARTICLES:
-                        _add(found, part, Kind.PERSON_NAME)
+                _add_name(found, whole, group, r"\^")
         elif vr in ("DA", "DT"):
             for spelling in _date_spellings(value):
-                _add(found, spelling, Kind.DATE)
+                found.add(spelling, Kind.DATE)
         elif vr == "UI":
             if value not in UID_dictionary:
-                _add(found, value, Kind.UID)
+                found.add(value, Kind.UID)
         elif keyword in _ID_KEYWORDS:
-            _add(found, value, Kind.ID)
+            found.add(value, Kind.ID)
             whole.add(value.lower())
         elif keyword in _INSTITUTION_KEYWORDS:
-            _add(found, value, Kind.INSTITUTION)
+            found.add(value, Kind.INSTITUTION)
             digits = re.sub(r"\D", "", value)
             if len(digits) >= 6 and "TELEPHONE" in keyword.upper():
-                _add(found, digits, Kind.INSTITUTION)
+                found.add(digits, Kind.INSTITUTION)
         elif keyword in _DEVICE_KEYWORDS or vr == "AE":
-            _add(found, value, Kind.DEVICE)
+            found.add(value, Kind.DEVICE)
         if vr in _FREE_TEXT_VRS and visit.expect is not Expect.CLEAN:
             for word in _WORD.findall(value):
                 if len(word) >= 6:
-                    _add(found, word, Kind.FREE_TEXT)
+                    found.add(word, Kind.FREE_TEXT)
 
 
 def _usable(text: str, kind: Kind) -> bool:
@@ -174,7 +242,7 @@ def _occurs(needle: str, haystack: str, loose: bool) -> bool:
 
 def original_identifiers(ds: Dataset, profile: Profile) -> Original:
     values: dict[str, tuple[str, ...]] = {}
-    found: dict[str, Kind] = {}
+    found = _Found()
     whole: set[str] = set()
     kept: list[str] = [_WRITTEN_TEXT]
     cleaned: list[str] = []
@@ -193,17 +261,18 @@ def original_identifiers(ds: Dataset, profile: Profile) -> Original:
             _collect(visit, found, whole)
     kept_text, cleaned_text = "\n".join(kept).lower(), "\n".join(cleaned).lower()
     identifiers: dict[str, Kind] = {}
-    for key, kind in found.items():
+    short: dict[str, tuple[Kind, frozenset[int]]] = {}
+    for key, kind in found.kinds.items():
         loose = _is_loose(key, kind)
         if not _usable(key, kind) or (key not in whole and _occurs(key, kept_text, loose)):
             continue  # a kept attribute holds it; a whole name or ID is never excused
         if kind in (Kind.FREE_TEXT, Kind.DEVICE, Kind.INSTITUTION) and _occurs(key, cleaned_text, loose):
             continue  # C keeps the words of descriptors; names, IDs, dates and UIDs it must remove
-        identifiers[key] = kind
-    return Original(values, identifiers, _encodings(ds))
-
-
-_LONG = 4  # shorter identifiers would match VR codes and random bytes: searched in values only
+        if len(key) < _LONG:
+            short[key] = (kind, frozenset(found.origins[key]))
+        else:
+            identifiers[key] = kind
+    return Original(values, identifiers, _encodings(ds), short)
 
 
 def _branch(text: str, kind: Kind) -> str:
@@ -310,7 +379,7 @@ def _may_match_text(texts: list[str], identifiers: dict[str, Kind]) -> bool:
 
 
 def search_bytes(data: bytes, original: Original, masks: list[tuple[int, int]]) -> list[Finding]:
-    identifiers = tuple(sorted((t, k) for t, k in original.identifiers.items() if len(t) >= _LONG))
+    identifiers = tuple(sorted(original.identifiers.items()))
     if not _may_match_bytes(data, identifiers, original.encodings, masks):
         return []
     pattern = _bytes_pattern(identifiers, original.encodings)
@@ -328,16 +397,45 @@ def search_bytes(data: bytes, original: Original, masks: list[tuple[int, int]]) 
     return findings
 
 
+def _short_match(visit: Visit, values: tuple[str, ...], original: Original) -> Kind | None:
+    """A short identifier, where it can identify: in an attribute it came from, as a whole value
+    (in a name, a whole component); a short part of a person's name also as a word of text that
+    can name a person. Never inside codes (CS, SH, UI, ...): a two-letter ID component equal to
+    a true Modality is not a leak."""
+    for value in values:
+        parts = {value} if visit.vr != "PN" else {value, *re.split(r"[\^=]", value)}
+        for part in parts:
+            found = original.short.get(part.strip().lower())
+            if found is not None and visit.tag in found[1]:
+                return found[0]
+        if visit.vr in _NAME_TEXT_VRS:
+            for word in _WORD.findall(value):
+                found = original.short.get(word.lower())
+                if found is not None and found[0] is Kind.PERSON_NAME:
+                    return found[0]
+    return None
+
+
 def search_values(visits: list[Visit], original: Original) -> list[Finding]:
-    """Every identifier, whatever its length, in every parsed value (value edges are word edges)."""
+    """Every identifier of `_LONG` characters or more in every parsed value (value edges are word
+    edges); shorter ones only in their own attributes, as whole values (`_short_match`)."""
     strings = [(visit, visit.strings) for visit in visits if visit.vr in STRING_VRS]
+    findings: list[Finding] = []
+    if original.short:
+        for visit, values in strings:
+            kind = _short_match(visit, values, original)
+            if kind is not None:
+                findings.append(Finding(VerifyRule.ORIGINAL_VALUE_IN_ATTRIBUTE, visit.path, Severity.HIGH,
+                                        detail=kind.value))
     if not _may_match_text([value for _, values in strings for value in values], original.identifiers):
-        return []
+        return findings
     pattern = _pattern(tuple(sorted(original.identifiers.items())))
     if pattern is None:
-        return []
-    findings: list[Finding] = []
+        return findings
+    flagged = {finding.path for finding in findings}
     for visit, values in strings:
+        if visit.path in flagged:
+            continue
         for value in values:
             match = pattern.search(value)
             if match is not None:
