@@ -135,8 +135,8 @@ def load_profile(options: tuple[str, ...]) -> Profile:
 
 @functools.lru_cache(maxsize=64)
 def _load_profile(options: tuple[str, ...], directory: str) -> Profile:
-    names = ["safe_text.deid", "basic.deid"] + [o.replace("-", "_") + ".deid" for o in options
-                                                if o not in _PIXEL_OPTIONS]
+    names = ["safe_text.deid", "identification.deid", "basic.deid"]
+    names += [o.replace("-", "_") + ".deid" for o in options if o not in _PIXEL_OPTIONS]
     exact: dict[int, Rule] = {}
     private: dict[tuple[int, str, int], Rule] = {}
     patterns: dict[str, Rule] = {}
