@@ -5,8 +5,8 @@ Written apart from the scrubber so that a bug in one is caught by the other: thi
 its parts (profile: the recipes read by verify's own small parser; walk: every element with
 what the profile allows, judged by the dictionary VR; original: the original's identifiers;
 search: the search for them) import none of pipeline.scrub, pipeline.profile, pipeline.dicom
-or deid (an import contract in pyproject.toml). Every attribute of the output is resolved by the standard's rules, and what is
-present must be allowed:
+or deid (an import contract in pyproject.toml). Every attribute of the output is resolved by
+the standard's rules, and what is present must be allowed:
 
 | action (recipe)                    | allowed in the output                                     |
 |------------------------------------|-----------------------------------------------------------|

@@ -43,8 +43,8 @@ def test_the_clean_output_of_code_only_identification_passes() -> None:
 
 def test_a_staff_id_left_in_a_replaced_code_is_caught_at_any_depth() -> None:
     original = encode(identified_dataset())
-    for prefix, key in (("", "OperatorIdentificationSequence"),
-                        (DEEP, next(k for k in PEOPLE if k.endswith("OverrideSequence.OperatorIdentificationSequence")))):
+    deep = next(k for k in PEOPLE if k.endswith("OverrideSequence.OperatorIdentificationSequence"))
+    for prefix, key in (("", "OperatorIdentificationSequence"), (DEEP, deep)):
         staff_id = PEOPLE[key][0]
 
         def put_back(out: Dataset, prefix: str = prefix, staff_id: str = staff_id) -> None:
