@@ -338,7 +338,7 @@ def _shift(ds: Dataset, elem: DataElement, ctx: _Context) -> None:
     """Modified Dates: DA and DT move by the patient's offset; times and UTC offsets stay;
     a value that is not a date is removed (and counted), never kept unshifted."""
     if elem.VR not in DATE_VRS:
-        if elem.VR in BINARY_VRS or _dictionary_vr(int(elem.tag)) in DATE_VRS:
+        if elem.VR == "UN" or _dictionary_vr(int(elem.tag)) in DATE_VRS:
             del ds[elem.tag]  # a date the file stores under another VR cannot be shifted: removed
         return
     shift = shift_da if elem.VR == "DA" else shift_dt
