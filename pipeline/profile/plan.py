@@ -5,9 +5,11 @@ worker applies with pydicom directly. Layers, lowest precedence first:
 
 1. ``safe_text.deid``: the allow-list of text-bearing standard attributes that are not rows
    of PS3.15 Table E.1-1 and are known to carry no identity (codes, device model, units).
-2. ``basic.deid``: every row of Table E.1-1.
-3. One recipe per option, in the order of the table's option columns (config.OPTION_ORDER).
-4. The user's recipes, in the order given.
+2. ``identification.deid``: standard sequences that are not rows of Table E.1-1 but identify
+   a person by code, replaced (D) like the table's own identification rows.
+3. ``basic.deid``: every row of Table E.1-1.
+4. One recipe per option, in the order of the table's option columns (config.OPTION_ORDER).
+5. The user's recipes, in the order given.
 
 Pixels are planned beside the header: `pixel_mode` says how burned-in text is handled, and
 with Clean Pixel Data the plan carries ``pixels.deid`` (pipeline/profile/pixel_rules.py), whose
@@ -34,7 +36,7 @@ from pipeline.profile.recipe import Field, Recipe, Verb, load_recipe
 PROFILES_ENV = "DEID_PIPELINE_PROFILES"
 DEFAULT_PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
 
-PROFILES: dict[str, tuple[str, ...]] = {"basic": ("safe_text.deid", "basic.deid")}
+PROFILES: dict[str, tuple[str, ...]] = {"basic": ("safe_text.deid", "identification.deid", "basic.deid")}
 PIXEL_RECIPE = "pixels.deid"
 
 

@@ -31,6 +31,7 @@ from pipeline.scrub.dates import date_offset_days, shift_da, shift_dt
 from pipeline.scrub.keys import Keys
 from pipeline.scrub.pseudonyms import patient_name_pseudonym, patient_pseudonym
 from pipeline.scrub.uids import is_registered_uid, remap_uid
+from pipeline.scrub.vr import decided_vr, needs_retyping, retyped
 from pipeline.version import __version__
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ def scrub(ds: Dataset, plan: Plan, keys: Keys) -> ScrubLog:
                    pseudonym=patient_pseudonym(original_id or patient, keys))
     # C needs the identifiers the dataset carries anywhere, read before anything changes.
     ctx.identifiers = Identifiers.of(ds) if plan.cleans_text else None
-    _scrub_dataset(ds, ctx, depth=0, in_clean_sequence=False)
+    _scrub_dataset(ds, ctx, depth=0, in_clean_sequence=False, replacing=False)
     _scrub_file_meta(ds, ctx)
     _record_method(ds, plan)
     for tag, rule in plan.additions:
@@ -154,9 +155,23 @@ def _patient_basis(ds: Dataset) -> str:
     return "unknown"
 
 
-def _scrub_dataset(ds: Dataset, ctx: _Context, depth: int, in_clean_sequence: bool) -> None:
-    """Apply the plan to one dataset. Elements are decided on their tag and VR while still raw,
-    so what is removed or kept as is is never decoded (the hot path)."""
+def replacing_action(action: Action, vr: str) -> Action:
+    """The action inside a sequence whose own action is D (or X/D, X/Z/D, Z/D resolved to D).
+
+    PS3.15 Table E.1-1a: D replaces the attribute's value, and a sequence's value is its items,
+    so no original item content survives: what would be kept (K, C, kept by default) is
+    replaced by a dummy of its VR; X, Z, U, dates shifted and pseudonyms stay as they are.
+    Sequences inside are entered the same way. UIDs keep their own rule (U, or K with Retain
+    UIDs): a keyed UID replaces the original and keeps references linked.
+    """
+    if vr in ("SQ", "UI") or action not in (Action.KEEP, Action.CLEAN):
+        return action
+    return Action.DUMMY
+
+
+def _scrub_dataset(ds: Dataset, ctx: _Context, depth: int, in_clean_sequence: bool, replacing: bool) -> None:
+    """Apply the plan to one dataset. Elements are decided on their tag and the dictionary VR
+    while still raw, so what is removed or kept as is is never decoded (the hot path)."""
     if depth > MAX_DEPTH:
         raise ScrubError(f"sequences nested deeper than {MAX_DEPTH} levels", cause=Cause.NESTING)
     plan = ctx.plan
@@ -179,8 +194,10 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, depth: int, in_clean_sequence: bo
             continue  # private creators: decided once their blocks are
         creator = creators.get((group, element >> 8)) if is_private else None
         rule = plan.rule_for(number, creator)
-        vr = raw.VR if raw.VR not in (None, "UN") else _dictionary_vr(number)
+        vr = decided_vr(number, creator, raw.VR)  # never the VR the file claims (pipeline/scrub/vr.py)
         action = rule.action if rule is not None else default_action(vr, plan, in_clean_sequence)
+        if replacing:
+            action = replacing_action(action, vr)
         if action is Action.REMOVE:
             ctx.note(number, action)
             del ds[tag]
@@ -188,7 +205,11 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, depth: int, in_clean_sequence: bo
         if action is Action.KEEP and vr != "SQ" and not is_private:
             ctx.note(number, action)
             continue
-        _apply(ds, ds[tag], action, rule, ctx, depth, in_clean_sequence)
+        elem = ds[tag]
+        if action not in (Action.KEEP, Action.BLANK) and needs_retyping(elem.VR, vr):
+            elem = retyped(ds, elem, vr)
+            ds[tag] = elem
+        _apply(ds, elem, action, rule, ctx, depth, in_clean_sequence, replacing)
         if is_private and tag in ds:
             kept_blocks.add((group, element >> 8))
     for (group, block) in creators:
@@ -226,11 +247,12 @@ def _apply(
     ctx: _Context,
     depth: int,
     in_clean_sequence: bool,
+    replacing: bool,
 ) -> None:
     ctx.note(int(elem.tag), action)
     vr = elem.VR
     if vr == "SQ":
-        _apply_sequence(ds, elem, action, ctx, depth, in_clean_sequence)
+        _apply_sequence(ds, elem, action, ctx, depth, in_clean_sequence, replacing)
         return
     if action is Action.REMOVE:
         del ds[elem.tag]
@@ -267,9 +289,11 @@ def _apply_sequence(
     ctx: _Context,
     depth: int,
     in_clean_sequence: bool,
+    replacing: bool,
 ) -> None:
     """Sequences: X removes, Z empties, every other action keeps the items and scrubs them;
-    C (and any sequence inside one) cleans unnamed text instead of removing it."""
+    C (and any sequence inside one) cleans unnamed text instead of removing it; D (and any
+    sequence inside one) keeps the items' structure but none of their content (`replacing_action`)."""
     if action is Action.REMOVE:
         del ds[elem.tag]
         return
@@ -277,8 +301,9 @@ def _apply_sequence(
         elem.value = Sequence()
         return
     clean = in_clean_sequence or action is Action.CLEAN
+    dummy = replacing or action is Action.DUMMY
     for item in elem.value or ():
-        _scrub_dataset(item, ctx, depth + 1, clean)
+        _scrub_dataset(item, ctx, depth + 1, clean, dummy)
 
 
 def _map_values(value: object, function: object) -> object:
@@ -314,8 +339,8 @@ def _shift(ds: Dataset, elem: DataElement, ctx: _Context) -> None:
     """Modified Dates: DA and DT move by the patient's offset; times and UTC offsets stay;
     a value that is not a date is removed (and counted), never kept unshifted."""
     if elem.VR not in DATE_VRS:
-        if elem.VR == "UN":
-            del ds[elem.tag]
+        if elem.VR == "UN" or _dictionary_vr(int(elem.tag)) in DATE_VRS:
+            del ds[elem.tag]  # a date the file stores under another VR cannot be shifted: removed
         return
     shift = shift_da if elem.VR == "DA" else shift_dt
     days = ctx.days()

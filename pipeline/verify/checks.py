@@ -2,11 +2,11 @@
 scrubbed file against the profile (PS3.15 Annex E) and, when given, against its original.
 
 Written apart from the scrubber so that a bug in one is caught by the other: this module and
-its parts (verify_profile: the recipes read by verify's own small parser; verify_walk: every
-element with what the profile allows; verify_original: the original's identifiers and the
-search for them) import none of pipeline.scrub, pipeline.profile or deid (an import contract in pyproject.toml
-the imports). Every attribute of the output is resolved by the standard's rules, and what is
-present must be allowed:
+its parts (profile: the recipes read by verify's own small parser; walk: every element with
+what the profile allows, judged by the dictionary VR; original: the original's identifiers;
+search: the search for them) import none of pipeline.scrub, pipeline.profile, pipeline.dicom
+or deid (an import contract in pyproject.toml). Every attribute of the output is resolved by
+the standard's rules, and what is present must be allowed:
 
 | action (recipe)                    | allowed in the output                                     |
 |------------------------------------|-----------------------------------------------------------|
@@ -17,6 +17,8 @@ present must be allowed:
 | func:shift_date                    | valid dates, never the original date                      |
 | func:patient_id / patient_name     | never the original                                        |
 | KEEP, func:clean                   | anything here; C text is checked by the search below      |
+| inside a D, X/D, X/Z/D sequence    | what would be kept or cleaned: replaced, never the        |
+|                                    |   original; sequences inside likewise; UIDs by their rule |
 | not named: PN LO SH ST LT UT UC    | absent, unless inside a sequence a C rule cleans          |
 |   UR AE; UN; DA DT                 |   (dates: kept with full dates, shifted with modified)    |
 | not named: UI                      | a registered UID or a `2.25.` UID, unless Retain UIDs     |
@@ -25,8 +27,9 @@ present must be allowed:
 
 With the original at hand, every identifying value of the original that the profile does not
 keep (names, IDs, dates in common spellings, UIDs, institution, device and address values,
-long free-text words) is searched for in the output's raw bytes (preamble, meta, dataset,
-padding) and in the output's path. Findings name rules and places, never values.
+the codes inside a person's or institution's identification, long free-text words) is searched
+for in the output's raw bytes (preamble, meta, dataset, padding) and in the output's path;
+values shorter than four characters only in the attributes they came from. Findings name rules and places, never values.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from pipeline.verify.findings import Finding, Severity, Verdict, VerifyRule
-from pipeline.verify.original import Original, original_identifiers, search_bytes, search_path, search_values
+from pipeline.verify.original import Original, original_identifiers
 from pipeline.verify.profile import (
     BASIC_PROFILE_CODE,
     FULL_DATES,
@@ -54,6 +57,7 @@ from pipeline.verify.profile import (
     load_profile,
     normalise_options,
 )
+from pipeline.verify.search import search_bytes, search_path, search_values
 from pipeline.verify.walk import TRAILING_PADDING, Visit, tag_name, walk
 
 _SERIOUS_VRS = TEXT_VRS | {"DA", "DT", "UN", "SQ", "OB", "OW", "UI"}

@@ -1,7 +1,7 @@
 """The original's identifying values (names, IDs, dates in their common spellings, UIDs,
-institution, device and address values, long free-text words) that the profile does not keep,
-and the search for them in an output's bytes, parsed values and path. Findings name places
-and kinds, never values.
+institution, device and address values, the codes that identify a person or an institution,
+long free-text words) that the profile does not keep. pipeline/verify/search.py looks for
+them in an output.
 """
 
 from __future__ import annotations
@@ -9,16 +9,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from pydicom._uid_dict import UID_dictionary
 from pydicom.charset import convert_encodings
 from pydicom.dataset import Dataset
 
-from pipeline.verify.findings import Finding, Severity, VerifyRule
 from pipeline.verify.profile import Expect, Profile
-from pipeline.verify.walk import NUMBER_VRS, STRING_VRS, Visit, keyword_of, walk
+from pipeline.verify.walk import NUMBER_VRS, Visit, keyword_of, walk
 
 # CID 7050 meanings: text the pipeline writes itself, never an original's identifier.
 _WRITTEN_TEXT = (
@@ -71,15 +70,35 @@ _INSTITUTION_KEYWORDS = frozenset({
     "PatientMotherBirthName", "MilitaryRank", "BranchOfService", "Occupation",
 })
 _DEVICE_KEYWORDS = frozenset({"StationName", "DeviceSerialNumber", "DeviceUID", "DetectorID", "GantryID"})
+# Sequences that identify a person (PS3.3 Table 10-1 Person Identification Macro and the code
+# sequences naming a person) or an institution: the codes inside them are staff IDs, names and
+# institutions, though codes elsewhere (procedures, anatomy, units) are not identifying.
+_PERSON_SEQUENCES = frozenset({
+    "ReferringPhysicianIdentificationSequence", "ConsultingPhysicianIdentificationSequence",
+    "PhysiciansOfRecordIdentificationSequence", "PerformingPhysicianIdentificationSequence",
+    "PhysiciansReadingStudyIdentificationSequence", "OperatorIdentificationSequence",
+    "RequestingPhysicianIdentificationSequence", "ScheduledPerformingPhysicianIdentificationSequence",
+    "IntendedRecipientsOfResultsIdentificationSequence", "PersonIdentificationCodeSequence",
+    "VerifyingObserverIdentificationCodeSequence", "ContentCreatorIdentificationCodeSequence",
+    "HangingProtocolUserIdentificationCodeSequence", "AuthorIdentificationSequence",
+    "HumanPerformerCodeSequence", "DocumentingObserverIdentifierCodeSequenceTrial",
+})
+_INSTITUTION_SEQUENCES = frozenset({"InstitutionCodeSequence"})
+_CODE_VALUES = frozenset({"CodeValue", "LongCodeValue", "URNCodeValue"})
+_ITEM_INDEX = re.compile(r"\[\d+\]$")
 _FREE_TEXT_VRS = frozenset({"ST", "LT", "UT", "LO"})
-_WORD = re.compile(r"[^\W_]+")
+WORD = re.compile(r"[^\W_]+")
+LONG = 4  # shorter identifiers would match codes (a true Modality), VR codes and random bytes
 
 
 @dataclass(frozen=True, slots=True)
 class Original:
     values: dict[str, tuple[str, ...]]
-    identifiers: dict[str, Kind]  # lower-case text -> kind
+    identifiers: dict[str, Kind]  # lower-case text -> kind; LONG characters or more
     encodings: tuple[str, ...]  # Python codecs the values may be written in
+    # Shorter identifiers (a two-letter ID component, a short name part) would match codes such
+    # as a true Modality: each is searched only in the attributes it came from, as a whole value.
+    short: dict[str, tuple[Kind, frozenset[int]]] = field(default_factory=dict)
 
 
 def _encodings(ds: Dataset) -> tuple[str, ...]:
@@ -100,46 +119,93 @@ def _date_spellings(value: str) -> set[str]:
 _PRIORITY = {kind: rank for rank, kind in enumerate(Kind)}  # PERSON_NAME strongest, FREE_TEXT weakest
 
 
-def _add(found: dict[str, Kind], text: str, kind: Kind) -> None:
-    key = text.strip().lower()
-    if key and (key not in found or _PRIORITY[kind] < _PRIORITY[found[key]]):
-        found[key] = kind
+class _Found:
+    """The identifiers collected so far: text -> kind (the strongest seen), and the tags of
+    the attributes each came from."""
+
+    def __init__(self) -> None:
+        self.kinds: dict[str, Kind] = {}
+        self.origins: dict[str, set[int]] = {}
+        self.tag = 0
+
+    def add(self, text: str, kind: Kind) -> None:
+        key = text.strip().lower()
+        if not key:
+            return
+        if key not in self.kinds or _PRIORITY[kind] < _PRIORITY[self.kinds[key]]:
+            self.kinds[key] = kind
+        self.origins.setdefault(key, set()).add(self.tag)
 
 
-def _collect(visit: Visit, found: dict[str, Kind], whole: set[str]) -> None:
+@functools.lru_cache(maxsize=4096)
+def identification_of(path: str) -> Kind | None:
+    """PERSON_NAME or INSTITUTION when the innermost identifying sequence on `path` identifies
+    a person or an institution (see _PERSON_SEQUENCES), else None."""
+    for part in reversed(path.split(".")[:-1]):
+        keyword = _ITEM_INDEX.sub("", part)
+        if keyword in _PERSON_SEQUENCES:
+            return Kind.PERSON_NAME
+        if keyword in _INSTITUTION_SEQUENCES:
+            return Kind.INSTITUTION
+    return None
+
+
+def _add_name(found: _Found, whole: set[str], group: str, separators: str) -> None:
+    """A person's name, whole (never excused by a kept attribute) and by its parts."""
+    parts = [p for p in re.split(separators, group) if p]
+    found.add(" ".join(parts), Kind.PERSON_NAME)
+    if len(parts) > 1:
+        whole.update({group.strip().lower(), " ".join(parts).lower()})
+    for part in re.split(r"[\^\s,\-]+", group):
+        if part.upper() not in _PARTICLES:
+            found.add(part, Kind.PERSON_NAME)
+
+
+def _collect_code(visit: Visit, keyword: str, identifies: Kind, found: _Found, whole: set[str]) -> None:
+    """Codes inside a person's or an institution's identification: the code value is a staff
+    or institution ID, the meaning a name (PS3.3 Table 10-1, Person Identification Macro)."""
+    for value in visit.strings:
+        if keyword in _CODE_VALUES:
+            found.add(value, Kind.ID)
+            whole.add(value.strip().lower())
+        elif identifies is Kind.PERSON_NAME:
+            _add_name(found, whole, value, r"[\^\s,]+")
+        else:
+            found.add(value, Kind.INSTITUTION)
+
+
+def _collect(visit: Visit, found: _Found, whole: set[str]) -> None:
     """Add the identifying strings of one element to `found`; whole names and IDs also to `whole`."""
     vr, keyword = visit.vr, keyword_of(visit.tag)
+    found.tag = visit.tag
+    identifies = identification_of(visit.path) if keyword in _CODE_VALUES or keyword == "CodeMeaning" else None
+    if identifies is not None:
+        _collect_code(visit, keyword, identifies, found, whole)
     for value in visit.strings:
         if vr == "PN":
-            _add(found, value, Kind.PERSON_NAME)
+            found.add(value, Kind.PERSON_NAME)
             for group in value.split("="):
-                parts = [p for p in group.split("^") if p]
-                _add(found, " ".join(parts), Kind.PERSON_NAME)
-                if len(parts) > 1:
-                    whole.update({group.strip().lower(), " ".join(parts).lower()})
-                for part in re.split(r"[\^\s,\-]+", group):
-                    if part.upper() not in _PARTICLES:
-                        _add(found, part, Kind.PERSON_NAME)
+                _add_name(found, whole, group, r"\^")
         elif vr in ("DA", "DT"):
             for spelling in _date_spellings(value):
-                _add(found, spelling, Kind.DATE)
+                found.add(spelling, Kind.DATE)
         elif vr == "UI":
             if value not in UID_dictionary:
-                _add(found, value, Kind.UID)
+                found.add(value, Kind.UID)
         elif keyword in _ID_KEYWORDS:
-            _add(found, value, Kind.ID)
+            found.add(value, Kind.ID)
             whole.add(value.lower())
         elif keyword in _INSTITUTION_KEYWORDS:
-            _add(found, value, Kind.INSTITUTION)
+            found.add(value, Kind.INSTITUTION)
             digits = re.sub(r"\D", "", value)
             if len(digits) >= 6 and "TELEPHONE" in keyword.upper():
-                _add(found, digits, Kind.INSTITUTION)
+                found.add(digits, Kind.INSTITUTION)
         elif keyword in _DEVICE_KEYWORDS or vr == "AE":
-            _add(found, value, Kind.DEVICE)
+            found.add(value, Kind.DEVICE)
         if vr in _FREE_TEXT_VRS and visit.expect is not Expect.CLEAN:
-            for word in _WORD.findall(value):
+            for word in WORD.findall(value):
                 if len(word) >= 6:
-                    _add(found, word, Kind.FREE_TEXT)
+                    found.add(word, Kind.FREE_TEXT)
 
 
 def _usable(text: str, kind: Kind) -> bool:
@@ -149,7 +215,7 @@ def _usable(text: str, kind: Kind) -> bool:
     return not (kind is Kind.FREE_TEXT and upper in _COMMON_WORDS)
 
 
-def _is_loose(text: str, kind: Kind) -> bool:
+def is_loose(text: str, kind: Kind) -> bool:
     """Whether the raw-byte search matches `text` anywhere, glued to other characters or not: long
     enough not to occur by chance, and not a run of digits (which long UIDs are full of). Values
     end next to tag and length bytes, which may read as letters: word edges cannot be relied on."""
@@ -174,7 +240,7 @@ def _occurs(needle: str, haystack: str, loose: bool) -> bool:
 
 def original_identifiers(ds: Dataset, profile: Profile) -> Original:
     values: dict[str, tuple[str, ...]] = {}
-    found: dict[str, Kind] = {}
+    found = _Found()
     whole: set[str] = set()
     kept: list[str] = [_WRITTEN_TEXT]
     cleaned: list[str] = []
@@ -193,168 +259,15 @@ def original_identifiers(ds: Dataset, profile: Profile) -> Original:
             _collect(visit, found, whole)
     kept_text, cleaned_text = "\n".join(kept).lower(), "\n".join(cleaned).lower()
     identifiers: dict[str, Kind] = {}
-    for key, kind in found.items():
-        loose = _is_loose(key, kind)
+    short: dict[str, tuple[Kind, frozenset[int]]] = {}
+    for key, kind in found.kinds.items():
+        loose = is_loose(key, kind)
         if not _usable(key, kind) or (key not in whole and _occurs(key, kept_text, loose)):
             continue  # a kept attribute holds it; a whole name or ID is never excused
         if kind in (Kind.FREE_TEXT, Kind.DEVICE, Kind.INSTITUTION) and _occurs(key, cleaned_text, loose):
             continue  # C keeps the words of descriptors; names, IDs, dates and UIDs it must remove
-        identifiers[key] = kind
-    return Original(values, identifiers, _encodings(ds))
-
-
-_LONG = 4  # shorter identifiers would match VR codes and random bytes: searched in values only
-
-
-def _branch(text: str, kind: Kind) -> str:
-    body = re.escape(text)
-    if kind is Kind.UID:
-        return rf"(?<![0-9A-Za-z.]){body}(?![0-9]|\.[0-9])"
-    before = r"(?<![0-9A-Za-z])" if text[0].isalnum() else ""
-    after = r"(?![0-9A-Za-z])" if text[-1].isalnum() else ""
-    return before + body + after
-
-
-@functools.lru_cache(maxsize=256)
-def _pattern(identifiers: tuple[tuple[str, Kind], ...]) -> re.Pattern[str] | None:
-    if not identifiers:
-        return None
-    ordered = sorted(identifiers, key=lambda pair: -len(pair[0]))
-    return re.compile("|".join(_branch(t, k) for t, k in ordered), re.IGNORECASE)
-
-
-def _branch_bytes(text: str, kind: Kind, encoding: str) -> bytes | None:
-    try:
-        body = re.escape(text.encode(encoding))
-    except (UnicodeError, LookupError):
-        return None
-    if kind is Kind.UID:
-        return rb"(?<![0-9.])" + body + rb"(?![0-9]|\.[0-9])"
-    if _is_loose(text, kind):
-        return body
-    edge = rb"0-9" if text[0].isdigit() and text[-1].isdigit() else rb"0-9A-Za-z"
-    before = rb"(?<![" + edge + rb"])" if text[0].isalnum() else b""
-    after = rb"(?![" + edge + rb"])" if text[-1].isalnum() else b""
-    return before + body + after
-
-
-@functools.lru_cache(maxsize=256)
-def _bytes_pattern(identifiers: tuple[tuple[str, Kind], ...], encodings: tuple[str, ...]) -> re.Pattern[bytes] | None:
-    """One alternation over every identifier in every encoding, longest first."""
-    branches: dict[bytes, int] = {}
-    for text, kind in identifiers:
-        for encoding in encodings:
-            branch = _branch_bytes(text, kind, encoding)
-            if branch is not None:
-                branches[branch] = len(text)
-    if not branches:
-        return None
-    ordered: list[bytes] = sorted(branches, key=branches.__getitem__, reverse=True)
-    return re.compile(b"|".join(ordered), re.IGNORECASE)
-
-
-def _decode(found: bytes, encodings: tuple[str, ...]) -> str:
-    for encoding in encodings:
-        try:
-            return found.decode(encoding).lower()
-        except (UnicodeError, LookupError):
-            continue
-    return ""
-
-
-def _bodies_bytes(identifiers: tuple[tuple[str, Kind], ...], encodings: tuple[str, ...]) -> set[bytes]:
-    bodies: set[bytes] = set()
-    for text, _kind in identifiers:
-        for encoding in encodings:
-            try:
-                bodies.add(text.encode(encoding).lower())
-            except (UnicodeError, LookupError):
-                continue
-    return bodies
-
-
-def _segments(data: bytes, masks: list[tuple[int, int]]) -> list[bytes]:
-    """The parts of `data` outside the masked (bulk) ranges, as the search below visits them."""
-    parts: list[bytes] = []
-    start = 0
-    for mask_start, mask_end in [*sorted(masks), (len(data), len(data))]:
-        if mask_start > start:
-            parts.append(data[start:mask_start])
-        start = max(start, mask_end)
-    return parts
-
-
-def _may_match_bytes(data: bytes, identifiers: tuple[tuple[str, Kind], ...], encodings: tuple[str, ...],
-                     masks: list[tuple[int, int]]) -> bool:
-    bodies = _bodies_bytes(identifiers, encodings)
-    if not bodies:
-        return False
-    if b"" in bodies:
-        return True
-    # Joining the segments can only add occurrences (across a joint); an extra one costs the
-    # exact search, never a missed finding.
-    haystack = b"\x00".join(_segments(data, masks)).lower()
-    return any(body in haystack for body in bodies)
-
-
-def _may_match_text(texts: list[str], identifiers: dict[str, Kind]) -> bool:
-    """False only when no identifier can match in any of `texts` (see above); with text or
-    identifiers outside ASCII, where IGNORECASE folds more than lower(), always True."""
-    if not identifiers:
-        return False
-    haystack = "\n".join(texts)
-    if not haystack.isascii() or not all(text.isascii() and text for text in identifiers):
-        return True
-    haystack = haystack.lower()
-    return any(text in haystack for text in identifiers)
-
-
-def search_bytes(data: bytes, original: Original, masks: list[tuple[int, int]]) -> list[Finding]:
-    identifiers = tuple(sorted((t, k) for t, k in original.identifiers.items() if len(t) >= _LONG))
-    if not _may_match_bytes(data, identifiers, original.encodings, masks):
-        return []
-    pattern = _bytes_pattern(identifiers, original.encodings)
-    if pattern is None:
-        return []
-    findings: list[Finding] = []
-    start = 0
-    for mask_start, mask_end in [*sorted(masks), (len(data), len(data))]:
-        for match in pattern.finditer(data, start, max(start, mask_start)):
-            kind = original.identifiers.get(_decode(match.group(), original.encodings), Kind.FREE_TEXT)
-            severity = Severity.MEDIUM if kind is Kind.FREE_TEXT else Severity.HIGH
-            findings.append(Finding(VerifyRule.ORIGINAL_VALUE_IN_BYTES, f"bytes@{match.start()}", severity,
-                                    detail=kind.value))
-        start = max(start, mask_end)
-    return findings
-
-
-def search_values(visits: list[Visit], original: Original) -> list[Finding]:
-    """Every identifier, whatever its length, in every parsed value (value edges are word edges)."""
-    strings = [(visit, visit.strings) for visit in visits if visit.vr in STRING_VRS]
-    if not _may_match_text([value for _, values in strings for value in values], original.identifiers):
-        return []
-    pattern = _pattern(tuple(sorted(original.identifiers.items())))
-    if pattern is None:
-        return []
-    findings: list[Finding] = []
-    for visit, values in strings:
-        for value in values:
-            match = pattern.search(value)
-            if match is not None:
-                kind = original.identifiers.get(match.group().lower(), Kind.FREE_TEXT)
-                severity = Severity.MEDIUM if kind is Kind.FREE_TEXT else Severity.HIGH
-                findings.append(Finding(VerifyRule.ORIGINAL_VALUE_IN_ATTRIBUTE, visit.path, severity,
-                                        detail=kind.value))
-                break
-    return findings
-
-
-def search_path(output_path: str, original: Original) -> list[Finding]:
-    if not _may_match_text([output_path], original.identifiers):
-        return []
-    pattern = _pattern(tuple(sorted(original.identifiers.items())))
-    match = pattern.search(output_path) if pattern is not None else None
-    if match is None:
-        return []
-    kind = original.identifiers.get(match.group().lower(), Kind.FREE_TEXT)
-    return [Finding(VerifyRule.VALUE_IN_PATH, "path", Severity.HIGH, detail=kind.value)]
+        if len(key) < LONG:
+            short[key] = (kind, frozenset(found.origins[key]))
+        else:
+            identifiers[key] = kind
+    return Original(values, identifiers, _encodings(ds), short)

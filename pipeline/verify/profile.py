@@ -58,10 +58,12 @@ class Expect(Enum):
     STANDARD_OR_NEW_UID = "registered-or-2.25"  # UI that no recipe names
 
 
+# X/Z/U* (two sequence rows) keeps the items for the UIDs they reference, which their own U
+# rows replace: a sequence whose content is judged item by item (K), not replaced (D).
 _FUNCTIONS: dict[str, Expect] = {
     "dummy": Expect.REPLACED, "blank_or_dummy": Expect.REPLACED, "remove_or_blank": Expect.REPLACED,
     "remove_or_dummy": Expect.REPLACED, "remove_blank_or_dummy": Expect.REPLACED,
-    "remove_blank_or_uids": Expect.REPLACED, "uid": Expect.UID, "clean": Expect.CLEAN,
+    "remove_blank_or_uids": Expect.KEEP, "uid": Expect.UID, "clean": Expect.CLEAN,
     "shift_date": Expect.SHIFTED, "patient_id": Expect.PSEUDONYM, "patient_name": Expect.PSEUDONYM,
 }
 
@@ -133,8 +135,8 @@ def load_profile(options: tuple[str, ...]) -> Profile:
 
 @functools.lru_cache(maxsize=64)
 def _load_profile(options: tuple[str, ...], directory: str) -> Profile:
-    names = ["safe_text.deid", "basic.deid"] + [o.replace("-", "_") + ".deid" for o in options
-                                                if o not in _PIXEL_OPTIONS]
+    names = ["safe_text.deid", "identification.deid", "basic.deid"]
+    names += [o.replace("-", "_") + ".deid" for o in options if o not in _PIXEL_OPTIONS]
     exact: dict[int, Rule] = {}
     private: dict[tuple[int, str, int], Rule] = {}
     patterns: dict[str, Rule] = {}

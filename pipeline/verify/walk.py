@@ -8,7 +8,7 @@ import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from pydicom.datadict import dictionary_has_tag, dictionary_keyword, dictionary_VR
+from pydicom.datadict import dictionary_has_tag, dictionary_keyword, dictionary_VR, private_dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
@@ -65,35 +65,53 @@ def tag_name(tag: int) -> str:
 
 
 @functools.lru_cache(maxsize=8192)
-def _dictionary_vr(tag: int) -> str | None:
-    """The VR pydicom gives a public attribute read without one (implicit VR); None when it
-    has none or several (those are left to pydicom)."""
-    if tag >> 16 & 1 or not dictionary_has_tag(tag):
-        return None
-    vr = str(dictionary_VR(tag))
-    return None if " or " in vr else vr
+def dictionary_vr(tag: int, creator: str | None = None) -> str | None:
+    """The VR the data dictionary (PS3.6; the private dictionary for a known creator) gives
+    `tag`: "UN" for a public tag it does not know, None where it gives several or, for a
+    private tag, none."""
+    try:
+        if tag >> 16 & 1:
+            vr = str(private_dictionary_VR(tag, creator)) if creator is not None else None
+        else:
+            vr = str(dictionary_VR(tag))
+    except KeyError:
+        vr = None if tag >> 16 & 1 else "UN"
+    return None if vr is None or " or " in vr else vr
 
 
-def _vr(ds: Dataset, tag: int, raw: DataElement | RawDataElement) -> str:
-    """The element's VR as pydicom resolves it, without decoding the value where it can."""
-    if isinstance(raw, RawDataElement):
-        vr = raw.VR if raw.VR not in (None, "UN") else _dictionary_vr(tag)
-        if vr is not None:
-            return str(vr)
-        return str(ds[tag].VR)
-    return str(raw.VR)
+def _vr(ds: Dataset, tag: int, raw: DataElement | RawDataElement, creator: str | None) -> str:
+    """The VR an element is judged by: the dictionary's, never the one the file claims (a name
+    stored as OB is still a name, PS3.5 7.1.2). Only where the dictionary offers a choice
+    ("OB or OW") or has no entry (a private tag of an unknown creator) does the stored VR, as
+    pydicom resolves it, say which; that is read without decoding the value where it can."""
+    vr = dictionary_vr(tag, creator)
+    if vr is not None:
+        return vr
+    if isinstance(raw, RawDataElement) and raw.VR not in (None, "UN"):
+        return str(raw.VR)
+    return str(ds[tag].VR)
 
 
 def is_overlay_data(tag: int) -> bool:
     return (tag >> 16) & 0xFF01 == 0x6000 and tag & 0xFFFF == 0x3000
 
 
+def replaced_expectation(expect: Expect, vr: str) -> Expect:
+    """What is allowed inside a sequence the profile replaces (D, and combined codes that may
+    be D): the value of a sequence is its items, so none of their original content may stay
+    (PS3.15 Table E.1-1a, D). What would be kept or cleaned must be replaced; sequences inside
+    are entered the same way; UIDs keep their own rule (a keyed or retained UID)."""
+    if vr in ("SQ", "UI") or expect not in (Expect.KEEP, Expect.CLEAN):
+        return expect
+    return Expect.REPLACED
+
+
 def walk(ds: Dataset, profile: Profile, prefix: str = "", in_clean: bool = False, removed: bool = False,
-          masks: list[tuple[int, int]] | None = None) -> Iterator[Visit]:
+          masks: list[tuple[int, int]] | None = None, replaced: bool = False) -> Iterator[Visit]:
     """Every element of `ds` at every depth, with what the profile allows for it. With `masks`
     (the output), sequences that must be absent are not entered and the byte ranges of bulk
     values are recorded; without (the original), everything is entered and what lies in a
-    removed sequence counts as removed."""
+    removed sequence counts as removed; what lies in a replaced one, as replaced."""
     elements = sorted((int(tag), stored) for tag, stored in ds.items())
     creators: dict[tuple[int, int], str] = {}
     for tag, stored in elements:
@@ -112,10 +130,10 @@ def walk(ds: Dataset, profile: Profile, prefix: str = "", in_clean: bool = False
         if is_private and 0x10 <= element <= 0xFF:
             creator_visits.append(Visit(path, tag, "LO", Expect.ABSENT, True, ds, stored))
             continue
-        vr = _vr(ds, tag, stored)
+        creator = creators.get((group, element >> 8)) if is_private and element > 0xFF else None
+        vr = _vr(ds, tag, stored, creator)
         graphics = not is_private and (0x5000 <= group <= 0x501E or 0x6000 <= group <= 0x601E)
         if is_private:
-            creator = creators.get((group, element >> 8)) if element > 0xFF else None
             rule = profile.rule_for(tag, creator) if creator is not None else None
             expect = Expect.KEEP if rule is not None and rule.expect is Expect.KEEP else Expect.ABSENT
             if expect is Expect.KEEP:
@@ -127,12 +145,16 @@ def walk(ds: Dataset, profile: Profile, prefix: str = "", in_clean: bool = False
             expect = rule.expect if rule is not None else default_expectation(vr, profile, in_clean)
         if removed:
             expect = Expect.ABSENT
+        elif replaced:
+            expect = replaced_expectation(expect, vr)
         yield Visit(path, tag, vr, expect, is_private, ds, stored)
         if vr == "SQ" and (masks is None or expect not in (Expect.ABSENT, Expect.EMPTY)):
             inner_removed = removed or expect in (Expect.ABSENT, Expect.EMPTY)
             inner_clean = in_clean or expect is Expect.CLEAN
+            inner_replaced = replaced or expect is Expect.REPLACED
             for index, item in enumerate(ds[tag].value or ()):
-                yield from walk(item, profile, f"{path}[{index}].", inner_clean, inner_removed, masks)
+                yield from walk(item, profile, f"{path}[{index}].", inner_clean, inner_removed, masks,
+                                inner_replaced)
     for visit in creator_visits:
         keep = (visit.tag >> 16, visit.tag & 0xFFFF) in kept_blocks and not removed
         visit.expect = Expect.KEEP if keep else Expect.ABSENT
