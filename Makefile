@@ -63,7 +63,7 @@ lint: install  ## ruff, mypy --strict and the import contracts of pyproject.toml
 bench: install  ## throughput and memory against baselines (N=2000)
 	$(BIN)/python bench/bench.py --files $(N) $(BENCH_ARGS)
 
-profiles: install  ## regenerate profiles/*.deid from the PS3.15 tables in $(REFERENCE)
+profiles: install  ## regenerate pipeline/recipes/*.deid from the PS3.15 tables in $(REFERENCE)
 	$(BIN)/python profiles/generate_recipes.py --reference $(REFERENCE)
 
 samples: install  ## regenerate the synthetic archive (N patients into sample_data/generated)

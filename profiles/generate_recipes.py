@@ -1,7 +1,8 @@
-"""Generate the deid recipes in ``profiles/`` from PS3.15 Table E.1-1 as data.
+"""Generate the deid recipes in ``pipeline/recipes/`` from PS3.15 Table E.1-1 as data.
 
 This is a development tool, not part of the package: the pipeline reads only the
-generated ``*.deid`` files. Rebuild them for a newer edition of the standard with::
+generated ``*.deid`` files, which ship in the wheel as package data (the package never
+reads ../shared). Rebuild them for a newer edition of the standard with::
 
     python profiles/generate_recipes.py --reference ../shared/reference --edition 2026d
 
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+RECIPES = HERE.parent / "pipeline" / "recipes"
 
 # Option recipes, in the order the standard's table lists its option columns. The
 # plan applies them in this order (a later option wins over an earlier one).
@@ -167,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference", type=Path, default=HERE.parent.parent / "shared" / "reference")
     parser.add_argument("--edition", default="2026d")
-    parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument("--out", type=Path, default=RECIPES)
     parser.add_argument("--check", action="store_true", help="fail if a committed recipe differs")
     args = parser.parse_args(argv)
     recipes = build(args.reference, args.edition)

@@ -16,6 +16,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pipeline.scrub.keys import Keys
 
 REPO = Path(__file__).resolve().parent.parent
+RECIPES = REPO / "pipeline" / "recipes"  # package data (pyproject: tool.setuptools.package-data)
 REFERENCE = REPO.parent / "shared" / "reference"
 TEST_KEY = bytes.fromhex("0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff0")
 OTHER_KEY = bytes.fromhex("ffeeddccbbaa99887766554433221100fedcba98765432100123456789abcdef")
