@@ -9,7 +9,7 @@ N      ?= 2000
 SECONDS ?= 60
 REFERENCE ?= ../shared/reference
 
-.PHONY: help install system-deps run test lint bench profiles samples clean
+.PHONY: help install system-deps run test lint fuzz wheel-smoke bench profiles samples clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
@@ -54,6 +54,9 @@ test: install  ## run the test suite
 
 fuzz: install  ## fuzz process_one for SECONDS (default 60): random datasets with canaries, mutated archive files
 	$(BIN)/python -m tests.runner.test_fuzz --seconds $(SECONDS)
+
+wheel-smoke: install  ## build the wheel, install it in a fresh venv outside the checkout, run the samples through it
+	BUILD_PYTHON=$(BIN)/python PYTHON=$(PYTHON) .ci/wheel-smoke
 
 lint: install  ## ruff, mypy --strict and the import contracts of pyproject.toml (lint-imports)
 	$(BIN)/ruff check pipeline tests profiles sample_data bench
