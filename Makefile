@@ -9,7 +9,7 @@ N      ?= 2000
 SECONDS ?= 60
 REFERENCE ?= ../shared/reference
 
-.PHONY: help install system-deps run test lint bench profiles samples clean
+.PHONY: help install system-deps run test lint fuzz wheel-smoke bench profiles samples clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
@@ -59,6 +59,9 @@ test: install  ## run the test suite
 fuzz: install  ## fuzz process_one for SECONDS (default 60): random datasets with canaries, mutated archive files
 	$(BIN)/python -m tests.runner.test_fuzz --seconds $(SECONDS)
 
+wheel-smoke: install  ## build the wheel, install it in a fresh venv outside the checkout, run the samples through it
+	BUILD_PYTHON=$(BIN)/python PYTHON=$(PYTHON) .ci/wheel-smoke
+
 lint: install  ## ruff, mypy --strict and the import contracts of pyproject.toml (lint-imports)
 	$(BIN)/ruff check pipeline tests profiles sample_data bench
 	$(BIN)/mypy pipeline
@@ -67,7 +70,7 @@ lint: install  ## ruff, mypy --strict and the import contracts of pyproject.toml
 bench: install  ## throughput and memory against baselines (N=2000)
 	$(BIN)/python bench/bench.py --files $(N) $(BENCH_ARGS)
 
-profiles: install  ## regenerate profiles/*.deid and pipeline/profile/iod_types.json from the tables in $(REFERENCE)
+profiles: install  ## regenerate pipeline/recipes/*.deid, profiles/table-e1-1.json and pipeline/profile/iod_types.json from the tables in $(REFERENCE)
 	$(BIN)/python profiles/generate_recipes.py --reference $(REFERENCE)
 	$(BIN)/python profiles/generate_iod_types.py --reference $(REFERENCE)
 

@@ -226,8 +226,8 @@ def pipeline_run(folder: Path, workers: int, scratch: Path, key_file: Path) -> d
 # --- the run ------------------------------------------------------------------------------------
 
 
-def _ratio(a: float, b: float) -> float | None:
-    return round(a / b, 2) if b else None
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a is not None and b else None
 
 
 def _one_file_folder(info: CorpusInfo, scratch: Path) -> Path:
@@ -239,18 +239,19 @@ def _one_file_folder(info: CorpusInfo, scratch: Path) -> Path:
 
 def _runs(info: CorpusInfo, workers: int, reps: int, scratch: Path, key_file: Path) -> dict[str, Any]:
     """`reps` runs of the corpus, and `reps` runs of one file (the cluster's start-up and
-    teardown); excluding start-up = median wall - median one-file wall."""
+    teardown); excluding start-up = median wall - median one-file wall, None when the corpus
+    is too small for the difference to be positive (start-up noise larger than the work)."""
     runs = [pipeline_run(info.path, workers, scratch, key_file) for _ in range(reps)]
     one = _one_file_folder(info, scratch)
     startup = [pipeline_run(one, workers, scratch, key_file)["wall_seconds"] for _ in range(reps)]
     wall = statistics.median(r["wall_seconds"] for r in runs)
     span = statistics.median(r["run_json_seconds"] for r in runs)
     start_cost = statistics.median(startup)
-    work = max(wall - start_cost, 1e-9)
+    work = wall - start_cost
     return {"runs": runs, "one_file_wall_seconds": startup, "median_wall_seconds": round(wall, 3),
             "median_startup_seconds": round(start_cost, 3), "median_run_json_seconds": span,
             "files_per_second_wall": round(info.files / wall, 1),
-            "files_per_second_excluding_startup": round(info.files / work, 1),
+            "files_per_second_excluding_startup": round(info.files / work, 1) if work > 0 else None,
             "files_per_second_run_json": round(info.files / span, 1) if span else None,
             "client_peak_mb": max(r["client_peak_mb"] for r in runs),
             "worker_peak_mb": max((max(r["worker_peaks_mb"], default=0) for r in runs), default=0)}
@@ -367,9 +368,10 @@ def table(results: dict[str, Any]) -> str:
     for workers, r in results["runs"].items():
         lines.append(f"{'run --workers ' + workers + ' (wall)':<34}{r['median_wall_seconds']:>10.2f}"
                      f"{r['files_per_second_wall']:>10.1f}")
+        excluding = r["files_per_second_excluding_startup"]
         lines.append(f"{'  excluding start-up ' + str(r['median_startup_seconds']) + ' s':<34}"
                      f"{r['median_wall_seconds'] - r['median_startup_seconds']:>10.2f}"
-                     f"{r['files_per_second_excluding_startup']:>10.1f}")
+                     + (f"{excluding:>10.1f}" if excluding is not None else f"{'n/a':>10}"))
         lines.append(f"{'  peak RSS client / worker MB':<34}{r['client_peak_mb']:>10.0f}{r['worker_peak_mb']:>10.0f}")
     mem = results["memory"]
     lines.append(f"memory at N={mem['other_n']}: client {mem['at_other_n']['client_peak_mb']:.0f} MB, "

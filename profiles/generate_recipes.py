@@ -1,8 +1,9 @@
-"""Generate the deid recipes in ``profiles/`` from PS3.15 Table E.1-1 as data.
+"""Generate the deid recipes in ``pipeline/recipes/`` from PS3.15 Table E.1-1 as data.
 
 This is a development tool, not part of the package: the pipeline reads only the
-generated ``*.deid`` files. It also writes ``table-e1-1.json``, a compact copy of the
-table's columns the tests check the recipes, plan and scrubber against, so they run without
+generated ``*.deid`` files, which ship in the wheel as package data (the package never
+reads ../shared). It also writes ``profiles/table-e1-1.json``, a compact copy of the table's
+columns the tests check the recipes, plan and scrubber against, so they run without
 ``../shared``. Rebuild them all for a newer edition of the standard with::
 
     python profiles/generate_recipes.py --reference ../shared/reference --edition 2026d
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+RECIPES = HERE.parent / "pipeline" / "recipes"
 
 # Option recipes, in the order the standard's table lists its option columns. The
 # plan applies them in this order (a later option wins over an earlier one).
@@ -187,14 +189,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference", type=Path, default=HERE.parent.parent / "shared" / "reference")
     parser.add_argument("--edition", default="2026d")
-    parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument("--out", type=Path, default=RECIPES)
     parser.add_argument("--check", action="store_true", help="fail if a committed recipe differs")
     args = parser.parse_args(argv)
     recipes = build(args.reference, args.edition)
-    recipes[TABLE_COPY] = table_copy(args.reference, args.edition)
+    outputs = {args.out / name: text for name, text in recipes.items()}
+    outputs[HERE / TABLE_COPY] = table_copy(args.reference, args.edition)  # for the tests, not shipped
     stale = []
-    for name, text in recipes.items():
-        target = args.out / name
+    for target, text in outputs.items():
+        name = target.name
         if args.check:
             if not target.exists() or target.read_text() != text:
                 stale.append(name)
@@ -203,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     if stale:
         print("stale: " + ", ".join(stale), file=sys.stderr)
         return 1
-    print(f"{'checked' if args.check else 'wrote'} {len(recipes) - 1} recipes and {TABLE_COPY} in {args.out}")
+    print(f"{'checked' if args.check else 'wrote'} {len(recipes)} recipes in {args.out} and {TABLE_COPY} in {HERE}")
     return 0
 
 

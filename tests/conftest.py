@@ -17,6 +17,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pipeline.scrub.keys import Keys
 
 REPO = Path(__file__).resolve().parent.parent
+RECIPES = REPO / "pipeline" / "recipes"  # package data (pyproject: tool.setuptools.package-data)
 # The PS3.15 tables as JSON (../shared/reference, or $DEID_REFERENCE): only the tests that check
 # the committed copies against them need it; the rest read TABLE_COPY.
 REFERENCE = Path(os.environ.get("DEID_REFERENCE") or REPO.parent / "shared" / "reference")

@@ -41,7 +41,7 @@ OPTION_ORDER: tuple[Option, ...] = (
 )
 
 # Options that act on pixel data, not on attributes: no column of Table E.1-1 and no header
-# recipe (pipeline/pixels/clean.py, profiles/pixels.deid). They follow the header options.
+# recipe (pipeline/pixels/clean.py, pipeline/recipes/pixels.deid). They follow the header options.
 PIXEL_OPTIONS: tuple[Option, ...] = (Option.CLEAN_PIXEL_DATA,)
 
 # Recognised but not implemented yet: refused, never ignored.

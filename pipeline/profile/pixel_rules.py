@@ -1,6 +1,6 @@
 """Pixel rules: deid ``%filter`` recipes, linted strictly, evaluated on a header by deid's engine.
 
-A pixel recipe (``profiles/pixels.deid``) holds only ``%filter`` sections, each at most once:
+A pixel recipe (``pipeline/recipes/pixels.deid``) holds only ``%filter`` sections, each at most once:
 
 | list        | a LABEL block that matches the header means                                       |
 |-------------|-----------------------------------------------------------------------------------|

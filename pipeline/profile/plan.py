@@ -26,6 +26,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
+from importlib import resources
 from pathlib import Path
 
 from pipeline.errors import ProfileError
@@ -34,7 +35,6 @@ from pipeline.profile.pixel_rules import PixelRules, load_pixel_rules
 from pipeline.profile.recipe import Field, Recipe, Verb, load_recipe
 
 PROFILES_ENV = "DEID_PIPELINE_PROFILES"
-DEFAULT_PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
 
 PROFILES: dict[str, tuple[str, ...]] = {"basic": ("safe_text.deid", "identification.deid", "basic.deid")}
 PIXEL_RECIPE = "pixels.deid"
@@ -169,8 +169,17 @@ def _matching_patterns(patterns: tuple[str, ...], tag: int) -> tuple[int, ...]:
 
 
 def profiles_dir() -> Path:
-    """Where the recipes live: $DEID_PIPELINE_PROFILES, else the repository's profiles/."""
-    return Path(os.environ.get(PROFILES_ENV) or DEFAULT_PROFILES_DIR)
+    """Where the recipes live: $DEID_PIPELINE_PROFILES, else the package data `pipeline/recipes/`.
+
+    deid parses a recipe from a file name, so the packaged recipes must be files on disk (an
+    installed wheel or a checkout); a zipped install is a `ProfileError`."""
+    override = os.environ.get(PROFILES_ENV)
+    if override:
+        return Path(override)
+    packaged = resources.files("pipeline") / "recipes"
+    if not isinstance(packaged, Path):
+        raise ProfileError("the packaged recipes are not files on disk; set " + PROFILES_ENV)
+    return packaged
 
 
 def option_recipe(option: Option) -> str:

@@ -32,7 +32,7 @@ from pipeline.runner.run_record import read_recorded_settings, run_record_path
 from pipeline.scan.conformance import read_declaration
 from pipeline.verify.profile import normalise_options
 
-VERIFIED_PROFILE = "basic"  # the one profile verify's recipes describe (profiles/basic.deid)
+VERIFIED_PROFILE = "basic"  # the one profile verify's recipes describe (pipeline/recipes/basic.deid)
 _DECLARATION_TAGS = ["PatientIdentityRemoved", "DeidentificationMethodCodeSequence"]
 
 

@@ -101,7 +101,7 @@ def default_action(vr: str, plan: Plan, in_clean_sequence: bool) -> Action:
     |----------------------------|----------------------------------------------------------|
     | SQ                         | K: kept, its items scrubbed by the same rules            |
     | PN LO SH ST LT UT UC UR AE | X (C inside a sequence an option cleans): free text may  |
-    |                            | identify; safe ones are in profiles/safe_text.deid       |
+    |                            | identify; safe ones are in recipes/safe_text.deid        |
     | DA DT                      | X; K with full dates; shifted with modified dates        |
     | UI                         | registered (standard) UIDs K, every other UID U          |
     | UN                         | X: an unknown value cannot be judged                     |

@@ -1,4 +1,4 @@
-"""The profile as verify (and scan) read it: the recipe text in `profiles/`, parsed by this
+"""The profile as verify (and scan) read it: the recipe text in `pipeline/recipes/`, parsed by this
 module's own small parser (nothing of pipeline.profile or deid), resolved for each
 attribute to what an output may hold (`Expect`, PS3.15 Table E.1-1a).
 """
@@ -10,6 +10,8 @@ import os
 import re
 from dataclasses import dataclass, field
 from enum import Enum
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from pydicom.datadict import tag_for_keyword
@@ -17,7 +19,6 @@ from pydicom.datadict import tag_for_keyword
 from pipeline.errors import ProfileError
 
 PROFILES_ENV = "DEID_PIPELINE_PROFILES"
-_DEFAULT_PROFILES = Path(__file__).resolve().parents[2] / "profiles"
 
 
 # Options in the order their recipes are layered (the option columns of PS3.15 Table E.1-1),
@@ -128,13 +129,14 @@ def normalise_options(options: tuple[str, ...] | list[str]) -> tuple[str, ...]:
 
 
 def load_profile(options: tuple[str, ...]) -> Profile:
-    """The profile for `options` (any order), read from $DEID_PIPELINE_PROFILES or profiles/."""
-    directory = os.environ.get(PROFILES_ENV) or str(_DEFAULT_PROFILES)
-    return _load_profile(normalise_options(options), directory)
+    """The profile for `options` (any order), read from $DEID_PIPELINE_PROFILES or the package
+    data `pipeline/recipes/` (read as text here, so any importlib.resources location serves)."""
+    return _load_profile(normalise_options(options), os.environ.get(PROFILES_ENV) or "")
 
 
 @functools.lru_cache(maxsize=64)
-def _load_profile(options: tuple[str, ...], directory: str) -> Profile:
+def _load_profile(options: tuple[str, ...], override: str) -> Profile:
+    directory: Traversable = Path(override) if override else resources.files("pipeline") / "recipes"
     names = ["safe_text.deid", "identification.deid", "basic.deid"]
     names += [o.replace("-", "_") + ".deid" for o in options if o not in _PIXEL_OPTIONS]
     exact: dict[int, Rule] = {}
@@ -142,7 +144,7 @@ def _load_profile(options: tuple[str, ...], directory: str) -> Profile:
     patterns: dict[str, Rule] = {}
     order = 0
     for name in names:
-        path = Path(directory) / name
+        path = directory / name
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except OSError:

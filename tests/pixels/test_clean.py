@@ -39,7 +39,7 @@ from pipeline.profile.plan import PixelMode, compile_plan
 from pipeline.profile.recipe import load_recipe
 from pipeline.runner.process import Scrubbed, scrub_bytes
 from pipeline.scrub.keys import Keys
-from tests.conftest import REPO, bundled, make_dataset
+from tests.conftest import RECIPES, bundled, make_dataset
 
 OFF = compile_plan("basic")
 RULES = compile_plan("basic", ["clean-pixel-data"])
@@ -129,7 +129,7 @@ def scrubbed(ds: Dataset, plan: Any, keys: Keys) -> tuple[Scrubbed, Dataset]:
 
 
 def dose_report(syntax: UID) -> tuple[Dataset, NDArray[np.uint16], NDArray[np.bool_]]:
-    """A GE CT dose report screen: text in the banner profiles/pixels.deid blanks (rows 0-109)."""
+    """A GE CT dose report screen: text in the banner recipes/pixels.deid blanks (rows 0-109)."""
     pixels = noise((256, 256), 900, 1400)
     drawn = text_mask((256, 256), "QUILLERBY^TOBIASZEK 4471", (6, 20), 18)
     pixels[drawn] = 4095
@@ -353,14 +353,14 @@ def test_a_preview_shows_before_and_after_side_by_side(tmp_path: Path, keys: Key
 
 # ----------------------------------------------------------------------------- the pixel recipe
 def test_the_shipped_pixel_recipe_is_read_alike_by_the_lint_and_by_deid() -> None:
-    rules = load_pixel_rules(REPO / "profiles" / "pixels.deid")
+    rules = load_pixel_rules(RECIPES / "pixels.deid")
     assert len(rules.labels) > 100 and sum(bool(label.blank) for label in rules.labels) > 100
     assert rules.labels[0].source.startswith("pixels.deid:")
 
 
 def test_the_header_lint_still_refuses_a_filter_section() -> None:
     with pytest.raises(ProfileError, match="only %header"):
-        load_recipe(REPO / "profiles" / "pixels.deid")
+        load_recipe(RECIPES / "pixels.deid")
 
 
 @pytest.mark.parametrize(("body", "message"), [
@@ -405,7 +405,7 @@ def test_a_rule_deid_would_read_otherwise_is_refused(tmp_path: Path) -> None:
 def test_a_whitelist_waives_the_likely_kinds_but_not_a_declared_yes_and_a_blacklist_refuses(tmp_path: Path) -> None:
     profiles = tmp_path / "profiles"
     profiles.mkdir()
-    for recipe in (REPO / "profiles").glob("*.deid"):
+    for recipe in RECIPES.glob("*.deid"):
         (profiles / recipe.name).write_bytes(recipe.read_bytes())
     with (profiles / "pixels.deid").open("a", encoding="utf-8") as stream:
         stream.write("\n%filter whitelist\n\nLABEL A console known to write no text\n"

@@ -16,7 +16,7 @@ from pipeline.profile.plan import compile_plan
 from pipeline.runner.process import scrub_bytes
 from pipeline.scrub.keys import Keys
 from pipeline.scrub.uids import remap_uid
-from tests.conftest import REPO, bundled
+from tests.conftest import RECIPES, bundled
 
 # Rules deid's engine and the plan both define: plain verbs and U. (The other functions are
 # the pipeline's: deid would call whatever function it is handed.)
@@ -42,7 +42,7 @@ def run_deid(path: Path, keys: Keys) -> pydicom.Dataset:
              "remove_blank_or_dummy", "remove_blank_or_uids", "patient_id", "patient_name", "shift_date"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        parser = DicomParser(str(path), recipe=DeidRecipe(str(REPO / "profiles" / "basic.deid"), base=False))
+        parser = DicomParser(str(path), recipe=DeidRecipe(str(RECIPES / "basic.deid"), base=False))
         parser.lookup.update({"uid": uid, **{name: dummy for name in names}})
         parser.parse()
     dataset: pydicom.Dataset = parser.dicom

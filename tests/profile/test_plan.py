@@ -3,6 +3,7 @@ for the Basic Profile and for every option, and the plan is checked before any f
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 import subprocess
@@ -13,8 +14,16 @@ import pytest
 
 from pipeline.errors import ProfileError
 from pipeline.profile.options import OPTION_ORDER, Option, parse_options
-from pipeline.profile.plan import COMBINED_RESOLUTION, Action, compile_plan, describe_plan, option_recipe
-from tests.conftest import REFERENCE, REPO, TABLE_COPY, reference_rows
+from pipeline.profile.plan import (
+    COMBINED_RESOLUTION,
+    PROFILES_ENV,
+    Action,
+    compile_plan,
+    describe_plan,
+    option_recipe,
+    profiles_dir,
+)
+from tests.conftest import RECIPES, REFERENCE, REPO, TABLE_COPY, reference_rows
 
 COLUMN = {o: o.value.replace("-", "_") for o in OPTION_ORDER}
 
@@ -94,7 +103,7 @@ def test_option_names_are_the_standards_in_kebab_case() -> None:
         "clean-graphics", "clean-pixel-data", "clean-recognizable-visual-features",
     }
     for option in OPTION_ORDER:
-        assert (REPO / "profiles" / option_recipe(option)).is_file()
+        assert (RECIPES / option_recipe(option)).is_file()
 
 
 @pytest.mark.parametrize("name", ["clean-recognizable-visual-features"])
@@ -186,7 +195,23 @@ def test_committed_recipes_are_what_the_generator_makes() -> None:
 
 
 def test_every_recipe_names_the_edition_and_its_cid_7050_code() -> None:
-    for path in sorted((REPO / "profiles").glob("*.deid")):
+    for path in sorted(RECIPES.glob("*.deid")):
         head = path.read_text().splitlines()[:5]
         assert any("PS3.15 2026d" in line for line in head), path.name
         assert any("CID 7050 code: (1131" in line for line in head), path.name
+
+
+def test_the_plan_reads_the_recipes_shipped_as_package_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 18: the recipes are package data found by importlib.resources, not a checkout path."""
+    monkeypatch.delenv(PROFILES_ENV, raising=False)
+    assert profiles_dir() == RECIPES
+    plan = compile_plan("basic", [o.value for o in OPTION_ORDER if o is not Option.RETAIN_LONGITUDINAL_FULL_DATES])
+    for name, digest in plan.recipes:
+        assert hashlib.sha256((RECIPES / name).read_bytes()).hexdigest() == digest
+
+
+def test_the_profiles_variable_replaces_the_packaged_recipes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(PROFILES_ENV, str(tmp_path))
+    assert profiles_dir() == tmp_path
+    with pytest.raises(ProfileError, match=r"recipe not found: safe_text\.deid"):
+        compile_plan("basic")

@@ -10,7 +10,7 @@ from pipeline.errors import ProfileError
 from pipeline.profile.pixel_rules import load_pixel_rules
 from pipeline.profile.plan import compile_plan
 from pipeline.profile.recipe import Verb, lint, load_recipe
-from tests.conftest import REPO
+from tests.conftest import RECIPES
 
 
 def write(tmp_path: Path, body: str, name: str = "site.deid") -> Path:
@@ -59,7 +59,7 @@ def test_missing_recipe_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_deid_reads_every_shipped_recipe_as_the_lint_does() -> None:
-    for path in sorted((REPO / "profiles").glob("*.deid")):
+    for path in sorted(RECIPES.glob("*.deid")):
         if path.name == "pixels.deid":
             assert load_pixel_rules(path).sha256  # %filter rules: their own lint (pixel_rules.py)
             continue

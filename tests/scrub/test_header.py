@@ -258,7 +258,7 @@ def test_text_attributes_not_in_the_table_pass_only_if_allow_listed(keys: Keys) 
 
 def test_standard_text_attributes_that_pass_through_unchanged(keys: Keys) -> None:
     """Lists every standard text-bearing attribute (LO SH ST LT UT UC UR AE PN) that the Basic
-    Profile leaves unchanged: exactly the allow-list of profiles/safe_text.deid."""
+    Profile leaves unchanged: exactly the allow-list of recipes/safe_text.deid."""
     from pydicom.datadict import DicomDictionary
 
     text_vrs = {"LO", "SH", "ST", "LT", "UT", "UC", "UR", "AE", "PN"}
@@ -305,7 +305,7 @@ WHEEL_FILES = [
     "liver_1frame.dcm",
 ]
 # Ultrasound and secondary captures likely carry burned-in text: without Clean Pixel Data
-# they are refused, never published (pipeline/pixels/clean.py, profiles/pixels.deid).
+# they are refused, never published (pipeline/pixels/clean.py, pipeline/recipes/pixels.deid).
 LIKELY_TEXT_FILES = ["ExplVR_BigEnd.dcm", "SC_rgb_rle_2frame.dcm", "examples_palette.dcm", "image_dfl.dcm"]
 
 

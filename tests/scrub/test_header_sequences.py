@@ -42,7 +42,7 @@ def test_replaced_identification_keeps_its_structure(keys: Keys) -> None:
         assert (person.CodeValue, person.CodingSchemeDesignator, person.CodeMeaning) == ("ANONYMIZED",) * 3
         assert operator.InstitutionCodeSequence[0].CodeValue == "ANONYMIZED"
     assert out.RequestingPhysicianIdentificationSequence[0].PersonIdentificationCodeSequence[0].CodeValue == (
-        "ANONYMIZED")  # no row of Table E.1-1: profiles/identification.deid
+        "ANONYMIZED")  # no row of Table E.1-1: pipeline/recipes/identification.deid
     assert out.ReferencedSeriesSequence[0].HumanPerformerCodeSequence[0].CodeMeaning == "ANONYMIZED"
     assert "PerformingPhysicianIdentificationSequence" not in out  # X
 

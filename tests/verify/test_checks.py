@@ -21,7 +21,7 @@ from pipeline.runner.process import scrub_bytes
 from pipeline.scrub.keys import Keys
 from pipeline.verify.checks import verify_bytes
 from pipeline.verify.findings import Finding, Severity, VerifyRule
-from tests.conftest import bundled, encode, read
+from tests.conftest import RECIPES, bundled, encode, read
 
 KEY = b"k" * 32
 NAME = "Quixote^Alonso"
@@ -239,8 +239,7 @@ def test_unknown_option_is_a_profile_error() -> None:
 
 
 def test_verify_reads_the_recipe_text_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    profiles = Path(__file__).resolve().parents[2] / "profiles"
-    for recipe in profiles.glob("*.deid"):
+    for recipe in RECIPES.glob("*.deid"):
         shutil.copy(recipe, tmp_path / recipe.name)
     with (tmp_path / "basic.deid").open("a") as handle:
         handle.write("REMOVE (0008,0070)\n")  # a later line: Manufacturer is no longer kept
