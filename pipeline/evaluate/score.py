@@ -163,7 +163,7 @@ class _Box:
 class _KeyFile:
     path: str
     is_bad: bool
-    must_publish: bool  # the key's "expect" is "deidentify" (not "quarantine")
+    must_publish: bool  # the key's "expect" is "deidentify" (not "quarantine" or "quarantine-or-skip")
     defect: str
     label: str
     signature: Signature | None
@@ -412,7 +412,7 @@ class _Scorer:
         if key_file is None:
             self.add(Category.OUTPUTS_UNMATCHED, display, "no-input", "signature")
             return
-        if key_file.is_bad:
+        if key_file.is_bad and not key_file.must_publish:  # a bad input the key expects published is scored as one
             self.add(Category.BAD_INPUTS_PUBLISHED, display, "matches-bad-input", key_file.defect)
             return
         for box in key_file.boxes:
