@@ -18,6 +18,7 @@ class Cause(StrEnum):
     EMPTY = "empty"
     DICOMDIR = "dicomdir"
     NOT_PART_10 = "not-part-10"  # no 128-byte preamble and DICM prefix (PS3.10 7.1)
+    NO_FILE_META_UNKNOWN_SYNTAX = "no-file-meta-unknown-syntax"  # a bare dataset in no syntax it reads in
     LENGTH_BEYOND_FILE = "length-beyond-file"  # an element or item declares more than the file holds
     TRUNCATED_HEADER = "truncated-header"  # the file ends inside an element header
     TRUNCATED_PIXEL_DATA = "truncated-pixel-data"  # shorter than declared, or fragments cut off

@@ -1312,8 +1312,10 @@ def build_key(a: Archive, patients: int) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "kind": r.kind,
             # An encapsulated document cannot be cleaned: a de-identifier must quarantine it.
+            # A complete dataset stored without preamble and file meta reads in the syntax it decodes in:
+            # a de-identifier may publish it as a PS3.10 file (issue 14), or quarantine it.
             "expect": ("quarantine" if "Encapsulated" in r.iod else "deidentify") if r.kind == "good"
-            else "quarantine-or-skip",
+            else "deidentify-or-quarantine" if r.defect == "no-preamble" else "quarantine-or-skip",
             "defect": r.defect,
             "iod": r.iod,
             "patient": r.patient,

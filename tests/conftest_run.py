@@ -25,7 +25,7 @@ GOOD_FILES = {  # input path under the root -> bundled file
 }
 NOT_DICOM_FILES = (f"{OTHER_FOLDER}/empty.dcm", f"{OTHER_FOLDER}/notes.txt")
 TRUNCATED_FILE = "Broken^Patient_MRN000/cut.dcm"  # DICM prefix, then cut in half
-RAW_FILE = "Broken^Patient_MRN000/structures.dcm"  # a dataset without preamble: not PS3.10
+RAW_FILE = "Broken^Patient_MRN000/structures.dcm"  # a dataset without preamble and file meta: published
 
 
 def write_key(folder: Path, hex_key: str = KEY_HEX) -> Path:
@@ -39,8 +39,8 @@ def write_key(folder: Path, hex_key: str = KEY_HEX) -> Path:
 
 def build_inputs(root: Path, broken: bool = False) -> Path:
     """Four DICOM files in patient-named folders, an empty file and a text file; with
-    `broken`, also a DICOM file cut in half and a dataset without preamble (both are
-    quarantined by a run)."""
+    `broken`, also a DICOM file cut in half (quarantined by a run) and a complete dataset
+    stored without preamble and file meta (an older export: published as a PS3.10 file)."""
     for relative, name in GOOD_FILES.items():
         target = root / relative
         target.parent.mkdir(parents=True, exist_ok=True)

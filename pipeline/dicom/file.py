@@ -1,8 +1,10 @@
 """Reading one DICOM file from bytes and encoding a dataset back to bytes; no scrubbing.
 
 Bytes in, bytes out: the caller decides where they come from and go (write.py stages and
-promotes them atomically). Only PS3.10 files are read: a raw dataset without the 128-byte
-preamble and DICM prefix, a DICOMDIR, or anything without a SOP Class and Instance UID is an
+promotes them atomically). PS3.10 files are read; so is a complete dataset stored without
+the 128-byte preamble, DICM prefix and file meta (older exports) when its transfer syntax can be
+established (`pipeline.dicom.raw`): it is read, and later encoded, as a PS3.10 file. A DICOMDIR,
+a bare dataset in no syntax it reads in, or anything without a SOP Class and Instance UID is an
 `InputError` (such files are reported, never published).
 """
 
@@ -30,6 +32,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
+from pipeline.dicom import raw
 from pipeline.errors import Cause, InputError, WriteError
 from pipeline.version import __version__
 
@@ -68,16 +71,9 @@ def _read(data: bytes) -> Dataset:
         raise InputError("empty file", cause=Cause.EMPTY)
     if "DICOMDIR" in _media_storage_hint(data):
         raise InputError("a DICOMDIR is a media index, not an instance: not copied", cause=Cause.DICOMDIR)
-    check_declared_lengths(data)
-    ds: Dataset
-    try:
-        ds = pydicom.dcmread(io.BytesIO(data), force=False)
-    except InvalidDicomError:
-        raise InputError("not a DICOM file: no 128-byte preamble and DICM prefix (PS3.10)",
-                         cause=Cause.NOT_PART_10) from None
-    except Exception as exc:
-        cause = decode_cause(exc) or Cause.UNREADABLE
-        raise InputError(f"unreadable DICOM ({type(exc).__name__})", cause=cause) from None
+    if not raw.is_part10(data):
+        data = raw.as_part10(data, _read_part10)
+    ds = _read_part10(data)
     if str(ds.get("SOPClassUID", "")) == "1.2.840.10008.1.3.10" or "DirectoryRecordSequence" in ds:
         raise InputError("a DICOMDIR is a media index, not an instance: not copied", cause=Cause.DICOMDIR)
     # Elements are decoded lazily; one that cannot be decoded fails the scrub later, and the
@@ -86,6 +82,19 @@ def _read(data: bytes) -> Dataset:
         raise InputError("no SOP Class or SOP Instance UID: not a composite instance", cause=Cause.NO_SOP_UID)
     _check_pixel_length(ds)
     return ds
+
+
+def _read_part10(data: bytes) -> Dataset:
+    """pydicom's read of a PS3.10 file, after the declared lengths were checked."""
+    check_declared_lengths(data)
+    try:
+        return pydicom.dcmread(io.BytesIO(data), force=False)
+    except InvalidDicomError:
+        raise InputError("not a DICOM file: no 128-byte preamble and DICM prefix (PS3.10)",
+                         cause=Cause.NOT_PART_10) from None
+    except Exception as exc:
+        cause = decode_cause(exc) or Cause.UNREADABLE
+        raise InputError(f"unreadable DICOM ({type(exc).__name__})", cause=cause) from None
 
 
 def _check_pixel_length(ds: Dataset) -> None:
@@ -163,12 +172,31 @@ def check_declared_lengths(data: bytes) -> None:
 
 
 def _meta_end(data: bytes) -> int | None:
-    if data[132:136] != b"\x02\x00\x00\x00" or data[136:138] != b"UL":
-        return None
-    end = 144 + int.from_bytes(data[140:144], "little")
-    if end > len(data):
+    """Where the File Meta Information ends: after the last group 0002 element, read as
+    explicit VR little endian (PS3.10 7.1) the way pydicom reads it, whatever (0002,0000)
+    declares (a group length that leaves out trailing elements is common). None when the
+    meta is not explicit VR: pydicom then decides."""
+    position, end_of_file = 132, len(data)
+    if data[132:138] == b"\x02\x00\x00\x00UL" and 144 + int.from_bytes(data[140:144], "little") > end_of_file:
         raise InputError("the file meta declares more bytes than the file holds", cause=Cause.LENGTH_BEYOND_FILE)
-    return end
+    while position + 8 <= end_of_file and data[position:position + 2] == b"\x02\x00":
+        vr = data[position + 4:position + 6]
+        if vr in _LONG_VRS:
+            if position + 12 > end_of_file:
+                raise InputError("an element header runs past the end of the file", cause=Cause.TRUNCATED_HEADER)
+            length, header = int.from_bytes(data[position + 8:position + 12], "little"), 12
+        elif vr in _SHORT_VRS:
+            length, header = int.from_bytes(data[position + 6:position + 8], "little"), 8
+        else:
+            return None
+        if length == _UNDEFINED:
+            return None
+        position += header + length
+        if position > end_of_file:
+            raise InputError("the file meta declares more bytes than the file holds", cause=Cause.LENGTH_BEYOND_FILE)
+    if data[position:position + 2] == b"\x02\x00":
+        raise InputError("an element header runs past the end of the file", cause=Cause.TRUNCATED_HEADER)
+    return position if position > 132 else None
 
 
 def _transfer_syntax(meta: bytes) -> str:

@@ -163,7 +163,8 @@ class _Box:
 class _KeyFile:
     path: str
     is_bad: bool
-    must_publish: bool  # the key's "expect" is "deidentify" (not "quarantine")
+    must_publish: bool  # the key's "expect" is "deidentify" (not "quarantine" or "quarantine-or-skip")
+    may_publish: bool  # "deidentify" or "deidentify-or-quarantine": published, it is scored as a good file
     defect: str
     label: str
     signature: Signature | None
@@ -215,6 +216,7 @@ def load_key(path: Path) -> Key:
         label = f"{e.get('series') or 'bad:' + str(e.get('defect'))}/{(match or {}).get('InstanceNumber')}"
         files[rel] = _KeyFile(
             path=rel, is_bad=e["kind"] != "good", must_publish=e.get("expect", "deidentify") == "deidentify",
+            may_publish=e.get("expect", "deidentify") in ("deidentify", "deidentify-or-quarantine"),
             defect=str(e.get("defect")), label=label,
             signature=None if not match else _signature(match), sop_instance_uid=e.get("sop_instance_uid"),
             study=e.get("study"), series=e.get("series"),
@@ -412,7 +414,7 @@ class _Scorer:
         if key_file is None:
             self.add(Category.OUTPUTS_UNMATCHED, display, "no-input", "signature")
             return
-        if key_file.is_bad:
+        if key_file.is_bad and not key_file.may_publish:
             self.add(Category.BAD_INPUTS_PUBLISHED, display, "matches-bad-input", key_file.defect)
             return
         for box in key_file.boxes:

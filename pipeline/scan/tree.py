@@ -7,9 +7,12 @@ what the profile it declares allows:
 | rule                      | what                                                    | severity            |
 |---------------------------|---------------------------------------------------------|---------------------|
 | person-name               | a PN value that is not a dummy                          | high                |
-| name-in-text              | "Given Family", "Family^Given", "Dr Name" in free text  | medium              |
-| date-looks-real           | a DA/DT value other than empty or 19000101              | by the temporal     |
-|                           |                                                         | flag: see below     |
+| name-in-text              | "Given Family", "Family^Given", "Dr Name" in free text  | medium; low in a C  |
+|                           | (scan/meaning.py: C attributes of E.1-1, LT/ST/UT)      | attribute the file  |
+|                           |                                                         | declares cleaned    |
+| date-looks-real           | a DA/DT value other than empty, 19000101 or a 1 January | by the temporal     |
+|                           | (year-only) placeholder                                 | flag: see below;    |
+|                           |                                                         | info for 1 January  |
 | accession-number          | AccessionNumber not empty                               | high                |
 | patient-id-not-pseudonym  | PatientID not pseudonym-looking                         | medium              |
 | other-patient-ids         | OtherPatientIDs / OtherPatientIDsSequence not empty     | high                |
@@ -34,6 +37,8 @@ Dates: LongitudinalTemporalInformationModified MODIFIED -> low, UNMODIFIED -> me
 anything else -> high. The profile judged by not-allowed-by-profile is what the file declares
 (PatientIdentityRemoved YES, DeidentificationMethodCodeSequence: 113100 plus CID 7050 option
 codes), Basic alone when it declares nothing; private attributes are left to private-tag.
+Placeholders and pseudonyms (ANONYMOUS, REMOVED, XXXXXX, 12+ hex digits, "^" alone: scan/meaning.py)
+are de-identified values: no value rule flags them.
 Findings name the file (relative to `root`), the attribute path and the rule, never the value.
 The census (distinct values per attribute keyword, in how many files, rare ones marked) does
 hold values: it is for the HTML report and must never be printed.
@@ -57,6 +62,7 @@ from pydicom.errors import InvalidDicomError
 
 from pipeline.errors import ProfileError
 from pipeline.scan.conformance import Declared, breaches, read_declaration
+from pipeline.scan.meaning import cleaned_by_declared_option, is_free_text, is_placeholder, is_placeholder_date
 from pipeline.verify.findings import Finding, Severity
 from pipeline.verify.profile import load_profile
 from pipeline.verify.walk import tag_name, text_values
@@ -121,7 +127,6 @@ RARE_MIN_FILES = 5
 _CENSUS_VRS = frozenset({"PN", "LO", "SH", "CS", "AS", "DA", "DT", "ST", "AE"})
 _CENSUS_MAX_LENGTH = 64
 _CENSUS_MAX_VALUES = 500  # distinct values kept per keyword: memory stays flat on big releases
-_TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC"})
 # Free text that names products, codes and methods, not people.
 _NOT_FREE_TEXT = frozenset({
     "CodeMeaning", "CodingSchemeName", "CodingSchemeResponsibleOrganization", "Manufacturer",
@@ -150,7 +155,10 @@ _COMMON = frozenset({
     "spin", "spine", "sr", "standard", "state", "structured", "study", "summary", "systems", "temporal", "text",
     "thick", "thin", "thoracic", "tissue", "to", "tomosynthesis", "toshiba", "turbo", "uids", "university", "up",
     "upper", "us", "venous", "view", "views", "visual", "volume", "water", "weighted", "whole", "window", "with",
-    "without", "wrist", "xa"
+    "without", "wrist", "xa",
+    # radiotherapy, ECG and file vocabulary seen in descriptions (issue 14: none of them a name)
+    "beam", "beat", "ecg", "file", "isocenter", "median", "normal", "resampled", "rhythm", "set", "test",
+    "testing",
 })
 # Attributes that identify whatever their value looks like: the Basic Profile removes or empties
 # them all (X, Z or D in PS3.15 Table E.1-1), so any non-empty value in a release is a finding.
@@ -169,11 +177,13 @@ _KEPT_BY_OPTION = {
     "113112": frozenset({"InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName"}),
     "113109": frozenset({"StationName", "DeviceSerialNumber"}),
 }
-_DUMMY_VALUES = frozenset({"", "ANONYMIZED", "ANONYMOUS", "REMOVED", "[REMOVED]"})
 _UPPER_PAIR = re.compile(r"\b([A-Z]{3,})[ ]+([A-Z]{3,})\b")
 _CAPITALISED_PAIR = re.compile(r"\b([A-Z][a-z]+)[ ]+([A-Z][a-z]+)\b")
 _CARET_NAME = re.compile(r"\b([A-Za-z]{2,})\^([A-Za-z]{2,})\b")
 _TITLED_NAME = re.compile(r"\b(?:Dr|Mr|Mrs|Ms|Prof)\.?\s+([A-Z][a-z]+)\b")
+# "RESTING ECG for BRANNOCKE", "annotation SMITH": one upper-case word after a word that introduces a person
+_INTRODUCED_NAME = re.compile(r"\b(?:for|by|from|of|patient|pt|annotation|re)[.:]?\s+([A-Z][A-Z'-]{3,})\b",
+                              re.IGNORECASE)
 _PATH_NAME = re.compile(r"(?<![A-Za-z])([A-Z][A-Za-z]+)[_^]([A-Z][A-Za-z]+)(?![A-Za-z])")
 _PATH_DATE = re.compile(r"(?<!\d)(?:19|20)\d{2}[-_.]?(?:0[1-9]|1[0-2])[-_.]?(?:0[1-9]|[12]\d|3[01])(?!\d)")
 _PATH_NUMBER = re.compile(r"(?<![\d.])[1-9]\d{6,}(?![\d.])")
@@ -183,7 +193,8 @@ _PSEUDONYM_ID = re.compile(r"PAT-.*|.*ANON.*|.*SUBJ.*|[A-Z2-7]{16,}|[0-9a-f]{16,
 
 def _is_dummy_name(value: str) -> bool:
     upper = value.strip().strip("^= ").upper()
-    return not upper or upper in _DUMMY_NAMES or "ANON" in upper or upper.startswith("PAT-")
+    return (not upper or upper in _DUMMY_NAMES or "ANON" in upper or upper.startswith("PAT-")
+            or is_placeholder(value))
 
 
 def _is_name_pair(first: str, second: str) -> bool:
@@ -196,6 +207,8 @@ def _looks_name_like(text: str) -> bool:
     if any(_is_name_pair(a, b) for a, b in _CARET_NAME.findall(text)):
         return True
     if any(name.lower() not in _COMMON for name in _TITLED_NAME.findall(text)):
+        return True
+    if any(name.isupper() and name.lower() not in _COMMON for name in _INTRODUCED_NAME.findall(text)):
         return True
     # DICOM text is often upper case: two long capitalised words that are not common terms.
     return any(_is_name_pair(a, b) for a, b in _UPPER_PAIR.findall(text))
@@ -216,31 +229,44 @@ def _date_severity(ds: Dataset) -> Severity:
     return {"MODIFIED": Severity.LOW, "UNMODIFIED": Severity.MEDIUM}.get(flag, Severity.HIGH)
 
 
+def _declared_codes(ds: Dataset) -> frozenset[str]:
+    """The CID 7050 codes the file declares in DeidentificationMethodCodeSequence."""
+    return frozenset(str(item.get("CodeValue", "")) for item in ds.get("DeidentificationMethodCodeSequence") or ())
+
+
 def _kept_by_options(ds: Dataset) -> frozenset[str]:
-    codes = {str(item.get("CodeValue", "")) for item in ds.get("DeidentificationMethodCodeSequence") or ()}
+    codes = _declared_codes(ds)
     return frozenset().union(*(names for code, names in _KEPT_BY_OPTION.items() if code in codes))
 
 
 def _check_element(path: str, elem: DataElement, date_severity: Severity,
-                   kept: frozenset[str] = frozenset()) -> Iterator[tuple[ScanRule, Severity]]:
+                   kept: frozenset[str] = frozenset(), codes: frozenset[str] = frozenset(),
+                   ) -> Iterator[tuple[ScanRule, Severity]]:
     values, vr, keyword = text_values(elem), elem.VR, elem.keyword
     if vr == "PN" and any(not _is_dummy_name(v) for v in values):
         yield ScanRule.PERSON_NAME, Severity.HIGH
-    elif vr in _TEXT_VRS and keyword not in _NOT_FREE_TEXT and any(_looks_name_like(v) for v in values):
-        yield ScanRule.NAME_IN_TEXT, Severity.MEDIUM
-    if vr in ("DA", "DT") and any(v[:8] not in ("", "19000101") for v in values):
+    elif (is_free_text(int(elem.tag), vr) and keyword not in _NOT_FREE_TEXT
+          and any(_looks_name_like(v) for v in values if not is_placeholder(v))):
+        # a C attribute the file declares cleaned (its Clean option's code): low, left to review
+        cleaned = cleaned_by_declared_option(int(elem.tag), codes)
+        yield ScanRule.NAME_IN_TEXT, Severity.LOW if cleaned else Severity.MEDIUM
+    dates = [v for v in values if v[:8] != ""] if vr in ("DA", "DT") else []
+    if any(not is_placeholder_date(v) for v in dates):
         yield ScanRule.DATE, date_severity
-    if keyword == "AccessionNumber" and values:
+    elif any(v[:8] != "19000101" for v in dates):
+        yield ScanRule.DATE, Severity.INFO  # 1 January: a year-only placeholder, the year kept
+    identifying = [v for v in values if not is_placeholder(v)]
+    if keyword == "AccessionNumber" and identifying:
         yield ScanRule.ACCESSION_NUMBER, Severity.HIGH
-    if keyword == "PatientID" and values and not all(_PSEUDONYM_ID.fullmatch(v) for v in values):
+    if keyword == "PatientID" and values and not all(_PSEUDONYM_ID.fullmatch(v) or is_placeholder(v) for v in values):
         yield ScanRule.PATIENT_ID, Severity.MEDIUM
-    if (keyword == "OtherPatientIDs" and values) or (keyword == "OtherPatientIDsSequence" and elem.value):
+    if (keyword == "OtherPatientIDs" and identifying) or (keyword == "OtherPatientIDsSequence" and elem.value):
         yield ScanRule.OTHER_PATIENT_IDS, Severity.HIGH
     if keyword == "BurnedInAnnotation" and any(v.upper() == "YES" for v in values):
         yield ScanRule.BURNED_IN_ANNOTATION, Severity.HIGH
     if keyword == "EncapsulatedDocument":
         yield ScanRule.ENCAPSULATED_DOCUMENT, Severity.MEDIUM
-    if keyword in _ALWAYS_IDENTIFYING and keyword not in kept and any(v.upper() not in _DUMMY_VALUES for v in values):
+    if keyword in _ALWAYS_IDENTIFYING and keyword not in kept and identifying:
         yield ScanRule.IDENTIFYING_ATTRIBUTE, Severity.HIGH
     if vr == "UI" and any(not v.startswith("2.25.") and v not in UID_dictionary for v in values):
         yield ScanRule.ORIGINAL_UID, Severity.MEDIUM  # neither a registered UID nor a 2.25 pseudonym
@@ -257,6 +283,7 @@ def scan_dataset(ds: Dataset, file: str) -> list[Finding]:
     if str(ds.get("SOPClassUID", "")) == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
         findings[("file", ScanRule.DICOMDIR)] = Finding(ScanRule.DICOMDIR, "file", Severity.MEDIUM, file)
     kept = _kept_by_options(ds)
+    codes = _declared_codes(ds)
     preamble = getattr(ds, "preamble", None)
     if preamble and preamble.strip(b"\x00"):
         findings[("preamble", ScanRule.PREAMBLE)] = Finding(ScanRule.PREAMBLE, "preamble", Severity.MEDIUM, file)
@@ -271,7 +298,7 @@ def scan_dataset(ds: Dataset, file: str) -> list[Finding]:
             elif element <= 0xFF or ((group << 16) | (element >> 8)) not in parent:
                 findings[(path, ScanRule.PRIVATE_TAG)] = Finding(
                     ScanRule.PRIVATE_TAG, path, Severity.MEDIUM, file, detail="no private creator")
-        for rule, level in _check_element(path, elem, severity, kept):
+        for rule, level in _check_element(path, elem, severity, kept, codes):
             findings[(path, rule)] = Finding(rule, path, level, file)
     declaration = read_declaration(ds)
     level = Severity.HIGH if declaration.declared is Declared.NOTHING else Severity.MEDIUM

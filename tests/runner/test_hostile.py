@@ -56,8 +56,10 @@ ODD_BUNDLED = {
     "badVR.dcm": (Disposition.QUARANTINED, "bad-input:bad-pixel-attributes"),
     "meta_missing_tsyntax.dcm": (Disposition.QUARANTINED, "bad-input:no-sop-uid"),
     "UN_sequence.dcm": (Disposition.QUARANTINED, "bad-input:no-sop-uid"),
-    "ExplVR_BigEndNoMeta.dcm": (Disposition.QUARANTINED, "bad-input:not-part-10"),
-    "ExplVR_LitEndNoMeta.dcm": (Disposition.QUARANTINED, "bad-input:not-part-10"),
+    # complete datasets without preamble and file meta: their syntax is established, they publish (issue 14)
+    "ExplVR_BigEndNoMeta.dcm": (Disposition.WRITTEN, None),
+    "ExplVR_LitEndNoMeta.dcm": (Disposition.WRITTEN, None),
+    "rtstruct.dcm": (Disposition.WRITTEN, None),
     "no_meta_group_length.dcm": (Disposition.QUARANTINED, "bad-input:no-sop-uid"),
     "zipMR.gz": (Disposition.SKIPPED, "not-dicom"),
     "crayons.icc": (Disposition.SKIPPED, "not-dicom"),
@@ -70,7 +72,8 @@ BAD_SAMPLES = {
     "empty.dcm": (Disposition.SKIPPED, "empty"),
     "export_notes.txt": (Disposition.SKIPPED, "not-dicom"),
     "truncated.dcm": (Disposition.QUARANTINED, "bad-input:length-beyond-file"),
-    "raw_no_preamble.dcm": (Disposition.QUARANTINED, "bad-input:not-part-10"),
+    # read now (no file meta, implicit VR), then refused for its burned-in text under the Basic Profile alone
+    "raw_no_preamble.dcm": (Disposition.QUARANTINED, "burned-in-unhandled"),
     "invalid_vr.dcm": (Disposition.QUARANTINED, "bad-input:bad-value-length"),  # was unexpected-BytesLengthException
     "DICOMDIR": (Disposition.SKIPPED, "dicomdir"),
 }

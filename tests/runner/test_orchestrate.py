@@ -56,11 +56,14 @@ def test_one_file_is_published_skipped_or_quarantined_by_what_it_holds(tmp_path:
         assert outcome.uid_pairs == () and outcome.patient_pair is None
     assert [results[r][1].reason for r in NOT_DICOM_FILES] == ["empty", "not-dicom"]
     assert {results[r][1].disposition for r in NOT_DICOM_FILES} == {Disposition.SKIPPED}
-    for broken, reason in ((TRUNCATED_FILE, "bad-input:length-beyond-file"), (RAW_FILE, "bad-input:not-part-10")):
-        outcome = results[broken][1]
-        assert (outcome.disposition, outcome.reason) == (Disposition.QUARANTINED, reason)
-        kept = tmp_path / "quarantine" / f"{outcome.source_id}.dcm"
-        assert kept.read_bytes() == (inputs / broken).read_bytes()
+    outcome = results[TRUNCATED_FILE][1]
+    assert (outcome.disposition, outcome.reason) == (Disposition.QUARANTINED, "bad-input:length-beyond-file")
+    kept = tmp_path / "quarantine" / f"{outcome.source_id}.dcm"
+    assert kept.read_bytes() == (inputs / TRUNCATED_FILE).read_bytes()
+    outcome = results[RAW_FILE][1]  # no preamble and file meta, implicit VR little endian: published as PS3.10
+    assert outcome.disposition is Disposition.WRITTEN and outcome.output is not None, outcome
+    published = (tmp_path / "release" / outcome.output).read_bytes()
+    assert published[:132] == b"\x00" * 128 + b"DICM"
     text = " ".join(repr(outcome) for _, outcome in results.values())
     assert not [value for value in identifying_strings() if value in text]
 
@@ -98,12 +101,12 @@ def test_serial_and_local_dask_runs_of_one_and_two_workers_publish_identical_byt
     one = run(cfg, compile_plan("basic", []), KEYS, announce=notices.append)
     two = _run(tmp_path, inputs, "two", workers=2, batch_size=1)
     expected = release_files(tmp_path / "serial" / "release")
-    assert len(expected) == len(GOOD_FILES)
+    assert len(expected) == len(GOOD_FILES) + 1  # and the dataset stored without file meta
     assert release_files(tmp_path / "one" / "release") == expected
     assert release_files(tmp_path / "two" / "release") == expected
     for result in (serial, one, two):
         assert result.exit_status == EXIT_QUARANTINED
-        assert result.processed == {"written": 4, "skipped-not-dicom": 2, "quarantined": 2}
+        assert result.processed == {"written": 5, "skipped-not-dicom": 2, "quarantined": 1}
     assert [n for n in notices if n.startswith("Dask dashboard: http")]
     quarantined = {p.name for p in (tmp_path / "two" / "release.quarantine").iterdir()}
     assert quarantined == {p.name for p in (tmp_path / "serial" / "release.quarantine").iterdir()}

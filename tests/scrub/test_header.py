@@ -343,7 +343,9 @@ def test_files_from_pydicoms_wheel_come_out_clean(name: str, keys: Keys) -> None
         assert out.PixelData == original.PixelData  # header scrub leaves pixels alone
 
 
-ODD_FILES = ["no_meta.dcm", "UN_sequence.dcm", "nested_priv_SQ.dcm", "MR_truncated.dcm", "rtstruct.dcm"]
+# rtstruct.dcm (a complete dataset without preamble and file meta) is read since issue 14: see
+# tests/runner/test_no_meta.py. no_meta.dcm has a stray byte before its first element: refused.
+ODD_FILES = ["no_meta.dcm", "UN_sequence.dcm", "nested_priv_SQ.dcm", "MR_truncated.dcm"]
 
 
 @pytest.mark.parametrize("name", ODD_FILES)
