@@ -206,10 +206,10 @@ def _run_dask(
     client: Any, batches: Iterator[Batch], plan: Plan, keys: Keys, worker_cfg: WorkerConfig, threads: int
 ) -> Iterator[Done]:
     """At most BATCHES_PER_WORKER batches per worker thread in flight; a new one is
-    submitted as each completes. A batch whose task failed (its worker died more often than
-    Dask retries) is quarantined whole (and a batch this loop failed to yield would be, by the
-    run's accounting); a lost scheduler stops the run (`SchedulerLostError`)
-    with the inputs in flight left to do."""
+    submitted as each completes. A batch whose task failed (it raised, or its worker died more
+    often than Dask retries) is redone file by file (`_one_by_one`), and a batch this loop failed
+    to yield is quarantined by the run's accounting; a lost scheduler stops the run
+    (`SchedulerLostError`) with the inputs in flight left to do."""
     from distributed.comm.core import CommClosedError
 
     def arguments(batch: Batch) -> tuple[Any, ...]:
@@ -219,16 +219,33 @@ def _run_dask(
         try:
             outcomes: tuple[Outcome, ...] = future.result()
         except (Exception, asyncio.CancelledError) as exc:
-            # A cancelled future or a client that is not running: the scheduler went away,
-            # which is not this batch's fault; its inputs stay to do.
-            # A closed connection is the same: the scheduler (not the batch) failed, and the client
-            # may not have noticed yet.
-            if isinstance(exc, asyncio.CancelledError | concurrent.futures.CancelledError | CommClosedError
-                          | ConnectionError) or str(getattr(client, "status", "running")) != "running":
-                raise SchedulerLostError("the Dask scheduler was lost mid-run: rerun to resume") from None
-            reason = f"unexpected-{type(exc).__name__}"
-            outcomes = tuple(unread_outcome(src, keys, reason, worker_cfg) for src, _ in batch)
+            _raise_if_scheduler_lost(client, exc, CommClosedError)
+            outcomes = tuple(_one_by_one(client, batch, plan, keys, worker_cfg, f"unexpected-{type(exc).__name__}"))
         yield batch, outcomes
+
+
+def _raise_if_scheduler_lost(client: Any, exc: BaseException, closed: type[Exception]) -> None:
+    """A cancelled future, a closed connection or a client that is not running: the scheduler
+    went away, which is not the batch's fault; its inputs stay to do (the run stops)."""
+    if isinstance(exc, asyncio.CancelledError | concurrent.futures.CancelledError | closed | ConnectionError) or str(
+            getattr(client, "status", "running")) != "running":
+        raise SchedulerLostError("the Dask scheduler was lost mid-run: rerun to resume") from None
+
+
+def _one_by_one(client: Any, batch: Batch, plan: Plan, keys: Keys, worker_cfg: WorkerConfig,
+                reason: str) -> Iterator[Outcome]:
+    """A batch whose task failed is redone one file a task: a file the failed task had already
+    published is published again (promote accepts the identical file there), so the manifest
+    and the release agree; a file whose own task fails is quarantined with the batch's reason."""
+    from distributed.comm.core import CommClosedError
+
+    for src, _ in batch:
+        try:
+            [outcome] = client.submit(process_batch, (src,), plan, keys, worker_cfg, pure=False).result()
+        except (Exception, asyncio.CancelledError) as exc:
+            _raise_if_scheduler_lost(client, exc, CommClosedError)
+            outcome = unread_outcome(src, keys, reason, worker_cfg)
+        yield outcome
 
 
 # --- the run -----------------------------------------------------------------------------

@@ -5,6 +5,7 @@ quarantined, and outcomes for inputs a batch was not given stop the run."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -45,10 +46,12 @@ def _manifest(tmp_path: Path, name: str) -> dict[str, str]:
         return dict(db.execute("SELECT source_id, status FROM inputs").fetchall())
 
 
-def test_a_dask_batch_whose_task_fails_is_quarantined_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_dask_batch_whose_task_fails_is_redone_file_by_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A real scheduler and worker (a LocalCluster in this process, so the fault injected into
-    process_one reaches the worker): the batch holding DOOMED raises on the worker, and both its
-    inputs are quarantined with the task's error, in the ledger and the manifest."""
+    process_one reaches the worker): the batch holding DOOMED raises on the worker. Its inputs
+    are redone one a task: DOOMED is quarantined with the task's error (ledger, manifest, the
+    original kept), its batch-mate is recorded as published, and the manifest agrees with the
+    release: every published file is a manifest row and nothing else is in the release."""
     inputs = build_inputs(tmp_path / "in", broken=True)
     sources = list(discover([inputs]))
     serial = _run(tmp_path, inputs, "serial", workers=0)
@@ -63,25 +66,23 @@ def test_a_dask_batch_whose_task_fails_is_quarantined_whole(tmp_path: Path, monk
     in_process = {"n_workers": 1, "threads_per_worker": 1, "processes": False, "dashboard_address": ":0"}
     with distributed.LocalCluster(**in_process) as cluster:
         result = _run(tmp_path, inputs, "dask", scheduler=cluster.scheduler_address, batch_size=2)
-    doomed = next(s.index for s in sources if s.path.name == DOOMED)
-    batch = [s for s in sources if s.index // 2 == doomed // 2]
-    lost = {"path-" + location_key(s.path, KEYS) for s in batch}
-    assert len(batch) == 2
+    doomed = next(s for s in sources if s.path.name == DOOMED)
+    mate = next(s for s in sources if s.index // 2 == doomed.index // 2 and s is not doomed)
+    lost = "path-" + location_key(doomed.path, KEYS)
     assert sum(result.processed.values()) == len(sources) == sum(serial.processed.values())
     assert result.exit_status == EXIT_QUARANTINED
-    ledger = _ledger(tmp_path, "dask")
-    assert {sid: reason for sid, reason in ledger.items() if sid in lost} == dict.fromkeys(
-        lost, "unexpected-RuntimeError")
-    assert {sid: status for sid, status in _manifest(tmp_path, "dask").items() if sid in lost} == dict.fromkeys(
-        lost, "quarantined")
-    kept = {p.name.removesuffix(".dcm") for p in (tmp_path / "dask" / "release.quarantine").iterdir()}
-    assert lost <= kept  # the originals of the failed batch are kept for a retry
+    assert _ledger(tmp_path, "dask").get(lost) == "unexpected-RuntimeError"
+    statuses = _manifest(tmp_path, "dask")
+    assert statuses[lost] == "quarantined"
+    assert lost in {p.name.removesuffix(".dcm") for p in (tmp_path / "dask" / "release.quarantine").iterdir()}
+    mate_id = hashlib.sha256(mate.path.read_bytes()).hexdigest()
+    assert statuses[mate_id] == "written"  # redone alone: recorded as what it is, published
     published, expected = release_files(tmp_path / "dask" / "release"), release_files(tmp_path / "serial" / "release")
-    # DOOMED is not published. Its batch-mate (ct_head_2004, processed first) was published by
-    # the worker before the fault, though the manifest calls it quarantined: a failed task cannot
-    # say what it published (a gap left open, see the issue 18 report); a retry republishes it.
-    assert set(published) < set(expected) and len(published) == len(expected) - 1
+    assert set(published) < set(expected) and len(published) == len(expected) - 1  # all but DOOMED's output
     assert all(expected[name] == data for name, data in published.items())
+    with contextlib.closing(sqlite3.connect(tmp_path / "dask" / "release.manifest.sqlite")) as db:
+        outputs = {o for (o,) in db.execute("SELECT output FROM inputs WHERE status = 'written'")}
+    assert outputs == set(published)
 
 
 def _short(sources: Sequence[SourceFile], plan: object, keys: Keys, cfg: WorkerConfig) -> tuple[Outcome, ...]:
