@@ -103,11 +103,17 @@ def test_a_value_its_stored_vr_cannot_hold_is_write_failed_vr_mismatch(tmp_path:
     _quarantined(_process(tmp_path, data), "write-failed:vr-mismatch")
 
 
-def test_a_uid_stored_as_binary_is_write_failed_vr_mismatch(tmp_path: Path) -> None:
+def test_a_uid_stored_as_binary_is_read_by_its_dictionary_vr_and_remapped(tmp_path: Path) -> None:
+    """StudyInstanceUID stored as OB: the dictionary VR (UI) decides (issue 13, kind 2), so the
+    value is read as a UID and replaced by its keyed pseudonym, written as UI; before that fix
+    the file was refused at encoding (write-failed:vr-mismatch)."""
     at = CT.index(struct.pack("<HH", 0x0020, 0x000D), 132)
     (length,) = struct.unpack("<H", CT[at + 6:at + 8])
     raw = struct.pack("<HH", 0x0020, 0x000D) + b"OB\x00\x00" + struct.pack("<I", 4) + b"\x01\x00\x00\x00"
-    _quarantined(_process(tmp_path, CT[:at] + raw + CT[at + 8 + length:]), "write-failed:vr-mismatch")
+    outcome = _process(tmp_path, CT[:at] + raw + CT[at + 8 + length:])
+    assert outcome.disposition is Disposition.WRITTEN and outcome.output is not None
+    published = pydicom.dcmread(tmp_path / "release" / outcome.output)
+    assert published["StudyInstanceUID"].VR == "UI" and str(published.StudyInstanceUID).startswith("2.25.")
 
 
 # --- JPEG 2000 -------------------------------------------------------------------------------
