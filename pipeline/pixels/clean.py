@@ -85,6 +85,7 @@ from pydicom.uid import (
 
 from pipeline.errors import PixelError, ProfileError
 from pipeline.pixels import ocr
+from pipeline.pixels.review import PixelsNeedReview, anatomy_mask, anatomy_regions, review_reason
 from pipeline.profile.pixel_rules import FilterList, Region, evaluate
 from pipeline.profile.plan import PixelMode, Plan
 
@@ -123,6 +124,8 @@ class PixelTask:
     labels: tuple[str, ...] = ()  # the pixel rules that located text
     ocr: bool = False
     high_bits: bool = False
+    max_cleaned_fraction: float = 1.0  # OCR blanking beyond this share of the pixels: review
+    anatomy: tuple[Region, ...] = ()  # ultrasound region boxes (pipeline/pixels/review.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +139,7 @@ class PixelLog:
     transfer_syntax_in: str
     transfer_syntax_out: str
     preview: tuple[NDArray[np.uint8], NDArray[np.uint8]] | None = field(default=None, repr=False, compare=False)
+    ocr: bool = False  # the image was read by OCR
 
 
 # ----------------------------------------------------------------------------- assess
@@ -176,7 +180,8 @@ def assess(ds: Dataset, plan: Plan) -> PixelTask | None:
     if not located and not run_ocr and not high_bits:
         return None
     return PixelTask(regions=tuple((m.blank, m.keep) for m in located), labels=tuple(m.label for m in located),
-                     ocr=run_ocr, high_bits=high_bits)
+                     ocr=run_ocr, high_bits=high_bits, max_cleaned_fraction=plan.max_cleaned_fraction,
+                     anatomy=anatomy_regions(ds) if run_ocr else ())
 
 
 def overlay_in_high_bits(ds: Dataset) -> bool:
@@ -233,26 +238,36 @@ def clean_pixels(ds: Dataset, task: PixelTask, *, preview: bool = False) -> Pixe
     lines = 0
     if task.ocr:
         rows, cols = frames.shape[1:3]
+        blanked = np.zeros(frames.shape[:3], dtype=bool)
         for index, found in enumerate(ocr.find_text_lines(list(_display(frames, meta, ds, shown_range)))):
             for box in found:
                 grown = box.grown(OCR_MARGIN_LOSSY if lossy else OCR_MARGIN, rows, cols)
-                frames[index, grown.y0:grown.y1, grown.x0:grown.x1] = fill
+                blanked[index, grown.y0:grown.y1, grown.x0:grown.x1] = True
             lines += len(found)
+        blanked &= ~mask  # the rules' regions are configured, not guessed: only OCR's share counts
+        frames[blanked] = fill
+        reason = review_reason(blanked, anatomy_mask((rows, cols), task.anatomy), task.max_cleaned_fraction)
+        if reason is not None:
+            raise PixelsNeedReview(reason, None if before is None else _preview(before, frames, meta, ds, shown_range))
     cleaned = bool(mask.any()) or lines > 0
     if not cleaned and not task.high_bits:
-        return PixelLog(False, task.labels, 0, False, source, source)
+        return PixelLog(False, task.labels, 0, False, source, source, ocr=task.ocr)
     target = _encode(ds, frames, meta, _target(source, ds, lossy))
     if lossy:
         _record_lossy(ds, source, compressed_size)
     if cleaned:
         ds.BurnedInAnnotation = "NO"
     log.debug("pixels: %d rule(s), %d OCR line(s), %s -> %s", len(task.labels), lines, source.name, target.name)
-    shown = None
-    if before is not None:
-        after = _display(frames, meta, ds, shown_range)
-        changed = int(np.argmax([(b != a).sum() for b, a in zip(before, after, strict=True)]))
-        shown = (before[changed], after[changed])
-    return PixelLog(cleaned, task.labels, lines, task.high_bits, source, target, shown)
+    shown = None if before is None else _preview(before, frames, meta, ds, shown_range)
+    return PixelLog(cleaned, task.labels, lines, task.high_bits, source, target, shown, ocr=task.ocr)
+
+
+def _preview(before: NDArray[np.uint8], frames: NDArray[Any], meta: dict[str, Any], ds: Dataset,
+             shown_range: tuple[float, float]) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+    """(before, after) of the frame that changed most, shown over the same value range."""
+    after = _display(frames, meta, ds, shown_range)
+    changed = int(np.argmax([(b != a).sum() for b, a in zip(before, after, strict=True)]))
+    return before[changed], after[changed]
 
 
 def _is_lossy(source: UID, ds: Dataset) -> bool:

@@ -69,6 +69,7 @@ MIN_CHAR_WIDTH, MAX_CHAR_WIDTH = 0.2, 1.2  # a word's width per character, in li
 MAX_WORD_SHARE = 0.1  # of the image's pixels, one word
 MAX_LINE_SHARE = 0.5  # of a frame, one grown line: never the whole image (review bounds the rest)
 GROW_ROUNDS = 4  # grow, merge, grow again: at most this many times
+NEAR_ACROSS, NEAR_DOWN = 6, 3  # line heights around the words that lines may grow into
 
 # One thread per tesseract: the pipeline already runs one worker per core.
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
@@ -153,7 +154,8 @@ def find_text_lines(frames: list[NDArray[np.generic]] | NDArray[np.generic]) -> 
     round; grown lines are merged and grown again, up to `GROW_ROUNDS` times, so the lines of
     a block of text go together. Letters tesseract did not read, or read with too little
     confidence (the end of a name, a date under it), go with their neighbours; some anatomy
-    next to text may go too, but a line never grows beyond `MAX_LINE_SHARE` of the image."""
+    next to text may go too, but lines grow only near words (`NEAR_ACROSS` line heights
+    sideways, `NEAR_DOWN` up and down) and never beyond `MAX_LINE_SHARE` of the image."""
     images = [np.asarray(frame) for frame in frames]
     if not images:
         return []
@@ -165,14 +167,25 @@ def find_text_lines(frames: list[NDArray[np.generic]] | NDArray[np.generic]) -> 
     limit = MAX_LINE_SHARE * images[0].shape[0] * images[0].shape[1]
     result = []
     for index, words in enumerate(found):
+        near = _near(words, union[index], typical)
         lines = merge_lines(words)
         for _ in range(GROW_ROUNDS):  # a block of lines: each round may reach the next line
-            grown = merge_lines([_bounded(line, _grow(line, union[index], typical), limit) for line in lines])
+            grown = merge_lines([_bounded(line, _grow(line, near, typical), limit) for line in lines])
             if grown == lines:
                 break
             lines = grown
         result.append(lines)
     return result
+
+
+def _near(words: list[Box], mask: NDArray[np.bool_], line: int) -> NDArray[np.bool_]:
+    """The pixels of `mask` within `NEAR_ACROSS` line heights sideways and `NEAR_DOWN` up or
+    down of a word: lines grow over these only, never along bright anatomy far from any word."""
+    zone = np.zeros(mask.shape, dtype=bool)
+    across, down = NEAR_ACROSS * line, NEAR_DOWN * line
+    for b in words:
+        zone[max(b.y0 - down, 0):b.y1 + down, max(b.x0 - across, 0):b.x1 + across] = True
+    return mask & zone
 
 
 def _bounded(line: Box, grown: Box, limit: float) -> Box:
