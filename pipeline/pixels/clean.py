@@ -239,14 +239,16 @@ def clean_pixels(ds: Dataset, task: PixelTask, *, preview: bool = False) -> Pixe
     if task.ocr:
         rows, cols = frames.shape[1:3]
         blanked = np.zeros(frames.shape[:3], dtype=bool)
-        for index, found in enumerate(ocr.find_text_lines(list(_display(frames, meta, ds, shown_range)))):
+        text = ocr.read_lines(list(_display(frames, meta, ds, shown_range)))
+        for index, found in enumerate(text.lines):
             for box in found:
                 grown = box.grown(OCR_MARGIN_LOSSY if lossy else OCR_MARGIN, rows, cols)
                 blanked[index, grown.y0:grown.y1, grown.x0:grown.x1] = True
             lines += len(found)
         blanked &= ~mask  # the rules' regions are configured, not guessed: only OCR's share counts
         frames[blanked] = fill
-        reason = review_reason(blanked, anatomy_mask((rows, cols), task.anatomy), task.max_cleaned_fraction)
+        reason = review_reason(blanked, anatomy_mask((rows, cols), task.anatomy), task.max_cleaned_fraction,
+                               text.oversized)
         if reason is not None:
             raise PixelsNeedReview(reason, None if before is None else _preview(before, frames, meta, ds, shown_range))
     cleaned = bool(mask.any()) or lines > 0
@@ -359,7 +361,13 @@ def _encode(ds: Dataset, frames: NDArray[Any], meta: dict[str, Any], target: UID
     """Store `frames` as the dataset's Pixel Data in `target` (or explicit VR little endian
     when the lossless encoder refuses the image); return the syntax used."""
     samples = int(meta["samples_per_pixel"])
-    ds.PhotometricInterpretation = str(meta["photometric_interpretation"])
+    decoded = str(meta["photometric_interpretation"])
+    # PS3.5 8.2.4: JPEG 2000 colour is YBR_RCT when the codestream uses the reversible colour
+    # transform, RGB when it does not. The decoder undoes the transform (RGB); a YBR_RCT input
+    # is encoded with it again and keeps its label (the US Image IOD allows no RGB here).
+    rct = target == JPEG2000Lossless and samples == 3 and decoded == "RGB" and \
+        str(ds.get("PhotometricInterpretation", "")) == "YBR_RCT"
+    ds.PhotometricInterpretation = "YBR_RCT" if rct else decoded
     if samples > 1:
         ds.PlanarConfiguration = 0
     for keyword in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
@@ -367,7 +375,7 @@ def _encode(ds: Dataset, frames: NDArray[Any], meta: dict[str, Any], target: UID
             del ds[keyword]
     array = frames if frames.shape[0] > 1 else frames[0]
     if target.is_compressed:
-        options: dict[str, Any] = {"use_mct": False} if target == JPEG2000Lossless and samples == 3 else {}
+        options: dict[str, Any] = {"use_mct": rct} if target == JPEG2000Lossless and samples == 3 else {}
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -376,6 +384,7 @@ def _encode(ds: Dataset, frames: NDArray[Any], meta: dict[str, Any], target: UID
         except Exception as exc:
             log.info("pixels: %s refused the image (%s); stored uncompressed", target.name, type(exc).__name__)
             target = ExplicitVRLittleEndian
+            ds.PhotometricInterpretation = decoded
     if int(ds.BitsAllocated) == 1:
         data = pack_bits(array)
     else:

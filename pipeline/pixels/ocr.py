@@ -34,6 +34,7 @@ import functools
 import os
 import shutil
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -64,8 +65,9 @@ THRESHOLD = 77  # of 255: the top (bright pass) or bottom (dark pass) 30 % of th
 # Text heights and widths: true words measured 0.29-0.81 line heights per character (one
 # 1.44 at a 6-pixel height), false ones 1.08-1.58.
 MIN_CONFIDENCE = 40.0
+SHORT, MIN_CONFIDENCE_SHORT = 3, 60.0  # noise reads as short words ("eae" at 42 on a colour gradient)
 MAX_TEXT_HEIGHT = 0.25  # of the image's rows: big titles still count (and go to review)
-MIN_CHAR_WIDTH, MAX_CHAR_WIDTH = 0.2, 1.2  # a word's width per character, in line heights
+MIN_CHAR_WIDTH, MAX_CHAR_WIDTH = 0.2, 1.0  # a word's width per character, in line heights
 MAX_WORD_SHARE = 0.1  # of the image's pixels, one word
 MAX_LINE_SHARE = 0.5  # of a frame, one grown line: never the whole image (review bounds the rest)
 GROW_ROUNDS = 4  # grow, merge, grow again: at most this many times
@@ -73,6 +75,23 @@ NEAR_ACROSS, NEAR_DOWN = 6, 3  # line heights around the words that lines may gr
 
 # One thread per tesseract: the pipeline already runs one worker per core.
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+
+
+class WordKind(StrEnum):
+    """What a word tesseract returned is taken for (`classify`)."""
+
+    TEXT = "text"
+    OVERSIZED = "oversized"
+    NOISE = "noise"
+
+
+@dataclass(frozen=True, slots=True)
+class TextLines:
+    """What cleaning blanks (`read_lines`): per frame, its text lines; and how many words
+    looked like text but too large to blank without review."""
+
+    lines: list[list[Box]]
+    oversized: int
 
 
 class OcrUnavailable(PixelError):
@@ -145,6 +164,11 @@ def find_text_frames(frames: list[NDArray[np.generic]] | NDArray[np.generic], *,
 
 
 def find_text_lines(frames: list[NDArray[np.generic]] | NDArray[np.generic]) -> list[list[Box]]:
+    """Per frame, the text lines cleaning blanks (`read_lines`)."""
+    return read_lines(frames).lines
+
+
+def read_lines(frames: list[NDArray[np.generic]] | NDArray[np.generic]) -> TextLines:
     """What cleaning blanks: per frame, the text around the words tesseract reads.
 
     Words are joined into lines (`merge_lines`), and each line grows over the binarised text
@@ -158,10 +182,13 @@ def find_text_lines(frames: list[NDArray[np.generic]] | NDArray[np.generic]) -> 
     sideways, `NEAR_DOWN` up and down) and never beyond `MAX_LINE_SHARE` of the image."""
     images = [np.asarray(frame) for frame in frames]
     if not images:
-        return []
+        return TextLines([], 0)
     masks = _masks(images)
     union = [np.logical_or.reduce([pass_[index] for pass_ in masks]) for index in range(len(images))]
-    found = _find(images, masks, MIN_CONFIDENCE)
+    shape = images[0].shape[:2]
+    kinds = [[(box, classify(box, text, shape)) for box, text in words] for words in _read(images, masks)]
+    found = [[box for box, kind in words if kind is WordKind.TEXT] for words in kinds]
+    oversized = sum(kind is WordKind.OVERSIZED for words in kinds for _, kind in words)
     heights = [b.y1 - b.y0 for words in found for b in words]
     typical = max(int(np.median(heights)) if heights else 0, MIN_LINE)
     limit = MAX_LINE_SHARE * images[0].shape[0] * images[0].shape[1]
@@ -175,7 +202,7 @@ def find_text_lines(frames: list[NDArray[np.generic]] | NDArray[np.generic]) -> 
                 break
             lines = grown
         result.append(lines)
-    return result
+    return TextLines(result, oversized)
 
 
 def _near(words: list[Box], mask: NDArray[np.bool_], line: int) -> NDArray[np.bool_]:
@@ -217,17 +244,25 @@ def _read(images: list[NDArray[Any]], masks: list[list[NDArray[np.bool_]]]) -> l
 
 def looks_like_text(box: Box, text: str, shape: tuple[int, ...], min_confidence: float = MIN_CONFIDENCE) -> bool:
     """True when a word tesseract returned looks like burned-in text (see the module's notes):
-    confident enough, mostly letters and digits, a line height of text, a width its
-    characters could fill, and a small share of the image."""
+    confident enough, mostly letters and digits, a width its characters could fill, a line
+    height of text, and a small share of the image."""
+    return classify(box, text, shape, min_confidence) is WordKind.TEXT
+
+
+def classify(box: Box, text: str, shape: tuple[int, ...], min_confidence: float = MIN_CONFIDENCE) -> WordKind:
+    """TEXT, OVERSIZED (a word in every way but too tall or too large a share of the image:
+    a title, or anatomy; cleaning sends the image to review) or NOISE."""
     height, width = box.y1 - box.y0, box.x1 - box.x0
     letters = sum(c.isalnum() for c in text)
-    if box.confidence < min_confidence or letters == 0 or 2 * letters < len(text):
-        return False
-    if not MIN_LINE <= height <= max(MIN_LINE, MAX_TEXT_HEIGHT * shape[0]):
-        return False
-    if not MIN_CHAR_WIDTH * height * len(text) <= width <= MAX_CHAR_WIDTH * height * len(text):
-        return False
-    return width * height <= MAX_WORD_SHARE * shape[0] * shape[1]
+    if letters == 0 or 2 * letters < len(text):
+        return WordKind.NOISE
+    if box.confidence < (max(min_confidence, MIN_CONFIDENCE_SHORT) if len(text) <= SHORT else min_confidence):
+        return WordKind.NOISE
+    if height < MIN_LINE or not MIN_CHAR_WIDTH * height * len(text) <= width <= MAX_CHAR_WIDTH * height * len(text):
+        return WordKind.NOISE
+    if height > MAX_TEXT_HEIGHT * shape[0] or width * height > MAX_WORD_SHARE * shape[0] * shape[1]:
+        return WordKind.OVERSIZED
+    return WordKind.TEXT
 
 
 def _scale(cols: int) -> int:

@@ -8,11 +8,15 @@ blank (beyond the pixel rules' regions, which are configured, not guessed)
 
 * are more than ``max_cleaned_fraction`` of all its pixels, all frames together (the plan's
   `max_cleaned_fraction`, ``--max-cleaned-fraction``, default 0.25); or
-* cover more than `MAX_ANATOMY_SHARE` of its anatomy region in any one frame. The anatomy
-  region is, for ultrasound with a Sequence of Ultrasound Regions (PS3.3 C.8.5.5), the union of
-  its region boxes (Region Location Min/Max, Max inclusive); for every other image, the
-  central half of the rows and of the columns: consoles and scanners write text in banners
-  along the edges and in the corners, the image's subject sits in the middle.
+* cover more than `MAX_ANATOMY_SHARE` of its anatomy region in any one frame;
+
+or when OCR read a word that looks like text in every way but its size (taller than a quarter
+of the rows, or more than a tenth of the image: `pipeline.pixels.ocr.classify`), a title or
+anatomy read as a word, neither dropped unseen nor blanked. The anatomy region is, for
+ultrasound with a Sequence of Ultrasound Regions (PS3.3 C.8.5.5), the union of its region
+boxes (Region Location Min/Max, Max inclusive); for every other image, the central half of
+the rows and of the columns: consoles and scanners write text in banners along the edges and
+in the corners, the image's subject sits in the middle.
 
 The before/after preview travels with the error, so ``--pixel-preview`` can show a reviewer
 what cleaning would have done; the message names shares only, never what the text says.
@@ -71,9 +75,12 @@ def anatomy_mask(shape: tuple[int, int], regions: tuple[Region, ...]) -> NDArray
     return mask
 
 
-def review_reason(blanked: NDArray[np.bool_], anatomy: NDArray[np.bool_], max_fraction: float) -> str | None:
-    """Why an image whose OCR would blank `blanked` (frames x rows x columns) needs review, or
-    None when it does not."""
+def review_reason(blanked: NDArray[np.bool_], anatomy: NDArray[np.bool_], max_fraction: float,
+                  oversized: int = 0) -> str | None:
+    """Why an image whose OCR would blank `blanked` (frames x rows x columns), and found
+    `oversized` words too large to blank unseen, needs review, or None when it does not."""
+    if oversized:
+        return f"OCR read {oversized} word(s) too large to blank without review"
     if not blanked.any():
         return None
     fraction = float(blanked.mean())
