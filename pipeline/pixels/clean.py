@@ -20,7 +20,10 @@ Burned-in text (PS3.15 E.3.1 Clean Pixel Data, CID 7050 113101), by `plan.pixel_
 | coordinates (a likely kind: US, SC, screen    | kinds not  | no block locates | the text it finds |
 | save, ...) and no whitelist block             | judged)    | its text         |                   |
 
-BurnedInAnnotation becomes NO only when pixels were blanked. Regions apply to every frame; OCR
+OCR blanks only words that look like text (pipeline/pixels/ocr.py); an image whose OCR would
+blank too much of it, or its anatomy, is quarantined as ``pixels-need-review``
+(pipeline/pixels/review.py), never published. BurnedInAnnotation becomes NO only when pixels
+were blanked. Regions apply to every frame; OCR
 lines to their own frame. Blanked pixels take the darkest value: the image's minimum
 (MONOCHROME2), maximum (MONOCHROME1), black (RGB; Y 0 and Cb Cr mid-scale for YBR_FULL), the
 palette entry nearest black (PALETTE COLOR).
@@ -42,12 +45,13 @@ Re-encoding: a lossless input stays lossless and every untouched pixel stays ide
 | lossy: JPEG baseline / extended, JPEG-LS near-lossless,  | explicit VR little endian, RGB  |
 | JPEG 2000 / HTJ2K otherwise                              | for YBR; never lossy again      |
 
-When the lossless encoder refuses an image (e.g. 32-bit samples), it is stored as explicit VR
-little endian, still lossless. A lossy input keeps LossyImageCompression "01"; its method and
-ratio are added (method by transfer syntax, ratio from the input's sizes) where missing,
-unless the other records several steps; recorded values are never changed. Video transfer
-syntaxes cannot be decoded here: such an image is refused when it needs cleaning, and passed
-through when it does not.
+JPEG 2000 Lossless colour keeps its Photometric Interpretation: YBR_RCT is encoded with the
+reversible colour transform, RGB without it (PS3.5 8.2.4). When the lossless encoder refuses
+an image (e.g. 32-bit samples), it is stored as explicit VR little endian, still lossless.
+A lossy input keeps LossyImageCompression "01"; its method and ratio are added (method by
+transfer syntax, ratio from the input's sizes) where missing, unless the other records
+several steps; recorded values are never changed. Video transfer syntaxes cannot be decoded
+here: such an image is refused when it needs cleaning, and passed through when it does not.
 """
 
 from __future__ import annotations
