@@ -33,7 +33,7 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
                         default=None, help="clean burned-in text by the pixel rules (implies clean-pixel-data), "
                         "or by the rules and then OCR (tesseract)")
     parser.add_argument("--max-cleaned-fraction", type=float, default=None, metavar="SHARE",
-                        help="with --clean-pixels ocr: an image whose OCR would blank more than this share of its "
+                        help="with --clean-pixels ocr: an image whose OCR would change more than this share of its "
                         f"pixels, or a third of its anatomy, is quarantined as pixels-need-review "
                         f"(default {DEFAULT_MAX_CLEANED_FRACTION})")
 

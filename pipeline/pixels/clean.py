@@ -250,9 +250,11 @@ def clean_pixels(ds: Dataset, task: PixelTask, *, preview: bool = False) -> Pixe
                 blanked[index, grown.y0:grown.y1, grown.x0:grown.x1] = True
             lines += len(found)
         blanked &= ~mask  # the rules' regions are configured, not guessed: only OCR's share counts
+        differs = frames != fill
+        changed = float((blanked & (differs.any(axis=-1) if differs.ndim == 4 else differs)).mean())
         frames[blanked] = fill
-        reason = review_reason(blanked, anatomy_mask((rows, cols), task.anatomy), task.max_cleaned_fraction,
-                               text.oversized)
+        reason = review_reason(blanked, changed, anatomy_mask((rows, cols), task.anatomy),
+                               task.max_cleaned_fraction, text.oversized)
         if reason is not None:
             raise PixelsNeedReview(reason, None if before is None else _preview(before, frames, meta, ds, shown_range))
     cleaned = bool(mask.any()) or lines > 0

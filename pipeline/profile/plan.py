@@ -36,10 +36,10 @@ DEFAULT_PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
 
 PROFILES: dict[str, tuple[str, ...]] = {"basic": ("safe_text.deid", "basic.deid")}
 PIXEL_RECIPE = "pixels.deid"
-# Pixel mode ocr: an image whose OCR would blank more than this share of its pixels (all
-# frames) goes to quarantine as pixels-need-review instead of the release (issue 15). The
-# archive's burned-in images blank 0.7-13.5 %; OCR that once read a whole CT head as a word
-# blanked 100 %. `--max-cleaned-fraction` changes it.
+# Pixel mode ocr: an image whose OCR would change more than this share of its pixels (all
+# frames) goes to quarantine as pixels-need-review instead of the release (issue 15). OCR
+# changes 0.7-13.5 % of the archive's burned-in images; OCR that once read a whole CT head as
+# a word changed all of it. `--max-cleaned-fraction` changes the bound.
 DEFAULT_MAX_CLEANED_FRACTION = 0.25
 
 

@@ -104,12 +104,13 @@ def test_blanking_over_the_anatomy_needs_review_and_a_banner_does_not() -> None:
     anatomy = anatomy_mask(shape, ())
     banner = np.zeros((1, *shape), dtype=bool)
     banner[0, :20, :] = True  # 20 % of the pixels, in the top band
-    assert review_reason(banner, anatomy, 0.25) is None
+    assert review_reason(banner, 0.2, anatomy, 0.25) is None
     centre = np.zeros((1, *shape), dtype=bool)
     centre[0, 30:70, 60:140] = True  # 16 % of the pixels, but most of the central half
-    assert review_reason(centre, anatomy, 0.25) is not None
+    assert review_reason(centre, 0.16, anatomy, 0.25) is not None
     regions = anatomy_mask(shape, (Region(150, 50, 200, 100),))  # an ultrasound region, bottom right
-    assert review_reason(centre, regions, 0.25) is None
+    assert review_reason(centre, 0.16, regions, 0.25) is None
+    assert review_reason(banner, 0.3, anatomy, 0.25) is not None  # changing 30 % of the pixels
 
 
 # ----------------------------------------------------------------------------- text still goes
