@@ -10,7 +10,7 @@ from typing import TypeAlias
 
 from pipeline.pixels.clean import require_for
 from pipeline.profile.options import Option
-from pipeline.profile.plan import PROFILES, PixelMode, Plan, compile_plan
+from pipeline.profile.plan import DEFAULT_MAX_CLEANED_FRACTION, PROFILES, PixelMode, Plan, compile_plan
 from pipeline.verify.findings import Finding
 
 # 0 success; 1 a file was quarantined or a finding was made; 2 a usage, profile or key error.
@@ -32,6 +32,10 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clean-pixels", choices=[m.value for m in PixelMode if m is not PixelMode.OFF],
                         default=None, help="clean burned-in text by the pixel rules (implies clean-pixel-data), "
                         "or by the rules and then OCR (tesseract)")
+    parser.add_argument("--max-cleaned-fraction", type=float, default=None, metavar="SHARE",
+                        help="with --clean-pixels ocr: an image whose OCR would change more than this share of its "
+                        f"pixels, or a third of its anatomy, is quarantined as pixels-need-review "
+                        f"(default {DEFAULT_MAX_CLEANED_FRACTION})")
 
 
 def add_key_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +49,8 @@ def plan_from(args: argparse.Namespace) -> Plan:
     """The plan the arguments name; with pixel mode ocr, tesseract must answer (a `ProfileError`
     before any file is read)."""
     mode = getattr(args, "clean_pixels", None)
-    plan = compile_plan(args.profile, args.option, args.recipe, pixel_mode=PixelMode(mode) if mode else None)
+    plan = compile_plan(args.profile, args.option, args.recipe, pixel_mode=PixelMode(mode) if mode else None,
+                        max_cleaned_fraction=getattr(args, "max_cleaned_fraction", None))
     require_for(plan)
     return plan
 

@@ -20,7 +20,10 @@ Burned-in text (PS3.15 E.3.1 Clean Pixel Data, CID 7050 113101), by `plan.pixel_
 | coordinates (a likely kind: US, SC, screen    | kinds not  | no block locates | the text it finds |
 | save, ...) and no whitelist block             | judged)    | its text         |                   |
 
-BurnedInAnnotation becomes NO only when pixels were blanked. Regions apply to every frame; OCR
+OCR blanks only words that look like text (pipeline/pixels/ocr.py); an image whose OCR would
+blank too much of it, or its anatomy, is quarantined as ``pixels-need-review``
+(pipeline/pixels/review.py), never published. BurnedInAnnotation becomes NO only when pixels
+were blanked. Regions apply to every frame; OCR
 lines to their own frame. Blanked pixels take the darkest value: the image's minimum
 (MONOCHROME2), maximum (MONOCHROME1), black (RGB; Y 0 and Cb Cr mid-scale for YBR_FULL), the
 palette entry nearest black (PALETTE COLOR).
@@ -42,12 +45,13 @@ Re-encoding: a lossless input stays lossless and every untouched pixel stays ide
 | lossy: JPEG baseline / extended, JPEG-LS near-lossless,  | explicit VR little endian, RGB  |
 | JPEG 2000 / HTJ2K otherwise                              | for YBR; never lossy again      |
 
-When the lossless encoder refuses an image (e.g. 32-bit samples), it is stored as explicit VR
-little endian, still lossless. A lossy input keeps LossyImageCompression "01"; its method and
-ratio are added (method by transfer syntax, ratio from the input's sizes) where missing,
-unless the other records several steps; recorded values are never changed. Video transfer
-syntaxes cannot be decoded here: such an image is refused when it needs cleaning, and passed
-through when it does not.
+JPEG 2000 Lossless colour keeps its Photometric Interpretation: YBR_RCT is encoded with the
+reversible colour transform, RGB without it (PS3.5 8.2.4). When the lossless encoder refuses
+an image (e.g. 32-bit samples), it is stored as explicit VR little endian, still lossless.
+A lossy input keeps LossyImageCompression "01"; its method and ratio are added (method by
+transfer syntax, ratio from the input's sizes) where missing, unless the other records
+several steps; recorded values are never changed. Video transfer syntaxes cannot be decoded
+here: such an image is refused when it needs cleaning, and passed through when it does not.
 """
 
 from __future__ import annotations
@@ -86,6 +90,7 @@ from pydicom.uid import (
 from pipeline.errors import Cause, PixelError, ProfileError
 from pipeline.pixels import ocr
 from pipeline.pixels.codestream import is_truncated_codestream
+from pipeline.pixels.review import PixelsNeedReview, anatomy_mask, anatomy_regions, review_reason
 from pipeline.profile.pixel_rules import FilterList, Region, evaluate
 from pipeline.profile.plan import PixelMode, Plan
 
@@ -124,6 +129,8 @@ class PixelTask:
     labels: tuple[str, ...] = ()  # the pixel rules that located text
     ocr: bool = False
     high_bits: bool = False
+    max_cleaned_fraction: float = 1.0  # OCR blanking beyond this share of the pixels: review
+    anatomy: tuple[Region, ...] = ()  # ultrasound region boxes (pipeline/pixels/review.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +144,7 @@ class PixelLog:
     transfer_syntax_in: str
     transfer_syntax_out: str
     preview: tuple[NDArray[np.uint8], NDArray[np.uint8]] | None = field(default=None, repr=False, compare=False)
+    ocr: bool = False  # the image was read by OCR
 
 
 # ----------------------------------------------------------------------------- assess
@@ -177,7 +185,8 @@ def assess(ds: Dataset, plan: Plan) -> PixelTask | None:
     if not located and not run_ocr and not high_bits:
         return None
     return PixelTask(regions=tuple((m.blank, m.keep) for m in located), labels=tuple(m.label for m in located),
-                     ocr=run_ocr, high_bits=high_bits)
+                     ocr=run_ocr, high_bits=high_bits, max_cleaned_fraction=plan.max_cleaned_fraction,
+                     anatomy=anatomy_regions(ds) if run_ocr else ())
 
 
 def overlay_in_high_bits(ds: Dataset) -> bool:
@@ -234,26 +243,40 @@ def clean_pixels(ds: Dataset, task: PixelTask, *, preview: bool = False) -> Pixe
     lines = 0
     if task.ocr:
         rows, cols = frames.shape[1:3]
-        for index, found in enumerate(ocr.find_text_lines(list(_display(frames, meta, ds, shown_range)))):
+        blanked = np.zeros(frames.shape[:3], dtype=bool)
+        text = ocr.read_lines(list(_display(frames, meta, ds, shown_range)))
+        for index, found in enumerate(text.lines):
             for box in found:
                 grown = box.grown(OCR_MARGIN_LOSSY if lossy else OCR_MARGIN, rows, cols)
-                frames[index, grown.y0:grown.y1, grown.x0:grown.x1] = fill
+                blanked[index, grown.y0:grown.y1, grown.x0:grown.x1] = True
             lines += len(found)
+        blanked &= ~mask  # the rules' regions are configured, not guessed: only OCR's share counts
+        differs = frames != fill
+        changed = float((blanked & (differs.any(axis=-1) if differs.ndim == 4 else differs)).mean())
+        frames[blanked] = fill
+        reason = review_reason(blanked, changed, anatomy_mask((rows, cols), task.anatomy),
+                               task.max_cleaned_fraction, text.oversized)
+        if reason is not None:
+            raise PixelsNeedReview(reason, None if before is None else _preview(before, frames, meta, ds, shown_range))
     cleaned = bool(mask.any()) or lines > 0
     if not cleaned and not task.high_bits:
-        return PixelLog(False, task.labels, 0, False, source, source)
+        return PixelLog(False, task.labels, 0, False, source, source, ocr=task.ocr)
     target = _encode(ds, frames, meta, _target(source, ds, lossy))
     if lossy:
         _record_lossy(ds, source, compressed_size)
     if cleaned:
         ds.BurnedInAnnotation = "NO"
     log.debug("pixels: %d rule(s), %d OCR line(s), %s -> %s", len(task.labels), lines, source.name, target.name)
-    shown = None
-    if before is not None:
-        after = _display(frames, meta, ds, shown_range)
-        changed = int(np.argmax([(b != a).sum() for b, a in zip(before, after, strict=True)]))
-        shown = (before[changed], after[changed])
-    return PixelLog(cleaned, task.labels, lines, task.high_bits, source, target, shown)
+    shown = None if before is None else _preview(before, frames, meta, ds, shown_range)
+    return PixelLog(cleaned, task.labels, lines, task.high_bits, source, target, shown, ocr=task.ocr)
+
+
+def _preview(before: NDArray[np.uint8], frames: NDArray[Any], meta: dict[str, Any], ds: Dataset,
+             shown_range: tuple[float, float]) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+    """(before, after) of the frame that changed most, shown over the same value range."""
+    after = _display(frames, meta, ds, shown_range)
+    changed = int(np.argmax([(b != a).sum() for b, a in zip(before, after, strict=True)]))
+    return before[changed], after[changed]
 
 
 def _is_lossy(source: UID, ds: Dataset) -> bool:
@@ -346,7 +369,13 @@ def _encode(ds: Dataset, frames: NDArray[Any], meta: dict[str, Any], target: UID
     """Store `frames` as the dataset's Pixel Data in `target` (or explicit VR little endian
     when the lossless encoder refuses the image); return the syntax used."""
     samples = int(meta["samples_per_pixel"])
-    ds.PhotometricInterpretation = str(meta["photometric_interpretation"])
+    decoded = str(meta["photometric_interpretation"])
+    # PS3.5 8.2.4: JPEG 2000 colour is YBR_RCT when the codestream uses the reversible colour
+    # transform, RGB when it does not. The decoder undoes the transform (RGB); a YBR_RCT input
+    # is encoded with it again and keeps its label (the US Image IOD allows no RGB here).
+    rct = target == JPEG2000Lossless and samples == 3 and decoded == "RGB" and \
+        str(ds.get("PhotometricInterpretation", "")) == "YBR_RCT"
+    ds.PhotometricInterpretation = "YBR_RCT" if rct else decoded
     if samples > 1:
         ds.PlanarConfiguration = 0
     for keyword in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
@@ -354,7 +383,7 @@ def _encode(ds: Dataset, frames: NDArray[Any], meta: dict[str, Any], target: UID
             del ds[keyword]
     array = frames if frames.shape[0] > 1 else frames[0]
     if target.is_compressed:
-        options: dict[str, Any] = {"use_mct": False} if target == JPEG2000Lossless and samples == 3 else {}
+        options: dict[str, Any] = {"use_mct": rct} if target == JPEG2000Lossless and samples == 3 else {}
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -363,6 +392,7 @@ def _encode(ds: Dataset, frames: NDArray[Any], meta: dict[str, Any], target: UID
         except Exception as exc:
             log.info("pixels: %s refused the image (%s); stored uncompressed", target.name, type(exc).__name__)
             target = ExplicitVRLittleEndian
+            ds.PhotometricInterpretation = decoded
     if int(ds.BitsAllocated) == 1:
         data = pack_bits(array)
     else:

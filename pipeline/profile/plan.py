@@ -38,6 +38,11 @@ PROFILES_ENV = "DEID_PIPELINE_PROFILES"
 
 PROFILES: dict[str, tuple[str, ...]] = {"basic": ("safe_text.deid", "identification.deid", "basic.deid")}
 PIXEL_RECIPE = "pixels.deid"
+# Pixel mode ocr: an image whose OCR would change more than this share of its pixels (all
+# frames) goes to quarantine as pixels-need-review instead of the release (issue 15). OCR
+# changes 0.7-13.5 % of the archive's burned-in images; OCR that once read a whole CT head as
+# a word changed all of it. `--max-cleaned-fraction` changes the bound.
+DEFAULT_MAX_CLEANED_FRACTION = 0.25
 
 
 class PixelMode(StrEnum):
@@ -139,6 +144,7 @@ class Plan:
     pixel_mode: PixelMode = PixelMode.OFF
     pixel_rules: PixelRules | None = None  # pixels.deid, with Clean Pixel Data
     cleans_text: bool = False  # some rule is C: the scrubber must collect identifiers first
+    max_cleaned_fraction: float = DEFAULT_MAX_CLEANED_FRACTION  # pixel mode ocr: beyond it, review
 
     def rule_for(self, tag: int, creator: str | None = None) -> Rule | None:
         """Return the winning rule for an attribute, or None when no recipe names it."""
@@ -201,16 +207,22 @@ def compile_plan(
     user_recipes: tuple[Path, ...] | list[Path] = (),
     directory: Path | None = None,
     pixel_mode: PixelMode | None = None,
+    max_cleaned_fraction: float | None = None,
 ) -> Plan:
     """Load and check every recipe of the profile, its options and the user's, and compile
     them into a Plan. Raises `ProfileError` before any file is read.
 
     `pixel_mode` defaults to RULES with the clean-pixel-data option and OFF without; RULES or
-    OCR adds the option (its code then goes in DeidentificationMethodCodeSequence)."""
+    OCR adds the option (its code then goes in DeidentificationMethodCodeSequence).
+    `max_cleaned_fraction` (pixel mode ocr; default `DEFAULT_MAX_CLEANED_FRACTION`) must lie
+    in (0, 1]."""
     if profile not in PROFILES:
         raise ProfileError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
     chosen = parse_options(tuple(options))
     mode = _pixel_mode(chosen, pixel_mode)
+    fraction = DEFAULT_MAX_CLEANED_FRACTION if max_cleaned_fraction is None else float(max_cleaned_fraction)
+    if not 0.0 < fraction <= 1.0:
+        raise ProfileError("the maximum cleaned fraction must lie in (0, 1]")
     if mode is not PixelMode.OFF and Option.CLEAN_PIXEL_DATA not in chosen:
         chosen = (*chosen, Option.CLEAN_PIXEL_DATA)
     base = directory or profiles_dir()
@@ -257,6 +269,7 @@ def compile_plan(
         pixel_rules=pixel_rules,
         cleans_text=any(r.action is Action.CLEAN
                         for r in (*exact.values(), *private.values(), *patterns.values())),
+        max_cleaned_fraction=fraction,
     )
 
 

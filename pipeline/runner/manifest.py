@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.errors import InputError, KeyMaterialError, ProfileError
-from pipeline.profile.plan import Plan
+from pipeline.profile.plan import PixelMode, Plan
 from pipeline.runner.outcome import Disposition, Outcome
 from pipeline.scrub.keys import Keys
 
@@ -116,12 +116,13 @@ class Known:
 
 
 def plan_digest(plan: Plan) -> str:
-    """SHA-256 over the profile, the options, the pixel mode and every recipe's digest, in layer order."""
-    text = json.dumps(
-        {"profile": plan.profile, "options": [o.value for o in plan.options], "recipes": list(plan.recipes),
-         "pixel_mode": plan.pixel_mode.value},
-        sort_keys=True,
-    )
+    """SHA-256 over the profile, the options, the pixel mode (with ocr, its review bound) and every
+    recipe's digest, in layer order."""
+    settings: dict[str, object] = {"profile": plan.profile, "options": [o.value for o in plan.options],
+                                   "recipes": list(plan.recipes), "pixel_mode": plan.pixel_mode.value}
+    if plan.pixel_mode is PixelMode.OCR:
+        settings["max_cleaned_fraction"] = plan.max_cleaned_fraction
+    text = json.dumps(settings, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

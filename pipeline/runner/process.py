@@ -40,6 +40,7 @@ from pipeline.errors import Cause, InputError, PipelineError, WriteError
 from pipeline.files import discard, promote, stage
 from pipeline.pixels.clean import PixelLog, assess, clean_pixels
 from pipeline.pixels.preview import write_preview
+from pipeline.pixels.review import PixelsNeedReview
 from pipeline.profile.plan import Plan
 from pipeline.runner.deadline import Deadline, FileTimeLimitError
 from pipeline.runner.discover import SourceFile, location_key
@@ -196,6 +197,10 @@ def _process_one(src: SourceFile, plan: Plan, keys: Keys, cfg: WorkerConfig, dea
         if skipped is not None:
             return Outcome(sid, src.index, Disposition.SKIPPED, reason=skipped)
         return _quarantined(src, sid, data, exc.code, cfg)
+    except PixelsNeedReview as exc:  # never published; the reviewer sees what cleaning would do
+        if cfg.preview_dir is not None and exc.preview is not None:
+            write_preview(*exc.preview, cfg.preview_dir / f"{sid[:16]}.png")
+        return _quarantined(src, sid, data, exc.code, cfg)
     except PipelineError as exc:
         return _quarantined(src, sid, data, exc.code, cfg)
     except VerifierUnavailableError:
@@ -247,15 +252,25 @@ def _publish(
     patient_pair: tuple[str, str] | None = None
     if cfg.with_mapping:
         uid_pairs, patient_pair = mapping_pairs(read_dataset(data), scrubbed.dataset, keys)
-    return Outcome(sid, src.index, Disposition.WRITTEN, output=name.as_posix(), actions=scrubbed.log.actions,
-                   uid_pairs=uid_pairs, patient_pair=patient_pair,
-                   released=_released(scrubbed.dataset))
+    return Outcome(sid, src.index, Disposition.WRITTEN, output=name.as_posix(),
+                   actions=scrubbed.log.actions + pixel_actions(scrubbed.pixels),
+                   uid_pairs=uid_pairs, patient_pair=patient_pair, released=_released(scrubbed.dataset))
 
 
 def _released(ds: Dataset) -> tuple[str, str, str]:
     """(PatientID, StudyInstanceUID, SOPClassUID) of the published dataset."""
     return tuple(str(ds.get(keyword, "") or "").strip() for keyword in  # type: ignore[return-value]
                  ("PatientID", "StudyInstanceUID", "SOPClassUID"))
+
+
+def pixel_actions(pixels: PixelLog | None) -> tuple[tuple[str, int], ...]:
+    """Counts of the pixel step for `Outcome.actions`: "pixels-ocr" (the image was read by
+    OCR), "pixels-ocr-lines" (text lines blanked), "pixels-cleaned" (pixels were blanked)."""
+    if pixels is None:
+        return ()
+    counts = {"pixels-ocr": int(pixels.ocr), "pixels-ocr-lines": pixels.ocr_lines,
+              "pixels-cleaned": int(pixels.cleaned)}
+    return tuple((name, count) for name, count in counts.items() if count)
 
 
 def _quarantined(src: SourceFile, sid: str, data: bytes, reason: str, cfg: WorkerConfig) -> Outcome:
