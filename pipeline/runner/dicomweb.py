@@ -30,6 +30,9 @@ ENV_PASSWORD = "DEID_PIPELINE_DICOMWEB_PASSWORD"
 ENV_CA_BUNDLE = "DEID_PIPELINE_DICOMWEB_CA_BUNDLE"
 STUDY_PAGE = 100  # studies per QIDO-RS page (limit/offset, PS3.18 8.3.4.4)
 TIMEOUT = (10.0, 120.0)  # seconds to connect, seconds between bytes
+# dicomweb-client retries a QIDO-RS request on any exception and on HTTP 408/429/503/504, with
+# exponential back-off: 3 tries, 1 s then 2 s apart, before the error is raised.
+QIDO_ATTEMPTS, QIDO_BACKOFF_MS = 3, 500
 _STUDY_UID, _SERIES_UID, _SOP_UID = "0020000D", "0020000E", "00080018"
 _ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
 
@@ -90,6 +93,7 @@ def dicomweb_instances(base_url: str, studies: tuple[str, ...], query: tuple[tup
     elif credentials.user is not None and credentials.password is not None:
         session.auth = (credentials.user, credentials.password)
     client = DICOMwebClient(base_url, session=session, timeout=TIMEOUT)
+    client.set_http_retry_params(max_attempts=QIDO_ATTEMPTS, wait_exponential_multiplier=QIDO_BACKOFF_MS)
     filters: dict[str, Any] = dict(query)
     with session:
         study_uids = iter(studies) if studies else _all_studies(client, base_url, filters)
