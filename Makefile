@@ -25,13 +25,16 @@ install: $(STAMP) system-deps  ## create .venv and install the package, its test
 # Debian packages the pipeline and its tests use: tesseract (OCR of burned-in text),
 # chromium (the HTML report is opened in a headless browser by the tests), xmllint from
 # libxml2-utils (the tests validate the audit message against the PS3.15 A.5.1 RELAX NG schema)
-# and dicom3tools (its dciodvfy checks that outputs keep the IOD conformance of their inputs).
-system-deps:  ## install the Debian packages (tesseract-ocr, chromium, libxml2-utils, dicom3tools) when missing
+# and dicom3tools (its dciodvfy checks that outputs keep the IOD conformance of their inputs);
+# orthanc with orthanc-dicomweb is the DICOMweb server the source tests start (tests/servers.py).
+system-deps:  ## install the Debian packages (tesseract-ocr, chromium, libxml2-utils, dicom3tools, orthanc, orthanc-dicomweb) when missing
 	@missing=""; \
 	command -v tesseract >/dev/null 2>&1 || missing="$$missing tesseract-ocr"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v xmllint >/dev/null 2>&1 || missing="$$missing libxml2-utils"; \
 	command -v dciodvfy >/dev/null 2>&1 || missing="$$missing dicom3tools"; \
+	dpkg -s orthanc >/dev/null 2>&1 || missing="$$missing orthanc"; \
+	dpkg -s orthanc-dicomweb >/dev/null 2>&1 || missing="$$missing orthanc-dicomweb"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; \
 		else echo "please install the Debian packages:$$missing"; exit 1; fi; \

@@ -10,6 +10,7 @@ from pipeline.errors import (
     PixelError,
     ProfileError,
     ScrubError,
+    SourceError,
     VerificationError,
     WriteError,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "RunConfig",
     "ScrubError",
     "ScrubLog",
+    "SourceError",
     "VerificationError",
     "WriteError",
     "__version__",

@@ -73,6 +73,13 @@ class InputError(PipelineError):
     code = "bad-input"
 
 
+class SourceError(InputError):
+    """A source of files (an object store, a DICOMweb server) refused or failed: the message
+    names the endpoint and what it answered (an HTTP status), never a credential or a value."""
+
+    code = "source-failed"
+
+
 class KeyMaterialError(PipelineError):
     """The pseudonymisation key or the lookup table is missing, short or unreadable."""
 

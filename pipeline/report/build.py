@@ -16,7 +16,7 @@ import json
 import sqlite3
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,9 +74,11 @@ def run_report(manifest: Path, run_record: Path | None = None) -> dict[str, Any]
 
 
 def scan_report(files: int, dicom_files: int, findings: Iterable[Mapping[str, Any]],
-                census: Iterable[Mapping[str, Any]] | None = None) -> dict[str, Any]:
-    """The report of a scan: counts by rule and severity, findings and, when given, the census
-    (values: the report then opens with `CENSUS_WARNING`)."""
+                census: Iterable[Mapping[str, Any]] | None = None,
+                sampled: Sequence[str] | None = None) -> dict[str, Any]:
+    """The report of a scan: counts by rule and severity, findings, when given the instances a
+    ``--sample`` checked (by key: release-relative path or UIDs) and the census (values: the report
+    then opens with `CENSUS_WARNING`)."""
     listed = [dict(f) for f in findings]
     by_rule = Counter((str(f["rule"]), str(f["severity"])) for f in listed)
     report: dict[str, Any] = {} if census is None else {"warning": CENSUS_WARNING}
@@ -86,6 +88,8 @@ def scan_report(files: int, dicom_files: int, findings: Iterable[Mapping[str, An
         "by_rule": [{"rule": r, "severity": s, "count": n} for (r, s), n in sorted(by_rule.items())],
         "findings": listed,
     })
+    if sampled is not None:
+        report["sampled"] = list(sampled)
     if census is not None:
         report["census_values"] = {
             "note": "values of the reviewed release, for a reviewer: never for logs",

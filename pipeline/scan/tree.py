@@ -1,7 +1,7 @@
-"""scan_tree(root) -> ScanReport: look for identifying data in a DICOM release someone else
-published, without its originals (DESIGN.md, "Verification and validation").
+"""scan_tree(root) / scan_instances(stream) -> ScanReport: look for identifying data in a DICOM
+release someone else published, without its originals (DESIGN.md, "Verification and validation").
 
-Every file under `root` is read (pixels skipped) and judged by what its values look like and by
+Every file under `root`, or of the stream of (key, bytes), is read and judged by what its values look like and by
 what the profile it declares allows:
 
 | rule                      | what                                                    | severity            |
@@ -46,10 +46,11 @@ hold values: it is for the HTML report and must never be printed.
 
 from __future__ import annotations
 
+import io
 import re
 import warnings
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -327,17 +328,17 @@ def scan_path(relative: str) -> list[Finding]:
     return findings
 
 
-def _read(path: Path) -> Dataset | None:
+def _read(data: bytes) -> Dataset | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            return pydicom.dcmread(path)  # whole: trailing padding stands after the pixel data
+            return pydicom.dcmread(io.BytesIO(data))  # whole: trailing padding stands after the pixel data
         except InvalidDicomError:
             pass
         except Exception:
             return None
         try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+            ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
         except Exception:
             return None
         return ds if "SOPClassUID" in ds or "PatientName" in ds else None
@@ -369,22 +370,22 @@ class _Census:
         )
 
 
-def scan_tree(root: Path) -> ScanReport:
-    """Scan every file under `root` (a published release) and return the report."""
+def scan_instances(instances: Iterable[tuple[str, bytes]]) -> ScanReport:
+    """Scan a stream of (release-relative key, file bytes), one file at a time, and return the
+    report: a folder (`scan_tree`), an object store or a DICOMweb server (pipeline/runner/sources.py)."""
     load_profile(())  # a missing or broken recipe is a ProfileError before any file is read
     findings: list[Finding] = []
     census = _Census()
     files = dicom_files = 0
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    for relative, data in instances:
         files += 1
-        relative = path.relative_to(root).as_posix()
         findings += scan_path(relative)
-        ds = _read(path)
+        ds = _read(data)
         if ds is None:
             findings.append(Finding(ScanRule.NOT_DICOM, "file", Severity.INFO, relative))
             continue
         dicom_files += 1
-        if path.name.upper() == "DICOMDIR" and "DirectoryRecordSequence" not in ds:
+        if relative.rsplit("/", 1)[-1].upper() == "DICOMDIR" and "DirectoryRecordSequence" not in ds:
             findings.append(Finding(ScanRule.DICOMDIR, "file", Severity.MEDIUM, relative))
         try:
             findings += scan_dataset(ds, relative)
@@ -397,4 +398,10 @@ def scan_tree(root: Path) -> ScanReport:
                       census=census.entries(dicom_files))
 
 
-__all__ = ["CensusEntry", "ScanReport", "ScanRule", "scan_dataset", "scan_path", "scan_tree"]
+def scan_tree(root: Path) -> ScanReport:
+    """Scan every file under `root` (a published release), in sorted path order."""
+    paths = sorted(p for p in root.rglob("*") if p.is_file())
+    return scan_instances((path.relative_to(root).as_posix(), path.read_bytes()) for path in paths)
+
+
+__all__ = ["CensusEntry", "ScanReport", "ScanRule", "scan_dataset", "scan_instances", "scan_path", "scan_tree"]

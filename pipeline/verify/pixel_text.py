@@ -7,6 +7,7 @@ and frame, never the text.
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -21,12 +22,12 @@ MIN_CONFIDENCE = 60.0
 MIN_WORD_PIXELS = 20  # a "word" smaller than this (speckle read as a letter) does not count
 
 
-def text_findings(path: Path, relative: str) -> list[Finding]:
-    """`text-in-pixels` findings for the frames of `path` that show readable text."""
+def text_findings(path: Path | bytes, relative: str) -> list[Finding]:
+    """`text-in-pixels` findings for the frames of `path` (a file, or its bytes) that show readable text."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(path)
+            ds = pydicom.dcmread(io.BytesIO(path) if isinstance(path, bytes) else path)
             if "PixelData" not in ds:
                 return []
             array = np.asarray(ds.pixel_array)
