@@ -27,8 +27,6 @@ was scattered, so a worker killed after that took every later task down with it.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
 import itertools
 import logging
@@ -48,8 +46,8 @@ from pipeline.pixels.clean import require_for
 from pipeline.profile.plan import Plan
 from pipeline.runner.accounting import Accounts, Batch
 from pipeline.runner.audit import release_event, write_audit_message
-from pipeline.runner.cluster import SchedulerLostError, connect, submit_bounded
 from pipeline.runner.discover import SourceFile, discover, location_key, resolve_roots
+from pipeline.runner.executors import Execute, start_executor
 from pipeline.runner.layout import RunPaths, check_layout, check_same_file_system
 from pipeline.runner.ledger import Ledger, relative_input
 from pipeline.runner.manifest import Location, Manifest, Settings, settings_of, utc_now
@@ -59,7 +57,6 @@ from pipeline.runner.process import (
     DEFAULT_MAX_INPUT_BYTES,
     DEFAULT_TIME_LIMIT,
     WorkerConfig,
-    process_batch,
     unread_outcome,
 )
 from pipeline.runner.quarantine import QuarantineMode
@@ -75,8 +72,6 @@ log = logging.getLogger(__name__)
 EXIT_OK, EXIT_QUARANTINED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_BATCH_SIZE = 64
 
-Done = tuple[Batch, tuple[Outcome, ...]]
-Execute = Callable[[Iterator[Batch]], Iterator[Done]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +130,8 @@ def run(cfg: RunConfig, plan: Plan, keys: Keys, announce: Callable[[str], None] 
         preview_dir = cfg.preview_dir.resolve() if cfg.preview_dir is not None else None
         worker_cfg = WorkerConfig(paths.release, paths.quarantine, cfg.quarantine_mode, paths.mapping_dir is not None,
                                   cfg.time_limit, cfg.max_input_bytes, preview_dir, paths.staging)
-        with _executor(cfg, plan, keys, worker_cfg, announce) as (execute, executor, workers):
+        with start_executor(cfg.workers, cfg.scheduler, cfg.memory_limit, plan, keys, worker_cfg,
+                            announce) as (execute, executor, workers):
             paths.release.mkdir(exist_ok=True)
             make_private_dir(paths.staging)
             check_same_file_system(paths)
@@ -181,71 +177,14 @@ def _forget_stale(manifest: Manifest, release: Path) -> None:
     prune_empty_dirs(release)
 
 
-# --- the executors -----------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _executor(
-    cfg: RunConfig, plan: Plan, keys: Keys, worker_cfg: WorkerConfig, announce: Callable[[str], None]
-) -> Iterator[tuple[Execute, str, int]]:
-    """Yield (execute, executor name, worker threads) for the configured executor."""
-    if cfg.scheduler is None and cfg.workers == 0:
-        yield (lambda batches: _run_serial(batches, plan, keys, worker_cfg)), "serial", 0
-        return
-    with connect(cfg.workers, cfg.scheduler, cfg.memory_limit, announce) as (client, executor):
-        threads = max(1, sum(client.nthreads().values()))
-        yield (lambda batches: _run_dask(client, batches, plan, keys, worker_cfg, threads)), executor, threads
 
 
-def _run_serial(batches: Iterator[Batch], plan: Plan, keys: Keys, worker_cfg: WorkerConfig) -> Iterator[Done]:
-    for batch in batches:
-        yield batch, process_batch([src for src, _ in batch], plan, keys, worker_cfg)
 
 
-def _run_dask(
-    client: Any, batches: Iterator[Batch], plan: Plan, keys: Keys, worker_cfg: WorkerConfig, threads: int
-) -> Iterator[Done]:
-    """At most BATCHES_PER_WORKER batches per worker thread in flight; a new one is
-    submitted as each completes. A batch whose task failed (it raised, or its worker died more
-    often than Dask retries) is redone file by file (`_one_by_one`), and a batch this loop failed
-    to yield is quarantined by the run's accounting; a lost scheduler stops the run
-    (`SchedulerLostError`) with the inputs in flight left to do."""
-    from distributed.comm.core import CommClosedError
-
-    def arguments(batch: Batch) -> tuple[Any, ...]:
-        return tuple(src for src, _ in batch), plan, keys, worker_cfg
-
-    for batch, future in submit_bounded(client, process_batch, batches, arguments, threads):
-        try:
-            outcomes: tuple[Outcome, ...] = future.result()
-        except (Exception, asyncio.CancelledError) as exc:
-            _raise_if_scheduler_lost(client, exc, CommClosedError)
-            outcomes = tuple(_one_by_one(client, batch, plan, keys, worker_cfg, f"unexpected-{type(exc).__name__}"))
-        yield batch, outcomes
 
 
-def _raise_if_scheduler_lost(client: Any, exc: BaseException, closed: type[Exception]) -> None:
-    """A cancelled future, a closed connection or a client that is not running: the scheduler
-    went away, which is not the batch's fault; its inputs stay to do (the run stops)."""
-    if isinstance(exc, asyncio.CancelledError | concurrent.futures.CancelledError | closed | ConnectionError) or str(
-            getattr(client, "status", "running")) != "running":
-        raise SchedulerLostError("the Dask scheduler was lost mid-run: rerun to resume") from None
-
-
-def _one_by_one(client: Any, batch: Batch, plan: Plan, keys: Keys, worker_cfg: WorkerConfig,
-                reason: str) -> Iterator[Outcome]:
-    """A batch whose task failed is redone one file a task: a file the failed task had already
-    published is published again (promote accepts the identical file there), so the manifest
-    and the release agree; a file whose own task fails is quarantined with the batch's reason."""
-    from distributed.comm.core import CommClosedError
-
-    for src, _ in batch:
-        try:
-            [outcome] = client.submit(process_batch, (src,), plan, keys, worker_cfg, pure=False).result()
-        except (Exception, asyncio.CancelledError) as exc:
-            _raise_if_scheduler_lost(client, exc, CommClosedError)
-            outcome = unread_outcome(src, keys, reason, worker_cfg)
-        yield outcome
 
 
 # --- the run -----------------------------------------------------------------------------

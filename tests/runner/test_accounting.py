@@ -15,7 +15,7 @@ import distributed
 import pytest
 
 from pipeline.profile.plan import compile_plan
-from pipeline.runner import orchestrate
+from pipeline.runner import executors
 from pipeline.runner import process as process_module
 from pipeline.runner.accounting import OUTCOME_MISSING, AccountingError, Accounts
 from pipeline.runner.discover import SourceFile, discover, location_key
@@ -96,7 +96,7 @@ def test_a_batch_that_returns_too_few_outcomes_has_the_missing_inputs_quarantine
 ) -> None:
     inputs = build_inputs(tmp_path / "in", broken=True)
     sources = list(discover([inputs]))
-    monkeypatch.setattr(orchestrate, "process_batch", _short)
+    monkeypatch.setattr(executors, "process_batch", _short)
     result = _run(tmp_path, inputs, "short", workers=0, batch_size=3)
     assert sum(result.processed.values()) == len(sources) == 8
     missing = {"path-" + location_key(s.path, KEYS) for s in sources if s.index % 3 == 2}
