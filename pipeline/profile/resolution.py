@@ -54,14 +54,15 @@ STRUCTURAL_REASONS: dict[str, str] = {
     "ReferencedWaveformChannels": "Waveform Annotation C.10.10: channel numbers, VM 2-2n (Type 1C)",
     "ReferencedSamplePositions": "Waveform Annotation / TCOORD: sample positions (Type 1C)",
     "ReferencedTimeOffsets": "Waveform Annotation / TCOORD: time offsets (Type 1C)",
-    "ReferencedFrameNumbers": "Image SOP Instance Reference Macro C.10.9: frame numbers (Type 1C)",
+    "ReferencedFrameNumber": "Image SOP Instance Reference Macro C.10.9: frame numbers (Type 1C)",
     "ReferencedSegmentNumber": "Segmentation C.8.20: segment numbers (Type 1)",
     "SegmentNumber": "Segment Description Macro C.8.20.2: the segment's number (Type 1)",
     "DimensionIndexPointer": "Multi-frame Dimension Module C.7.6.17: the tag a dimension indexes (Type 1)",
     "FunctionalGroupPointer": "Multi-frame Dimension Module C.7.6.17: the group holding it (Type 1C)",
     "DimensionIndexValues": "Frame Content Macro C.7.6.16.2.2: indexes into the dimensions (Type 1C)",
 }
-STRUCTURAL: frozenset[int] = frozenset(int(t) for t in map(tag_for_keyword, STRUCTURAL_REASONS) if t is not None)
+STRUCTURAL: frozenset[int] = frozenset(int(tag_for_keyword(k) or 0) for k in STRUCTURAL_REASONS)
+assert 0 not in STRUCTURAL, "every structural keyword is in the data dictionary"
 
 # VRs whose unnamed attributes the scrub removes by default (header.default_action), outside C sequences.
 _REMOVED_BY_DEFAULT = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC", "UR", "AE", "UN"})
