@@ -11,10 +11,13 @@ the item (pipeline/profile/iod.py):
 | X/Z      | D          | Z          | X                                 | Z                     |
 | X/D      | D          | Z          | X                                 | D                     |
 | X/Z/D    | D          | Z          | X                                 | D                     |
-| X/Z/U*   | U (items   | Z          | X                                 | U (items kept,        |
-|          | kept, UIDs |            |                                   |  UIDs remapped)       |
-|          | remapped)  |            |                                   |                       |
+| X/Z/U*   | U (items   | U (items   | X                                 | U (items kept,        |
+|          | kept, UIDs | kept, UIDs |                                   |  UIDs remapped)       |
+|          | remapped)  | remapped)  |                                   |                       |
 
+X/Z/U* on Type 2 is U, not Z: the code allows both, and only U keeps the object's references
+consistent (an emptied Source Image Sequence leaves a Segmentation whose Referenced Series
+Sequence, Type 1C "if the instance references instances", points at nothing; dciodvfy flags it).
 Type 1 always resolves to D (a code without D: E.1.1's conformance wins, and a dummy holds no
 more of the original than an empty value); Type 2 to Z. The unknown column is the conservative
 choice (plan.COMBINED_RESOLUTION): a value that suits most Types and holds nothing original.
@@ -43,6 +46,7 @@ from pipeline.profile.plan import COMBINED_RESOLUTION, Action, Plan, Rule
 
 # Structural, non-identifying attributes kept where no recipe names them (PS3.3 references).
 STRUCTURAL_REASONS: dict[str, str] = {
+    "GraphicData": "SCOORD / Graphic Annotation C.18.6: coordinates, VM by Graphic Type (Type 1)",
     "StackID": "Frame Content Macro C.7.6.16.2.2: a stack's label, a dimension index value (Type 1C)",
     "InStackPositionNumber": "Frame Content Macro: position in the stack, a dimension index value",
     "ValueType": "SR Document Content Macro C.17.3: the item's kind; its conditions decide the rest (Type 1)",
@@ -109,9 +113,9 @@ def by_type(code: str, kind: AttributeType | None, known: bool, is_sequence: boo
         if "X" in code:
             return Resolved(Action.REMOVE, Basis.TYPE)
         return Resolved(Action.DUMMY if is_sequence else Action.BLANK, Basis.TYPE)
-    if kind.needs_value:
-        return Resolved(Action.KEEP if "U" in code else Action.DUMMY, Basis.TYPE)
-    return Resolved(Action.BLANK, Basis.TYPE)
+    if "U" in code:
+        return Resolved(Action.KEEP, Basis.TYPE)  # items kept, their UIDs remapped by their own U rows
+    return Resolved(Action.DUMMY if kind.needs_value else Action.BLANK, Basis.TYPE)
 
 
 def _conservative(code: str) -> Action:

@@ -280,7 +280,8 @@ def test_standard_text_attributes_that_pass_through_unchanged(keys: Keys) -> Non
         "Manufacturer", "ManufacturerModelName", "MappingResourceName", "ModalityLUTType", "PlateType",
         "PositionReferenceIndicator", "ProcessingFunction", "PulseSequenceName", "Radiopharmaceutical",
         "ReceiveCoilName", "ReconstructionMethod", "RescaleType", "ScatterCorrectionMethod", "SequenceName",
-        "SoftwareVersions", "StackID", "TransducerData", "TransmitCoilName", "URNCodeValue", "WindowCenterWidthExplanation",
+        "SoftwareVersions", "StackID", "TransducerData", "TransmitCoilName", "URNCodeValue",
+        "WindowCenterWidthExplanation",
     ])
 
 

@@ -98,7 +98,7 @@ def by_type(code: str, listed: dict[int, IodType | None] | None, tag: int, vr: s
         if kind in (IodType.TYPE_1, IodType.TYPE_1C):
             return "X/Z/U*" if "U" in code else "D"
         if kind in (IodType.TYPE_2, IodType.TYPE_2C):
-            return "Z"
+            return "X/Z/U*" if "U" in code else "Z"
         return "X" if "X" in code else ("D" if vr == "SQ" else "Z")
     if kind in (IodType.TYPE_1, IodType.TYPE_1C) and code in ("X", "Z"):
         return "D"
