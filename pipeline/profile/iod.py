@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from importlib import resources
+from types import MappingProxyType
 from typing import Any
 
 from pipeline.errors import ProfileError
@@ -27,6 +28,7 @@ from pipeline.errors import ProfileError
 TABLE_FILE = "iod_types.json"
 TABLE_FORMAT = "deid-pipeline-iod-types/1"
 
+CONTENT_SEQUENCE = 0x0040A730
 _OVERLAY_FIRST, _OVERLAY_LAST = 0x6000, 0x601E  # PS3.5 7.6: repeating groups 6000-601E, even
 
 
@@ -89,21 +91,54 @@ class IodTable:
         item = self._item(path)
         return None if item is None else {tag: node.type for tag, node in item.items()}
 
+    def item_types(self, path: tuple[int, ...] = ()) -> Mapping[int, AttributeType | None] | None:
+        """As `types`, cached per SOP class and path for the life of the process (the scrub asks
+        once per item; a worker resolves each SOP class's items once). Look up overlay tags with
+        `canonical`."""
+        return _item_types(self._root, path)
+
     def _item(self, path: tuple[int, ...]) -> Mapping[int, _Node] | None:
-        items = _table().items
-        item = items[self._root]
-        for tag in path:
-            node = item.get(_canonical(tag))
-            if node is None or node.item is None:
-                return None
-            item = items[node.item]
-        return item
+        return _item_at(self._root, path)
 
     def __reduce__(self) -> tuple[Any, tuple[str]]:
         # A worker rebuilds the table from its own copy of the shipped file: nothing big is sent.
         return (_require, (self.sop_class_uid,))
 
 
+def _walk(root: int, path: tuple[int, ...]) -> Mapping[int, _Node] | None:
+    items = _table().items
+    item = items[root]
+    for tag in path:
+        node = item.get(_canonical(tag))
+        if node is None or node.item is None:
+            return None
+        item = items[node.item]
+    return item
+
+
+def _item_at(root: int, path: tuple[int, ...]) -> Mapping[int, _Node] | None:
+    """The item definition at `path`. The SR Document Content Macro is recursive (PS3.3 C.17.3):
+    a Content Sequence inside a Content Sequence item has the same items, which the table lists
+    once, so repeated Content Sequences are read as one."""
+    item = _walk(root, path)
+    if item is None and CONTENT_SEQUENCE in path:
+        collapsed = tuple(t for i, t in enumerate(path) if not (t == CONTENT_SEQUENCE and i and path[i - 1] == t))
+        item = _walk(root, collapsed) if collapsed != path else None
+    return item
+
+
+@functools.lru_cache(maxsize=8192)
+def _item_types(root: int, path: tuple[int, ...]) -> Mapping[int, AttributeType | None] | None:
+    item = _item_at(root, path)
+    return None if item is None else MappingProxyType({tag: node.type for tag, node in item.items()})
+
+
+def canonical(tag: int) -> int:
+    """The tag as the table keys it: every overlay group (6000-601E, even) as group 6000."""
+    return _canonical(tag)
+
+
+@functools.lru_cache(maxsize=512)
 def iod_for(sop_class_uid: str) -> IodTable | None:
     """Return the IOD table of a SOP class, or None when the SOP class is unknown."""
     table = _table()

@@ -37,8 +37,9 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
 from pipeline.verify.checks import looks_dummy
+from pipeline.verify.iod import attributes_at, listed_tag
 from pipeline.verify.profile import BASIC_PROFILE_CODE, OPTION_CODES, Expect, Profile, default_expectation, load_profile
-from pipeline.verify.walk import tag_name, text_values
+from pipeline.verify.walk import STRUCTURAL, required_expectation, tag_name, text_values
 
 _OPTIONS_BY_CODE = {code: option for option, code in OPTION_CODES.items()}
 _DATE_OPTIONS = ("retain-longitudinal-full-dates", "retain-longitudinal-modified-dates")
@@ -143,19 +144,29 @@ def _breach(elem: DataElement, expect: Expect, declaration: Declaration) -> Expe
 
 
 def _walk(ds: Dataset, declaration: Declaration, profile: Profile, prefix: str = "",
-          in_clean: bool = False) -> Iterator[Breach]:
+          in_clean: bool = False, sop_class: str = "", tags: tuple[int, ...] = ()) -> Iterator[Breach]:
+    """Breaches at every depth; what the object's IOD requires at `tags` may stay (PS3.15 E.1.1:
+    a Type 1 attribute dummied, a Type 2 one emptied; verify's `required_expectation`)."""
+    listed = attributes_at(sop_class, tags) if sop_class else None
     for elem in ds:
         if elem.tag.group % 2 == 1:
             continue  # private: scan's private-tag reports the block by its creator
-        rule = profile.rule_for(int(elem.tag), None)
-        expect = rule.expect if rule is not None else default_expectation(elem.VR, profile, in_clean)
+        tag = int(elem.tag)
+        rule = profile.rule_for(tag, None)
+        if rule is not None:
+            expect = rule.expect
+        else:
+            expect = Expect.KEEP if tag in STRUCTURAL else default_expectation(elem.VR, profile, in_clean)
+        if listed is not None:
+            expect = required_expectation(expect, listed.get(listed_tag(tag)))
         expected = _breach(elem, expect, declaration)
         if expected is not None:
             yield Breach(_path(prefix, elem), expected, expected is not Expected.REMOVED or not _is_blank(elem))
         if elem.VR == "SQ" and expected is None and expect not in (Expect.ABSENT, Expect.EMPTY):
             inner_clean = in_clean or expect is Expect.CLEAN
             for index, item in enumerate(elem.value or ()):
-                yield from _walk(item, declaration, profile, f"{_path(prefix, elem)}[{index}].", inner_clean)
+                yield from _walk(item, declaration, profile, f"{_path(prefix, elem)}[{index}].", inner_clean,
+                                 sop_class, (*tags, int(elem.tag)))
 
 
 def _meta_breaches(ds: Dataset, declaration: Declaration, profile: Profile) -> Iterator[Breach]:
@@ -174,7 +185,8 @@ def breaches(ds: Dataset, declaration: Declaration | None = None) -> list[Breach
     not allow, outermost first: what lies in a sequence in breach is not reported again."""
     declaration = declaration if declaration is not None else read_declaration(ds)
     profile = load_profile(declaration.options)
-    return [*_meta_breaches(ds, declaration, profile), *_walk(ds, declaration, profile)]
+    sop_class = str(ds.get("SOPClassUID", "") or "").strip("\x00 ")
+    return [*_meta_breaches(ds, declaration, profile), *_walk(ds, declaration, profile, sop_class=sop_class)]
 
 
 __all__ = ["Breach", "Declaration", "Declared", "Expected", "breaches", "looks_dummy", "read_declaration"]

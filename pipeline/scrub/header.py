@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag
@@ -24,14 +25,16 @@ from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
 from pipeline.errors import Cause, ScrubError
+from pipeline.profile.iod import AttributeType, IodTable, canonical, iod_for
 from pipeline.profile.options import BASIC_PROFILE_CODE, OPTION_CODES, Option
 from pipeline.profile.plan import Action, Plan, Rule
+from pipeline.profile.resolution import STRUCTURAL, by_type, combined_code, conformant
 from pipeline.scrub.clean import Identifiers, clean_text
 from pipeline.scrub.dates import date_offset_days, shift_da, shift_dt
 from pipeline.scrub.keys import Keys
 from pipeline.scrub.pseudonyms import patient_name_pseudonym, patient_pseudonym
 from pipeline.scrub.uids import is_registered_uid, remap_uid
-from pipeline.scrub.vr import decided_vr, needs_retyping, retyped
+from pipeline.scrub.vr import decided_vr, fit_length, needs_retyping, retyped
 from pipeline.version import __version__
 
 log = logging.getLogger(__name__)
@@ -74,6 +77,7 @@ class _Context:
     patient: str
     pseudonym: str
     identifiers: Identifiers | None = None
+    iod: IodTable | None = None  # the object's IOD: combined codes and requirements by Type
     offset: int | None = None
     counts: Counter[str] = field(default_factory=Counter)
     touched: set[int] = field(default_factory=set)
@@ -127,10 +131,11 @@ def scrub(ds: Dataset, plan: Plan, keys: Keys) -> ScrubLog:
     original_id = str(ds.get("PatientID", "") or "").strip()
     patient = _patient_basis(ds)
     ctx = _Context(plan=plan, keys=keys, patient=patient,
-                   pseudonym=patient_pseudonym(original_id or patient, keys))
+                   pseudonym=patient_pseudonym(original_id or patient, keys),
+                   iod=iod_for(str(ds.get("SOPClassUID", "") or "").strip("\x00 ")))
     # C needs the identifiers the dataset carries anywhere, read before anything changes.
     ctx.identifiers = Identifiers.of(ds) if plan.cleans_text else None
-    _scrub_dataset(ds, ctx, depth=0, in_clean_sequence=False, replacing=False)
+    _scrub_dataset(ds, ctx, (), in_clean_sequence=False, replacing=False)
     _scrub_file_meta(ds, ctx)
     _record_method(ds, plan)
     for tag, rule in plan.additions:
@@ -155,23 +160,60 @@ def _patient_basis(ds: Dataset) -> str:
     return "unknown"
 
 
-def replacing_action(action: Action, vr: str) -> Action:
+def replacing_action(action: Action, vr: str, tag: int = 0) -> Action:
     """The action inside a sequence whose own action is D (or X/D, X/Z/D, Z/D resolved to D).
 
     PS3.15 Table E.1-1a: D replaces the attribute's value, and a sequence's value is its items,
     so no original item content survives: what would be kept (K, C, kept by default) is
     replaced by a dummy of its VR; X, Z, U, dates shifted and pseudonyms stay as they are.
     Sequences inside are entered the same way. UIDs keep their own rule (U, or K with Retain
-    UIDs): a keyed UID replaces the original and keeps references linked.
+    UIDs): a keyed UID replaces the original and keeps references linked. Structural attributes
+    (pipeline/profile/resolution.py, STRUCTURAL: SR Value Type, waveform channel numbers) are
+    kept: they identify no one, and a dummy would break the object.
     """
-    if vr in ("SQ", "UI") or action not in (Action.KEEP, Action.CLEAN):
+    if vr in ("SQ", "UI") or action not in (Action.KEEP, Action.CLEAN) or tag in STRUCTURAL:
         return action
     return Action.DUMMY
 
 
-def _scrub_dataset(ds: Dataset, ctx: _Context, depth: int, in_clean_sequence: bool, replacing: bool) -> None:
-    """Apply the plan to one dataset. Elements are decided on their tag and the dictionary VR
-    while still raw, so what is removed or kept as is is never decoded (the hot path)."""
+def resolve(rule: Rule | None, vr: str, tag: int, types: _Types | None, replacing: bool,
+            default: Action) -> Action:
+    """The action for one public attribute of an item whose IOD definition is `types` (None:
+    unknown): combined codes by Type, structural attributes kept, and what the IOD requires
+    never removed (pipeline/profile/resolution.py, PS3.15 E.1.1)."""
+    kind: AttributeType | None = None
+    listed = False
+    if types is not None:
+        key = canonical(tag)
+        listed = key in types
+        kind = types.get(key)
+    is_sequence = vr == "SQ"
+    code = combined_code(rule)
+    if code is not None:
+        action = by_type(code, kind, types is not None, is_sequence).action
+    elif rule is not None:
+        action = rule.action
+    else:
+        action = Action.KEEP if tag in STRUCTURAL else default
+    if replacing:
+        action = replacing_action(action, vr, tag)
+    if types is not None:
+        raised = conformant(action, kind, listed, is_sequence)
+        if raised is not None:
+            action = raised.action
+    return action
+
+
+_Types = Mapping[int, AttributeType | None]
+
+
+def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_sequence: bool,
+                   replacing: bool) -> None:
+    """Apply the plan to one dataset, found at `path` (the tags of the sequences above it).
+    Elements are decided on their tag and the dictionary VR while still raw, so what is removed
+    or kept as is is never decoded (the hot path)."""
+    depth = len(path)
+    types = ctx.iod.item_types(path) if ctx.iod is not None else None
     if depth > MAX_DEPTH:
         raise ScrubError(f"sequences nested deeper than {MAX_DEPTH} levels", cause=Cause.NESTING)
     plan = ctx.plan
@@ -195,9 +237,13 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, depth: int, in_clean_sequence: bo
         creator = creators.get((group, element >> 8)) if is_private else None
         rule = plan.rule_for(number, creator)
         vr = decided_vr(number, creator, raw.VR)  # never the VR the file claims (pipeline/scrub/vr.py)
-        action = rule.action if rule is not None else default_action(vr, plan, in_clean_sequence)
-        if replacing:
-            action = replacing_action(action, vr)
+        default = default_action(vr, plan, in_clean_sequence)
+        if is_private:
+            action = rule.action if rule is not None else default
+            if replacing:
+                action = replacing_action(action, vr)
+        else:
+            action = resolve(rule, vr, number, types, replacing, default)
         if action is Action.REMOVE:
             ctx.note(number, action)
             del ds[tag]
@@ -209,7 +255,7 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, depth: int, in_clean_sequence: bo
         if action not in (Action.KEEP, Action.BLANK) and needs_retyping(elem.VR, vr):
             elem = retyped(ds, elem, vr)
             ds[tag] = elem
-        _apply(ds, elem, action, rule, ctx, depth, in_clean_sequence, replacing)
+        _apply(ds, elem, action, rule, ctx, path, in_clean_sequence, replacing)
         if is_private and tag in ds:
             kept_blocks.add((group, element >> 8))
     for (group, block) in creators:
@@ -245,14 +291,14 @@ def _apply(
     action: Action,
     rule: Rule | None,
     ctx: _Context,
-    depth: int,
+    path: tuple[int, ...],
     in_clean_sequence: bool,
     replacing: bool,
 ) -> None:
     ctx.note(int(elem.tag), action)
     vr = elem.VR
     if vr == "SQ":
-        _apply_sequence(ds, elem, action, ctx, depth, in_clean_sequence, replacing)
+        _apply_sequence(ds, elem, action, ctx, path, in_clean_sequence, replacing)
         return
     if action is Action.REMOVE:
         del ds[elem.tag]
@@ -287,7 +333,7 @@ def _apply_sequence(
     elem: DataElement,
     action: Action,
     ctx: _Context,
-    depth: int,
+    path: tuple[int, ...],
     in_clean_sequence: bool,
     replacing: bool,
 ) -> None:
@@ -302,8 +348,9 @@ def _apply_sequence(
         return
     clean = in_clean_sequence or action is Action.CLEAN
     dummy = replacing or action is Action.DUMMY
+    inner = (*path, int(elem.tag))
     for item in elem.value or ():
-        _scrub_dataset(item, ctx, depth + 1, clean, dummy)
+        _scrub_dataset(item, ctx, inner, clean, dummy)
 
 
 def _map_values(value: object, function: object) -> object:
@@ -330,7 +377,8 @@ def _clean(ds: Dataset, elem: DataElement, ctx: _Context) -> None:
     (binary, dates, UN) is removed, since it cannot be shown clean."""
     if elem.VR in TEXT_VRS:
         identifiers = ctx.identifiers or Identifiers(None)
-        elem.value = _map_values(elem.value, lambda v: clean_text(v, identifiers))
+        vr = elem.VR
+        elem.value = _map_values(elem.value, lambda v: fit_length(clean_text(v, identifiers), vr))
     elif elem.VR in BINARY_VRS or elem.VR in DATE_VRS:
         del ds[elem.tag]
 

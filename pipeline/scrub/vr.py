@@ -61,3 +61,19 @@ def retyped(ds: Dataset, elem: DataElement, vr: str) -> DataElement:
     data = value if isinstance(value, bytes) else b""
     raw = RawDataElement(elem.tag, vr, len(data), data, 0, False, True)
     return convert_raw_data_element(raw, encoding=ds._character_set, ds=ds)
+
+
+# PS3.5 Table 6.2-1: the most characters one value of a VR may hold (PN: per component group).
+MAX_LENGTHS: dict[str, int] = {"AE": 16, "AS": 4, "CS": 16, "DA": 8, "DS": 16, "DT": 26, "IS": 12, "LO": 64,
+                               "LT": 10240, "PN": 64, "SH": 16, "ST": 1024, "TM": 14, "UI": 64}
+
+
+def fit_length(value: str, vr: str) -> str:
+    """`value` cut to its VR's length limit (PS3.5 Table 6.2-1; each PN component group apart):
+    cleaning (C) may lengthen a text, since REDACTED can be longer than what it replaces."""
+    limit = MAX_LENGTHS.get(vr)
+    if limit is None:
+        return value
+    if vr == "PN":
+        return "=".join(group[:limit].rstrip() for group in value.split("="))
+    return value[:limit].rstrip() if len(value) > limit else value

@@ -44,6 +44,7 @@ from pydicom._uid_dict import UID_dictionary
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
+from pipeline.verify.conformance import conformance_findings
 from pipeline.verify.findings import Finding, Severity, Verdict, VerifyRule
 from pipeline.verify.original import Original, original_identifiers
 from pipeline.verify.profile import (
@@ -228,6 +229,7 @@ def verify_file(
     if len(output) < 132 or output[128:132] != b"DICM" or any(output[:128]):
         findings.append(Finding(VerifyRule.PREAMBLE_NOT_ZERO, "preamble", Severity.HIGH))
     before: Original | None = None
+    original_ds: Dataset | None = None
     if original is not None:
         try:
             original_ds = _read(original)
@@ -243,8 +245,9 @@ def verify_file(
         if ds is None:
             raise ValueError("unreadable")
         meta = getattr(ds, "file_meta", None)
+        sop_class = str(ds.get("SOPClassUID", "") or "").strip("\x00 ") or None
         visits = (list(walk(meta, profile, masks=masks)) if meta is not None else []) + list(
-            walk(ds, profile, masks=masks))
+            walk(ds, profile, masks=masks, sop_class=sop_class))
         findings += _check_meta(ds)
         for visit in visits:
             if visit.tag == TRAILING_PADDING:
@@ -254,6 +257,8 @@ def verify_file(
             else:
                 findings += _check(visit, before)
         findings += _check_record(ds, profile)
+        if original_ds is not None:
+            findings += conformance_findings(original_ds, ds)
     except Exception:  # a broken output is a finding, never a crash of the run
         findings.append(Finding(VerifyRule.OUTPUT_UNREADABLE, "file", Severity.HIGH))
     if before is not None:

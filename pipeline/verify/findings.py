@@ -53,6 +53,10 @@ class VerifyRule(StrEnum):
     META_UID_MISMATCH = "meta-uid-mismatch"
     PREAMBLE_NOT_ZERO = "preamble-not-zero"
     OUTPUT_UNREADABLE = "output-unreadable"
+    REQUIRED_ATTRIBUTE_MISSING = "required-attribute-missing"  # conformance relative to the original
+    REQUIRED_VALUE_EMPTIED = "required-value-emptied"
+    SEQUENCE_EMPTIED = "sequence-emptied"
+    VALUE_TOO_LONG = "value-too-long"
     ORIGINAL_UNREADABLE = "original-unreadable"
 
 

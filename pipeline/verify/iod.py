@@ -59,7 +59,21 @@ def _tag(key: str) -> int:
     return int(key.replace("XX", "00"), 16)
 
 
+_CONTENT_SEQUENCE = 0x0040A730  # SR Document Content Macro: recursive, listed once (PS3.3 C.17.3)
+
+
 def _item_at(sop_class_uid: str, path: tuple[int, ...]) -> dict[str, Any] | None:
+    item = _listed_item(sop_class_uid, path)
+    if item is None and path.count(_CONTENT_SEQUENCE) > 1:
+        flat: list[int] = []
+        for tag in path:
+            if not (tag == _CONTENT_SEQUENCE and flat and flat[-1] == tag):
+                flat.append(tag)
+        item = _listed_item(sop_class_uid, tuple(flat))
+    return item
+
+
+def _listed_item(sop_class_uid: str, path: tuple[int, ...]) -> dict[str, Any] | None:
     document = _document()
     iod = document["sop_classes"].get(sop_class_uid)
     if iod is None:
@@ -93,13 +107,21 @@ def type_at(sop_class_uid: str, path: tuple[int, ...]) -> IodType | None:
     return _type(item[_key(path[-1])])
 
 
+@lru_cache(maxsize=8192)
 def attributes_at(sop_class_uid: str, path: tuple[int, ...] = ()) -> dict[int, IodType | None] | None:
     """Return tag -> Type of every attribute the IOD lists in the dataset (empty path) or in the
-    items of the sequence at `path`; None when the SOP class or the sequence's items are unknown."""
+    items of the sequence at `path`; None when the SOP class or the sequence's items are unknown.
+    Cached (one look-up per SOP class and path in a process): do not change what it returns.
+    Overlay attributes are listed once, in group 6000 (`listed_tag`)."""
     item = _item_at(sop_class_uid, path)
     if item is None:
         return None
     return {_tag(key): _type(node) for key, node in item.items()}
+
+
+def listed_tag(tag: int) -> int:
+    """`tag` as `attributes_at` lists it: overlay groups (6000-601E, even) as group 6000."""
+    return _tag(_key(tag))
 
 
 def required_at(sop_class_uid: str, path: tuple[int, ...] = ()) -> dict[int, IodType] | None:

@@ -245,7 +245,8 @@ def original_identifiers(ds: Dataset, profile: Profile) -> Original:
     kept: list[str] = [_WRITTEN_TEXT]
     cleaned: list[str] = []
     visits = list(walk(ds.file_meta, profile)) if hasattr(ds, "file_meta") else []
-    for visit in visits + list(walk(ds, profile)):
+    sop_class = str(ds.get("SOPClassUID", "") or "").strip("\x00 ") or None
+    for visit in visits + list(walk(ds, profile, sop_class=sop_class)):
         keeps = visit.expect is Expect.KEEP or (visit.expect is Expect.SHIFTED and visit.vr not in ("DA", "DT"))
         if keeps and visit.vr in NUMBER_VRS:
             continue  # binary numbers spell no name, ID or date: not decoded, never an excuse

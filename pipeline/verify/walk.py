@@ -13,6 +13,7 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from pipeline.verify.iod import IodType, attributes_at, listed_tag
 from pipeline.verify.profile import TEXT_VRS, Expect, Profile, default_expectation
 
 STRING_VRS = TEXT_VRS | {"AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI", "UN"}
@@ -96,22 +97,65 @@ def is_overlay_data(tag: int) -> bool:
     return (tag >> 16) & 0xFF01 == 0x6000 and tag & 0xFFFF == 0x3000
 
 
-def replaced_expectation(expect: Expect, vr: str) -> Expect:
+# Structural attributes that identify no one, kept where no recipe names them and inside replaced
+# sequences (verify's own list, PS3.3 references: SR content tree C.17.3, waveform annotation
+# C.10.10, frame content and dimensions C.7.6.16-17, segmentation C.8.20). A dummy would break
+# the object (an SR Value Type "ANONYMIZED"; a Stack ID the dimension index points at).
+STRUCTURAL: frozenset[int] = frozenset({
+    0x00700022,  # GraphicData
+    0x00209056,  # StackID
+    0x00209057,  # InStackPositionNumber
+    0x0040A040,  # ValueType
+    0x0040A010,  # RelationshipType
+    0x0040A050,  # ContinuityOfContent
+    0x0040DB73,  # ReferencedContentItemIdentifier
+    0x0040A130,  # TemporalRangeType
+    0x00700023,  # GraphicType
+    0x0040A0B0,  # ReferencedWaveformChannels
+    0x0040A132,  # ReferencedSamplePositions
+    0x0040A138,  # ReferencedTimeOffsets
+    0x00081160,  # ReferencedFrameNumbers
+    0x0062000B,  # ReferencedSegmentNumber
+    0x00620004,  # SegmentNumber
+    0x00209165,  # DimensionIndexPointer
+    0x00209167,  # FunctionalGroupPointer
+    0x00209157,  # DimensionIndexValues
+})
+_NEEDS_VALUE = frozenset({IodType.TYPE_1, IodType.TYPE_1C})
+_NEEDS_PRESENCE = _NEEDS_VALUE | {IodType.TYPE_2, IodType.TYPE_2C}
+
+
+def required_expectation(expect: Expect, kind: IodType | None) -> Expect:
+    """What the object's IOD allows on top of the profile (PS3.15 E.1.1: conformance is kept): a
+    Type 1 attribute the profile removes or empties may hold a dummy; a Type 2 one it removes
+    may stay, empty (PS3.5 7.4)."""
+    if kind in _NEEDS_VALUE and expect in (Expect.ABSENT, Expect.EMPTY):
+        return Expect.REPLACED
+    if kind in _NEEDS_PRESENCE and expect is Expect.ABSENT:
+        return Expect.EMPTY
+    return expect
+
+
+def replaced_expectation(expect: Expect, vr: str, tag: int = 0) -> Expect:
     """What is allowed inside a sequence the profile replaces (D, and combined codes that may
     be D): the value of a sequence is its items, so none of their original content may stay
     (PS3.15 Table E.1-1a, D). What would be kept or cleaned must be replaced; sequences inside
     are entered the same way; UIDs keep their own rule (a keyed or retained UID)."""
-    if vr in ("SQ", "UI") or expect not in (Expect.KEEP, Expect.CLEAN):
+    if vr in ("SQ", "UI") or expect not in (Expect.KEEP, Expect.CLEAN) or tag in STRUCTURAL:
         return expect
     return Expect.REPLACED
 
 
 def walk(ds: Dataset, profile: Profile, prefix: str = "", in_clean: bool = False, removed: bool = False,
-          masks: list[tuple[int, int]] | None = None, replaced: bool = False) -> Iterator[Visit]:
+          masks: list[tuple[int, int]] | None = None, replaced: bool = False, sop_class: str | None = None,
+          tags: tuple[int, ...] = ()) -> Iterator[Visit]:
     """Every element of `ds` at every depth, with what the profile allows for it. With `masks`
     (the output), sequences that must be absent are not entered and the byte ranges of bulk
     values are recorded; without (the original), everything is entered and what lies in a
-    removed sequence counts as removed; what lies in a replaced one, as replaced."""
+    removed sequence counts as removed; what lies in a replaced one, as replaced. With
+    `sop_class`, what the object's IOD requires at `tags` (the sequences above `ds`) may stay
+    (`required_expectation`)."""
+    listed = attributes_at(sop_class, tags) if sop_class else None
     elements = sorted((int(tag), stored) for tag, stored in ds.items())
     creators: dict[tuple[int, int], str] = {}
     for tag, stored in elements:
@@ -142,11 +186,17 @@ def walk(ds: Dataset, profile: Profile, prefix: str = "", in_clean: bool = False
             expect = Expect.ABSENT
         else:
             rule = profile.rule_for(tag, None)
-            expect = rule.expect if rule is not None else default_expectation(vr, profile, in_clean)
+            if rule is not None:
+                expect = rule.expect
+            else:
+                expect = Expect.KEEP if tag in STRUCTURAL else default_expectation(vr, profile, in_clean)
         if removed:
             expect = Expect.ABSENT
-        elif replaced:
-            expect = replaced_expectation(expect, vr)
+        else:
+            if replaced:
+                expect = replaced_expectation(expect, vr, tag)
+            if listed is not None and not is_private and not graphics:
+                expect = required_expectation(expect, listed.get(listed_tag(tag)))
         yield Visit(path, tag, vr, expect, is_private, ds, stored)
         if vr == "SQ" and (masks is None or expect not in (Expect.ABSENT, Expect.EMPTY)):
             inner_removed = removed or expect in (Expect.ABSENT, Expect.EMPTY)
@@ -154,7 +204,7 @@ def walk(ds: Dataset, profile: Profile, prefix: str = "", in_clean: bool = False
             inner_replaced = replaced or expect is Expect.REPLACED
             for index, item in enumerate(ds[tag].value or ()):
                 yield from walk(item, profile, f"{path}[{index}].", inner_clean, inner_removed, masks,
-                                inner_replaced)
+                                inner_replaced, sop_class, (*tags, tag))
     for visit in creator_visits:
         keep = (visit.tag >> 16, visit.tag & 0xFFFF) in kept_blocks and not removed
         visit.expect = Expect.KEEP if keep else Expect.ABSENT

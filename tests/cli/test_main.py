@@ -32,9 +32,20 @@ def test_profiles_show_prints_the_resolved_action_per_attribute() -> None:
     result = run("profiles", "show", "basic", "--option", "retain-patient-characteristics")
     assert result.returncode == 0, result.stderr
     lines = {line.split("\t")[1]: line.split("\t") for line in result.stdout.splitlines() if "\t" in line}
-    assert lines["PatientAge"][2] == "K" and lines["PatientAge"][4].startswith("retain_patient_characteristics")
-    assert lines["PatientBirthDate"][2] == "Z"
+    # columns: tag, keyword, dictionary VR, Type, action, why
+    assert lines["PatientAge"][4] == "K" and "retain_patient_characteristics" in lines["PatientAge"][5]
+    assert lines["PatientBirthDate"][4] == "Z" and lines["PatientBirthDate"][2] == "DA"
+    assert lines["ContentDate"][4] == "D" and lines["ContentDate"][5].startswith("conservative")  # no IOD given
     assert len(lines) > 650
+
+
+def test_profiles_show_resolves_combined_codes_by_type_in_an_iod() -> None:
+    result = run("profiles", "show", "basic", "--sop-class", "1.2.840.10008.5.1.4.1.1.66.4")  # Segmentation
+    assert result.returncode == 0, result.stderr
+    lines = {line.split("\t")[1]: line.split("\t") for line in result.stdout.splitlines() if "\t" in line}
+    assert lines["AcquisitionDate"][3:5] == ["3", "X"] and "E.1-1 X/Z" in lines["AcquisitionDate"][5]
+    assert lines["ContentDate"][3:5] == ["1", "D"]
+    assert lines["ContentDescription"][3:5] == ["2", "Z"]  # no recipe names it: the Type decides
 
 
 def test_unknown_or_unimplemented_option_exits_2() -> None:

@@ -45,7 +45,18 @@ OPTION_SETS = {
     "dates-descriptors-ocr": ("--option", "retain-longitudinal-modified-dates", "--option", "clean-descriptors",
                               "--clean-pixels", "ocr"),
 }
-ISSUE_14 = "issue 14: outputs gain dciodvfy error kinds their inputs do not have"
+# What still fails, by test and option set (strict: an XPASS fails, so a fix removes its entry).
+UNMAPPED = "one output of the archive under these options has no single input in uid_mapping.csv (seen before issue 14)"
+JPEG2K_YBR = "examples_jpeg2k.dcm: YBR_RCT re-encoded and labelled RGB (pixels; fixed on another branch)"
+KNOWN_FAILURES: dict[tuple[str, str], str] = {
+    ("archive", "dates-descriptors-ocr"): UNMAPPED,
+    ("pydicom", "dates-descriptors-ocr"): JPEG2K_YBR,
+}
+
+
+def _option_sets(inputs: str) -> list[object]:
+    return [pytest.param(name, marks=[pytest.mark.xfail(strict=True, reason=KNOWN_FAILURES[(inputs, name)])]
+                         if (inputs, name) in KNOWN_FAILURES else []) for name in sorted(OPTION_SETS)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,17 +214,13 @@ def _check(comparison: Comparison) -> None:
     assert not comparison.violations, comparison.report()
 
 
-@pytest.mark.parametrize("option_set", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=ISSUE_14)) for name in sorted(OPTION_SETS)
-])
+@pytest.mark.parametrize("option_set", _option_sets("archive"))
 def test_archive_outputs_gain_no_dciodvfy_error_kind(tmp_path: Path, option_set: str) -> None:
     release, mapping = _run(ARCHIVE, tmp_path, OPTION_SETS[option_set])
     _check(_compare(ARCHIVE, release, mapping, named=False))
 
 
-@pytest.mark.parametrize("option_set", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=ISSUE_14)) for name in sorted(OPTION_SETS)
-])
+@pytest.mark.parametrize("option_set", _option_sets("pydicom"))
 def test_pydicom_files_outputs_gain_no_dciodvfy_error_kind(tmp_path: Path, option_set: str) -> None:
     inputs = _copy_pydicom_files(tmp_path / "inputs")
     release, mapping = _run(inputs, tmp_path, OPTION_SETS[option_set])

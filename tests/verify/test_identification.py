@@ -6,6 +6,7 @@ otherwise clean scrubbed file."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 from pydicom.dataset import Dataset
@@ -48,6 +49,9 @@ def test_a_staff_id_left_in_a_replaced_code_is_caught_at_any_depth() -> None:
         staff_id = PEOPLE[key][0]
 
         def put_back(out: Dataset, prefix: str = prefix, staff_id: str = staff_id) -> None:
+            if not prefix:  # Type 3 in a CT: X/D removed it; put back the replaced copy from the deep item
+                deep_holder = out.TreatmentSessionBeamSequence[0].ControlPointDeliverySequence[0].OverrideSequence[0]
+                out.OperatorIdentificationSequence = copy.deepcopy(deep_holder.OperatorIdentificationSequence)
             holder = out
             for part in prefix.split(".")[:-1]:
                 holder = getattr(holder, part.split("[")[0])[0]

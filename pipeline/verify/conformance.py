@@ -1,0 +1,100 @@
+"""Conformance relative to the original (PS3.15 E.1.1: the de-identified object stays conformant).
+
+De-identification must not make an object break its IOD (PS3.3) or its VRs (PS3.5) where the
+original did not. With the verifier's own reading of the PS3.3 table (pipeline/verify/iod.py),
+the output and its original are walked side by side, item by item (the scrub keeps items in
+place), and only new problems are reported:
+
+| rule                        | the original                       | the output                        |
+|-----------------------------|------------------------------------|-----------------------------------|
+| required-attribute-missing  | has a Type 1/1C/2/2C attribute     | lacks it                          |
+| required-value-emptied      | has a Type 1/1C attribute's value  | holds it empty                    |
+| sequence-emptied            | has items in a sequence that is    | holds it with zero items          |
+|                             | not Type 2/2C (PS3.5 7.5.1)        |                                   |
+| value-too-long              | no value of the attribute too long | a value past its VR's limit       |
+|                             |                                    | (PS3.5 Table 6.2-1)               |
+
+Overlay and curve groups (60xx, 50xx) are left out: the profile removes such a module whole,
+which the IOD allows (the modules are optional). Private attributes have no IOD Type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pydicom.dataset import Dataset
+
+from pipeline.verify.findings import Finding, Severity, VerifyRule
+from pipeline.verify.iod import IodType, attributes_at, listed_tag
+from pipeline.verify.walk import dictionary_vr, element_strings, tag_name
+
+# PS3.5 Table 6.2-1: the most characters one value of a VR may hold (PN: per component group).
+MAX_LENGTHS: dict[str, int] = {"AE": 16, "AS": 4, "CS": 16, "DA": 8, "DS": 16, "DT": 26, "IS": 12, "LO": 64,
+                               "LT": 10240, "PN": 64, "SH": 16, "ST": 1024, "TM": 14, "UI": 64}
+_NEEDS_VALUE = frozenset({IodType.TYPE_1, IodType.TYPE_1C})
+_MAY_BE_EMPTY = frozenset({IodType.TYPE_2, IodType.TYPE_2C})
+
+
+def too_long(vr: str, values: tuple[str, ...]) -> bool:
+    """Whether a value is past its VR's length limit (PS3.5 Table 6.2-1)."""
+    limit = MAX_LENGTHS.get(vr)
+    if limit is None:
+        return False
+    parts = [group for value in values for group in value.split("=")] if vr == "PN" else list(values)
+    return any(len(part) > limit for part in parts)
+
+
+def _is_graphics(tag: int) -> bool:
+    group = tag >> 16
+    return 0x5000 <= group <= 0x501E or 0x6000 <= group <= 0x601E
+
+
+def _strings(ds: Dataset, tag: int) -> tuple[str, ...]:
+    try:
+        return element_strings(ds[tag])
+    except Exception:  # a value pydicom cannot decode: no length to judge
+        return ()
+
+
+def _has_value(ds: Dataset, tag: int) -> bool:
+    elem = ds[tag]
+    if elem.VR == "SQ":
+        return len(elem.value or ()) > 0
+    return elem.value not in (None, "", b"") and not (isinstance(elem.value, list) and not elem.value)
+
+
+def _compare(original: Dataset, output: Dataset, sop_class: str, tags: tuple[int, ...],
+             prefix: str) -> Iterator[Finding]:
+    listed = attributes_at(sop_class, tags)
+    for tag in sorted(int(t) for t in original.keys()):
+        if tag >> 16 & 1 or _is_graphics(tag) or tag >> 16 == 0x0002:
+            continue
+        path = prefix + tag_name(tag)
+        kind = None if listed is None else listed.get(listed_tag(tag))
+        if tag not in output:
+            if kind is not None and kind not in (IodType.TYPE_3,):
+                yield Finding(VerifyRule.REQUIRED_ATTRIBUTE_MISSING, path, Severity.MEDIUM, detail=f"type-{kind}")
+            continue
+        before_value, after_value = _has_value(original, tag), _has_value(output, tag)
+        vr = dictionary_vr(tag) or str(output[tag].VR)
+        if vr == "SQ":
+            if before_value and not after_value and kind not in _MAY_BE_EMPTY and listed is not None:
+                yield Finding(VerifyRule.SEQUENCE_EMPTIED, path, Severity.MEDIUM)
+            before_items, after_items = original[tag].value or (), output[tag].value or ()
+            for index, (old, new) in enumerate(zip(before_items, after_items, strict=False)):
+                yield from _compare(old, new, sop_class, (*tags, tag), f"{path}[{index}].")
+            continue
+        if kind in _NEEDS_VALUE and before_value and not after_value:
+            yield Finding(VerifyRule.REQUIRED_VALUE_EMPTIED, path, Severity.MEDIUM, detail=f"type-{kind}")
+        if too_long(vr, _strings(output, tag)) and not too_long(vr, _strings(original, tag)):
+            yield Finding(VerifyRule.VALUE_TOO_LONG, path, Severity.MEDIUM, detail=vr)
+
+
+def conformance_findings(original: Dataset, output: Dataset) -> list[Finding]:
+    """New conformance problems of `output` relative to its `original` (table above). Required
+    attributes are judged only where the table knows the IOD and the item; lengths everywhere."""
+    sop_class = str(original.get("SOPClassUID", "") or "").strip("\x00 ")
+    return list(_compare(original, output, sop_class, (), ""))
+
+
+__all__ = ["MAX_LENGTHS", "conformance_findings", "too_long"]
