@@ -148,25 +148,51 @@ class _TextSearch:
     def __init__(self, original: Original, texts: list[str]) -> None:
         self._identifiers = tuple(sorted(original.identifiers.items()))
         self._kinds = original.identifiers
-        ascii_only = all(text.isascii() for text in texts) and all(t.isascii() and t for t in self._kinds)
-        self._matcher = _text_matcher(self._identifiers) if ascii_only else None
+        self._ascii = all(text.isascii() for text in texts) and all(t.isascii() and t for t in self._kinds)
+        self._matcher: _Matcher | None = None  # built at the first text that needs it
+
+    def _ascii_matcher(self) -> _Matcher:
+        if self._matcher is None:
+            self._matcher = _text_matcher(self._identifiers)
+        return self._matcher
 
     def anywhere(self, texts: list[str]) -> bool:
         """False only when no identifier can match in any of `texts`: they are joined by a line
         break, which is an edge for every identifier, so a match in one text is a match here."""
-        if self._matcher is None:
+        if self._ascii is False:
             return True
-        joined = "\n".join(texts)
-        return any(True for _ in self._matcher.matches(joined.lower(), joined))
+        haystack = "\n".join(texts).lower()
+        return any(text in haystack for text in self._kinds)
 
     def first(self, text: str) -> Kind | None:
-        if self._matcher is not None:
-            for _position, kind in self._matcher.matches(text.lower(), text):
+        if self._ascii:
+            for _position, kind in self._ascii_matcher().matches(text.lower(), text):
                 return kind
             return None
         pattern = _unicode_pattern(self._identifiers)
         match = pattern.search(text) if pattern is not None else None
         return None if match is None else self._kinds.get(match.group().lower(), Kind.FREE_TEXT)
+
+
+def _may_occur_in_bytes(data: bytes, original: Original, masks: list[tuple[int, int]]) -> bool:
+    """False only when no identifier occurs, in any encoding and any case, outside the masks: a
+    substring test that spares building the automaton for the many outputs that hold none."""
+    parts: list[bytes] = []
+    start = 0
+    for mask_start, mask_end in [*sorted(masks), (len(data), len(data))]:
+        if mask_start > start:
+            parts.append(data[start:mask_start])
+        start = max(start, mask_end)
+    haystack = b"\x00".join(parts).lower()  # a joint can only add occurrences, never hide one
+    for text in original.identifiers:
+        for encoding in original.encodings:
+            try:
+                body = text.encode(encoding).lower()
+            except (UnicodeError, LookupError):
+                continue
+            if body in haystack:
+                return True
+    return False
 
 
 def _severity(kind: Kind) -> Severity:
@@ -176,7 +202,7 @@ def _severity(kind: Kind) -> Severity:
 def search_bytes(data: bytes, original: Original, masks: list[tuple[int, int]]) -> list[Finding]:
     """Every identifier in the output's bytes outside the masked (bulk) ranges, in each of the
     original's encodings; an identifier never spans a mask."""
-    if not original.identifiers:
+    if not original.identifiers or not _may_occur_in_bytes(data, original, masks):
         return []
     matcher = _bytes_matcher(tuple(sorted(original.identifiers.items())), original.encodings)
     findings: list[Finding] = []
@@ -245,7 +271,8 @@ def search_path(output_path: str, original: Original) -> list[Finding]:
     """Every identifier in the output's path (release-relative)."""
     if not original.identifiers:
         return []
-    kind = _TextSearch(original, [output_path]).first(output_path)
+    search = _TextSearch(original, [output_path])
+    kind = search.first(output_path) if search.anywhere([output_path]) else None
     if kind is None:
         return []
     return [Finding(VerifyRule.VALUE_IN_PATH, "path", Severity.HIGH, detail=kind.value)]
