@@ -73,7 +73,7 @@ _KINDS = st.sampled_from([Kind.PERSON_NAME, Kind.ID, Kind.UID, Kind.DATE, Kind.F
 @st.composite
 def _cases(draw: st.DrawFn) -> tuple[Original, bytes, list[tuple[int, int]]]:
     identifiers = draw(st.dictionaries(_IDENT.map(str.lower), _KINDS, max_size=6))
-    pieces = list(identifiers) + ["A", "B", "1", "2", ".", " ", "\x00", "x", "AB12"]
+    pieces = [*identifiers, "A", "B", "1", "2", ".", " ", "\x00", "x", "AB12"]
     data = "".join(draw(st.lists(st.sampled_from(pieces), max_size=30))).encode("latin-1")
     data = bytes(c ^ 0x20 if c in b"ab" and draw(st.booleans()) else c for c in data)  # mixed case
     cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=4)))
