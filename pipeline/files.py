@@ -68,9 +68,11 @@ def stage(data: bytes, target: Path, mode: int = 0o666, into: Path | None = None
     return staged
 
 
-def promote(staged: Path, target: Path) -> None:
+def promote(staged: Path, target: Path, *, sync_directory: bool = True) -> None:
     """Give the staged file its final name without replacing anything; the staged name is
-    gone afterwards, whatever happens. The target's folders are created as needed."""
+    gone afterwards, whatever happens. The target's folders are created as needed. The new
+    name is made durable by an fsync of its folder, unless `sync_directory` is False: then the
+    caller must call `sync_directories` before it records the file as published."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -86,7 +88,8 @@ def promote(staged: Path, target: Path) -> None:
                     raise DuplicateOutputError("a different file already has this release name") from None
             else:
                 os.replace(staged, target)
-        _fsync_directory(target.parent)
+        if sync_directory:
+            _fsync_directory(target.parent)
     except OSError as exc:
         raise WriteError(f"cannot promote an output ({type(exc).__name__})", cause=os_cause(exc)) from None
     finally:
@@ -103,6 +106,16 @@ def _same_bytes(first: Path, second: Path) -> bool:
     if first.stat().st_size != second.stat().st_size:
         return False
     return first.read_bytes() == second.read_bytes()
+
+
+def sync_directories(directories: set[Path]) -> None:
+    """fsync each folder once: the names `promote(..., sync_directory=False)` gave in them
+    survive a crash afterwards (their data was fsynced by `stage` before they were linked)."""
+    for directory in sorted(directories):
+        try:
+            _fsync_directory(directory)
+        except OSError as exc:
+            raise WriteError(f"cannot sync a release folder ({type(exc).__name__})", cause=os_cause(exc)) from None
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -37,7 +37,7 @@ from pydicom.dataset import Dataset
 
 from pipeline.dicom.file import TooLargeError, decode_cause, encode, read_dataset
 from pipeline.errors import Cause, InputError, PipelineError, WriteError
-from pipeline.files import discard, promote, stage
+from pipeline.files import discard, promote, stage, sync_directories
 from pipeline.pixels.clean import PixelLog, assess, clean_pixels
 from pipeline.pixels.preview import write_preview
 from pipeline.pixels.review import PixelsNeedReview
@@ -161,22 +161,31 @@ class WorkerConfig:
 
 
 def process_batch(sources: Sequence[SourceFile], plan: Plan, keys: Keys, cfg: WorkerConfig) -> tuple[Outcome, ...]:
-    """The unit of work sent to a worker: `process_one` over a batch of files."""
-    return tuple(process_one(src, plan, keys, cfg) for src in sources)
+    """The unit of work sent to a worker: `process_one` over a batch of files. Each output's
+    bytes are fsynced before it is linked into the release (`stage`); the release folders that
+    received names are fsynced once, at the end of the batch, before the outcomes are returned
+    (and so before the client records any of them as published). A crash before that loses at
+    most names of unrecorded files, whose durable, identical bytes a rerun links again."""
+    outcomes = tuple(process_one(src, plan, keys, cfg, sync_directory=False) for src in sources)
+    sync_directories({(cfg.release / o.output).parent for o in outcomes
+                      if o.disposition is Disposition.WRITTEN and o.output is not None})
+    return outcomes
 
 
-def process_one(src: SourceFile, plan: Plan, keys: Keys, cfg: WorkerConfig) -> Outcome:
+def process_one(src: SourceFile, plan: Plan, keys: Keys, cfg: WorkerConfig, *, sync_directory: bool = True) -> Outcome:
     """Read, scrub, stage, verify and promote one file within the time limit; quarantine it
-    on any error."""
+    on any error. With `sync_directory` False the caller fsyncs the release folder (see
+    `process_batch`)."""
     deadline = Deadline(cfg.time_limit)
     try:
         with deadline:
-            return _process_one(src, plan, keys, cfg, deadline)
+            return _process_one(src, plan, keys, cfg, deadline, sync_directory)
     except FileTimeLimitError:  # before the bytes were read, or while quarantining
         return unread_outcome(src, keys, FileTimeLimitError.code, cfg)
 
 
-def _process_one(src: SourceFile, plan: Plan, keys: Keys, cfg: WorkerConfig, deadline: Deadline) -> Outcome:
+def _process_one(src: SourceFile, plan: Plan, keys: Keys, cfg: WorkerConfig, deadline: Deadline,
+                 sync_directory: bool) -> Outcome:
     if src.size > cfg.max_input_bytes:
         return unread_outcome(src, keys, f"{TooLargeError.code}:{Cause.FILE_SIZE}", cfg)
     try:
@@ -188,7 +197,7 @@ def _process_one(src: SourceFile, plan: Plan, keys: Keys, cfg: WorkerConfig, dea
         return unread_outcome(src, keys, f"{TooLargeError.code}:{Cause.FILE_SIZE}", cfg)
     sid = source_id(data)
     try:
-        return _publish(src, sid, data, plan, keys, cfg, deadline)
+        return _publish(src, sid, data, plan, keys, cfg, deadline, sync_directory)
     except FileTimeLimitError:
         deadline.cancel()
         return _quarantined(src, sid, data, FileTimeLimitError.code, cfg)
@@ -230,7 +239,8 @@ def unread_outcome(src: SourceFile, keys: Keys, reason: str, cfg: WorkerConfig |
 
 
 def _publish(
-    src: SourceFile, sid: str, data: bytes, plan: Plan, keys: Keys, cfg: WorkerConfig, deadline: Deadline
+    src: SourceFile, sid: str, data: bytes, plan: Plan, keys: Keys, cfg: WorkerConfig, deadline: Deadline,
+    sync_directory: bool,
 ) -> Outcome:
     scrubbed = scrub_bytes(data, plan, keys, preview=cfg.preview_dir is not None)
     name = release_name(scrubbed.dataset)
@@ -243,7 +253,7 @@ def _publish(
             discard(staged)
             return _quarantined(src, sid, data, refused, cfg)
         deadline.expire_or_cancel()  # a promoted file is published: it must not be reported otherwise
-        promote(staged, target)
+        promote(staged, target, sync_directory=sync_directory)
     finally:
         discard(staged)
     if cfg.preview_dir is not None and scrubbed.pixels is not None and scrubbed.pixels.preview is not None:

@@ -1,17 +1,127 @@
 """The search for the original's identifiers (pipeline/verify/original.py) in an output's
 bytes, parsed values and path. Findings name places and kinds, never values.
+
+One Aho-Corasick automaton (pyahocorasick) per file's identifier set finds every occurrence of
+every identifier in one pass; each occurrence is then held to the edges its kind asks for (a
+UID not inside a longer UID, a word not inside a longer word). Matches are taken as a regular
+expression alternation, longest identifier first, would take them: leftmost first, then the
+longest identifier that fits its edges there, then on after its end. Nothing is compiled per
+file on this path; only text outside ASCII in the parsed values or the path, where a
+case-insensitive match folds more than ``lower()`` (the Kelvin sign matches ``k``), falls back
+to a regular expression.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import ahocorasick
 
 from pipeline.verify.findings import Finding, Severity, VerifyRule
 from pipeline.verify.original import WORD, Kind, Original, is_loose
 from pipeline.verify.walk import STRING_VRS, Visit
 
 _NAME_TEXT_VRS = frozenset({"PN", "LO", "LT", "ST", "UT", "UC"})  # text that can name a person
+_DIGITS = frozenset(b"0123456789")
+_ALNUM = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_UID_BEFORE_BYTES = _DIGITS | {ord(".")}
+_UID_BEFORE_TEXT = _ALNUM | {ord(".")}
+_NO_EDGE: frozenset[int] = frozenset()
+_NAME_PARTS = re.compile(r"[\^=]")
+
+
+@dataclass(frozen=True, slots=True)
+class _Branch:
+    """One identifier in one spelling: its rank (longest identifier first), its length, the
+    characters that must not stand just before or after it, and whether it is a UID (which
+    must not be followed by ``.`` and a digit either)."""
+
+    rank: int
+    length: int
+    kind: Kind
+    before: frozenset[int]
+    after: frozenset[int]
+    uid: bool
+
+
+def _edges(text: str, kind: Kind, *, in_bytes: bool) -> tuple[frozenset[int], frozenset[int]]:
+    if kind is Kind.UID:
+        return (_UID_BEFORE_BYTES if in_bytes else _UID_BEFORE_TEXT), _DIGITS
+    if in_bytes and is_loose(text, kind):
+        return _NO_EDGE, _NO_EDGE
+    edge = _DIGITS if in_bytes and text[0].isdigit() and text[-1].isdigit() else _ALNUM
+    return (edge if text[0].isalnum() else _NO_EDGE), (edge if text[-1].isalnum() else _NO_EDGE)
+
+
+class _Matcher:
+    """The automaton over one file's identifiers, in one alphabet (bytes as Latin-1 text, so
+    one character is one byte; or ASCII text), case-insensitive by lower-casing both sides."""
+
+    def __init__(self, spellings: dict[str, tuple[str, Kind]], in_bytes: bool) -> None:
+        ordered = sorted(spellings.items(), key=lambda item: -len(item[1][0]))  # stable: longest first
+        self._automaton = ahocorasick.Automaton()
+        for rank, (spelling, (text, kind)) in enumerate(ordered):
+            before, after = _edges(text, kind, in_bytes=in_bytes)
+            branch = _Branch(rank, len(spelling), kind, before, after, kind is Kind.UID)
+            self._automaton.add_word(spelling, branch)
+        self.empty = not ordered
+        if not self.empty:
+            self._automaton.make_automaton()
+
+    def matches(self, folded: str, original: bytes | str, offset: int = 0) -> Iterator[tuple[int, Kind]]:
+        """(position in `original`, kind) of each match in ``original[offset:offset + len(folded)]``
+        (``folded`` is that part lower-cased), as the alternation would find them: characters
+        before `offset` count as edges, characters after the part do not."""
+        if self.empty or not folded:
+            return
+        limit = offset + len(folded)
+        found = sorted((offset + last + 1 - branch.length, branch.rank, branch)
+                       for last, branch in self._automaton.iter(folded)
+                       if _fits(branch, original, offset + last + 1 - branch.length, offset + last + 1, limit))
+        cursor = offset
+        for position, _rank, branch in found:
+            if position >= cursor:
+                yield position, branch.kind
+                cursor = position + branch.length
+
+
+def _code(data: bytes | str, index: int) -> int:
+    return data[index] if isinstance(data, bytes) else ord(data[index])
+
+
+def _fits(branch: _Branch, data: bytes | str, start: int, end: int, limit: int) -> bool:
+    if branch.before and start > 0 and _code(data, start - 1) in branch.before:
+        return False
+    if end < limit:
+        following = _code(data, end)
+        if following in branch.after:
+            return False
+        if branch.uid and following == 0x2E and end + 1 < limit and _code(data, end + 1) in _DIGITS:
+            return False
+    return True
+
+
+@functools.lru_cache(maxsize=64)
+def _bytes_matcher(identifiers: tuple[tuple[str, Kind], ...], encodings: tuple[str, ...]) -> _Matcher:
+    """Every identifier in every encoding of the original, as Latin-1 text of its bytes."""
+    spellings: dict[str, tuple[str, Kind]] = {}
+    for text, kind in identifiers:
+        for encoding in encodings:
+            try:
+                spelling = text.encode(encoding).lower().decode("latin-1")
+            except (UnicodeError, LookupError):
+                continue
+            spellings.setdefault(spelling, (text, kind))
+    return _Matcher(spellings, in_bytes=True)
+
+
+@functools.lru_cache(maxsize=64)
+def _text_matcher(identifiers: tuple[tuple[str, Kind], ...]) -> _Matcher:
+    """The ASCII identifiers (text is searched this way only when all of them are ASCII)."""
+    return _Matcher({text.lower(): (text, kind) for text, kind in identifiers}, in_bytes=False)
 
 
 def _branch(text: str, kind: Kind) -> str:
@@ -23,115 +133,87 @@ def _branch(text: str, kind: Kind) -> str:
     return before + body + after
 
 
-@functools.lru_cache(maxsize=256)
-def _pattern(identifiers: tuple[tuple[str, Kind], ...]) -> re.Pattern[str] | None:
+@functools.lru_cache(maxsize=16)
+def _unicode_pattern(identifiers: tuple[tuple[str, Kind], ...]) -> re.Pattern[str] | None:
+    """Text outside ASCII only: Unicode case folding, which ``lower()`` does not reproduce."""
     if not identifiers:
         return None
     ordered = sorted(identifiers, key=lambda pair: -len(pair[0]))
     return re.compile("|".join(_branch(t, k) for t, k in ordered), re.IGNORECASE)
 
 
-def _branch_bytes(text: str, kind: Kind, encoding: str) -> bytes | None:
-    try:
-        body = re.escape(text.encode(encoding))
-    except (UnicodeError, LookupError):
-        return None
-    if kind is Kind.UID:
-        return rb"(?<![0-9.])" + body + rb"(?![0-9]|\.[0-9])"
-    if is_loose(text, kind):
-        return body
-    edge = rb"0-9" if text[0].isdigit() and text[-1].isdigit() else rb"0-9A-Za-z"
-    before = rb"(?<![" + edge + rb"])" if text[0].isalnum() else b""
-    after = rb"(?![" + edge + rb"])" if text[-1].isalnum() else b""
-    return before + body + after
+class _TextSearch:
+    """The first identifier in a piece of text, for one file's identifiers."""
+
+    def __init__(self, original: Original, texts: list[str]) -> None:
+        self._identifiers = tuple(sorted(original.identifiers.items()))
+        self._kinds = original.identifiers
+        self._ascii = all(text.isascii() for text in texts) and all(t.isascii() and t for t in self._kinds)
+        self._matcher: _Matcher | None = None  # built at the first text that needs it
+
+    def _ascii_matcher(self) -> _Matcher:
+        if self._matcher is None:
+            self._matcher = _text_matcher(self._identifiers)
+        return self._matcher
+
+    def anywhere(self, texts: list[str]) -> bool:
+        """False only when no identifier can match in any of `texts`: they are joined by a line
+        break, which is an edge for every identifier, so a match in one text is a match here."""
+        if self._ascii is False:
+            return True
+        haystack = "\n".join(texts).lower()
+        return any(text in haystack for text in self._kinds)
+
+    def first(self, text: str) -> Kind | None:
+        if self._ascii:
+            for _position, kind in self._ascii_matcher().matches(text.lower(), text):
+                return kind
+            return None
+        pattern = _unicode_pattern(self._identifiers)
+        match = pattern.search(text) if pattern is not None else None
+        return None if match is None else self._kinds.get(match.group().lower(), Kind.FREE_TEXT)
 
 
-@functools.lru_cache(maxsize=256)
-def _bytes_pattern(identifiers: tuple[tuple[str, Kind], ...], encodings: tuple[str, ...]) -> re.Pattern[bytes] | None:
-    """One alternation over every identifier in every encoding, longest first."""
-    branches: dict[bytes, int] = {}
-    for text, kind in identifiers:
-        for encoding in encodings:
-            branch = _branch_bytes(text, kind, encoding)
-            if branch is not None:
-                branches[branch] = len(text)
-    if not branches:
-        return None
-    ordered: list[bytes] = sorted(branches, key=branches.__getitem__, reverse=True)
-    return re.compile(b"|".join(ordered), re.IGNORECASE)
-
-
-def _decode(found: bytes, encodings: tuple[str, ...]) -> str:
-    for encoding in encodings:
-        try:
-            return found.decode(encoding).lower()
-        except (UnicodeError, LookupError):
-            continue
-    return ""
-
-
-def _bodies_bytes(identifiers: tuple[tuple[str, Kind], ...], encodings: tuple[str, ...]) -> set[bytes]:
-    bodies: set[bytes] = set()
-    for text, _kind in identifiers:
-        for encoding in encodings:
-            try:
-                bodies.add(text.encode(encoding).lower())
-            except (UnicodeError, LookupError):
-                continue
-    return bodies
-
-
-def _segments(data: bytes, masks: list[tuple[int, int]]) -> list[bytes]:
-    """The parts of `data` outside the masked (bulk) ranges, as the search below visits them."""
+def _may_occur_in_bytes(data: bytes, original: Original, masks: list[tuple[int, int]]) -> bool:
+    """False only when no identifier occurs, in any encoding and any case, outside the masks: a
+    substring test that spares building the automaton for the many outputs that hold none."""
     parts: list[bytes] = []
     start = 0
     for mask_start, mask_end in [*sorted(masks), (len(data), len(data))]:
         if mask_start > start:
             parts.append(data[start:mask_start])
         start = max(start, mask_end)
-    return parts
+    haystack = b"\x00".join(parts).lower()  # a joint can only add occurrences, never hide one
+    for text in original.identifiers:
+        for encoding in original.encodings:
+            try:
+                body = text.encode(encoding).lower()
+            except (UnicodeError, LookupError):
+                continue
+            if body in haystack:
+                return True
+    return False
 
 
-def _may_match_bytes(data: bytes, identifiers: tuple[tuple[str, Kind], ...], encodings: tuple[str, ...],
-                     masks: list[tuple[int, int]]) -> bool:
-    bodies = _bodies_bytes(identifiers, encodings)
-    if not bodies:
-        return False
-    if b"" in bodies:
-        return True
-    # Joining the segments can only add occurrences (across a joint); an extra one costs the
-    # exact search, never a missed finding.
-    haystack = b"\x00".join(_segments(data, masks)).lower()
-    return any(body in haystack for body in bodies)
-
-
-def _may_match_text(texts: list[str], identifiers: dict[str, Kind]) -> bool:
-    """False only when no identifier can match in any of `texts` (see above); with text or
-    identifiers outside ASCII, where IGNORECASE folds more than lower(), always True."""
-    if not identifiers:
-        return False
-    haystack = "\n".join(texts)
-    if not haystack.isascii() or not all(text.isascii() and text for text in identifiers):
-        return True
-    haystack = haystack.lower()
-    return any(text in haystack for text in identifiers)
+def _severity(kind: Kind) -> Severity:
+    return Severity.MEDIUM if kind is Kind.FREE_TEXT else Severity.HIGH
 
 
 def search_bytes(data: bytes, original: Original, masks: list[tuple[int, int]]) -> list[Finding]:
-    identifiers = tuple(sorted(original.identifiers.items()))
-    if not _may_match_bytes(data, identifiers, original.encodings, masks):
+    """Every identifier in the output's bytes outside the masked (bulk) ranges, in each of the
+    original's encodings; an identifier never spans a mask."""
+    if not original.identifiers or not _may_occur_in_bytes(data, original, masks):
         return []
-    pattern = _bytes_pattern(identifiers, original.encodings)
-    if pattern is None:
-        return []
+    matcher = _bytes_matcher(tuple(sorted(original.identifiers.items())), original.encodings)
     findings: list[Finding] = []
     start = 0
     for mask_start, mask_end in [*sorted(masks), (len(data), len(data))]:
-        for match in pattern.finditer(data, start, max(start, mask_start)):
-            kind = original.identifiers.get(_decode(match.group(), original.encodings), Kind.FREE_TEXT)
-            severity = Severity.MEDIUM if kind is Kind.FREE_TEXT else Severity.HIGH
-            findings.append(Finding(VerifyRule.ORIGINAL_VALUE_IN_BYTES, f"bytes@{match.start()}", severity,
-                                    detail=kind.value))
+        end = max(start, mask_start)
+        if end > start:
+            folded = data[start:end].lower().decode("latin-1")
+            for position, kind in matcher.matches(folded, data, start):
+                findings.append(Finding(VerifyRule.ORIGINAL_VALUE_IN_BYTES, f"bytes@{position}", _severity(kind),
+                                        detail=kind.value))
         start = max(start, mask_end)
     return findings
 
@@ -142,7 +224,7 @@ def _short_match(visit: Visit, values: tuple[str, ...], original: Original) -> K
     can name a person. Never inside codes (CS, SH, UI, ...): a two-letter ID component equal to
     a true Modality is not a leak."""
     for value in values:
-        parts = {value} if visit.vr != "PN" else {value, *re.split(r"[\^=]", value)}
+        parts = {value} if visit.vr != "PN" else {value, *_NAME_PARTS.split(value)}
         for part in parts:
             found = original.short.get(part.strip().lower())
             if found is not None and visit.tag in found[1]:
@@ -166,32 +248,31 @@ def search_values(visits: list[Visit], original: Original) -> list[Finding]:
             if kind is not None:
                 findings.append(Finding(VerifyRule.ORIGINAL_VALUE_IN_ATTRIBUTE, visit.path, Severity.HIGH,
                                         detail=kind.value))
-    if not _may_match_text([value for _, values in strings for value in values], original.identifiers):
+    if not original.identifiers:
         return findings
-    pattern = _pattern(tuple(sorted(original.identifiers.items())))
-    if pattern is None:
+    texts = [value for _, values in strings for value in values]
+    search = _TextSearch(original, texts)
+    if not search.anywhere(texts):
         return findings
     flagged = {finding.path for finding in findings}
     for visit, values in strings:
         if visit.path in flagged:
             continue
         for value in values:
-            match = pattern.search(value)
-            if match is not None:
-                kind = original.identifiers.get(match.group().lower(), Kind.FREE_TEXT)
-                severity = Severity.MEDIUM if kind is Kind.FREE_TEXT else Severity.HIGH
-                findings.append(Finding(VerifyRule.ORIGINAL_VALUE_IN_ATTRIBUTE, visit.path, severity,
+            kind = search.first(value)
+            if kind is not None:
+                findings.append(Finding(VerifyRule.ORIGINAL_VALUE_IN_ATTRIBUTE, visit.path, _severity(kind),
                                         detail=kind.value))
                 break
     return findings
 
 
 def search_path(output_path: str, original: Original) -> list[Finding]:
-    if not _may_match_text([output_path], original.identifiers):
+    """Every identifier in the output's path (release-relative)."""
+    if not original.identifiers:
         return []
-    pattern = _pattern(tuple(sorted(original.identifiers.items())))
-    match = pattern.search(output_path) if pattern is not None else None
-    if match is None:
+    search = _TextSearch(original, [output_path])
+    kind = search.first(output_path) if search.anywhere([output_path]) else None
+    if kind is None:
         return []
-    kind = original.identifiers.get(match.group().lower(), Kind.FREE_TEXT)
     return [Finding(VerifyRule.VALUE_IN_PATH, "path", Severity.HIGH, detail=kind.value)]
