@@ -46,12 +46,7 @@ OPTION_SETS = {
                               "--clean-pixels", "ocr"),
 }
 # What still fails, by test and option set (strict: an XPASS fails, so a fix removes its entry).
-UNMAPPED = "one output of the archive under these options has no single input in uid_mapping.csv (seen before issue 14)"
-JPEG2K_YBR = "examples_jpeg2k.dcm: YBR_RCT re-encoded and labelled RGB (pixels; fixed on another branch)"
-KNOWN_FAILURES: dict[tuple[str, str], str] = {
-    ("archive", "dates-descriptors-ocr"): UNMAPPED,
-    ("pydicom", "dates-descriptors-ocr"): JPEG2K_YBR,
-}
+KNOWN_FAILURES: dict[tuple[str, str], str] = {}  # none left: every run compares clean (issue 14)
 
 
 def _option_sets(inputs: str) -> list[object]:
@@ -121,10 +116,12 @@ def _sources(root: Path, named: bool) -> dict[str, list[Source]]:
 
 
 def _sop_instance_uid(path: Path) -> str | None:
+    """The input's SOP Instance UID, read with force: a dataset stored without preamble and file
+    meta is published as PS3.10 (issue 14 item 4) and must be paired like any other input."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"])
+            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"], force=True)
     except Exception:  # not DICOM, or too broken to read: the run quarantines or skips it
         return None
     value = ds.get("SOPInstanceUID")

@@ -57,10 +57,10 @@ def test_a_dask_batch_whose_task_fails_is_redone_file_by_file(tmp_path: Path, mo
     serial = _run(tmp_path, inputs, "serial", workers=0)
     real = process_module.process_one
 
-    def failing(src: SourceFile, plan: object, keys: Keys, cfg: WorkerConfig) -> Outcome:
+    def failing(src: SourceFile, plan: object, keys: Keys, cfg: WorkerConfig, **options: bool) -> Outcome:
         if src.path.name == DOOMED:
             raise RuntimeError("injected fault")
-        return real(src, plan, keys, cfg)  # type: ignore[arg-type]
+        return real(src, plan, keys, cfg, **options)  # type: ignore[arg-type]
 
     monkeypatch.setattr(process_module, "process_one", failing)
     in_process = {"n_workers": 1, "threads_per_worker": 1, "processes": False, "dashboard_address": ":0"}
