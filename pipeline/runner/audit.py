@@ -45,6 +45,7 @@ the released studies, and one `MINOR_FAILURE` with the quarantined count and no 
 
 from __future__ import annotations
 
+import logging
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -56,6 +57,8 @@ from pathlib import Path
 
 from pipeline.errors import WriteError
 from pipeline.files import write_atomically
+
+log = logging.getLogger(__name__)
 
 SOFTWARE = "deid-pipeline"
 _UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
@@ -199,10 +202,17 @@ def release_event(released: Iterable[tuple[str, str, str]], quarantined: int, co
     quarantined and nothing is released, 4 when some were quarantined, else 0."""
     pairs: list[tuple[str, str]] = []
     patients: set[str] = set()
+    unlisted = 0
     for patient_id, study_uid, sop_class_uid in released:
+        if not (_is_uid(study_uid) and _is_uid(sop_class_uid)):
+            unlisted += 1  # a published file without a (valid) Study Instance or SOP Class UID names no study
+            continue
         pairs.append((study_uid, sop_class_uid))
-        if patient_id:
+        if patient_id and _is_token(patient_id):
             patients.add(patient_id)
+    if unlisted:
+        log.warning("the audit message lists no study for %d published file(s) without a valid study or SOP "
+                    "class UID", unlisted)
     if not completed:
         outcome = EventOutcome.SERIOUS_FAILURE
     elif quarantined and not pairs:
@@ -314,6 +324,22 @@ def _code(parent: ET.Element, tag: str, code: Code) -> ET.Element:
 
 
 # --- checks: errors name the field, never the value -----------------------------------------
+
+
+def _is_uid(value: str) -> bool:
+    try:
+        _check_uid(value, "uid")
+    except WriteError:
+        return False
+    return True
+
+
+def _is_token(value: str) -> bool:
+    try:
+        _check_token(value, "patient_ids")
+    except WriteError:
+        return False
+    return True
 
 
 def _check_uid(value: str, field: str) -> None:

@@ -24,6 +24,7 @@ from pipeline.runner.audit import (
     ReleasedStudy,
     SopClassCount,
     audit_message,
+    release_event,
     released_studies,
     write_audit_message,
 )
@@ -390,3 +391,32 @@ def test_a_clean_run_reports_success_and_a_release_made_before_the_message_is_mi
     with sqlite3.connect(manifest) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == 2
         assert {"patient_id", "study_uid", "sop_class"} <= {row[1] for row in db.execute("PRAGMA table_info(inputs)")}
+
+
+def test_published_files_without_a_study_uid_do_not_stop_the_audit_message(tmp_path: Path) -> None:
+    """A file published without a Study Instance UID (pydicom ships several) names no study: the
+    message lists the others and still validates; the run ends normally (it once failed here)."""
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    del ds.StudyInstanceUID
+    ds.save_as(inputs / "no_study.dcm")
+    ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    ds.PatientID = "ID WITH SPACES"  # not a token the message can carry: left out, never a crash
+    ds.save_as(inputs / "mr.dcm")
+    key = write_key(tmp_path)
+    release = tmp_path / "release"
+    assert main(["run", str(inputs), "--output", str(release), "--key-file", str(key), "--workers", "0",
+                 "--quiet"]) == 0
+    document = (tmp_path / "release.audit.xml").read_bytes()
+    _assert_valid(document)
+    counts, _, outcome = _listed_in(document)
+    assert sum(counts.values()) == 1 and outcome == EventOutcome.SUCCESS.value
+
+
+def test_release_event_skips_what_it_cannot_name() -> None:
+    event = release_event([("", "", "1.2.840.10008.5.1.4.1.1.2"), ("P1", "2.25.1", "1.2.840.10008.5.1.4.1.1.2"),
+                           ("P 2", "2.25.2", "not a uid")], 0, True, time=datetime(2026, 1, 1, tzinfo=UTC),
+                          run_label="run-1", software_version="0.1.0", destination="release", host="host")
+    assert [s.study_uid for s in event.studies] == ["2.25.1"] and event.patient_ids == ("P1",)
+    _assert_valid(audit_message(event))
