@@ -19,11 +19,12 @@ _END_OF_CODESTREAM = b"\xff\xd9"
 
 def is_truncated_codestream(ds: Dataset, source: UID) -> bool:
     """A JPEG or JPEG 2000 frame of `ds` does not end with its end marker (FFD9, before any
-    zero padding): the codestream was cut short."""
+    padding: zero bytes, or FF fill bytes, which ISO 10918 B.1.1.2 allows around markers): the
+    codestream was cut short."""
     if str(source) not in _MARKER_ENDED or "PixelData" not in ds:
         return False
     try:
         frames = list(generate_frames(ds.PixelData, number_of_frames=int(ds.get("NumberOfFrames") or 1)))
     except Exception:  # the fragments themselves do not parse: not a codestream question
         return False
-    return any(not frame.rstrip(b"\x00").endswith(_END_OF_CODESTREAM) for frame in frames)
+    return any(not frame.rstrip(b"\x00").rstrip(b"\xff").endswith(_END_OF_CODESTREAM) for frame in frames)

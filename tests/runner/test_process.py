@@ -168,3 +168,17 @@ def test_a_reason_is_its_code_and_a_cause_never_the_message() -> None:
     assert error.code == "bad-input:unknown-vr" and InputError.code == "bad-input"
     assert InputError("no cause").code == "bad-input"
     assert all(c.value == c.value.lower() and c.value.replace("-", "").isalnum() for c in Cause)
+
+
+def test_a_fill_byte_after_the_end_marker_is_not_a_truncated_codestream() -> None:
+    """pydicom's JPEG-lossy.dcm ends its frame with FFD9 then an FF fill byte (ISO 10918
+    B.1.1.2): whole, not cut short; a frame cut before its end marker still is."""
+    from pipeline.pixels.codestream import is_truncated_codestream
+
+    ds = pydicom.dcmread(bundled("JPEG-lossy.dcm"))
+    [frame] = list(generate_frames(ds.PixelData, number_of_frames=1))
+    assert frame.rstrip(b"\x00").endswith(b"\xff\xd9\xff")
+    syntax = ds.file_meta.TransferSyntaxUID
+    assert not is_truncated_codestream(ds, syntax)
+    ds.PixelData = encapsulate([frame[: len(frame) // 2]])
+    assert is_truncated_codestream(ds, syntax)
