@@ -244,6 +244,11 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_s
                 action = replacing_action(action, vr)
         else:
             action = resolve(rule, vr, number, types, replacing, default)
+            if in_clean_sequence and action is Action.KEEP and vr in TEXT_VRS:
+                # PS3.15 E.3.5 / E.3.6 (Clean Descriptors, Clean Structured Content): inside a
+                # sequence the option cleans, every text is cleaned, safe-listed text included
+                # (a CodeMeaning there can carry the patient's name).
+                action = Action.CLEAN
         if action is Action.REMOVE:
             ctx.note(number, action)
             del ds[tag]

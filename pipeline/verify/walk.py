@@ -190,6 +190,8 @@ def walk(ds: Dataset, profile: Profile, prefix: str = "", in_clean: bool = False
                 expect = rule.expect
             else:
                 expect = Expect.KEEP if tag in STRUCTURAL else default_expectation(vr, profile, in_clean)
+            if in_clean and expect is Expect.KEEP and vr in TEXT_VRS:
+                expect = Expect.CLEAN  # inside a cleaned sequence, safe-listed text too (PS3.15 E.3.5, E.3.6)
         if removed:
             expect = Expect.ABSENT
         else:
