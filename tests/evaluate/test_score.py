@@ -263,3 +263,24 @@ def test_published_bad_inputs_and_leftover_private_tags_are_leaks(
     assert report.bad_inputs_published == 6
     assert report.private_tags_left == 2
     assert report.identifiers_in_bytes > 0
+
+
+@pytest.mark.parametrize("options", [
+    ("--option", "clean-descriptors"),
+    ("--option", "clean-descriptors", "--option", "clean-structured-content", "--option",
+     "retain-longitudinal-modified-dates"),
+])
+def test_a_release_made_with_clean_options_has_no_leak(tmp_path: Path, options: tuple[str, ...]) -> None:
+    """The archive through the real command line with the Clean options (which keep and clean text
+    instead of removing it): the scorer finds no leak. With clean-descriptors, 33 patient names in
+    Scheduled Protocol Code Sequence's CodeMeaning were published before they were cleaned too."""
+    key_file = tmp_path / "key"
+    key_file.write_text("ab" * 32 + "\n")
+    key_file.chmod(0o600)
+    release, mapping = tmp_path / "release", tmp_path / "mapping"
+    status = main(["run", str(ARCHIVE), "--output", str(release), "--key-file", str(key_file), "--workers", "0",
+                   "--quiet", "--mapping-dir", str(mapping), *options])
+    assert status == 1  # the PDFs and bad inputs are quarantined
+    report = score(release, KEY, mapping / "uid_mapping.csv")
+    assert report.files_scanned > 20
+    assert report.total_leaks == 0, report.to_json(with_findings=False)
