@@ -16,6 +16,7 @@ import contextlib
 import errno
 import os
 import secrets
+from enum import StrEnum
 from pathlib import Path
 
 from pipeline.errors import Cause, WriteError
@@ -141,3 +142,20 @@ def make_private_dir(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(directory, 0o700)
 
+
+class Beside(StrEnum):
+    """What a run keeps beside its release, each named ``<release><suffix>``."""
+
+    MANIFEST = ".manifest.sqlite"
+    QUARANTINE = ".quarantine"
+    STAGING = ".staging"
+    LOCK = ".lock"
+    RUN_RECORD = ".run.json"
+    AUDIT = ".audit.xml"
+    REPORT = ".report"
+
+
+def beside(release: Path, what: Beside) -> Path:
+    """The path of `what` beside the (resolved) release, named after it."""
+    resolved = release.resolve()
+    return resolved.with_name(resolved.name + what.value)

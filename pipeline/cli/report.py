@@ -19,21 +19,22 @@ from pathlib import Path
 
 from pipeline.cli.common import EXIT_OK, Subparsers
 from pipeline.errors import InputError
-from pipeline.report.build import beside, write_run_report
+from pipeline.files import Beside, beside
+from pipeline.report.build import write_run_report
 from pipeline.runner.ledger import quarantined_inputs
 from pipeline.runner.manifest import quarantined_now
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     release: Path = args.release
-    manifest: Path = args.manifest or beside(release, ".manifest.sqlite")
+    manifest: Path = args.manifest or beside(release, Beside.MANIFEST)
     if not manifest.is_file():
         raise InputError("no manifest beside the release: run `deid-pipeline run` first or pass --manifest")
     html_path = write_run_report(release, manifest, args.pixel_preview, args.out)
     counts = json.loads(html_path.with_name("report.json").read_text())["counts"]
     print("report: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     print(f"wrote {html_path.with_name('report.json')} and {html_path}")
-    ledger = (args.quarantine or beside(release, ".quarantine")) / "ledger.jsonl"
+    ledger = (args.quarantine or beside(release, Beside.QUARANTINE)) / "ledger.jsonl"
     listed = quarantined_inputs(ledger, quarantined_now(manifest))
     if listed:
         print("quarantined inputs:")

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.files import write_atomically
+from pipeline.files import Beside, beside, write_atomically
 from pipeline.report.html import MAX_THUMBNAILS, render_html
 
 THUMBNAIL_SIZE = 128
@@ -145,20 +145,14 @@ def write_reports(report: Mapping[str, Any], directory: Path,
 
 
 
-def beside(release: Path, suffix: str) -> Path:
-    """A path beside the release named after it (RELEASE.manifest.sqlite, RELEASE.report)."""
-    resolved = release.resolve()
-    return resolved.with_name(resolved.name + suffix)
-
-
 def write_run_report(release: Path, manifest: Path, previews: Path | None = None, out: Path | None = None) -> Path:
     """Write the run's report.json and report.html (RELEASE.report/ unless `out`); return the page.
     With `previews`, the page shows the before/after PNGs of the cleaned images found there."""
-    report = run_report(manifest, beside(release, ".run.json"))
+    report = run_report(manifest, beside(release, Beside.RUN_RECORD))
     images: dict[str, str] = {}
     if previews is not None and previews.is_dir():
         for png in sorted(previews.glob("*.png"))[:MAX_THUMBNAILS]:
             images[f"cleaned {png.stem}"] = "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode()
-    _, html_path = write_reports(report, out or beside(release, ".report"), images)
+    _, html_path = write_reports(report, out or beside(release, Beside.REPORT), images)
     return html_path
 

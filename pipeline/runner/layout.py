@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import InputError
+from pipeline.files import Beside, beside
 from pipeline.runner.discover import is_inside
-from pipeline.runner.release import staging_folder
-from pipeline.runner.run_record import run_record_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,17 +36,16 @@ class RunPaths:
         release = release.resolve()
         if not release.name:
             raise InputError("the release must be a named folder")
-        beside = release.parent / release.name
-        quarantine = (quarantine or beside.with_name(release.name + ".quarantine")).resolve()
+        quarantine = (quarantine or beside(release, Beside.QUARANTINE)).resolve()
         return cls(
             release=release,
-            staging=(staging or staging_folder(beside)).resolve(),
-            manifest=(manifest or beside.with_name(release.name + ".manifest.sqlite")).resolve(),
+            staging=(staging or beside(release, Beside.STAGING)).resolve(),
+            manifest=(manifest or beside(release, Beside.MANIFEST)).resolve(),
             quarantine=quarantine,
             ledger=quarantine / "ledger.jsonl",
-            lock=beside.with_name(release.name + ".lock"),
-            run_record=run_record_path(release),
-            audit=beside.with_name(release.name + ".audit.xml"),
+            lock=beside(release, Beside.LOCK),
+            run_record=beside(release, Beside.RUN_RECORD),
+            audit=beside(release, Beside.AUDIT),
             mapping_dir=mapping_dir.resolve() if mapping_dir is not None else None,
         )
 

@@ -19,11 +19,10 @@ from pathlib import Path, PurePosixPath
 from pydicom.dataset import Dataset
 
 from pipeline.errors import Cause, InputError, WriteError
-from pipeline.files import PARTIAL_SUFFIX
+from pipeline.files import PARTIAL_SUFFIX, Beside, beside
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _MAX_COMPONENT = 128
-STAGING_SUFFIX = ".staging"
 
 # --- release names ---------------------------------------------------------------------------
 
@@ -51,7 +50,7 @@ def _component(value: object, fallback: str) -> str:
 def staging_folder(release: Path) -> Path:
     """``<release>.staging``: where a run stages outputs, beside the release (so on its file
     system, as `promote`'s link needs) and never inside it."""
-    return release.with_name(release.name + STAGING_SUFFIX)
+    return beside(release, Beside.STAGING)
 
 
 # --- housekeeping ----------------------------------------------------------------------------

@@ -14,9 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 from pipeline.errors import InputError
-from pipeline.files import write_atomically
-
-RUN_RECORD_SUFFIX = ".run.json"
+from pipeline.files import Beside, beside, write_atomically
 
 PACKAGES = (
     "deid-pipeline", "pydicom", "deid", "dask", "distributed", "numpy", "pylibjpeg",
@@ -61,8 +59,7 @@ class RunRecord:
 
 def run_record_path(release: Path) -> Path:
     """Where the run record of `release` lives: ``<release>.run.json`` beside it."""
-    resolved = release.resolve()
-    return resolved.with_name(resolved.name + RUN_RECORD_SUFFIX)
+    return beside(release, Beside.RUN_RECORD)
 
 
 @dataclass(frozen=True, slots=True)
