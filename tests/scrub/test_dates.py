@@ -3,8 +3,12 @@ by the patient's keyed offset (days plus seconds), a DA with its TM as one date-
 
 from __future__ import annotations
 
+import csv
 import datetime
 import io
+import itertools
+import json
+from pathlib import Path
 
 import pydicom
 import pytest
@@ -12,6 +16,8 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from pipeline.cli.main import main
+from pipeline.evaluate.score import score
 from pipeline.profile.plan import compile_plan
 from pipeline.runner.process import scrub_bytes
 from pipeline.scrub.dates import (
@@ -170,3 +176,82 @@ def test_the_shift_is_deterministic(keys: Keys) -> None:
     assert out.AcquisitionDateTime.endswith(".123456+0200") and len(out.AcquisitionDateTime) == 26
     assert len(out.AcquisitionTime) == 4 and out.AcquisitionTime != "1015"
     assert tag_for_keyword("AcquisitionTime") in date_time_pairs().values()
+
+
+# ---------------------------------------------------------------- the sample archive, end to end
+REPO = Path(__file__).resolve().parents[2]
+ARCHIVE, ARCHIVE_KEY = REPO / "sample_data" / "archive", REPO / "sample_data" / "archive_key.json"
+
+
+def _partner(ds: Dataset, keyword: str) -> str | None:
+    """The TM beside a DA, read here on its own: the keyword with one "Date" read as "Time"."""
+    for at in range(len(keyword)):
+        if keyword.startswith("Date", at):
+            other = keyword[:at] + "Time" + keyword[at + 4:]
+            if other in ds and ds[other].VR == "TM" and isinstance(ds[other].value, str):
+                return str(ds[other].value)
+    return None
+
+
+def _temporal(ds: Dataset, prefix: str = "") -> tuple[dict[str, datetime.datetime], dict[str, str]]:
+    """Every full date-time (a DA with its TM to the second, a DT to the second) and every time of
+    day (TM, DT time part) of a dataset at every depth, by attribute path."""
+    moments: dict[str, datetime.datetime] = {}
+    times: dict[str, str] = {}
+    for elem in ds:
+        path, value = prefix + elem.keyword, elem.value
+        if elem.VR == "SQ":
+            for index, item in enumerate(value or ()):
+                inner = _temporal(item, f"{path}[{index}].")
+                moments.update(inner[0])
+                times.update(inner[1])
+        elif not isinstance(value, str) or not value:
+            continue
+        elif elem.VR == "TM":
+            times[path] = value.split(".")[0]
+        elif elem.VR == "DT" and len(value) >= 14 and value[:14].isdigit():
+            moments[path] = datetime.datetime.strptime(value[:14], "%Y%m%d%H%M%S")
+            times[path] = value[8:14]
+        elif elem.VR == "DA" and (time := _partner(ds, elem.keyword)) is not None and len(time) >= 6:
+            moments[path] = datetime.datetime.strptime(value + time[:6], "%Y%m%d%H%M%S")
+    return moments, times
+
+
+def test_the_archive_keeps_every_interval_of_a_patient_and_no_original_time_of_day(tmp_path: Path) -> None:
+    """The sample archive through the command line with Modified Dates: for each patient, the
+    interval between any two of its date-times, across all its files, is the same to the second
+    after as before; no time of day is left as it was at its place; the scorer, reading the
+    answer key, finds no time kept (54 on 27 files before times were modified)."""
+    key_file = tmp_path / "key"
+    key_file.write_text("ab" * 32 + "\n")
+    key_file.chmod(0o600)
+    release, mapping = tmp_path / "release", tmp_path / "mapping"
+    assert main(["run", str(ARCHIVE), "--output", str(release), "--key-file", str(key_file), "--workers", "0",
+                 "--quiet", "--mapping-dir", str(mapping), "--option", "retain-longitudinal-modified-dates"]) == 1
+    answer = json.loads(ARCHIVE_KEY.read_text(encoding="utf-8"))
+    by_sop = {e["sop_instance_uid"]: (rel, e["patient"]) for rel, e in answer["files"].items()
+              if e.get("sop_instance_uid")}
+    with (mapping / "uid_mapping.csv").open(newline="", encoding="utf-8") as handle:
+        old_of = {row["id_new"]: row["id_old"] for row in csv.DictReader(handle)}
+    pairs: dict[str, list[tuple[datetime.datetime, datetime.datetime]]] = {}
+    times_compared = 0
+    outputs = sorted(release.rglob("*.dcm"))
+    assert len(outputs) >= 25
+    for output in outputs:
+        out = pydicom.dcmread(output)
+        rel, patient = by_sop[old_of[str(out.SOPInstanceUID)]]
+        before, after = _temporal(pydicom.dcmread(ARCHIVE / rel)), _temporal(out)
+        assert set(after[0]) <= set(before[0])
+        pairs.setdefault(patient, []).extend((before[0][p], after[0][p]) for p in after[0])
+        for path, time in after[1].items():
+            if path in before[1] and before[1][path].strip("0"):
+                times_compared += 1
+                assert time != before[1][path], (rel, path)
+    assert len(pairs) == 3 and times_compared > 100
+    for patient, moments in pairs.items():
+        assert len(moments) > 20
+        for (in1, out1), (in2, out2) in itertools.combinations(moments, 2):
+            assert out2 - out1 == in2 - in1, patient
+        assert (moments[0][1] - moments[0][0]).total_seconds() % SECONDS_PER_DAY != 0
+    report = score(release, ARCHIVE_KEY, mapping / "uid_mapping.csv")
+    assert report.times_kept == report.dates_unshifted == 0, report.to_json(with_findings=False)
