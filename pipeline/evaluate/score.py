@@ -183,10 +183,14 @@ class Key:
     files: dict[str, _KeyFile]
 
 
-def _patterns(spellings: list[str], bounded: bool) -> tuple[re.Pattern[str], re.Pattern[bytes]]:
+def _patterns(spellings: list[str], bounded: bool, category: str = "") -> tuple[re.Pattern[str], re.Pattern[bytes]]:
+    """The search for one identifier's spellings. A bounded value (a number, date or time) must
+    not be glued to other digits, except that a time of day may follow an eight-digit date: a
+    DT whose date was shifted but whose time part is the original still carries the time."""
     ordered = sorted(set(spellings), key=len, reverse=True)
     body = "|".join(re.escape(s) for s in ordered)
-    text = rf"(?<![0-9.])(?:{body})(?![0-9])" if bounded else f"(?:{body})"
+    dated = "(?:[0-9]{8})?" if category == "time" else ""
+    text = rf"(?<![0-9.]){dated}(?:{body})(?![0-9])" if bounded else f"(?:{body})"
     return re.compile(text, re.IGNORECASE), re.compile(text.encode("latin-1"), re.IGNORECASE)
 
 
@@ -206,7 +210,7 @@ def load_key(path: Path) -> Key:
     """Parse the answer key written by ``sample_data/generate.py``."""
     data = json.loads(path.read_text(encoding="utf-8"))
     identifiers = tuple(
-        _Identifier(ident, item["category"], *_patterns(item["spellings"], bool(item["bounded"])),
+        _Identifier(ident, item["category"], *_patterns(item["spellings"], bool(item["bounded"]), item["category"]),
                     *_lowered(item["spellings"]))
         for ident, item in sorted(data["identifiers"].items())
     )

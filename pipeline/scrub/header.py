@@ -30,7 +30,7 @@ from pipeline.profile.options import BASIC_PROFILE_CODE, OPTION_CODES, Option
 from pipeline.profile.plan import Action, Plan, Rule
 from pipeline.profile.resolution import STRUCTURAL, by_type, combined_code, conformant
 from pipeline.scrub.clean import Identifiers, clean_text
-from pipeline.scrub.dates import date_offset_days, shift_da, shift_dt
+from pipeline.scrub.dates import Offset, original_times, paired_days, patient_offset, shift_da, shift_dt, shift_tm
 from pipeline.scrub.keys import Keys
 from pipeline.scrub.pseudonyms import patient_name_pseudonym, patient_pseudonym
 from pipeline.scrub.uids import is_registered_uid, remap_uid
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 TEXT_VRS = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC", "UR", "AE"})
 DATE_VRS = frozenset({"DA", "DT"})
+SHIFTED_VRS = frozenset({"DA", "DT", "TM"})  # Modified Dates moves all three (pipeline/scrub/dates.py)
 BINARY_VRS = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
 MAX_DEPTH = 64
 
@@ -78,7 +79,8 @@ class _Context:
     pseudonym: str
     identifiers: Identifiers | None = None
     iod: IodTable | None = None  # the object's IOD: combined codes and requirements by Type
-    offset: int | None = None
+    offset: Offset | None = None
+    times: dict[int, tuple[str, ...]] = field(default_factory=dict)  # DA tag -> its TM's original values
     counts: Counter[str] = field(default_factory=Counter)
     touched: set[int] = field(default_factory=set)
     unparsable_dates: int = 0
@@ -88,9 +90,9 @@ class _Context:
         if action is not Action.KEEP:
             self.touched.add(tag)
 
-    def days(self) -> int:
+    def shift(self) -> Offset:
         if self.offset is None:
-            self.offset = date_offset_days(self.patient, self.keys)
+            self.offset = patient_offset(self.patient, self.keys)
         return self.offset
 
 
@@ -107,6 +109,7 @@ def default_action(vr: str, plan: Plan, in_clean_sequence: bool) -> Action:
     | PN LO SH ST LT UT UC UR AE | X (C inside a sequence an option cleans): free text may  |
     |                            | identify; safe ones are in recipes/safe_text.deid        |
     | DA DT                      | X; K with full dates; shifted with modified dates        |
+    | TM                         | K; shifted with modified dates                           |
     | UI                         | registered (standard) UIDs K, every other UID U          |
     | UN                         | X: an unknown value cannot be judged                     |
     | anything else              | K: numbers, codes (CS), geometry, pixel data             |
@@ -115,6 +118,8 @@ def default_action(vr: str, plan: Plan, in_clean_sequence: bool) -> Action:
         return Action.KEEP
     if vr in TEXT_VRS:
         return Action.CLEAN if in_clean_sequence else Action.REMOVE
+    if vr in SHIFTED_VRS and plan.shifts_dates:
+        return Action.SHIFT_DATE
     if vr in DATE_VRS:
         if plan.shifts_dates:
             return Action.SHIFT_DATE
@@ -223,6 +228,7 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_s
         if tag.group % 2 == 1 and 0x0010 <= tag.element <= 0x00FF:
             creators[(tag.group, tag.element)] = str(ds[tag].value or "").strip()
     kept_blocks: set[tuple[int, int]] = set()
+    outer_times, ctx.times = ctx.times, (original_times(elements) if plan.shifts_dates else {})
     removed_groups = _removed_repeating_groups([tag for tag, _ in elements], plan)
     for tag, raw in elements:
         number = int(tag)
@@ -267,6 +273,7 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_s
         if (group, block) not in kept_blocks:
             ctx.note((group << 16) | block, Action.REMOVE)
             del ds[(group << 16) | block]
+    ctx.times = outer_times
 
 
 @functools.lru_cache(maxsize=4096)
@@ -389,20 +396,25 @@ def _clean(ds: Dataset, elem: DataElement, ctx: _Context) -> None:
 
 
 def _shift(ds: Dataset, elem: DataElement, ctx: _Context) -> None:
-    """Modified Dates: DA and DT move by the patient's offset; times and UTC offsets stay;
-    a value that is not a date is removed (and counted), never kept unshifted."""
-    if elem.VR not in DATE_VRS:
-        if elem.VR == "UN" or _dictionary_vr(int(elem.tag)) in DATE_VRS:
+    """Modified Dates (PS3.15 E.3.6): DA, TM and DT move by the patient's offset, a DA with its
+    paired TM as one date-time (pipeline/scrub/dates.py); a value that is not a date or time is
+    removed (and counted), never kept unshifted."""
+    if elem.VR not in SHIFTED_VRS:
+        if elem.VR == "UN" or _dictionary_vr(int(elem.tag)) in SHIFTED_VRS:
             del ds[elem.tag]  # a date the file stores under another VR cannot be shifted: removed
         return
-    shift = shift_da if elem.VR == "DA" else shift_dt
-    days = ctx.days()
+    offset = ctx.shift()
     values = list(elem.value) if isinstance(elem.value, (MultiValue, list)) else [elem.value]
+    times = ctx.times.get(int(elem.tag), ()) if elem.VR == "DA" else ()
     shifted: list[str] = []
-    for value in values:
+    for index, value in enumerate(values):
         if value is None or str(value).strip() == "":
             continue
-        new = shift(str(value), days)
+        if elem.VR == "DA":
+            time = times[index] if len(times) == len(values) else None
+            new = shift_da(str(value), paired_days(offset, time))
+        else:
+            new = (shift_tm if elem.VR == "TM" else shift_dt)(str(value), offset)
         if new is None:
             ctx.unparsable_dates += 1
             del ds[elem.tag]

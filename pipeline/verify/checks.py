@@ -14,13 +14,15 @@ the standard's rules, and what is present must be allowed:
 | BLANK (Z)                          | absent or empty                                           |
 | func:dummy, combined codes         | absent, empty, or not the original (a dummy without one)  |
 | func:uid (U)                       | absent or `2.25.` UIDs, never the original                |
-| func:shift_date                    | valid dates, never the original date                      |
+| func:shift_date                    | valid dates and times, never the original date, never the |
+|                                    |   original time of day at the same place (`time_kept`)    |
 | func:patient_id / patient_name     | never the original                                        |
 | KEEP, func:clean                   | anything here; C text is checked by the search below      |
 | inside a D, X/D, X/Z/D sequence    | what would be kept or cleaned: replaced, never the        |
 |                                    |   original; sequences inside likewise; UIDs by their rule |
 | not named: PN LO SH ST LT UT UC    | absent, unless inside a sequence a C rule cleans          |
-|   UR AE; UN; DA DT                 |   (dates: kept with full dates, shifted with modified)    |
+|   UR AE; UN; DA DT                 |   (dates: kept with full dates, shifted with modified;    |
+|                                    |   TM: kept, shifted with modified)                        |
 | not named: UI                      | a registered UID or a `2.25.` UID, unless Retain UIDs     |
 | private (odd group)                | only what Retain Safe Private keeps (creator + element)   |
 | 50xx / 60xx groups                 | absent unless Clean Graphics                              |
@@ -65,6 +67,8 @@ _SERIOUS_VRS = TEXT_VRS | {"DA", "DT", "UN", "SQ", "OB", "OW", "UI"}
 _META_ALLOWED = frozenset({0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013})
 _DUMMY_MARKERS = ("ANONYM", "REMOVED", "DUMMY", "REDACTED", "UNKNOWN")
 UID_2_25 = re.compile(r"2\.25\.(?:0|[1-9][0-9]{0,38})")
+_TIME = re.compile(r"([01][0-9]|2[0-3])(?:[0-5][0-9](?:([0-5][0-9]|60)(?:\.[0-9]{1,6})?)?)?")  # PS3.5 TM
+_UTC_OFFSET = re.compile(r"[+-][0-9]{4}$")
 
 
 def _read(data: bytes) -> Dataset | None:
@@ -107,6 +111,36 @@ def _valid_date(text: str) -> bool:
     return True
 
 
+def time_of_day(vr: str, value: str) -> str:
+    """The time of day a TM value, or the time part of a DT value, spells, to the second at most:
+    digits only (ACR-NEMA colons dropped), without fraction or UTC offset; "" when there is none
+    (a date-only DT)."""
+    text = value.strip().replace(":", "")
+    if vr == "DT":
+        text = _UTC_OFFSET.sub("", text)[8:]
+    return text.split(".", 1)[0]
+
+
+def time_kept(vr: str, values: tuple[str, ...], before: tuple[str, ...]) -> bool:
+    """Retain Longitudinal Temporal Information with Modified Dates (PS3.15 E.3.6; Table E.1-1 gives
+    C for every TM and DT): whether an original time of day survives in the output.
+
+    The comparison is attribute for attribute and value for value: the value at the same position
+    of the same attribute path in the original, never the set of every original time. A search of
+    the whole file for the original's times would flag coincidences a correct shift produces: six
+    digits occur in UIDs and numbers, and one patient's times are minutes apart, so a shifted
+    SeriesTime may well spell the original StudyTime, or the next value of a multi-valued
+    attribute. At its own place a modified value equals its original only if it was not moved
+    (a shift of whole days). An original of zeros (000000, the PS3.15 dummy of a TM; a DT at
+    midnight) is not judged: it tells no time of day, and a dummy put in its place looks the same.
+    """
+    for new, old in zip(values, before, strict=False):
+        kept = time_of_day(vr, old)
+        if kept and kept.strip("0") and time_of_day(vr, new) == kept:
+            return True
+    return False
+
+
 def _check(visit: Visit, original: Original | None) -> list[Finding]:
     vr, expect, path = visit.vr, visit.expect, visit.path
     serious = Severity.HIGH if vr in _SERIOUS_VRS else Severity.MEDIUM
@@ -143,6 +177,10 @@ def _check(visit: Visit, original: Original | None) -> list[Finding]:
         old = {v[:8] for v in before or ()}
         if any(v[:8] in old for v in values if v):
             return [Finding(VerifyRule.DATE_NOT_SHIFTED, path, Severity.HIGH)]
+    if expect is Expect.SHIFTED and vr in ("TM", "DT") and before and time_kept(vr, values, before):
+        return [Finding(VerifyRule.TIME_NOT_MODIFIED, path, Severity.HIGH)]
+    if expect is Expect.SHIFTED and vr == "TM" and not all(_TIME.fullmatch(v) for v in values if v):
+        return [Finding(VerifyRule.DATE_INVALID, path, Severity.MEDIUM)]
     if expect is Expect.PSEUDONYM and before and values and values == before:
         return [Finding(VerifyRule.VALUE_NOT_REPLACED, path, Severity.HIGH)]
     return []

@@ -44,6 +44,7 @@ class VerifyRule(StrEnum):
     LITERAL_MISMATCH = "literal-mismatch"
     UID_NOT_REMAPPED = "uid-not-remapped"
     DATE_NOT_SHIFTED = "date-not-shifted"
+    TIME_NOT_MODIFIED = "time-not-modified"  # Modified Dates: an original time of day at its own place
     DATE_INVALID = "date-invalid"
     TRAILING_PADDING = "trailing-padding-present"
     IDENTITY_REMOVED_MISSING = "identity-removed-missing"

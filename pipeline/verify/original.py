@@ -87,6 +87,7 @@ _INSTITUTION_SEQUENCES = frozenset({"InstitutionCodeSequence"})
 _CODE_VALUES = frozenset({"CodeValue", "LongCodeValue", "URNCodeValue"})
 _ITEM_INDEX = re.compile(r"\[\d+\]$")
 _FREE_TEXT_VRS = frozenset({"ST", "LT", "UT", "LO"})
+_MODIFIED_VRS = frozenset({"DA", "DT", "TM"})  # func:shift_date modifies these; other VRs (a UTC offset) stay
 WORD = re.compile(r"[^\W_]+")
 LONG = 4  # shorter identifiers would match codes (a true Modality), VR codes and random bytes
 
@@ -247,13 +248,13 @@ def original_identifiers(ds: Dataset, profile: Profile) -> Original:
     visits = list(walk(ds.file_meta, profile)) if hasattr(ds, "file_meta") else []
     sop_class = str(ds.get("SOPClassUID", "") or "").strip("\x00 ") or None
     for visit in visits + list(walk(ds, profile, sop_class=sop_class)):
-        keeps = visit.expect is Expect.KEEP or (visit.expect is Expect.SHIFTED and visit.vr not in ("DA", "DT"))
+        keeps = visit.expect is Expect.KEEP or (visit.expect is Expect.SHIFTED and visit.vr not in _MODIFIED_VRS)
         if keeps and visit.vr in NUMBER_VRS:
             continue  # binary numbers spell no name, ID or date: not decoded, never an excuse
         strings = visit.strings
         values[visit.path] = strings
         if keeps:
-            kept.extend(strings)  # what the output legitimately still holds (times stay with shifted dates)
+            kept.extend(strings)  # what the output legitimately still holds (a UTC offset stays with shifted dates)
         else:
             if visit.expect is Expect.CLEAN:
                 cleaned.extend(strings)

@@ -204,10 +204,10 @@ def default_expectation(vr: str, profile: Profile, in_clean: bool) -> Expect:
         return Expect.KEEP
     if vr in TEXT_VRS:
         return Expect.CLEAN if in_clean else Expect.ABSENT
+    if vr in ("DA", "DT", "TM") and profile.has(MODIFIED_DATES):
+        return Expect.SHIFTED  # PS3.15 E.3.6: dates and times of day are modified
     if vr in ("DA", "DT"):
-        if profile.has(FULL_DATES):
-            return Expect.KEEP
-        return Expect.SHIFTED if profile.has(MODIFIED_DATES) else Expect.ABSENT
+        return Expect.KEEP if profile.has(FULL_DATES) else Expect.ABSENT
     if vr == "UN":
         return Expect.ABSENT
     if vr == "UI":

@@ -196,6 +196,31 @@ def test_one_value_put_back_at_depth_two_is_exactly_one_leak(
     assert str(value).lower() not in capsys.readouterr().out.lower()
 
 
+def test_a_time_of_day_left_in_a_datetime_whose_date_moved_is_counted(
+    clean: tuple[Path, Path, dict[str, str]], key: dict[str, Any], tmp_path: Path,
+) -> None:
+    """Modified Dates moves times too (PS3.15 E.3.6): a DT with a shifted date but the original
+    time part still carries the time of day, and counts once as a time kept; the same digits
+    glued into a longer number (a UID component) do not."""
+    entry = next(e for _, e in sorted(key["files"].items())
+                 if e["kind"] == "good" and any(p["where"] == "AcquisitionTime" for p in e["plants"]))
+    (plant,) = [p for p in entry["plants"] if p["where"] == "AcquisitionTime"]
+    time = key["identifiers"][plant["identifier"]]["value"]
+    release = _variant(clean, tmp_path)
+    name = f"{clean[2][entry['sop_instance_uid']]}.dcm"
+
+    def put_back(ds: Dataset) -> None:
+        ds.AcquisitionDateTime = "19990101" + time + ".5+0100"
+        ds.ReferencedImageSequence = [Dataset()]
+        ds.ReferencedImageSequence[0].ReferencedSOPInstanceUID = "2.25.1" + "19990101" + time
+
+    _edit(release / name, put_back)
+    report = score(release, KEY)
+    assert [(f.category, f.file, f.item, f.where) for f in report.findings if f.category is Category.TIMES_KEPT] == [
+        (Category.TIMES_KEPT, name, plant["identifier"], "AcquisitionDateTime")]
+    assert report.total_leaks == 0
+
+
 def test_uid_mapping_pairs_files_when_the_signature_is_gone(
     clean: tuple[Path, Path, dict[str, str]], tmp_path: Path
 ) -> None:

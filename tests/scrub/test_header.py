@@ -19,7 +19,7 @@ from pipeline.errors import PipelineError
 from pipeline.profile.plan import compile_plan
 from pipeline.profile.resolution import STRUCTURAL_REASONS
 from pipeline.runner.process import scrub_bytes
-from pipeline.scrub.dates import MAX_SHIFT_DAYS, date_offset_days
+from pipeline.scrub.dates import MAX_SHIFT_DAYS, MIN_SHIFT_SECONDS, patient_offset
 from pipeline.scrub.header import scrub
 from pipeline.scrub.keys import Keys
 from tests.conftest import bundled, make_dataset
@@ -106,22 +106,23 @@ def test_patient_pseudonym_is_stable_and_the_lookup_table_wins(keys: Keys) -> No
     assert c.PatientID == "RESEARCH-007"
 
 
-def test_dates_shift_by_one_offset_per_patient_and_keep_intervals(keys: Keys) -> None:
-    first = make_dataset(study="1.2.3.100")
+def _moment(day: str, time: str) -> datetime.datetime:
+    return datetime.datetime.strptime(day + time[:6], "%Y%m%d%H%M%S")
+
+
+def test_dates_and_times_shift_by_one_offset_per_patient_and_keep_intervals(keys: Keys) -> None:
+    """Modified Dates (PS3.15 E.3.6, Table E.1-1: C for DA, TM and DT): StudyDate/StudyTime move
+    as one date-time, a DT moves whole (fraction and UTC offset kept), and the interval between
+    two date-times of the patient survives to the second."""
+    first = make_dataset(study="1.2.3.100")  # 20240131 101500
     second = make_dataset(study="1.2.3.200")
-    second.StudyDate = "20240305"
+    second.StudyDate, second.StudyTime = "20240305", "083000"
     second.AcquisitionDateTime = "20240305083000.5+0100"
-    first.StudyTime = "101500"
     out1, out2 = scrubbed(first, keys, MODIFIED), scrubbed(second, keys, MODIFIED)
-
-    def day(value: str) -> datetime.date:
-        return datetime.datetime.strptime(value[:8], "%Y%m%d").date()
-
-    assert out1.StudyDate != "20240131"
-    assert (day(out2.StudyDate) - day(out1.StudyDate)).days == (day("20240305") - day("20240131")).days
-    assert out2.AcquisitionDateTime.endswith("083000.5+0100")
-    assert out2.AcquisitionDateTime[:8] == out2.StudyDate
-    assert out1.StudyTime == "101500"
+    assert out1.StudyDate != "20240131" and out1.StudyTime != "101500" and out2.StudyTime != "083000"
+    before = _moment("20240305", "083000") - _moment("20240131", "101500")
+    assert _moment(out2.StudyDate, out2.StudyTime) - _moment(out1.StudyDate, out1.StudyTime) == before
+    assert out2.AcquisitionDateTime == out2.StudyDate + out2.StudyTime + ".5+0100"
     assert out1.LongitudinalTemporalInformationModified == "MODIFIED"
     # Both StudyDates were 20240131: another patient's shifted date differs because the offset
     # does (MRN0001 and MRN0002 get -1132 and -221 days under the test key).
@@ -130,24 +131,23 @@ def test_dates_shift_by_one_offset_per_patient_and_keep_intervals(keys: Keys) ->
 
 
 def _offset(patient_id: str, study_date: str, keys: Keys, instance: str | None = None) -> int:
-    """The days a scrubbed file's StudyDate moved, seen from the output alone."""
+    """The seconds a scrubbed file's StudyDate/StudyTime moved, seen from the output alone."""
     ds = make_dataset(patient_id=patient_id, instance=instance)
     ds.StudyDate = study_date
     out = scrubbed(ds, keys, MODIFIED)
-    shifted = datetime.datetime.strptime(out.StudyDate, "%Y%m%d").date()
-    return (shifted - datetime.datetime.strptime(study_date, "%Y%m%d").date()).days
+    return int((_moment(out.StudyDate, out.StudyTime) - _moment(study_date, ds.StudyTime)).total_seconds())
 
 
 def test_each_patient_has_its_own_date_offset_and_keeps_it_across_files(keys: Keys, other_keys: Keys) -> None:
-    """Modified Dates (PS3.15 E.3.6): one offset per patient, derived from the key. Patients
-    chosen so their keyed offsets differ (checked first); an offset shared by every patient,
-    or one that changes between a patient's files, fails here."""
+    """Modified Dates (PS3.15 E.3.6): one offset per patient, days and seconds derived from the
+    key. Patients chosen so their keyed offsets differ (checked first); an offset shared by every
+    patient, or one that changes between a patient's files, fails here."""
     patients = ("MRN0001", "MRN0002", "MRN0003", "MRN0004")
-    expected = {p: date_offset_days(f"PatientID:{p}", keys) for p in patients}
-    assert len(set(expected.values())) == len(patients)  # the IDs are chosen so the offsets differ
+    expected = {p: patient_offset(f"PatientID:{p}", keys) for p in patients}
+    assert len({o.days for o in expected.values()}) == len({o.seconds for o in expected.values()}) == len(patients)
     seen = {p: _offset(p, "20240131", keys) for p in patients}
-    assert seen == expected
-    assert all(-MAX_SHIFT_DAYS <= days <= -1 for days in seen.values())
+    assert seen == {p: o.total for p, o in expected.items()}
+    assert all(-MAX_SHIFT_DAYS <= o.days <= -1 and MIN_SHIFT_SECONDS <= o.seconds < 86400 for o in expected.values())
     for patient in patients:  # another file of the same patient, another study on another day
         assert _offset(patient, "20191107", keys, instance="1.2.826.0.1.3680043.10.1.77") == seen[patient]
     assert {p: _offset(p, "20240131", other_keys) for p in patients} != seen  # the key decides

@@ -123,8 +123,11 @@ def check(where: str, row: dict[str, object], code: str, column: str, original: 
         if vr in ("DA", "DT"):
             assert present and value != original.value, label
             datetime.datetime.strptime(str(value)[:8], "%Y%m%d")
+        elif vr == "TM":  # times of day are modified too (Table E.1-1: C)
+            assert present and value != original.value, label
+            datetime.datetime.strptime(str(value)[:6], "%H%M%S")
         else:
-            assert present and value == original.value, label  # times of day are kept
+            assert present and value == original.value, label  # Timezone Offset From UTC: kept
         return
     if tag in (0x00100010, 0x00100020) and column == "basic_profile":
         assert present and value and str(value) != str(original.value), label

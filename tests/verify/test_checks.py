@@ -18,6 +18,7 @@ from pipeline.cli import main
 from pipeline.errors import ProfileError
 from pipeline.profile.plan import compile_plan
 from pipeline.runner.process import scrub_bytes
+from pipeline.scrub.dates import patient_offset
 from pipeline.scrub.keys import Keys
 from pipeline.verify.checks import verify_bytes
 from pipeline.verify.findings import Finding, Severity, VerifyRule
@@ -192,6 +193,64 @@ def test_date_not_shifted_is_caught_with_modified_dates() -> None:
     output = mutate(scrub(original, options), lambda ds: setattr(ds, "StudyDate", study_date))
     findings = verify_bytes(output, options, original)
     assert Finding(VerifyRule.DATE_NOT_SHIFTED, "StudyDate", Severity.HIGH) in findings
+
+
+MODIFIED = ("retain-longitudinal-modified-dates",)
+
+
+def _timed(study_time: str = "101500", series_time: str = "113000") -> bytes:
+    """The planted CT with times of day at the top level, in a DT, and in a sequence item."""
+    ds = read(planted())
+    ds.StudyTime, ds.SeriesTime = study_time, series_time
+    ds.AcquisitionDateTime = "20040119072731.25+0100"
+    ds.ReferencedInstanceSequence[0].ProcedureCodeSequence[0].ContrastBolusStartTime = "0915"
+    return encode(ds)
+
+
+def test_a_clean_output_with_modified_times_passes() -> None:
+    original = _timed()
+    findings = verify_bytes(scrub(original, MODIFIED), MODIFIED, original)
+    assert not {"time-not-modified", "date-not-shifted", "date-invalid"} & rules(findings), findings
+
+
+@pytest.mark.parametrize(("where", "put_back"), [
+    ("StudyTime", lambda ds: setattr(ds, "StudyTime", "101500")),
+    ("StudyTime", lambda ds: setattr(ds, "StudyTime", "10:15:00.000")),  # another spelling, same time
+    ("AcquisitionDateTime", lambda ds: setattr(ds, "AcquisitionDateTime", ds.AcquisitionDateTime[:8] + "072731")),
+    ("ReferencedInstanceSequence[0].ProcedureCodeSequence[0].ContrastBolusStartTime",
+     lambda ds: setattr(ds.ReferencedInstanceSequence[0].ProcedureCodeSequence[0], "ContrastBolusStartTime", "0915")),
+])
+def test_an_original_time_of_day_planted_back_is_caught(where: str, put_back: Callable[[Dataset], None]) -> None:
+    """PS3.15 E.3.6 (Table E.1-1: C for TM and DT): with the original at hand, an original time
+    of day at its own place in an otherwise clean output is `time-not-modified`; the date of the
+    DT stays shifted, so only the time rule can see it."""
+    original = _timed()
+    output = mutate(scrub(original, MODIFIED), put_back)
+    findings = verify_bytes(output, MODIFIED, original)
+    assert Finding(VerifyRule.TIME_NOT_MODIFIED, where, Severity.HIGH) in findings
+    assert [f.path for f in findings if f.rule == VerifyRule.TIME_NOT_MODIFIED] == [where]
+
+
+def test_a_shifted_time_that_spells_another_original_time_is_no_finding() -> None:
+    """One patient's times are close: with SeriesTime exactly the patient's shift after StudyTime,
+    the correctly shifted StudyTime spells the original SeriesTime. Compared place by place, that
+    is no finding; a midnight original kept (000000: a dummy's spelling) is none either."""
+    seconds = patient_offset(f"PatientID:{PATIENT_ID}", Keys(key=KEY)).seconds
+    later = 10 * 3600 + seconds
+    series_time = f"{later // 3600 % 24:02d}{later // 60 % 60:02d}{later % 60:02d}"
+    original = _timed("100000", series_time)
+    output = scrub(original, MODIFIED)
+    assert read(output).StudyTime == series_time  # the coincidence is real
+    assert "time-not-modified" not in rules(verify_bytes(output, MODIFIED, original))
+    midnight = _timed("000000")
+    kept = mutate(scrub(midnight, MODIFIED), lambda ds: setattr(ds, "StudyTime", "000000"))
+    assert "time-not-modified" not in rules(verify_bytes(kept, MODIFIED, midnight))
+
+
+def test_a_time_that_is_not_a_time_is_invalid_with_modified_dates() -> None:
+    original = _timed()
+    output = mutate(scrub(original, MODIFIED), lambda ds: setattr(ds, "StudyTime", "2561"))
+    assert Finding(VerifyRule.DATE_INVALID, "StudyTime", Severity.MEDIUM) in verify_bytes(output, MODIFIED, original)
 
 
 def test_blanked_attribute_with_a_value_is_caught_even_without_original() -> None:
