@@ -80,7 +80,7 @@ def parse_source(text: str, studies: tuple[str, ...] = (), query: tuple[tuple[st
         raise InputError("--study and --query filter a DICOMweb source only")
     if parts.scheme == "file":
         return Source(SourceKind.FOLDER, parts.path)
-    if len(parts.scheme) > 1:  # a one-letter scheme is a Windows drive
+    if len(parts.scheme) > 1 and "://" in text:  # a one-letter scheme is a Windows drive; "a:b" a file name
         return Source(SourceKind.FSSPEC, text)
     return Source(SourceKind.FOLDER, text)
 
