@@ -337,6 +337,7 @@ def test_an_instance_the_server_keeps_refusing_is_quarantined_alone_and_the_reru
         assert proxy.retrievals()[before:] == [f"/dicom-web/studies/{study}/series/{series}/instances/{refused}"]
     assert counts["this run"]["written"] == 1
     assert release_files(release) == release_files(folder_release)
+    assert rows(release) == rows(folder_release)  # the row of the unread instance went when it was read
 
 
 def test_a_listing_the_server_refuses_is_an_error_naming_endpoint_and_status(
