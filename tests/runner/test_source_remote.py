@@ -12,7 +12,9 @@ import hashlib
 import http.server
 import json
 import re
+import signal
 import sqlite3
+import subprocess
 import threading
 import urllib.error
 import urllib.request
@@ -32,6 +34,7 @@ from pipeline.runner.source_remote import is_fetch_failure, version_stamp
 from pipeline.runner.sources import Source, SourceKind
 from tests.conftest import REPO, bundled
 from tests.conftest_run import release_files, write_key
+from tests.runner.test_faults import CLI, Cluster
 from tests.servers import S3_ENV, Moto, Orthanc, orthanc, s3  # noqa: F401 (fixtures)
 
 ARCHIVE = REPO / "sample_data" / "archive"
@@ -126,9 +129,10 @@ class Proxy:
     without ``Authorization: Bearer <token>``. Logs (path, status answered) of every request."""
 
     def __init__(self, upstream: str, fail: Callable[[int, str], int | None] = lambda n, p: None,
-                 token: str | None = None) -> None:
-        self.upstream, self.fail, self.token = upstream, fail, token
+                 token: str | None = None, hold: Callable[[int, str], bool] = lambda n, p: False) -> None:
+        self.upstream, self.fail, self.token, self.hold = upstream, fail, token, hold
         self.log: list[tuple[str, int]] = []
+        self.holding, self.let_go = threading.Event(), threading.Event()  # a request `hold` picked is held
         self._lock = threading.Lock()
         proxy = self
 
@@ -160,11 +164,15 @@ class Proxy:
     def answer(self, path: str, headers: object) -> tuple[int, dict[str, str], bytes]:
         with self._lock:
             number = len(self.log) + 1
-            status = self.fail(number, path)
+            held = self.hold(number, path)
+            status = 503 if held else self.fail(number, path)
             if status is None and self.token is not None and \
                     getattr(headers, "get")("Authorization") != f"Bearer {self.token}":  # noqa: B009
                 status = 401
             self.log.append((path, status or 200))
+        if held:  # until the test lets it go: whoever asked may be dead by then
+            self.holding.set()
+            self.let_go.wait(timeout=120)
         if status is not None:
             return status, {"Content-Type": "text/plain"}, b"failed on purpose\n"
         accept = getattr(headers, "get")("Accept") or "*/*"  # noqa: B009
@@ -186,11 +194,12 @@ class Proxy:
 
 @contextlib.contextmanager
 def proxy_for(server: Orthanc, fail: Callable[[int, str], int | None] = lambda n, p: None,
-              token: str | None = None) -> Iterator[Proxy]:
-    proxy = Proxy(server.dicomweb, fail, token)
+              token: str | None = None, hold: Callable[[int, str], bool] = lambda n, p: False) -> Iterator[Proxy]:
+    proxy = Proxy(server.dicomweb, fail, token, hold)
     try:
         yield proxy
     finally:
+        proxy.let_go.set()
         proxy.close()
 
 
@@ -374,3 +383,37 @@ def test_a_bearer_token_from_a_file_reaches_the_server_from_every_worker_and_is_
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_worker_killed_while_it_retrieves_loses_nothing_and_publishes_nothing_twice(
+        held: tuple[Orthanc, Path], folder_release: Path, tmp_path: Path) -> None:
+    """The only worker is killed (SIGKILL) while its WADO-RS retrieval hangs; another takes its
+    batch over: the release is the folder run's, each input has one row, and a rerun does nothing."""
+    server, _ = held
+    cluster = Cluster(tmp_path / "dask")
+    release = tmp_path / "out" / "release"
+    command = [str(CLI), "run", "", "--output", str(release), "--key-file", str(write_key(tmp_path / "secrets")),
+               "--quiet", "--batch-size", "4", "--scheduler", cluster.address]
+    wado = iter(range(1, 1000))
+    try:
+        with proxy_for(server, hold=lambda number, path: bool(WADO.search(path)) and next(wado) == 6) as proxy:
+            command[2] = proxy.source
+            cluster.scheduler()
+            doomed = cluster.worker("worker-a")
+            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            assert proxy.holding.wait(timeout=120)
+            cluster.worker("worker-b")
+            doomed.send_signal(signal.SIGKILL)
+            doomed.wait(timeout=10)
+            proxy.let_go.set()
+            _out, err = process.communicate(timeout=240)
+            assert process.returncode == 1, err.decode()[-2000:]  # the archive's bad files are quarantined
+            assert release_files(release) == release_files(folder_release)
+            assert rows(release) == rows(folder_release)
+            retrieved = len(proxy.retrievals())
+            again = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
+            assert len(proxy.retrievals()) == retrieved
+    finally:
+        cluster.stop()
+    assert sum(this_run(again.stdout)["this run"].values()) == 0
+    assert release_files(release) == release_files(folder_release)
