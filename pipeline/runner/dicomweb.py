@@ -19,6 +19,7 @@ error is a `SourceError` naming the endpoint, the transaction and the HTTP statu
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -38,6 +39,9 @@ TIMEOUT = (10.0, 120.0)  # seconds to connect, seconds between bytes
 RETRIES, BACKOFF_SECONDS = 4, 0.25
 RETRIED_STATUSES = (408, 429, 500, 502, 503, 504)
 _CHUNK = 1 << 20
+# They log request URLs, which hold the original Study, Series and SOP Instance UIDs (urllib3 even
+# at WARNING level, for each retry after a broken connection): they are kept to their errors.
+_CHATTY = ("urllib3", "dicomweb_client")
 _ENVELOPE = 1 << 16  # room for the multipart/related boundaries and part headers around one instance
 _STUDY_UID, _SERIES_UID, _SOP_UID = "0020000D", "0020000E", "00080018"
 _ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
@@ -104,6 +108,8 @@ def open_session(credentials: Credentials) -> Any:
         from urllib3.util.retry import Retry
     except ImportError as exc:
         raise SourceError("a DICOMweb source needs dicomweb-client: install deid-pipeline[cloud]") from exc
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(logging.ERROR)
     session = requests.Session()
     session.verify = credentials.ca_bundle or True  # never off
     if credentials.token is not None:

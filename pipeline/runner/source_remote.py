@@ -40,11 +40,13 @@ from pipeline.errors import InputError, SourceError
 from pipeline.runner.dicomweb import Credentials, instance_uids, open_session, retrieve_instance
 from pipeline.runner.discover import RemoteKind, RemoteObject, SourceFile, discover
 from pipeline.runner.ledger import relative_input
-from pipeline.runner.sources import Source, SourceKind
+from pipeline.runner.sources import Source, SourceKind, quiet_store_clients
 
 FETCH_FAILED = SourceError.code  # the prefix of the quarantine reason of an input that could not be fetched
 _VERSION_FIELDS = ("ETag", "etag", "generation", "VersionId", "md5Hash", "mtime", "LastModified", "created")
-_sessions: dict[str, Any] = {}  # DICOMweb base URL -> the retrying session of this worker process
+_sessions: dict[tuple[str, Credentials], Any] = {}  # (DICOMweb base URL, credentials) -> a retrying session
+_stores: dict[tuple[str, str], Any] = {}  # (protocol, digest of the SDKs' environment) -> file system
+_SDK_ENVIRONMENT = ("AWS_", "GOOGLE_", "GCE_", "GCSFS_", "FSSPEC_", "AZURE_", "BOTO_")
 
 
 class FetchError(SourceError):
@@ -94,6 +96,7 @@ def _remote(source: Source, number: int) -> Iterator[tuple[int, int, RemoteObjec
 
 def _objects(url: str, number: int) -> Iterator[tuple[int, int, RemoteObject]]:
     fs, root = _filesystem(url)
+    fs.invalidate_cache()  # fsspec keeps file systems, and their listings, for the life of the process
     root = root.rstrip("/")
     try:
         if fs.isfile(root):
@@ -147,14 +150,30 @@ def _instances(source: Source, number: int) -> Iterator[tuple[int, int, RemoteOb
 
 
 def _filesystem(url: str) -> tuple[Any, str]:
+    """The file system of `url` and the path in it: one per protocol and process, made afresh when the
+    environment the cloud SDKs read (``AWS_*``, ``GOOGLE_*``, ``FSSPEC_*``...) has changed, where
+    fsspec's own cache would keep a client made under the old one (an endpoint, rotated credentials)."""
     import fsspec  # a dependency of dask; s3fs, gcsfs and others come with the [cloud] extra
 
+    quiet_store_clients()
     try:
-        fs, path = fsspec.core.url_to_fs(url)
+        if "::" in url:  # a chained URL (e.g. simplecache::s3://...): fsspec builds the chain
+            fs, path = fsspec.core.url_to_fs(url)
+            return fs, str(path)
+        protocol = url.split("://", 1)[0]
+        key = (protocol, _environment_digest())
+        fs = _stores.get(key)
+        if fs is None:
+            fs = _stores.setdefault(key, fsspec.filesystem(protocol, skip_instance_cache=True))
+        return fs, str(fs._strip_protocol(url))
     except (ImportError, ValueError) as exc:
         raise SourceError(f"{url.split('://')[0]}://: no filesystem for this URL ({type(exc).__name__}); "
-                          "install deid-pipeline[cloud]") from exc
-    return fs, str(path)
+                          "install deid-pipeline[cloud] (gcsfs for gs://)") from exc
+
+
+def _environment_digest() -> str:
+    settings = sorted((name, value) for name, value in os.environ.items() if name.startswith(_SDK_ENVIRONMENT))
+    return hashlib.sha256(repr(settings).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 # --- the worker: fetching ---------------------------------------------------------------------
@@ -164,9 +183,10 @@ def fetch(remote: RemoteObject, limit: int) -> bytes:
     """The bytes of a remote input, read by the worker; a `SourceError` (``source-failed:<kind>``)
     when the store or server will not give them after its retries, or they exceed `limit`."""
     if remote.kind is RemoteKind.DICOMWEB:
-        session = _sessions.get(remote.url)
+        credentials = Credentials.from_environ(os.environ)  # read again: a token may be rotated mid-run
+        session = _sessions.get((remote.url, credentials))
         if session is None:
-            session = _sessions.setdefault(remote.url, open_session(Credentials.from_environ(os.environ)))
+            session = _sessions.setdefault((remote.url, credentials), open_session(credentials))
         study, series, sop = remote.key.split("/")
         return retrieve_instance(session, remote.url, (study, series, sop), limit)
     fs, path = _filesystem(remote.url)

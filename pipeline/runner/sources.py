@@ -23,6 +23,7 @@ and stops listing there, so a cap on a very large collection does not list it al
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -122,14 +123,26 @@ def _folder(root: Path) -> Iterator[Instance]:
             yield Instance(path.relative_to(root).as_posix(), path.read_bytes())
 
 
+# They log object keys (source paths: identifying) at DEBUG level, some on retries at WARNING.
+_CHATTY = ("fsspec", "s3fs", "gcsfs", "botocore", "aiobotocore", "urllib3", "google")
+
+
+def quiet_store_clients() -> None:
+    """Keep the object stores' client libraries to their errors: they log keys and URLs."""
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def _fsspec(url: str, storage_options: dict[str, Any]) -> Iterator[Instance]:
     import fsspec  # a dependency of dask; s3fs and others come with the [cloud] extra
 
+    quiet_store_clients()
     try:
         fs, root = fsspec.core.url_to_fs(url, **storage_options)
     except (ImportError, ValueError) as exc:
         raise SourceError(f"{url}: no filesystem for this URL ({type(exc).__name__}); "
                           "install deid-pipeline[cloud]") from exc
+    fs.invalidate_cache()  # fsspec keeps file systems, and their listings, for the life of the process
     root = root.rstrip("/")
     try:
         if fs.isfile(root):

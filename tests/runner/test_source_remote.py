@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import http.server
 import json
+import logging
 import re
 import signal
 import sqlite3
@@ -243,15 +244,19 @@ def test_reference_quarantine_is_refused_for_remote_inputs(s3_env: Moto, tmp_pat
 # --- an object store ----------------------------------------------------------------------------
 
 
-def test_a_bucket_gives_the_release_of_the_same_folder_byte_for_byte(s3_env: Moto, tmp_path: Path) -> None:
+def test_a_bucket_gives_the_release_of_the_same_folder_byte_for_byte(s3_env: Moto, tmp_path: Path,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
     files = {p.relative_to(ARCHIVE).as_posix(): p.read_bytes() for p in ARCHIVE.rglob("*") if p.is_file()}
     url = upload(s3_env, files)
+    caplog.set_level(logging.DEBUG)  # of the runs
     local, remote = tmp_path / "local" / "release", tmp_path / "remote" / "release"
     assert run([str(ARCHIVE)], local) == run([url], remote) == 1  # the archive's bad files are quarantined
     assert release_files(remote) == release_files(local) and len(release_files(local)) > 20
     assert rows(remote) == rows(local)  # same content hashes, outcomes, outputs and reasons
     names = {(line["root"], line["input"], line["reason"]) for line in ledger(remote)}
     assert names == {(line["root"], line["input"], line["reason"]) for line in ledger(local)}  # prefix-relative
+    patients = {path.name for path in ARCHIVE.iterdir()} - {"bad"}
+    assert len(patients) == 3 and not any(patient in caplog.text for patient in patients)  # keys are not logged
 
 
 def test_a_rerun_over_a_bucket_fetches_only_new_and_changed_objects(
@@ -298,9 +303,11 @@ def test_study_selects_one_study_of_the_server(held: tuple[Orthanc, Path], folde
 
 
 def test_a_server_failing_every_third_request_is_retried_and_a_rerun_fetches_nothing(
-        held: tuple[Orthanc, Path], folder_release: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        held: tuple[Orthanc, Path], folder_release: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
     server, _ = held
     release = tmp_path / "out" / "release"
+    caplog.set_level(logging.DEBUG)
     with proxy_for(server, lambda number, path: (503 if number % 2 else 500) if number % 3 == 0 else None) as proxy:
         assert run([proxy.source], release) == 1
         first = this_run(capsys.readouterr().out)
@@ -314,6 +321,9 @@ def test_a_server_failing_every_third_request_is_retried_and_a_rerun_fetches_not
         assert len(proxy.retrievals()) == retrieved  # the rerun listed, and retrieved nothing
     assert sum(again["this run"].values()) == 0
     assert again["unchanged since an earlier run"] == first["this run"]
+    with open_session(Credentials()) as session:
+        uids = {uid for triple in instance_uids(session, server.dicomweb, (), ()) for uid in triple}
+    assert "/studies/" not in caplog.text and not any(uid in caplog.text for uid in uids)  # not even retries
 
 
 def test_an_instance_the_server_keeps_refusing_is_quarantined_alone_and_the_rerun_completes(
