@@ -23,18 +23,23 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import fsspec
 import pytest
 import requests
 import s3fs
 
 from pipeline.cli import main
 from pipeline.cli.run import inputs_of
-from pipeline.errors import InputError
+from pipeline.errors import InputError, SourceError
+from pipeline.profile.plan import compile_plan
 from pipeline.runner.dicomweb import RETRIES, Credentials, instance_uids, open_session, retrieve_instance
-from pipeline.runner.source_remote import is_fetch_failure, version_stamp
+from pipeline.runner.outcome import Disposition
+from pipeline.runner.process import WorkerConfig, process_one
+from pipeline.runner.source_remote import discover_inputs, fetch, is_fetch_failure, place, version_stamp
 from pipeline.runner.sources import Source, SourceKind
+from pipeline.scrub.keys import Keys
 from tests.conftest import REPO, bundled
-from tests.conftest_run import release_files, write_key
+from tests.conftest_run import KEY_HEX, release_files, write_key
 from tests.runner.test_faults import CLI, Cluster
 from tests.servers import S3_ENV, Moto, Orthanc, orthanc, s3  # noqa: F401 (fixtures)
 
@@ -239,6 +244,40 @@ def test_reference_quarantine_is_refused_for_remote_inputs(s3_env: Moto, tmp_pat
     url = upload(s3_env, {"a.dcm": bundled("CT_small.dcm").read_bytes()})
     assert run([url], tmp_path / "out" / "release", "--quarantine-mode", "reference") == 2
     assert not (tmp_path / "out" / "release").exists()
+
+
+def test_local_and_remote_inputs_are_numbered_in_one_stream(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    for name in ("a.dcm", "b.dcm"):
+        (tmp_path / "in" / name).write_bytes(b"local")
+    fs = fsspec.filesystem("memory")
+    prefix = f"/{uuid.uuid4().hex}"
+    fs.pipe({f"{prefix}/x/1.dcm": b"one", f"{prefix}/2.dcm": b"two"})
+    try:
+        found = list(discover_inputs((tmp_path / "in",), (Source(SourceKind.FSSPEC, f"memory://{prefix}"),)))
+    finally:
+        fs.rm(prefix, recursive=True)
+    assert [src.index for src in found] == [0, 1, 2, 3]
+    assert [src.remote is None for src in found] == [True, True, False, False]
+    assert [place(src, (tmp_path / "in",)) for src in found[2:]] == [(2, "2.dcm"), (2, "x/1.dcm")]  # files first
+    assert found[2].size == 3 and found[2].remote is not None and found[2].remote.url == f"memory://{prefix}/2.dcm"
+
+
+def test_an_object_gone_since_it_was_listed_is_quarantined_unread_and_nothing_is_kept(
+        s3_env: Moto, tmp_path: Path) -> None:
+    url = upload(s3_env, {"a.dcm": bundled("CT_small.dcm").read_bytes()})
+    [src] = discover_inputs((), (Source(SourceKind.FSSPEC, url),))
+    s3fs.S3FileSystem(**s3_env.s3_options).rm(url.removeprefix("s3://") + "/a.dcm")
+    cfg = WorkerConfig(tmp_path / "release", tmp_path / "quarantine")
+    cfg.quarantine.mkdir()
+    outcome = process_one(src, compile_plan("basic", []), Keys(key=bytes.fromhex(KEY_HEX)), cfg)
+    assert (outcome.disposition, outcome.reason) == (Disposition.QUARANTINED, "source-failed:not-found")
+    assert outcome.source_id.startswith("path-") and list(cfg.quarantine.iterdir()) == []
+    assert src.remote is not None
+    upload(s3_env, {"a.dcm": b"x" * 11}, url.split("/")[2])  # back, and larger than a file may be
+    with pytest.raises(SourceError) as caught:
+        fetch(src.remote, 10)
+    assert caught.value.code == "source-failed:too-large"
 
 
 # --- an object store ----------------------------------------------------------------------------
