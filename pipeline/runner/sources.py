@@ -75,6 +75,9 @@ def parse_source(text: str, studies: tuple[str, ...] = (), query: tuple[tuple[st
     if parts.scheme in _DICOMWEB_SCHEMES:
         if not parts.netloc:
             raise InputError("a DICOMweb source needs a host: dicomweb+http://host:port/prefix")
+        if parts.query or parts.fragment:  # it would be repeated in every error message
+            raise InputError("a DICOMweb source URL takes no query or fragment: filters go in --query, "
+                             "credentials in the environment")
         location = parts._replace(scheme=_DICOMWEB_SCHEMES[parts.scheme]).geturl().rstrip("/")
         return Source(SourceKind.DICOMWEB, location, studies, query)
     if studies or query:
