@@ -8,7 +8,8 @@ The plan is compiled and the key loaded by the caller before anything is read. T
    other settings (unless ``force_replan``);
 2. start the executor: a `distributed.LocalCluster` (one single-threaded process per
    worker), an existing scheduler, or, with ``workers=0``, a plain loop in this process;
-3. stream `discover` through the manifest (unchanged files already done are not read),
+3. stream the inputs through the manifest (unchanged files already done are not read): `discover`
+   for folders, `source_remote.discover_inputs` for object stores and DICOMweb servers,
    cut it into batches and keep at most two batches per worker thread in flight with
    `distributed.as_completed`, so memory stays flat whatever the archive's size;
 4. as each batch completes, account for it (`pipeline.runner.accounting`: every input submitted
@@ -20,9 +21,10 @@ Outputs are staged in ``<release>.staging/`` beside the release, never inside it
 is killed and when, the release holds only verified, published files; each run first sweeps
 what a dead one left there (and any ``.partial`` an older version left inside the release).
 
-Workers get paths, the plan, the keys and a `WorkerConfig` with each task (about 30 KB), never
-datasets. They are not scattered: scattered data lives only on the workers present when it
-was scattered, so a worker killed after that took every later task down with it.
+Workers get paths (or the keys of remote objects, which they fetch themselves), the plan, the keys
+and a `WorkerConfig` with each task (about 30 KB), never datasets or input bytes. They are not
+scattered: scattered data lives only on the workers present when it was scattered, so a worker
+killed after that took every later task down with it.
 """
 
 from __future__ import annotations
