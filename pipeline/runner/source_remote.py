@@ -108,10 +108,8 @@ def _objects(url: str, number: int) -> Iterator[tuple[int, int, RemoteObject]]:
         pending = [root]
         while pending:
             folder = pending.pop()
-            entries = fs.ls(folder, detail=True)
-            fs.invalidate_cache(folder)  # a listing of millions is not kept in memory
             folders = []
-            for info in sorted(entries, key=lambda entry: str(entry["name"])):
+            for info in _entries(fs, folder):
                 name = str(info["name"]).rstrip("/")
                 if info.get("type") == "directory":
                     if name != folder:
@@ -123,6 +121,25 @@ def _objects(url: str, number: int) -> Iterator[tuple[int, int, RemoteObject]]:
         raise
     except Exception as exc:  # permission, credentials, network: named by kind, never by its message
         raise SourceError(f"{url}: the object store failed ({type(exc).__name__})") from exc
+
+
+def _entries(fs: Any, folder: str) -> Iterator[dict[str, Any]]:
+    """The objects and sub-folders of one folder: on S3 a page (1000 keys) at a time, as ListObjectsV2
+    returns them, objects in key order (s3fs's `_iterdir`, each page retried like any request), so a
+    flat prefix of millions is never held in memory; elsewhere the folder's listing, sorted by name."""
+    if type(fs).__name__ == "S3FileSystem" and hasattr(fs, "_iterdir") and not fs.version_aware:
+        from fsspec.asyn import sync
+
+        bucket, key, _ = fs.split_path(folder)
+        pages = fs._iterdir(bucket, prefix=f"{key}/" if key else "")
+        while True:
+            try:
+                yield sync(fs.loop, pages.__anext__)
+            except StopAsyncIteration:
+                return
+    entries = fs.ls(folder, detail=True)
+    fs.invalidate_cache(folder)  # listed once: fsspec need not keep it
+    yield from sorted(entries, key=lambda entry: str(entry["name"]))
 
 
 def _object(fs: Any, info: dict[str, Any], name: str, number: int) -> tuple[int, int, RemoteObject]:

@@ -298,6 +298,17 @@ def test_a_bucket_gives_the_release_of_the_same_folder_byte_for_byte(s3_env: Mot
     assert len(patients) == 3 and not any(patient in caplog.text for patient in patients)  # keys are not logged
 
 
+def test_a_prefix_of_more_than_a_page_is_listed_whole_in_order(s3_env: Moto) -> None:
+    bucket = f"b-{uuid.uuid4().hex[:12]}"
+    fs = s3fs.S3FileSystem(**s3_env.s3_options)
+    fs.mkdir(bucket)
+    names = [f"flat/{number:05}.dcm" for number in range(1003)]  # ListObjectsV2 gives 1000 keys a page
+    fs.pipe({f"{bucket}/data/{name}": b"" for name in [*names, "z.dcm"]})
+    found = list(discover_inputs((), (Source(SourceKind.FSSPEC, f"s3://{bucket}/data"),)))
+    assert [place(src, ())[1] for src in found] == ["z.dcm", *names]  # a folder's objects, then its sub-folders
+    assert [src.index for src in found] == list(range(len(names) + 1))
+
+
 def test_a_rerun_over_a_bucket_fetches_only_new_and_changed_objects(
         s3_env: Moto, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bucket = f"b-{uuid.uuid4().hex[:12]}"
