@@ -3,12 +3,12 @@
 The client lists, lazily; each worker fetches the bytes of its own batch (the client ships keys,
 never bytes):
 
-- an fsspec URL (``s3://bucket/prefix``, ``gs://...``): the prefix is listed one "folder" at a time
-  with ``fs.ls`` (each listing paged by the store's own client, and dropped from fsspec's cache once
-  read), in the order `scan` lists it: a folder's objects by name, then its sub-folders by name,
-  depth first. A worker reads an object with ``fs.cat_file``; credentials are found the way fsspec
-  and the cloud SDKs find them (environment, config files, instance roles), in the client and in
-  every worker alike, never on the command line;
+- an fsspec URL (``s3://bucket/prefix``, ``gs://...``): the prefix is listed one "folder" at a time,
+  on S3 a ListObjectsV2 page at a time (`_entries`), elsewhere with ``fs.ls`` (dropped from fsspec's
+  cache once read): a folder's objects by name, then its sub-folders by name, depth first. A worker
+  reads an object with ``fs.cat_file``; credentials are found the way fsspec and the cloud SDKs find
+  them (environment, config files, instance roles), in the client and in every worker alike, never
+  on the command line;
 - a DICOMweb server (``dicomweb+https://host/prefix``, ``--study``, ``--query``): QIDO-RS lists the
   instances (pipeline/runner/dicomweb.py), a worker retrieves each with WADO-RS in its stored
   transfer syntax, through one retrying session per worker process, with the credentials the
