@@ -79,6 +79,18 @@ def discover_inputs(roots: tuple[Path, ...], sources: Iterable[Source]) -> Itera
             following += 1
 
 
+def check_apart(sources: Iterable[Source], outputs: Iterable[str]) -> None:
+    """Refuse (`InputError`) a remote source that is, holds or lies inside one of `outputs` (the URL of a
+    release or quarantine in an object store, or of a DICOMweb server stored to): a rerun would read
+    the run's own outputs as inputs. Local inputs are checked by `layout.check_layout`."""
+    wanted = [output.rstrip("/") for output in outputs]
+    for source in sources:
+        location = source.location.rstrip("/")
+        for output in wanted:
+            if location == output or output.startswith(location + "/") or location.startswith(output + "/"):
+                raise InputError("an input must not be, hold or lie inside the release or the quarantine")
+
+
 def place(src: SourceFile, roots: tuple[Path, ...]) -> tuple[int, str]:
     """(input number, name relative to that input) of an input, for the ledger."""
     if src.remote is not None:
@@ -220,4 +232,5 @@ def fetch(remote: RemoteObject, limit: int) -> bytes:
     return data
 
 
-__all__ = ["FETCH_FAILED", "FetchError", "discover_inputs", "fetch", "is_fetch_failure", "place", "version_stamp"]
+__all__ = ["FETCH_FAILED", "FetchError", "check_apart", "discover_inputs", "fetch", "is_fetch_failure", "place",
+           "version_stamp"]

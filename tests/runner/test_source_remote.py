@@ -35,7 +35,7 @@ from pipeline.profile.plan import compile_plan
 from pipeline.runner.dicomweb import RETRIES, Credentials, instance_uids, open_session, retrieve_instance
 from pipeline.runner.outcome import Disposition
 from pipeline.runner.process import WorkerConfig, process_one
-from pipeline.runner.source_remote import discover_inputs, fetch, is_fetch_failure, place, version_stamp
+from pipeline.runner.source_remote import check_apart, discover_inputs, fetch, is_fetch_failure, place, version_stamp
 from pipeline.runner.sources import Source, SourceKind
 from pipeline.scrub.keys import Keys
 from tests.conftest import REPO, bundled
@@ -238,6 +238,14 @@ def test_a_version_stamp_follows_the_etag_and_only_a_fetch_failure_is_redone_una
     assert version_stamp({"size": 3}) == 0
     assert is_fetch_failure("source-failed:http-503") and is_fetch_failure("source-failed")
     assert not is_fetch_failure("bad-input:truncated-header") and not is_fetch_failure(None)
+
+
+def test_a_remote_source_holding_or_inside_an_output_is_refused() -> None:
+    bucket, server = Source(SourceKind.FSSPEC, "s3://bucket/archive"), Source(SourceKind.DICOMWEB, "https://pacs/dw")
+    for output in ("s3://bucket/archive/release", "s3://bucket", "s3://bucket/archive/", "https://pacs/dw"):
+        with pytest.raises(InputError, match="must not"):
+            check_apart((bucket, server), (output,))
+    check_apart((bucket, server), ("s3://bucket/archive-release", "s3://other/archive", "https://pacs/dw2"))
 
 
 def test_reference_quarantine_is_refused_for_remote_inputs(s3_env: Moto, tmp_path: Path) -> None:
