@@ -8,15 +8,19 @@ error (exit 2) leaves nothing behind.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 from pipeline.cli.common import Subparsers, add_key_arguments, add_profile_arguments, plan_from
+from pipeline.cli.scan import query_pair
+from pipeline.errors import InputError
 from pipeline.report.build import write_run_report
 from pipeline.runner.orchestrate import DEFAULT_BATCH_SIZE, RunConfig, RunResult, run
 from pipeline.runner.outcome import Disposition
 from pipeline.runner.process import DEFAULT_TIME_LIMIT
 from pipeline.runner.quarantine import QuarantineMode
+from pipeline.runner.sources import Source, SourceKind, parse_source
 from pipeline.scrub.keys import load_keys
 
 
@@ -37,7 +41,14 @@ def register(sub: Subparsers) -> None:
         description="Exit status: 0 every input was published (or skipped as not DICOM); 1 an input was "
         "quarantined; 2 a usage, profile or key error, with nothing touched.",
     )
-    parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="files or folders to de-identify")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="files or folders, object-store URLs (s3://bucket/prefix, gs://..., file://...) or "
+                        "DICOMweb servers (dicomweb+https://host/prefix) to de-identify; credentials from the "
+                        "environment, never here")
+    parser.add_argument("--study", action="append", default=[], metavar="UID",
+                        help="DICOMweb: de-identify this study only (repeatable)")
+    parser.add_argument("--query", action="append", default=[], metavar="KEY=VALUE",
+                        help="DICOMweb: a QIDO-RS filter, e.g. Modality=CT (repeatable)")
     parser.add_argument("--output", required=True, type=Path, metavar="RELEASE",
                         help="the release folder: scrubbed files only, named by their new UIDs")
     add_profile_arguments(parser)
@@ -81,10 +92,12 @@ def register(sub: Subparsers) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     if args.scheduler is not None and args.workers is not None:
         args.run_parser.error("--workers and --scheduler exclude each other: the scheduler's workers are used")
+    local, remote = inputs_of(args.inputs, tuple(args.study), tuple(query_pair(q) for q in args.query))
     plan = plan_from(args)
     keys = load_keys(args.key_file, args.lookup)
     cfg = RunConfig(
-        inputs=tuple(args.inputs),
+        inputs=local,
+        sources=remote,
         release=args.output,
         manifest=args.manifest,
         quarantine=args.quarantine,
@@ -106,6 +119,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     written = write_run_report(result.paths.release, result.paths.manifest, args.pixel_preview)
     print(f"report: {written}")
     return result.exit_status
+
+
+def inputs_of(texts: list[str], studies: tuple[str, ...],
+              query: tuple[tuple[str, str], ...]) -> tuple[tuple[Path, ...], tuple[Source, ...]]:
+    """(local files and folders, remote sources) the INPUT arguments name (pipeline/runner/sources.py);
+    `studies` and `query` filter every DICOMweb source, and need one."""
+    local: list[Path] = []
+    remote: list[Source] = []
+    for text in texts:
+        source = parse_source(text)
+        if source.kind is SourceKind.FOLDER:
+            local.append(Path(source.location))
+        elif source.kind is SourceKind.DICOMWEB:
+            remote.append(dataclasses.replace(source, studies=studies, query=query))
+        else:
+            remote.append(source)
+    if (studies or query) and not any(s.kind is SourceKind.DICOMWEB for s in remote):
+        raise InputError("--study and --query filter a DICOMweb source only")
+    return tuple(local), tuple(remote)
 
 
 def summary(result: RunResult) -> str:

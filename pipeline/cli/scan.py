@@ -31,7 +31,7 @@ from pipeline.verify.pixel_text import text_findings
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
-    source = parse_source(args.source, tuple(args.study), tuple(_pair(q) for q in args.query))
+    source = parse_source(args.source, tuple(args.study), tuple(query_pair(q) for q in args.query))
     if args.ocr:
         require_ocr()
     sampled: list[str] = []
@@ -73,7 +73,8 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if report.has_high else EXIT_OK
 
 
-def _pair(text: str) -> tuple[str, str]:
+def query_pair(text: str) -> tuple[str, str]:
+    """KEY=VALUE of --query as (KEY, VALUE)."""
     key, equals, value = text.partition("=")
     if not key or not equals:
         raise InputError("--query takes KEY=VALUE (a QIDO-RS attribute keyword or tag, and the value to match)")

@@ -4,7 +4,10 @@ as a PS3.10 file in its stored transfer syntax (``transfer-syntax=*``, PS3.18 8.
 QIDO-RS goes through dicomweb-client (the [cloud] extra); the WADO-RS retrieval asks the same
 session for the instance's multipart/related body and keeps its bytes as the server sent them
 (dicomweb-client would parse them into a dataset, and a scan judges the file as stored: preamble,
-trailing padding and all).
+trailing padding and all; a run hashes and de-identifies the file as stored, so its outputs are the
+bytes a run over the same files in a folder publishes). `instance_uids` lists, `retrieve_instance`
+fetches one: `scan` does both in turn, a run lists in the client and retrieves in the workers
+(pipeline/runner/source_remote.py). Every GET is retried a bounded number of times (`open_session`).
 
 Credentials never come from the command line, and never reach a log, an error or a report: from
 the environment, ``DEID_PIPELINE_DICOMWEB_TOKEN`` or ``DEID_PIPELINE_DICOMWEB_TOKEN_FILE`` (a bearer
@@ -16,6 +19,7 @@ error is a `SourceError` naming the endpoint, the transaction and the HTTP statu
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -30,13 +34,30 @@ ENV_PASSWORD = "DEID_PIPELINE_DICOMWEB_PASSWORD"
 ENV_CA_BUNDLE = "DEID_PIPELINE_DICOMWEB_CA_BUNDLE"
 STUDY_PAGE = 100  # studies per QIDO-RS page (limit/offset, PS3.18 8.3.4.4)
 TIMEOUT = (10.0, 120.0)  # seconds to connect, seconds between bytes
-# dicomweb-client retries a QIDO-RS request on any exception and on HTTP 408/429/503/504, with
-# exponential back-off: 3 tries, 1 s then 2 s apart, before the error is raised.
-QIDO_ATTEMPTS, QIDO_BACKOFF_MS = 3, 500
+# Every GET (QIDO-RS and WADO-RS) is retried by the session's urllib3 adapter on a lost connection
+# or one of these statuses, at most RETRIES times, 0, 0.5, 1 and 2 s apart, before the error is raised.
+RETRIES, BACKOFF_SECONDS = 4, 0.25
+RETRIED_STATUSES = (408, 429, 500, 502, 503, 504)
+_CHUNK = 1 << 20
+# They log request URLs, which hold the original Study, Series and SOP Instance UIDs (urllib3 even
+# at WARNING level, for each retry after a broken connection): they are kept to their errors.
+_CHATTY = ("urllib3", "dicomweb_client")
+_ENVELOPE = 1 << 16  # room for the multipart/related boundaries and part headers around one instance
 _STUDY_UID, _SERIES_UID, _SOP_UID = "0020000D", "0020000E", "00080018"
 _ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
 
 T = TypeVar("T")
+
+
+class ServerError(SourceError):
+    """A DICOMweb server refused or failed after the retries: the message names the endpoint, the
+    transaction and the HTTP status; `code` (the quarantine reason of an instance that could not be
+    retrieved) is ``source-failed:http-<status>``, ``:connection``, ``:timeout``, ``:too-large`` or
+    ``:parts``."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.code = f"{SourceError.code}:{kind}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,35 +98,61 @@ def _secret(environ: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
-def dicomweb_instances(base_url: str, studies: tuple[str, ...], query: tuple[tuple[str, str], ...],
-                       credentials: Credentials) -> Iterator[tuple[str, bytes]]:
-    """(StudyUID/SeriesUID/SOPUID, PS3.10 bytes) of every instance of the server at `base_url`,
-    or of the studies named (each must exist), matching `query` (QIDO-RS attribute=value pairs)."""
+def open_session(credentials: Credentials) -> Any:
+    """A requests session for one DICOMweb server: TLS verified (never off), the credentials set,
+    and every GET retried by urllib3 on a lost connection or HTTP 408/429/500/502/503/504, at most
+    `RETRIES` times with exponential back-off (0, 0.5, 1, 2 s), before the error is raised."""
     try:
         import requests
-        from dicomweb_client.api import DICOMwebClient
+        from requests.adapters import HTTPAdapter
+        from urllib3.util.retry import Retry
     except ImportError as exc:
         raise SourceError("a DICOMweb source needs dicomweb-client: install deid-pipeline[cloud]") from exc
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(logging.ERROR)
     session = requests.Session()
     session.verify = credentials.ca_bundle or True  # never off
     if credentials.token is not None:
         session.headers["Authorization"] = f"Bearer {credentials.token}"
     elif credentials.user is not None and credentials.password is not None:
         session.auth = (credentials.user, credentials.password)
+    retry = Retry(total=RETRIES, connect=RETRIES, read=RETRIES, status=RETRIES, backoff_factor=BACKOFF_SECONDS,
+                  status_forcelist=RETRIED_STATUSES, allowed_methods=frozenset({"GET"}), raise_on_status=False)
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def instance_uids(session: Any, base_url: str, studies: tuple[str, ...],
+                  query: tuple[tuple[str, str], ...]) -> Iterator[tuple[str, str, str]]:
+    """(StudyUID, SeriesUID, SOPUID) of every instance of the server at `base_url`, or of the
+    studies named (each must exist), matching `query` (QIDO-RS attribute=value pairs), lazily:
+    studies a page at a time, a study's instances sorted by series and SOP Instance UID."""
+    try:
+        from dicomweb_client.api import DICOMwebClient
+    except ImportError as exc:
+        raise SourceError("a DICOMweb source needs dicomweb-client: install deid-pipeline[cloud]") from exc
     client = DICOMwebClient(base_url, session=session, timeout=TIMEOUT)
-    client.set_http_retry_params(max_attempts=QIDO_ATTEMPTS, wait_exponential_multiplier=QIDO_BACKOFF_MS)
+    client.set_http_retry_params(retry=False)  # the session's adapter retries (open_session)
     filters: dict[str, Any] = dict(query)
-    with session:
-        study_uids = iter(studies) if studies else _all_studies(client, base_url, filters)
-        for number, study in enumerate(study_uids, start=1):
-            found: list[dict[str, Any]] = _call(base_url, "QIDO-RS instances", partial(
-                client.search_for_instances, study_instance_uid=study, fields=[_SERIES_UID],
-                search_filters=filters if studies else None))
-            if studies and not found:
-                raise SourceError(f"DICOMweb {base_url}: no instance of the study given by --study #{number}")
-            for series, sop in sorted((_uid(item, _SERIES_UID), _uid(item, _SOP_UID)) for item in found):
-                url = f"{base_url}/studies/{study}/series/{series}/instances/{sop}"
-                yield f"{study}/{series}/{sop}", _retrieve(session, base_url, url)
+    study_uids = iter(studies) if studies else _all_studies(client, base_url, filters)
+    for number, study in enumerate(study_uids, start=1):
+        found: list[dict[str, Any]] = _call(base_url, "QIDO-RS instances", partial(
+            client.search_for_instances, study_instance_uid=study, fields=[_SERIES_UID],
+            search_filters=filters if studies else None))
+        if studies and not found:
+            raise SourceError(f"DICOMweb {base_url}: no instance of the study given by --study #{number}")
+        for series, sop in sorted((_uid(item, _SERIES_UID), _uid(item, _SOP_UID)) for item in found):
+            yield study, series, sop
+
+
+def dicomweb_instances(base_url: str, studies: tuple[str, ...], query: tuple[tuple[str, str], ...],
+                       credentials: Credentials) -> Iterator[tuple[str, bytes]]:
+    """(StudyUID/SeriesUID/SOPUID, PS3.10 bytes) of every instance `instance_uids` lists."""
+    with open_session(credentials) as session:
+        for study, series, sop in instance_uids(session, base_url, studies, query):
+            yield f"{study}/{series}/{sop}", retrieve_instance(session, base_url, (study, series, sop))
 
 
 def _all_studies(client: Any, base_url: str, filters: dict[str, Any]) -> Iterator[str]:
@@ -127,7 +174,7 @@ def _uid(item: Mapping[str, Any], tag: str) -> str:
 
 
 def _call(base_url: str, transaction: str, request: Callable[[], T]) -> T:
-    """`request()`, its HTTP or connection error turned into a SourceError naming the endpoint,
+    """`request()`, its HTTP or connection error turned into a `ServerError` naming the endpoint,
     the transaction and the status (the URL of the request is not repeated: it may hold UIDs)."""
     import requests
 
@@ -136,24 +183,34 @@ def _call(base_url: str, transaction: str, request: Callable[[], T]) -> T:
     except requests.HTTPError as exc:
         status = exc.response.status_code if exc.response is not None else "?"
         reason = exc.response.reason if exc.response is not None else ""
-        raise SourceError(f"DICOMweb {base_url}: {transaction} answered HTTP {status} {reason}".rstrip()) from exc
+        raise ServerError(f"DICOMweb {base_url}: {transaction} answered HTTP {status} {reason}".rstrip(),
+                          f"http-{status}") from exc
     except requests.RequestException as exc:
-        raise SourceError(f"DICOMweb {base_url}: {transaction} failed ({type(exc).__name__})") from exc
+        kind = "timeout" if isinstance(exc, requests.Timeout) else "connection"
+        raise ServerError(f"DICOMweb {base_url}: {transaction} failed ({type(exc).__name__})", kind) from exc
 
 
-def _retrieve(session: Any, base_url: str, url: str) -> bytes:
-    """WADO-RS Retrieve Instance: the single part of the multipart/related answer, as sent."""
+def retrieve_instance(session: Any, base_url: str, uids: tuple[str, str, str], limit: int | None = None) -> bytes:
+    """WADO-RS Retrieve Instance (PS3.18 10.4): the single part of the multipart/related answer,
+    as sent, in the stored transfer syntax; a `SourceError` for a body over `limit` bytes."""
+    study, series, sop = uids
+    url = f"{base_url}/studies/{study}/series/{series}/instances/{sop}"
 
-    def get() -> Any:
-        response = session.get(url, headers={"Accept": _ACCEPT}, timeout=TIMEOUT)
-        response.raise_for_status()
-        return response
+    def get() -> tuple[str, bytes]:
+        with session.get(url, headers={"Accept": _ACCEPT}, timeout=TIMEOUT, stream=True) as response:
+            response.raise_for_status()
+            body = bytearray()
+            for chunk in response.iter_content(_CHUNK):
+                body += chunk
+                if limit is not None and len(body) > limit + _ENVELOPE:
+                    raise ServerError(f"DICOMweb {base_url}: WADO-RS instance is larger than a file may be",
+                                      "too-large")
+            return str(response.headers.get("Content-Type", "")), bytes(body)
 
-    response = _call(base_url, "WADO-RS instance", get)
-    content_type = str(response.headers.get("Content-Type", ""))
-    parts = multipart_parts(content_type, response.content)
+    content_type, body = _call(base_url, "WADO-RS instance", get)
+    parts = multipart_parts(content_type, body)
     if len(parts) != 1:
-        raise SourceError(f"DICOMweb {base_url}: WADO-RS instance answered {len(parts)} parts, not 1")
+        raise ServerError(f"DICOMweb {base_url}: WADO-RS instance answered {len(parts)} parts, not 1", "parts")
     return parts[0]
 
 
@@ -179,4 +236,5 @@ def multipart_parts(content_type: str, body: bytes) -> list[bytes]:
     return parts
 
 
-__all__ = ["Credentials", "dicomweb_instances", "multipart_parts"]
+__all__ = ["Credentials", "ServerError", "dicomweb_instances", "instance_uids", "multipart_parts", "open_session",
+           "retrieve_instance"]

@@ -7,6 +7,10 @@ into memory. Symbolic links never lead out of the input roots: a linked director
 entered at all, and a linked file is taken only when its resolved path lies inside a root;
 a dangling link or a loop of links is passed over.
 Sockets, FIFOs and devices are not files and are passed over.
+
+Inputs that are not on this machine (an object store, a DICOMweb server) are listed by
+pipeline/runner/source_remote.py into the same `SourceFile` stream, each carrying a
+`RemoteObject`: what a worker needs to fetch its bytes itself. The client ships keys, never bytes.
 """
 
 from __future__ import annotations
@@ -15,21 +19,45 @@ import os
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from pipeline.errors import InputError
 from pipeline.scrub.keys import Keys
 
 
+class RemoteKind(StrEnum):
+    """Where a remote input lives, hence how a worker fetches it."""
+
+    FSSPEC = "fsspec"  # an object in a store fsspec reaches (s3://, gs://, ...)
+    DICOMWEB = "dicomweb"  # an instance on a DICOMweb server (WADO-RS)
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteObject:
+    """An input a worker fetches itself: `url` is the object's fsspec URL, or the DICOMweb base
+    URL with `key` the instance's ``StudyUID/SeriesUID/SOPUID``; `name` is where the ledger says
+    it is (relative to its input), `root` that input's number on the command line (from 1)."""
+
+    kind: RemoteKind
+    url: str = field(repr=False)
+    key: str = field(repr=False)
+    name: str = field(repr=False)
+    root: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class SourceFile:
     """One input file: where it is (never reported), its size and mtime, and its place in
-    the run's stream (`index`, the name files go by in logs and ledgers)."""
+    the run's stream (`index`, the name files go by in logs and ledgers). A remote input has a
+    `remote` object; its `path` is then only its name (never opened) and `mtime_ns` a digest of
+    its version (ETag, generation), see `pipeline.runner.source_remote`."""
 
     path: Path = field(repr=False)
     size: int
     index: int
     mtime_ns: int = 0
+    remote: RemoteObject | None = field(default=None, repr=False)
 
 
 def location_key(path: Path, keys: Keys) -> str:
@@ -42,6 +70,14 @@ def location_key(path: Path, keys: Keys) -> str:
     except UnicodeEncodeError:
         text = "\x00" + os.fsencode(path).hex()
     return keys.derive("source-path", text).hex()
+
+
+def source_location_key(src: SourceFile, keys: Keys) -> str:
+    """`location_key` of a local input; of a remote one, a keyed digest of its kind, URL and key."""
+    if src.remote is None:
+        return location_key(src.path, keys)
+    remote = src.remote
+    return keys.derive("source-object", f"{remote.kind.value}\x00{remote.url}\x00{remote.key}").hex()
 
 
 def resolve_roots(roots: Iterable[Path]) -> tuple[Path, ...]:

@@ -273,6 +273,11 @@ class Manifest:
                      json.dumps(dict(outcome.actions), sort_keys=True), *self._settings_row(), now,
                      *(outcome.released or (None, None, None))),
                 )
+                # An input once quarantined unread (its row named "path-<location key>", process.unread_outcome)
+                # and now read: that row described no content and goes, so it is not counted twice.
+                self._db.execute(
+                    "DELETE FROM inputs WHERE source_id LIKE 'path-%' AND source_id != ? AND source_id = "
+                    "(SELECT source_id FROM locations WHERE path_key = ?)", (outcome.source_id, location.key))
                 self._db.execute(
                     "INSERT INTO locations (path_key, size, mtime_ns, source_id) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT (path_key) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns, "

@@ -8,7 +8,8 @@ The plan is compiled and the key loaded by the caller before anything is read. T
    other settings (unless ``force_replan``);
 2. start the executor: a `distributed.LocalCluster` (one single-threaded process per
    worker), an existing scheduler, or, with ``workers=0``, a plain loop in this process;
-3. stream `discover` through the manifest (unchanged files already done are not read),
+3. stream the inputs through the manifest (unchanged files already done are not read): `discover`
+   for folders, `source_remote.discover_inputs` for object stores and DICOMweb servers,
    cut it into batches and keep at most two batches per worker thread in flight with
    `distributed.as_completed`, so memory stays flat whatever the archive's size;
 4. as each batch completes, account for it (`pipeline.runner.accounting`: every input submitted
@@ -20,9 +21,10 @@ Outputs are staged in ``<release>.staging/`` beside the release, never inside it
 is killed and when, the release holds only verified, published files; each run first sweeps
 what a dead one left there (and any ``.partial`` an older version left inside the release).
 
-Workers get paths, the plan, the keys and a `WorkerConfig` with each task (about 30 KB), never
-datasets. They are not scattered: scattered data lives only on the workers present when it
-was scattered, so a worker killed after that took every later task down with it.
+Workers get paths (or the keys of remote objects, which they fetch themselves), the plan, the keys
+and a `WorkerConfig` with each task (about 30 KB), never datasets or input bytes. They are not
+scattered: scattered data lives only on the workers present when it was scattered, so a worker
+killed after that took every later task down with it.
 """
 
 from __future__ import annotations
@@ -46,10 +48,10 @@ from pipeline.pixels.clean import require_for
 from pipeline.profile.plan import Plan
 from pipeline.runner.accounting import Accounts, Batch
 from pipeline.runner.audit import release_event, write_audit_message
-from pipeline.runner.discover import SourceFile, discover, location_key, resolve_roots
+from pipeline.runner.discover import SourceFile, discover, resolve_roots, source_location_key
 from pipeline.runner.executors import Execute, start_executor
 from pipeline.runner.layout import RunPaths, check_layout, check_same_file_system
-from pipeline.runner.ledger import Ledger, relative_input
+from pipeline.runner.ledger import Ledger
 from pipeline.runner.manifest import Location, Manifest, Settings, settings_of, utc_now
 from pipeline.runner.mapping import MappingWriter
 from pipeline.runner.outcome import Disposition, Outcome
@@ -62,6 +64,8 @@ from pipeline.runner.process import (
 from pipeline.runner.quarantine import QuarantineMode
 from pipeline.runner.release import clean_partials, clean_staging, prune_empty_dirs, release_lock
 from pipeline.runner.run_record import RunRecord, write_run_record
+from pipeline.runner.source_remote import discover_inputs, is_fetch_failure, place
+from pipeline.runner.sources import Source
 from pipeline.runner.tally import Summary, Tally, seen_key
 from pipeline.scrub.keys import Keys
 from pipeline.version import __version__
@@ -78,7 +82,7 @@ DEFAULT_BATCH_SIZE = 64
 class RunConfig:
     """One run of the pipeline, as the command line describes it."""
 
-    inputs: tuple[Path, ...]
+    inputs: tuple[Path, ...]  # local files and folders
     release: Path
     manifest: Path | None = None  # default: <release>.manifest.sqlite beside the release
     quarantine: Path | None = None  # default: <release>.quarantine/ beside the release
@@ -95,6 +99,7 @@ class RunConfig:
     max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES
     preview_dir: Path | None = None  # before/after PNGs of cleaned images, outside the release
     memory_limit: str = "4GiB"  # per local worker: Dask's nanny restarts a worker above it (the batch is quarantined)
+    sources: tuple[Source, ...] = ()  # object stores and DICOMweb servers, after the inputs (source_remote.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +125,9 @@ def run(cfg: RunConfig, plan: Plan, keys: Keys, announce: Callable[[str], None] 
     if cfg.batch_size < 1:
         raise InputError("the batch size must be at least 1")
     require_for(plan)
+    if cfg.sources and cfg.quarantine_mode is QuarantineMode.REFERENCE:
+        raise InputError("--quarantine-mode reference links to local files: an object store's or a DICOMweb "
+                         "server's inputs are quarantined as copies")
     paths = RunPaths.of(cfg.release, cfg.manifest, cfg.quarantine, cfg.staging, cfg.mapping_dir)
     roots = resolve_roots(cfg.inputs)
     check_layout(paths, roots)
@@ -209,8 +217,8 @@ def _publish(
         with contextlib.ExitStack() as stack:
             ledger = stack.enter_context(Ledger(paths.ledger, run_id))
             mapping = stack.enter_context(MappingWriter(paths.mapping_dir)) if paths.mapping_dir else None
-            bar = stack.enter_context(_progress(cfg.quiet, roots))
-            pending = _pending(discover(roots), manifest, keys, cfg.retry_quarantined, tally, bar)
+            bar = stack.enter_context(_progress(cfg.quiet or bool(cfg.sources), roots, cfg.quiet))
+            pending = _pending(discover_inputs(roots, cfg.sources), manifest, keys, cfg.retry_quarantined, tally, bar)
             done = execute(accounts.track(_chunked(pending, cfg.batch_size)))
             # Every input submitted gets exactly one outcome: a batch that came back short, or
             # never came back though the executor ended normally, is quarantined, not dropped.
@@ -221,12 +229,12 @@ def _publish(
                     first = manifest.first_seen(seen_key(outcome.disposition, outcome.source_id, outcome.output))
                     tally.count(outcome.disposition, outcome.reason, first, unchanged=False)
                     if outcome.disposition is Disposition.QUARANTINED:
-                        ledger.add(outcome, now, relative_input(src.path, roots))
+                        ledger.add(outcome, now, place(src, roots))
                     elif outcome.disposition is Disposition.WRITTEN:
                         if mapping is not None:
                             mapping.add(outcome)
                         if cfg.retry_quarantined and _release_from_quarantine(paths.quarantine, outcome):
-                            ledger.add(outcome, now, relative_input(src.path, roots))
+                            ledger.add(outcome, now, place(src, roots))
                 ledger.flush()
                 if mapping is not None:
                     mapping.flush()
@@ -308,9 +316,10 @@ def _pending(
     """The inputs still to do: not seen unchanged under these settings by an earlier run
     (quarantined ones are redone only on request)."""
     for src in sources:
-        location = Location(location_key(src.path, keys), src.size, src.mtime_ns)
+        location = Location(source_location_key(src, keys), src.size, src.mtime_ns)
         known = manifest.known_at(location)
-        if known is None or (retry_quarantined and known.status is Disposition.QUARANTINED):
+        if known is None or (known.status is Disposition.QUARANTINED and (
+                retry_quarantined or is_fetch_failure(known.reason))):
             yield src, location
         else:
             first = manifest.first_seen(seen_key(known.status, known.source_id, known.output))
@@ -327,12 +336,12 @@ def _chunked(items: Iterator[tuple[SourceFile, Location]], size: int) -> Iterato
 
 
 @contextlib.contextmanager
-def _progress(quiet: bool, roots: tuple[Path, ...]) -> Iterator[Any]:
+def _progress(uncounted: bool, roots: tuple[Path, ...], quiet: bool) -> Iterator[Any]:
     """A tqdm bar over files; its total (hence the ETA) arrives when a background walk has
-    counted the inputs. Disabled when quiet."""
+    counted the inputs (not when some are remote: that would list them twice). Disabled when quiet."""
     stop = threading.Event()
     with tqdm(total=None, unit="file", disable=quiet, dynamic_ncols=True, smoothing=0.05) as bar:
-        counter = None if quiet else threading.Thread(target=_count, args=(roots, bar, stop), daemon=True)
+        counter = None if uncounted else threading.Thread(target=_count, args=(roots, bar, stop), daemon=True)
         if counter is not None:
             counter.start()
         try:

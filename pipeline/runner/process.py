@@ -36,18 +36,19 @@ from pathlib import Path
 from pydicom.dataset import Dataset
 
 from pipeline.dicom.file import TooLargeError, decode_cause, encode, read_dataset
-from pipeline.errors import Cause, InputError, PipelineError, WriteError
+from pipeline.errors import Cause, InputError, PipelineError, SourceError, WriteError
 from pipeline.files import discard, promote, stage, sync_directories
 from pipeline.pixels.clean import PixelLog, assess, clean_pixels
 from pipeline.pixels.preview import write_preview
 from pipeline.pixels.review import PixelsNeedReview
 from pipeline.profile.plan import Plan
 from pipeline.runner.deadline import Deadline, FileTimeLimitError
-from pipeline.runner.discover import SourceFile, location_key
+from pipeline.runner.discover import SourceFile, source_location_key
 from pipeline.runner.mapping import mapping_pairs
 from pipeline.runner.outcome import Disposition, Outcome
 from pipeline.runner.quarantine import QuarantineMode, quarantine
 from pipeline.runner.release import release_name, staging_folder
+from pipeline.runner.source_remote import fetch
 from pipeline.scrub.header import ScrubLog, scrub
 from pipeline.scrub.keys import Keys
 from pipeline.verify.findings import Verdict
@@ -189,10 +190,15 @@ def _process_one(src: SourceFile, plan: Plan, keys: Keys, cfg: WorkerConfig, dea
     if src.size > cfg.max_input_bytes:
         return unread_outcome(src, keys, f"{TooLargeError.code}:{Cause.FILE_SIZE}", cfg)
     try:
-        with src.path.open("rb") as handle:
-            data = handle.read(cfg.max_input_bytes + 1)
+        if src.remote is None:
+            with src.path.open("rb") as handle:
+                data = handle.read(cfg.max_input_bytes + 1)
+        else:  # an object store's or a DICOMweb server's: this worker fetches it
+            data = fetch(src.remote, cfg.max_input_bytes)
     except OSError:
         return unread_outcome(src, keys, "unreadable-input", cfg)
+    except SourceError as exc:
+        return unread_outcome(src, keys, exc.code, cfg)
     if len(data) > cfg.max_input_bytes:  # it grew since it was listed
         return unread_outcome(src, keys, f"{TooLargeError.code}:{Cause.FILE_SIZE}", cfg)
     sid = source_id(data)
@@ -232,8 +238,8 @@ def _process_one(src: SourceFile, plan: Plan, keys: Keys, cfg: WorkerConfig, dea
 def unread_outcome(src: SourceFile, keys: Keys, reason: str, cfg: WorkerConfig | None = None) -> Outcome:
     """A quarantine outcome for a file whose bytes were never read (unreadable, or its
     batch was lost): named by a keyed digest of its location instead of its content."""
-    sid = "path-" + location_key(src.path, keys)
-    if cfg is not None:
+    sid = "path-" + source_location_key(src, keys)
+    if cfg is not None and src.remote is None:  # of a remote input never read, the ledger keeps its key
         _keep_original(sid, None, src.path, cfg)
     return Outcome(sid, src.index, Disposition.QUARANTINED, reason=reason)
 

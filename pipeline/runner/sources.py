@@ -23,6 +23,7 @@ and stops listing there, so a cap on a very large collection does not list it al
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -74,13 +75,16 @@ def parse_source(text: str, studies: tuple[str, ...] = (), query: tuple[tuple[st
     if parts.scheme in _DICOMWEB_SCHEMES:
         if not parts.netloc:
             raise InputError("a DICOMweb source needs a host: dicomweb+http://host:port/prefix")
+        if parts.query or parts.fragment:  # it would be repeated in every error message
+            raise InputError("a DICOMweb source URL takes no query or fragment: filters go in --query, "
+                             "credentials in the environment")
         location = parts._replace(scheme=_DICOMWEB_SCHEMES[parts.scheme]).geturl().rstrip("/")
         return Source(SourceKind.DICOMWEB, location, studies, query)
     if studies or query:
         raise InputError("--study and --query filter a DICOMweb source only")
     if parts.scheme == "file":
         return Source(SourceKind.FOLDER, parts.path)
-    if len(parts.scheme) > 1:  # a one-letter scheme is a Windows drive
+    if len(parts.scheme) > 1 and "://" in text:  # a one-letter scheme is a Windows drive; "a:b" a file name
         return Source(SourceKind.FSSPEC, text)
     return Source(SourceKind.FOLDER, text)
 
@@ -122,14 +126,26 @@ def _folder(root: Path) -> Iterator[Instance]:
             yield Instance(path.relative_to(root).as_posix(), path.read_bytes())
 
 
+# They log object keys (source paths: identifying) at DEBUG level, some on retries at WARNING.
+_CHATTY = ("fsspec", "s3fs", "gcsfs", "botocore", "aiobotocore", "urllib3", "google")
+
+
+def quiet_store_clients() -> None:
+    """Keep the object stores' client libraries to their errors: they log keys and URLs."""
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def _fsspec(url: str, storage_options: dict[str, Any]) -> Iterator[Instance]:
     import fsspec  # a dependency of dask; s3fs and others come with the [cloud] extra
 
+    quiet_store_clients()
     try:
         fs, root = fsspec.core.url_to_fs(url, **storage_options)
     except (ImportError, ValueError) as exc:
         raise SourceError(f"{url}: no filesystem for this URL ({type(exc).__name__}); "
                           "install deid-pipeline[cloud]") from exc
+    fs.invalidate_cache()  # fsspec keeps file systems, and their listings, for the life of the process
     root = root.rstrip("/")
     try:
         if fs.isfile(root):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import InputError, SourceError
-from pipeline.runner.dicomweb import Credentials, multipart_parts
+from pipeline.runner.dicomweb import RETRIES, Credentials, multipart_parts, open_session
 from tests.conftest import bundled
 
 SECRET = "correct-horse-battery"
@@ -57,3 +57,15 @@ def test_a_multipart_related_answer_gives_its_part_unchanged() -> None:
     assert multipart_parts("application/dicom", data) == [data]
     with pytest.raises(SourceError, match="multipart/related"):
         multipart_parts("text/html", b"<html>")
+
+
+def test_a_session_verifies_tls_always_and_retries_a_bounded_number_of_times(tmp_path: Path) -> None:
+    plain = open_session(Credentials())
+    private = open_session(Credentials(token=SECRET, ca_bundle=str(tmp_path / "ca.pem")))
+    assert plain.verify is True and private.verify == str(tmp_path / "ca.pem")
+    assert private.headers["Authorization"] == f"Bearer {SECRET}" and "Authorization" not in plain.headers
+    for scheme in ("http://", "https://"):
+        retry = plain.get_adapter(scheme + "pacs.example").max_retries
+        assert (retry.total, retry.status, retry.connect) == (RETRIES, RETRIES, RETRIES)
+        assert set(retry.status_forcelist) == {408, 429, 500, 502, 503, 504}
+        assert retry.allowed_methods == frozenset({"GET"})  # STOW-RS and the like are not repeated here

@@ -106,3 +106,14 @@ def test_a_release_made_under_other_settings_is_refused_unless_replanned(tmp_pat
         with pytest.raises(ProfileError, match="profile, options or recipes"):
             manifest.check_settings(force_replan=False)
         manifest.check_settings(force_replan=True)
+
+
+def test_the_row_of_an_input_quarantined_unread_goes_when_its_location_is_read(tmp_path: Path) -> None:
+    where = Location("k1", 0, 0)
+    unread = Outcome("path-k1", 0, Disposition.QUARANTINED, reason="source-failed:http-503")
+    with Manifest(tmp_path / "m.sqlite", SETTINGS) as manifest:
+        manifest.record([(unread, where), (Outcome("path-k2", 1, Disposition.QUARANTINED, reason="x"),
+                                           Location("k2", 0, 0))])
+        manifest.record([(_written("s1"), where)])
+        assert [row[0] for row in manifest.rows()] == ["s1", "path-k2"]
+        assert manifest.counts() == {"quarantined": 1, "written": 1}

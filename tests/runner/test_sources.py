@@ -42,6 +42,12 @@ def test_credentials_in_a_source_url_are_refused_without_repeating_them(text: st
     assert "secret" not in str(caught.value)
 
 
+def test_a_dicomweb_url_with_a_query_is_refused_without_repeating_it() -> None:
+    with pytest.raises(InputError, match="--query") as caught:
+        parse_source("dicomweb+https://pacs.example/dicom-web?access_token=secret")
+    assert "secret" not in str(caught.value)
+
+
 def test_study_filters_are_for_dicomweb_only() -> None:
     with pytest.raises(InputError, match="DICOMweb"):
         parse_source("/data/release", ("1.2.3",))
