@@ -17,6 +17,7 @@ from pydicom.charset import convert_encodings
 from pydicom.dataset import Dataset
 
 from pipeline.verify.profile import Expect, Profile
+from pipeline.verify.spellings import date_spellings, fold, name_spellings, spellings_of
 from pipeline.verify.walk import NUMBER_VRS, Visit, keyword_of, walk
 
 # CID 7050 meanings: text the pipeline writes itself, never an original's identifier.
@@ -99,6 +100,9 @@ class Original:
     # Shorter identifiers (a two-letter ID component, a short name part) would match codes such
     # as a true Modality: each is searched only in the attributes it came from, as a whole value.
     short: dict[str, tuple[Kind, frozenset[int]]] = field(default_factory=dict)
+    # Spellings a person writes in text (pipeline/verify/spellings.py), folded: dates in words,
+    # other orders and scripts, names in scripts without spaces; searched in parsed text only.
+    spelled: dict[str, Kind] = field(default_factory=dict)
 
 
 def _encodings(ds: Dataset) -> tuple[str, ...]:
@@ -126,6 +130,7 @@ class _Found:
     def __init__(self) -> None:
         self.kinds: dict[str, Kind] = {}
         self.origins: dict[str, set[int]] = {}
+        self.spelled: dict[str, Kind] = {}
         self.tag = 0
 
     def add(self, text: str, kind: Kind) -> None:
@@ -156,9 +161,16 @@ def _add_name(found: _Found, whole: set[str], group: str, separators: str) -> No
     found.add(" ".join(parts), Kind.PERSON_NAME)
     if len(parts) > 1:
         whole.update({group.strip().lower(), " ".join(parts).lower()})
-    for part in re.split(r"[\^\s,\-]+", group):
+    words = [w for w in re.split(r"[\^\s,\-]+", group) if w]
+    for part in words:
         if part.upper() not in _PARTICLES:
             found.add(part, Kind.PERSON_NAME)
+            if len(part) >= LONG:  # also full-width, in any case folding
+                found.spelled.setdefault(fold(part).strip(), Kind.PERSON_NAME)
+    if len(words) > 1:  # run together: SMITHJOHN, JOHNSMITH
+        found.add("".join(words), Kind.PERSON_NAME)
+        found.add("".join(reversed(words)), Kind.PERSON_NAME)
+    found.spelled.update(dict.fromkeys(name_spellings(group), Kind.PERSON_NAME))
 
 
 def _collect_code(visit: Visit, keyword: str, identifies: Kind, found: _Found, whole: set[str]) -> None:
@@ -189,6 +201,7 @@ def _collect(visit: Visit, found: _Found, whole: set[str]) -> None:
         elif vr in ("DA", "DT"):
             for spelling in _date_spellings(value):
                 found.add(spelling, Kind.DATE)
+            found.spelled.update(dict.fromkeys(date_spellings(value), Kind.DATE))
         elif vr == "UI":
             if value not in UID_dictionary:
                 found.add(value, Kind.UID)
@@ -271,4 +284,13 @@ def original_identifiers(ds: Dataset, profile: Profile) -> Original:
             short[key] = (kind, frozenset(found.origins[key]))
         else:
             identifiers[key] = kind
-    return Original(values, identifiers, _encodings(ds), short)
+    return Original(values, identifiers, _encodings(ds), short, _spelled(found.spelled, kept))
+
+
+def _spelled(spelled: dict[str, Kind], kept: list[str]) -> dict[str, Kind]:
+    """The spellings, less those a kept attribute holds (as text the search would read)."""
+    spelled = {key: kind for key, kind in spelled.items() if key}
+    if not spelled:
+        return spelled
+    excused = set(spellings_of(tuple(sorted(spelled))).find(fold("\n".join(kept))))
+    return {key: kind for key, kind in spelled.items() if key not in excused}
