@@ -1,0 +1,99 @@
+"""verify's own spellings (pipeline/verify/spellings.py) of the original's dates and names,
+issue 13 kinds 4 and 5: planted into an otherwise clean scrubbed file, each is found, in the
+attribute it was put in; dates that are not the original's, and text around them, are not."""
+
+from __future__ import annotations
+
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+
+from pipeline.verify.checks import verify_bytes
+from pipeline.verify.findings import Finding, VerifyRule
+from pipeline.verify.original import Kind
+from pipeline.verify.spellings import date_spellings, fold, name_spellings, spellings_of
+from tests.conftest import encode, read
+from tests.scrub.test_textdates import (
+    KEPT_TEXT,
+    NAMES,
+    OPTIONS,
+    OTHER_DATES,
+    SPELLED_DATES,
+    _dataset,
+    _scrub,
+    _text_item,
+)
+
+
+def _clean_pair(patient: str = "Yamada^Tarou=山田^太郎=ヤマダ^タロウ") -> tuple[bytes, Dataset]:
+    """An original with text in the cleaned attributes, and its scrubbed output (which verify passes)."""
+    ds = _dataset(patient)
+    ds.ImageComments = "CT HEAD 5 mm"
+    ds.StudyDescription = "T2 FLAIR"
+    ds.ContentSequence = Sequence([_text_item("3 out of 5 stable")])
+    original, output = _scrub(ds)
+    assert verify_bytes(output, OPTIONS, original=original) == []
+    return original, read(output)
+
+
+def _plant(output: Dataset, where: str, text: str) -> bytes:
+    if where == "TextValue":
+        output.ContentSequence[0].TextValue = f"Compared with {text}: stable"
+    else:
+        setattr(output, where, f"{text} CT 5 mm" if where == "StudyDescription" else f"Seen {text}, CT HEAD 5 mm")
+    return encode(output)
+
+
+def _flags(findings: list[Finding], where: str, kind: Kind) -> bool:
+    path = "ContentSequence[0].TextValue" if where == "TextValue" else where
+    return any(f.rule is VerifyRule.ORIGINAL_VALUE_IN_ATTRIBUTE and f.path == path and f.detail == kind.value
+               for f in findings)
+
+
+@pytest.mark.parametrize("where", ["ImageComments", "StudyDescription", "TextValue"])
+def test_each_spelling_of_the_originals_dates_planted_is_flagged(where: str) -> None:
+    original, output = _clean_pair()
+    missed = [s for s in SPELLED_DATES
+              if not _flags(verify_bytes(_plant(output, where, s), OPTIONS, original=original), where, Kind.DATE)]
+    assert missed == []
+
+
+@pytest.mark.parametrize("where", ["ImageComments", "TextValue"])
+def test_each_name_written_without_spaces_planted_is_flagged(where: str) -> None:
+    missed: list[tuple[str, str]] = []
+    for patient, spellings in NAMES.items():
+        original, output = _clean_pair(patient)
+        for spelling in spellings:
+            findings = verify_bytes(_plant(output, where, f"患者{spelling}様"), OPTIONS, original=original)
+            if not _flags(findings, where, Kind.PERSON_NAME):
+                missed.append((patient.split("=")[0], spelling))
+    assert missed == []
+
+
+@pytest.mark.parametrize("text", OTHER_DATES + KEPT_TEXT + ("李 CT", "明 T2", "15 March 2024", "5.3.24.1",
+                                                            "March 15", "Mar 5 2023", "2024", "March 2024"))
+def test_text_that_is_not_the_originals_is_not_flagged(text: str) -> None:
+    original, output = _clean_pair("Li^Ming=李^明")
+    assert verify_bytes(_plant(output, "ImageComments", text), OPTIONS, original=original) == []
+
+
+def test_a_date_a_kept_attribute_holds_is_excused() -> None:
+    """A kept value that spells the date (Manufacturer, K) is no leak of the text that repeats it."""
+    ds = _dataset()
+    ds.Manufacturer = "Model of 5 March 2024"
+    ds.ImageComments = "CT HEAD"
+    original, output = _scrub(ds)
+    planted = read(output)
+    planted.ImageComments = "Seen 5 March 2024"
+    assert read(output).Manufacturer == "Model of 5 March 2024"
+    assert verify_bytes(encode(planted), OPTIONS, original=original) == []
+
+
+def test_spellings_fold_separators_scripts_and_month_names() -> None:
+    found = spellings_of(tuple(sorted(date_spellings("20240305"))))
+    same = ["05-MAR-2024", "05MAR2024", "5. März 2024", "March 5, 2024", "２０２４年３月５日", "2024 년 3 월 5 일"]
+    assert all(next(found.find(fold(text)), None) is not None for text in same)
+    assert date_spellings("19000101") == frozenset() and date_spellings("") == frozenset()
+    assert name_spellings("Yamada^Tarou") == frozenset()  # spaced scripts: the identifier search's business
+    assert name_spellings("李^明") == {"李明", "明李"}  # one-character parts only joined
+    assert {"ヤマダ", "タロウ", "ヤマダタロウ"} <= name_spellings("ﾔﾏﾀﾞ^ﾀﾛｳ")
