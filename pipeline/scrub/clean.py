@@ -22,7 +22,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
-from pipeline.scrub.textdates import DATE_PATTERN, MAY_HOLD_DATE
+from pipeline.scrub.textdates import date_spans
 
 REDACTED = "[removed]"
 MIN_TOKEN = 2  # single letters (initials) are too common to remove everywhere; "Li" is a name
@@ -69,7 +69,7 @@ _PATTERNS = re.compile(
 
 
 def date_spellings(value: str) -> set[str]:
-    """Common spellings of a DA value YYYYMMDD (other spellings are caught by DATE_PATTERN)."""
+    """Common spellings of a DA value YYYYMMDD (textdates.date_spans finds the others)."""
     text = value.strip()
     if len(text) != 8 or not text.isdigit():
         return {text} if text else set()
@@ -92,7 +92,8 @@ def joined_names(group: str) -> set[str]:
 def _tokens(value: str, is_name: bool = False) -> set[str]:
     """The value whole and its parts; a person name also splits at hyphens and apostrophes
     ("Smith-Jones" leaves neither "Smith" nor "Jones") and is also taken with its parts joined."""
-    value = unicodedata.normalize("NFKC", value)
+    if not value.isascii():
+        value = unicodedata.normalize("NFKC", value)
     parts = {value.strip()}
     parts.update(re.split(r"[\^=\s,\-'.]+" if is_name else r"[\^=\s,]+", value))
     if is_name:
@@ -177,8 +178,7 @@ def _spans(text: str, identifiers: Identifiers) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     if identifiers.pattern is not None:
         spans += [m.span() for m in identifiers.pattern.finditer(text)]
-    if MAY_HOLD_DATE.search(text):
-        spans += [m.span() for m in DATE_PATTERN.finditer(text)]
+    spans += date_spans(text)
     spans += [m.span() for m in _PATTERNS.finditer(text)]
     return sorted(spans)
 

@@ -49,16 +49,12 @@ _MONTHS: tuple[tuple[str, ...], ...] = (
 _AMBIGUOUS = frozenset({"mayo", "marco", "maja", "mars"})  # words (or names) of their own
 
 
-def _alternation(names: list[str]) -> str:
-    return "|".join(re.escape(n) for n in sorted(set(names), key=len, reverse=True))
-
-
-_ALL = [name for names in _MONTHS for name in names]
-_LONG = [name for name in _ALL if len(name) >= 4 and name not in _AMBIGUOUS]
-_LETTER_BEFORE = r"(?<![^\W\d_])"
-_LETTER_AFTER = r"(?![^\W\d_])"
-_MONTH = rf"{_LETTER_BEFORE}(?:{_alternation(_ALL)}){_LETTER_AFTER}\.?"  # any spelling: with a year only
-_MONTH_LONG = rf"{_LETTER_BEFORE}(?:{_alternation(_LONG)}){_LETTER_AFTER}\.?"
+_ANY, _LONG = "\ue002", "\ue001"  # month words are marked by these (private use), length kept
+_MONTH_MARK = {name: (_LONG if len(name) >= 4 and name not in _AMBIGUOUS else _ANY)
+               for names in _MONTHS for name in names}
+_WORD = re.compile(r"[^\W\d_]+")
+_MONTH = rf"[{_LONG}{_ANY}]+\.?"  # any spelling: only with a year
+_MONTH_LONG = rf"{_LONG}+\.?"
 _DAY = r"(?<![A-Za-z\d.])(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th|er|re|e|\.|º|°)?"
 _DAY_PLAIN = r"(?<![A-Za-z\d.])(?:0?[1-9]|[12]\d|3[01])"
 _YEAR4 = r"(?:1[89]\d\d|20\d\d)(?!\d)"
@@ -71,7 +67,7 @@ _KANJI = "\u3007零一二三四五六七八九十"  # ideographic zero, then the
 _CJK_NUMBER = rf"(?:\d{{1,4}}|[{_KANJI}]{{1,4}})"
 _ERA = r"(?:明治|大正|昭和|平成|令和)\s*(?:\d{1,2}|元|[一二三四五六七八九十]{1,3})"
 
-_FORMS = (
+_MONTH_FORMS = (
     # 5 March 2024, 5th of March, 2024, 5 de marzo de 2024, 05-MAR-2024, 05MAR2024, 5. März 2024
     rf"{_DAY}{_PARTICLE}{_MONTH}{_PARTICLE}{_GAP}{_YEAR}",
     rf"{_DAY_PLAIN}[-/ ]?{_MONTH}[-/ ]?{_YEAR_SHORT}",  # 05-MAR-24, 05MAR24
@@ -82,20 +78,58 @@ _FORMS = (
     # without a year, month in full: 5 March, 5th of March, March 5th, 5. März
     rf"{_DAY}{_PARTICLE}{_MONTH_LONG}",
     rf"{_MONTH_LONG}\s*{_DAY}(?![\d.]\d)",
-    # numeric: 2024-03-05, 2024/3/5, 05/03/2024, 03-05-24, 5.3.24, 20240305
+)
+_NUMERIC_FORMS = (
+    # 2024-03-05, 2024/3/5, 05/03/2024, 03-05-24, 5.3.24, 20240305
     r"(?<![\d.])(?:1[89]|20)\d\d(?P<s1>[-/.])(?:0?[1-9]|1[0-2])(?P=s1)(?:0?[1-9]|[12]\d|3[01])(?![\d]|\.\d)",
     r"(?<![\d.])\d{1,2}(?P<s2>[-/.])\d{1,2}(?P=s2)(?:\d{4}|\d{2})(?!\d|\.\d)",
     r"(?<!\d)(?:1[89]|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?!\d)",
     # Japanese era abbreviations: R6.3.5, H31/4/30
     r"(?<![A-Za-z\d])[MTSHRmtshr]\d{1,2}[./-]\d{1,2}[./-]\d{1,2}(?![\d])",
-    # CJK: 2024年3月5日, 二〇二四年三月五日, 令和6年3月5日, 3月5日, 2024年3月
+)
+_CJK_FORMS = (
+    # 2024年3月5日, 二〇二四年三月五日, 令和6年3月5日, 3月5日, 2024年3月
     rf"(?:(?:{_ERA}|{_CJK_NUMBER})\s*年\s*)?{_CJK_NUMBER}\s*月\s*{_CJK_NUMBER}\s*[日号號]",
     rf"(?:{_ERA}|\d{{4}}|[{_KANJI}]{{4}})\s*年\s*{_CJK_NUMBER}\s*月",
     # Korean: 2024년 3월 5일, 3월 5일
     r"(?:\d{2,4}\s*년\s*)?\d{1,2}\s*월\s*\d{1,2}\s*일",
 )
 
-DATE_PATTERN = re.compile("|".join(f"(?:{form}){_TIME}" for form in _FORMS), re.IGNORECASE)
-"""Any date-shaped run of text (with a time written right after it)."""
-MAY_HOLD_DATE = re.compile(rf"[\d{_KANJI}]")
-"""Every match of DATE_PATTERN holds a digit or a kanji numeral: text without one is skipped."""
+
+def _compile(forms: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{form}){_TIME}" for form in forms), re.IGNORECASE)
+
+
+_MONTH_PATTERN, _NUMERIC_PATTERN, _CJK_PATTERN = _compile(_MONTH_FORMS), _compile(_NUMERIC_FORMS), _compile(_CJK_FORMS)
+_HAS_DIGIT = re.compile(r"\d")
+_NUMERIC_HINT = re.compile(r"\d[-/.]\d\d?[-/.]\d|\d{8}")  # every numeric form holds such a run: most text has none
+
+
+def _mark_months(text: str) -> str | None:
+    """`text` with each month word's letters replaced by its mark (same length), or None."""
+    if _MONTH_MARK.keys().isdisjoint(_WORD.findall(text.lower())):
+        return None
+    marked: list[str] = []
+    cursor = 0
+    for word in _WORD.finditer(text):
+        mark = _MONTH_MARK.get(word.group().lower())
+        if mark is not None:
+            marked += [text[cursor:word.start()], mark * (word.end() - word.start())]
+            cursor = word.end()
+    return None if not marked else "".join(marked) + text[cursor:]
+
+
+def date_spans(text: str) -> list[tuple[int, int]]:
+    """The (start, end) of every date-shaped run in `text` (with a time written right after it);
+    runs of different forms may overlap. Three passes, each only when the text can hold its
+    forms: month words (marked first), numbers, CJK."""
+    spans: list[tuple[int, int]] = []
+    if _HAS_DIGIT.search(text):
+        marked = _mark_months(text)
+        if marked is not None:
+            spans += [m.span() for m in _MONTH_PATTERN.finditer(marked)]
+        if _NUMERIC_HINT.search(text):
+            spans += [m.span() for m in _NUMERIC_PATTERN.finditer(text)]
+    if not text.isascii() and ("月" in text or "월" in text):
+        spans += [m.span() for m in _CJK_PATTERN.finditer(text)]
+    return spans

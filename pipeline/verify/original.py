@@ -17,7 +17,7 @@ from pydicom.charset import convert_encodings
 from pydicom.dataset import Dataset
 
 from pipeline.verify.profile import Expect, Profile
-from pipeline.verify.spellings import date_spellings, fold, name_spellings, spellings_of
+from pipeline.verify.spellings import date_spellings, fold, name_spellings
 from pipeline.verify.walk import NUMBER_VRS, Visit, keyword_of, walk
 
 # CID 7050 meanings: text the pipeline writes itself, never an original's identifier.
@@ -165,8 +165,6 @@ def _add_name(found: _Found, whole: set[str], group: str, separators: str) -> No
     for part in words:
         if part.upper() not in _PARTICLES:
             found.add(part, Kind.PERSON_NAME)
-            if len(part) >= LONG:  # also full-width, in any case folding
-                found.spelled.setdefault(fold(part).strip(), Kind.PERSON_NAME)
     if len(words) > 1:  # run together: SMITHJOHN, JOHNSMITH
         found.add("".join(words), Kind.PERSON_NAME)
         found.add("".join(reversed(words)), Kind.PERSON_NAME)
@@ -284,13 +282,9 @@ def original_identifiers(ds: Dataset, profile: Profile) -> Original:
             short[key] = (kind, frozenset(found.origins[key]))
         else:
             identifiers[key] = kind
-    return Original(values, identifiers, _encodings(ds), short, _spelled(found.spelled, kept))
+    spelled = {key: kind for key, kind in found.spelled.items() if key}
+    for key, kind in identifiers.items():  # names in Latin letters also full-width (folded text)
+        if kind is Kind.PERSON_NAME and key.isascii() and fold(key) == key:
+            spelled.setdefault(key, kind)
+    return Original(values, identifiers, _encodings(ds), short, spelled)
 
-
-def _spelled(spelled: dict[str, Kind], kept: list[str]) -> dict[str, Kind]:
-    """The spellings, less those a kept attribute holds (as text the search would read)."""
-    spelled = {key: kind for key, kind in spelled.items() if key}
-    if not spelled:
-        return spelled
-    excused = set(spellings_of(tuple(sorted(spelled))).find(fold("\n".join(kept))))
-    return {key: kind for key, kind in spelled.items() if key not in excused}

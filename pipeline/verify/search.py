@@ -22,6 +22,7 @@ import ahocorasick
 
 from pipeline.verify.findings import Finding, Severity, VerifyRule
 from pipeline.verify.original import WORD, Kind, Original, is_loose
+from pipeline.verify.profile import Expect
 from pipeline.verify.spellings import fold, may_hold, spellings_of
 from pipeline.verify.walk import STRING_VRS, Visit
 
@@ -280,12 +281,13 @@ def _search_identifiers(strings: list[tuple[Visit, tuple[str, ...]]], original: 
 def _search_spelled(strings: list[tuple[Visit, tuple[str, ...]]], original: Original,
                     flagged: set[str]) -> list[Finding]:
     """The original's dates and names as people write them (pipeline/verify/spellings.py) in
-    text attributes: folded text, so full-width, other cases and month names in any language
-    match; CJK names without word edges."""
+    text attributes the profile does not keep as they are (a kept value is the profile's to
+    allow): folded text, so full-width, other cases and month names in any language match; CJK
+    names without word edges."""
     matcher = spellings_of(tuple(sorted(original.spelled)))
     findings: list[Finding] = []
     for visit, values in strings:
-        if visit.path in flagged or visit.vr not in _SPELLED_VRS:
+        if visit.path in flagged or visit.vr not in _SPELLED_VRS or visit.expect is Expect.KEEP:
             continue
         for value in values:
             spelling = next(matcher.find(fold(value)), None) if may_hold(value) else None

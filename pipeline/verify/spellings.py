@@ -79,9 +79,8 @@ def _token(name: str) -> str:
     return chr(base + _MONTH_OF[name])
 
 
-_MONTH_RE = re.compile(
-    r"[\s,.\-/']*(?<![^\W\d_])(" + "|".join(sorted(map(re.escape, _MONTH_OF), key=len, reverse=True))
-    + r")(?![^\W\d_])[\s,.\-/']*")
+_LETTERS = re.compile(r"[^\W\d_]+")
+_AROUND_MONTH = " \t\n\r\f\v,.-/'"  # separators a month token absorbs on either side
 _SPACES = re.compile(r"[\s,]+")
 _CJK_DATE = re.compile(r"\s*([年月日号號년월일])\s*")
 _HINT = re.compile(r"[^\x00-\x7f]|\d")  # text with neither holds no spelling `Spellings` can find
@@ -95,10 +94,31 @@ def may_hold(text: str) -> bool:
 
 def fold(text: str) -> str:
     """`text` as the spellings are written: NFKC, case-folded, month names as tokens."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = _MONTH_RE.sub(lambda m: f" {_token(m.group(1))} ", text)
-    text = _CJK_DATE.sub(r"\1", text)
+    text = (text if text.isascii() else unicodedata.normalize("NFKC", text)).casefold()
+    words = _LETTERS.findall(text)
+    if words and not _MONTH_OF.keys().isdisjoint(words):
+        text = _tokens(text)
+    if not text.isascii():
+        text = _CJK_DATE.sub(r"\1", text)
     return _SPACES.sub(" ", text)
+
+
+def _tokens(text: str) -> str:
+    """Each month word as its token, the separators around it made one space either side."""
+    pieces: list[str] = []
+    cursor = 0
+    for word in _LETTERS.finditer(text):
+        name = word.group()
+        if name not in _MONTH_OF:
+            continue
+        start, end = word.start(), word.end()
+        while start > cursor and text[start - 1] in _AROUND_MONTH:
+            start -= 1
+        while end < len(text) and text[end] in _AROUND_MONTH:
+            end += 1
+        pieces += [text[cursor:start], f" {_token(name)} "]
+        cursor = end
+    return "".join(pieces) + text[cursor:]
 
 
 # --- dates -----------------------------------------------------------------------------------
@@ -192,11 +212,14 @@ def is_unspaced_script(char: str) -> bool:
             or 0xF900 <= code <= 0xFAFF or 0x20000 <= code <= 0x3FFFF)
 
 
+@functools.lru_cache(maxsize=1024)
 def name_spellings(group: str) -> frozenset[str]:
     """A person-name component group (one side of '=') in a script without spaces, folded: the
     components joined in either order, and each component of two characters or more (a
     one-character family or given name identifies only next to the other). Empty for other
     scripts."""
+    if group.isascii():
+        return frozenset()
     group = fold(group).strip()
     if not any(is_unspaced_script(c) for c in group):
         return frozenset()
