@@ -165,9 +165,9 @@ def _add_name(found: _Found, whole: set[str], group: str, separators: str) -> No
     for part in words:
         if part.upper() not in _PARTICLES:
             found.add(part, Kind.PERSON_NAME)
-    if len(words) > 1:  # run together: SMITHJOHN, JOHNSMITH
-        found.add("".join(words), Kind.PERSON_NAME)
-        found.add("".join(reversed(words)), Kind.PERSON_NAME)
+    if len(words) > 1:  # run together: SMITHJOHN, JOHNSMITH (middle names too, or left out)
+        for joined in ("".join(words), "".join(reversed(words)), words[0] + words[1], words[1] + words[0]):
+            found.add(joined, Kind.PERSON_NAME)
     found.spelled.update(dict.fromkeys(name_spellings(group), Kind.PERSON_NAME))
 
 

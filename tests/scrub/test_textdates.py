@@ -6,12 +6,16 @@ over. tests/verify/test_spellings.py plants them back and expects verify's findi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from pipeline.profile.plan import compile_plan
-from pipeline.runner.process import scrub_bytes
+from pipeline.runner.discover import SourceFile
+from pipeline.runner.outcome import Disposition
+from pipeline.runner.process import WorkerConfig, process_one, scrub_bytes
 from pipeline.scrub.clean import Identifiers, clean_text
 from pipeline.scrub.keys import Keys
 from pipeline.scrub.textdates import date_spans
@@ -134,3 +138,42 @@ def test_a_japanese_character_set_is_cleaned_and_written_back() -> None:
     text = _texts(output)["ImageComments"]
     assert "山田" not in text and "2024" not in text and text.endswith("頭部CT")
     assert verify_bytes(output, OPTIONS, original=original) == []
+
+
+def _all_text(ds: Dataset) -> str:
+    texts: list[str] = []
+    for elem in ds.iterall():
+        if elem.VR in ("SH", "LO", "ST", "LT", "UT", "UC", "PN", "CS", "DA", "DT", "TM"):
+            texts.append(str(elem.value))
+    return "\n".join(texts)
+
+
+@pytest.mark.parametrize("charset", ["ISO_IR 192", ["", "ISO 2022 IR 87"]])
+def test_the_runner_publishes_the_kinds_clean(charset: str | list[str], tmp_path: Path) -> None:
+    """Through process_one (scrub, verify, publish): every input is written and no spelling of a
+    date or a name is left in the release, in its bytes (UTF-8) or its parsed text."""
+    cfg = WorkerConfig(tmp_path / "release", tmp_path / "quarantine")
+    plan = compile_plan("basic", list(OPTIONS))
+    names = {k: v for k, v in NAMES.items() if charset == "ISO_IR 192" or k.startswith("Yamada")}
+    planted: list[str] = []
+    for index, (patient, spellings) in enumerate(names.items()):
+        ds = _dataset(patient)
+        ds.SpecificCharacterSet = charset
+        dates = [s for s in SPELLED_DATES if charset == "ISO_IR 192" or s.isascii() or "年" in s]
+        ds.ImageComments = "; ".join(f"CT HEAD {d}" for d in dates)
+        ds.StudyDescription = f"{spellings[0]} T2 FLAIR"
+        ds.ContentSequence = Sequence([_text_item(" ".join(f"{s}さん" for s in spellings if charset == "ISO_IR 192"
+                                                           or s in ("山田太郎", "山田")))])
+        source = tmp_path / f"in{index}.dcm"
+        source.write_bytes(encode(ds))
+        outcome = process_one(SourceFile(source, source.stat().st_size, index), plan, KEYS, cfg)
+        assert outcome.disposition is Disposition.WRITTEN, outcome.reason
+        planted += dates + list(spellings)
+    released = list((tmp_path / "release").rglob("*.dcm"))
+    assert len(released) == len(names)
+    for path in released:
+        data = path.read_bytes()
+        text = _all_text(read(data)).lower()
+        data = data.lower()
+        assert "ct head" in text and "t2 flair" in text
+        assert [s for s in planted if s.lower() in text or s.lower().encode() in data] == []
