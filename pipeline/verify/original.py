@@ -1,7 +1,8 @@
 """The original's identifying values (names, IDs, dates in their common spellings, UIDs,
 institution, device and address values, the codes that identify a person or an institution,
-long free-text words) that the profile does not keep. pipeline/verify/search.py looks for
-them in an output.
+long free-text words) that the profile does not keep, and the spellings a person writes of
+the dates and names (pipeline/verify/spellings.py: dates in words and scripts, names joined
+without spaces). pipeline/verify/search.py looks for them in an output.
 """
 
 from __future__ import annotations
