@@ -7,7 +7,8 @@ numbers, dates in their common spellings); `clean_text` removes each of them fro
 case-insensitively and in any order of name components, and also removes anything shaped
 like a date (pipeline/scrub/textdates.py, any language or script), a phone number or an
 e-mail address. Text outside ASCII is matched in its NFKC form (full-width digits and
-letters, half-width katakana), and the matches are cut from the text as it was written.
+letters, half-width katakana), katakana read as hiragana, and the matches are cut from the
+text as it was written.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def _tokens(value: str, is_name: bool = False) -> set[str]:
     """The value whole and its parts; a person name also splits at hyphens and apostrophes
     ("Smith-Jones" leaves neither "Smith" nor "Jones") and is also taken with its parts joined."""
     if not value.isascii():
-        value = unicodedata.normalize("NFKC", value)
+        value = unicodedata.normalize("NFKC", value).translate(_HIRAGANA)
     parts = {value.strip()}
     parts.update(re.split(r"[\^=\s,\-'.]+" if is_name else r"[\^=\s,]+", value))
     if is_name:
@@ -154,12 +155,13 @@ def _collect(dataset: Dataset, found: set[str]) -> None:
                 found.update(date_spellings(value))
 
 
+_HIRAGANA = {code: code - 0x60 for code in range(0x30A1, 0x30F7)}  # katakana as hiragana: a name in either
 _JOINING = frozenset("\uff9e\uff9f")  # half-width (semi-)voiced sound marks: NFKC joins them to the kana before
 
 
 def _fold(text: str) -> tuple[str, list[tuple[int, int]]]:
-    """`text` in NFKC form, and for each folded character the span of `text` it came from
-    (a character with the combining marks after it is folded as one)."""
+    """`text` in NFKC form, katakana as hiragana, and for each folded character the span of
+    `text` it came from (a character with the combining marks after it is folded as one)."""
     folded: list[str] = []
     origin: list[tuple[int, int]] = []
     i, n = 0, len(text)
@@ -167,7 +169,7 @@ def _fold(text: str) -> tuple[str, list[tuple[int, int]]]:
         j = i + 1
         while j < n and (unicodedata.combining(text[j]) or text[j] in _JOINING):
             j += 1
-        piece = unicodedata.normalize("NFKC", text[i:j])
+        piece = unicodedata.normalize("NFKC", text[i:j]).translate(_HIRAGANA)
         folded.append(piece)
         origin.extend([(i, j)] * len(piece))
         i = j

@@ -4,13 +4,14 @@ bug does not hide the other: the scrubber removes any date-shaped run by a gramm
 writes out every spelling of each of the original's dates and looks for them.
 
 Text is first folded (`fold`): NFKC (full-width digits and letters, half-width katakana),
-case folding, each month name or abbreviation (English, French, German, Spanish, Italian,
-Portuguese, Dutch, Swedish, Polish, Russian) turned into one private-use character standing
-for its month, with the separators around it (``05-MAR-2024``, ``5. März 2024``, ``March 5,
-2024`` all read ``<d> <month> <year>``), runs of spaces and commas made one space, and the
-spaces around CJK date characters dropped. The spellings (`date_spellings`, `name_spellings`)
-are written in that folded form and found with one Aho-Corasick automaton (`Spellings`):
-digits and Latin letters must not run on at either end; CJK text has no word edges.
+hiragana read as katakana (a name's reading in either), case folding, each month name or
+abbreviation (English, French, German, Spanish, Italian, Portuguese, Dutch, Swedish, Polish,
+Russian) turned into one private-use character standing for its month, with the separators
+around it (``05-MAR-2024``, ``5. März 2024``, ``March 5, 2024`` all read
+``<d> <month> <year>``), runs of spaces and commas made one space, and the spaces around CJK
+date characters dropped. The spellings (`date_spellings`, `name_spellings`) are written in
+that folded form and found with one Aho-Corasick automaton (`Spellings`): digits and Latin
+letters must not run on at either end; CJK text has no word edges.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ _LETTERS = re.compile(r"[^\W\d_]+")
 _AROUND_MONTH = " \t\n\r\f\v,.-/'"  # separators a month token absorbs on either side
 _SPACES = re.compile(r"[\s,]+")
 _CJK_DATE = re.compile(r"\s*([年月日号號년월일])\s*")
+_KANA = {chr(code): chr(code + 0x60) for code in range(0x3041, 0x3097)}  # hiragana read as katakana
 _HINT = re.compile(r"[^\x00-\x7f]|\d")  # text with neither holds no spelling `Spellings` can find
 
 
@@ -93,8 +95,11 @@ def may_hold(text: str) -> bool:
 
 
 def fold(text: str) -> str:
-    """`text` as the spellings are written: NFKC, case-folded, month names as tokens."""
-    text = (text if text.isascii() else unicodedata.normalize("NFKC", text)).casefold()
+    """`text` as the spellings are written: NFKC, hiragana as katakana, case-folded, month
+    names as tokens."""
+    if not text.isascii():
+        text = "".join(_KANA.get(c, c) for c in unicodedata.normalize("NFKC", text))
+    text = text.casefold()
     words = _LETTERS.findall(text)
     if words and not _MONTH_OF.keys().isdisjoint(words):
         text = _tokens(text)

@@ -46,8 +46,8 @@ KEPT_TEXT = ("CT HEAD 5 mm", "T2 FLAIR", "CT HEAD W/O", "5 mg", "slice 3 of 24",
 # PN with alphabetic, ideographic and phonetic groups (PS3.5 6.2.1.2), and the names as text
 # writes them: run together, either order, one-character parts only joined (kind 5).
 NAMES = {
-    "Yamada^Tarou=山田^太郎=ヤマダ^タロウ": ("山田太郎", "太郎山田", "山田", "ヤマダタロウ", "ﾔﾏﾀﾞﾀﾛｳ", "YAMADATAROU",
-                                          "\uff39\uff21\uff2d\uff21\uff24\uff21"),  # YAMADA in full-width letters
+    "Yamada^Tarou=山田^太郎=ヤマダ^タロウ": ("山田太郎", "太郎山田", "山田", "ヤマダタロウ", "ﾔﾏﾀﾞﾀﾛｳ", "やまだたろう",
+                                          "YAMADATAROU", "\uff39\uff21\uff2d\uff21\uff24\uff21"),  # full-width
     "Li^Ming=李^明": ("李明", "明李", "LiMing"),
     "Kim^Minjun=김^민준": ("김민준", "민준"),
     "Ou Yang^Na Na=欧阳^娜娜": ("欧阳娜娜", "娜娜"),
