@@ -4,10 +4,16 @@ attribute it was put in; dates that are not the original's, and text around them
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import date
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from pipeline.scrub.textdates import date_spans
 from pipeline.verify.checks import verify_bytes
 from pipeline.verify.findings import Finding, VerifyRule
 from pipeline.verify.original import Kind
@@ -98,3 +104,44 @@ def test_spellings_fold_separators_scripts_and_month_names() -> None:
     assert name_spellings("Yamada^Tarou") == frozenset()  # spaced scripts: the identifier search's business
     assert name_spellings("李^明") == {"李明", "明李"}  # one-character parts only joined
     assert {"ヤマダ", "タロウ", "ヤマダタロウ"} <= name_spellings("ﾔﾏﾀﾞ^ﾀﾛｳ")
+
+
+_EN = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+       "November", "December")
+_DE = ("Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September", "Oktober", "November",
+       "Dezember")
+_ES = ("enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto", "septiembre", "octubre",
+       "noviembre", "diciembre")
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if n in (11, 12, 13) else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+_WRITTEN: tuple[Callable[[date], str], ...] = (
+    lambda d: f"{d.day} {_EN[d.month - 1]} {d.year}",
+    lambda d: f"{_EN[d.month - 1]} {_ordinal(d.day)}, {d.year}",
+    lambda d: f"{_ordinal(d.day)} of {_EN[d.month - 1]} {d.year}",
+    lambda d: f"{d.day:02d}-{_EN[d.month - 1][:3].upper()}-{d.year}",
+    lambda d: f"{d.day:02d}{_EN[d.month - 1][:3].upper()}{d.year % 100:02d}",
+    lambda d: f"{d.day}. {_DE[d.month - 1]} {d.year}",
+    lambda d: f"{d.day} de {_ES[d.month - 1]} de {d.year}",
+    lambda d: f"{d.year}年{d.month}月{d.day}日",
+    lambda d: f"{d.year}년 {d.month}월 {d.day}일",
+    lambda d: f"{d.day:02d}/{d.month:02d}/{d.year}",
+    lambda d: f"{d.month}/{d.day}/{d.year % 100:02d}",
+    lambda d: f"{d.day}.{d.month}.{d.year}",
+    lambda d: f"{d.year}{d.month:02d}{d.day:02d}",
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dates(date(1901, 1, 1), date(2099, 12, 31)), st.sampled_from(range(len(_WRITTEN))))
+def test_any_date_written_any_way_is_found_by_verify_and_by_the_scrub(day: date, form: int) -> None:
+    """Both readings, each its own: verify's spellings of the value and the scrub's grammar."""
+    written = _WRITTEN[form](day)
+    text = f"Seen {written}; CT HEAD 5 mm"
+    found = spellings_of(tuple(sorted(date_spellings(day.strftime("%Y%m%d")))))
+    assert next(found.find(fold(text)), None) is not None
+    start = text.index(written)
+    assert any(a <= start and b >= start + len(written) for a, b in date_spans(text))
