@@ -132,6 +132,7 @@ class _Found:
         self.kinds: dict[str, Kind] = {}
         self.origins: dict[str, set[int]] = {}
         self.spelled: dict[str, Kind] = {}
+        self.dates: set[str] = set()  # DA and DT values, spelled once each at the end
         self.tag = 0
 
     def add(self, text: str, kind: Kind) -> None:
@@ -200,7 +201,7 @@ def _collect(visit: Visit, found: _Found, whole: set[str]) -> None:
         elif vr in ("DA", "DT"):
             for spelling in _date_spellings(value):
                 found.add(spelling, Kind.DATE)
-            found.spelled.update(dict.fromkeys(date_spellings(value), Kind.DATE))
+            found.dates.add(value)
         elif vr == "UI":
             if value not in UID_dictionary:
                 found.add(value, Kind.UID)
@@ -284,6 +285,8 @@ def original_identifiers(ds: Dataset, profile: Profile) -> Original:
         else:
             identifiers[key] = kind
     spelled = {key: kind for key, kind in found.spelled.items() if key}
+    for value in found.dates:
+        spelled.update(dict.fromkeys(date_spellings(value), Kind.DATE))
     for key, kind in identifiers.items():  # names in Latin letters also full-width (folded text)
         if kind is Kind.PERSON_NAME and key.isascii() and fold(key) == key:
             spelled.setdefault(key, kind)

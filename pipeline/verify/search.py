@@ -284,7 +284,7 @@ def _search_spelled(strings: list[tuple[Visit, tuple[str, ...]]], original: Orig
     text attributes the profile does not keep as they are (a kept value is the profile's to
     allow): folded text, so full-width, other cases and month names in any language match; CJK
     names without word edges."""
-    matcher = spellings_of(tuple(sorted(original.spelled)))
+    matcher = spellings_of(frozenset(original.spelled))
     findings: list[Finding] = []
     for visit, values in strings:
         if visit.path in flagged or visit.vr not in _SPELLED_VRS or visit.expect is Expect.KEEP:

@@ -262,7 +262,7 @@ def _fits(spelling: str, text: str, start: int, end: int) -> bool:
 class Spellings:
     """One automaton over a file's folded spellings; `find` yields those in a folded text."""
 
-    def __init__(self, spellings: tuple[str, ...]) -> None:
+    def __init__(self, spellings: frozenset[str]) -> None:
         self._automaton = ahocorasick.Automaton()
         for spelling in spellings:
             self._automaton.add_word(spelling, spelling)
@@ -280,6 +280,6 @@ class Spellings:
 
 
 @functools.lru_cache(maxsize=64)
-def spellings_of(spellings: tuple[str, ...]) -> Spellings:
+def spellings_of(spellings: frozenset[str]) -> Spellings:
     """The automaton for one set of spellings (files of one study share theirs)."""
     return Spellings(spellings)

@@ -97,7 +97,7 @@ def test_a_kept_attribute_that_spells_the_date_is_the_profiles_to_allow() -> Non
 
 
 def test_spellings_fold_separators_scripts_and_month_names() -> None:
-    found = spellings_of(tuple(sorted(date_spellings("20240305"))))
+    found = spellings_of(date_spellings("20240305"))
     same = ["05-MAR-2024", "05MAR2024", "5. März 2024", "March 5, 2024", "２０２４年３月５日", "2024 년 3 월 5 일"]
     assert all(next(found.find(fold(text)), None) is not None for text in same)
     assert date_spellings("19000101") == frozenset() and date_spellings("") == frozenset()
@@ -141,7 +141,7 @@ def test_any_date_written_any_way_is_found_by_verify_and_by_the_scrub(day: date,
     """Both readings, each its own: verify's spellings of the value and the scrub's grammar."""
     written = _WRITTEN[form](day)
     text = f"Seen {written}; CT HEAD 5 mm"
-    found = spellings_of(tuple(sorted(date_spellings(day.strftime("%Y%m%d")))))
+    found = spellings_of(date_spellings(day.strftime("%Y%m%d")))
     assert next(found.find(fold(text)), None) is not None
     start = text.index(written)
     assert any(a <= start and b >= start + len(written) for a, b in date_spans(text))
