@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from pipeline.scrub.clean import Identifiers, clean_text
 from pipeline.scrub.textdates import date_spans
 from pipeline.verify.checks import verify_bytes
 from pipeline.verify.findings import Finding, VerifyRule
@@ -145,3 +146,23 @@ def test_any_date_written_any_way_is_found_by_verify_and_by_the_scrub(day: date,
     assert next(found.find(fold(text)), None) is not None
     start = text.index(written)
     assert any(a <= start and b >= start + len(written) for a, b in date_spans(text))
+
+
+_HAN = "李王张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗明华伟芳娜敏静丽强磊军洋勇艳杰娟涛超秀霞平刚桂英"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(_HAN, min_size=1, max_size=2), st.text(_HAN, min_size=1, max_size=2), st.booleans())
+def test_any_cjk_name_run_together_is_removed_by_the_scrub_and_found_by_verify(
+        family: str, given_name: str, given_first: bool) -> None:
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.PatientName = f"Romanised^Name={family}^{given_name}"
+    joined = given_name + family if given_first else family + given_name
+    text = f"患者{joined}様の所見 CT 5 mm"
+    cleaned = clean_text(text, Identifiers.of(ds))
+    assert joined not in cleaned and cleaned.startswith("患者") and cleaned.endswith("様の所見 CT 5 mm")
+    found = spellings_of(name_spellings(f"{family}^{given_name}"))
+    assert next(found.find(fold(text)), None) is not None
+    if len(family) == 1 and family not in given_name:  # alone, a one-character family name is no finding
+        assert next(found.find(fold(f"患者{family}様の所見")), None) is None
