@@ -1,15 +1,20 @@
 """PS3.15 action C for text: keep the text, remove what identifies.
 
 `Identifiers.of(dataset)` collects the identifying values one dataset carries anywhere
-(every person-name component, IDs, accession number, institution, addresses, phone
+(every person-name component, the components of a name joined without spaces as CJK scripts
+and run-together spellings write them, IDs, accession number, institution, addresses, phone
 numbers, dates in their common spellings); `clean_text` removes each of them from a text,
 case-insensitively and in any order of name components, and also removes anything shaped
-like a date, a phone number or an e-mail address.
+like a date (pipeline/scrub/textdates.py, any language or script), a phone number or an
+e-mail address. Text outside ASCII is matched in its NFKC form (full-width digits and
+letters, half-width katakana), katakana read as hiragana, and the matches are cut from the
+text as it was written.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -17,6 +22,8 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
+
+from pipeline.scrub.textdates import date_spans
 
 REDACTED = "[removed]"
 MIN_TOKEN = 2  # single letters (initials) are too common to remove everywhere; "Li" is a name
@@ -56,10 +63,6 @@ IDENTIFYING_KEYWORDS: tuple[str, ...] = (
 _PATTERNS = re.compile(
     r"""
       [\w.+-]+@[\w-]+\.[\w.-]+                                  # e-mail
-    | \b(?:19|20)\d{2}[-/.]\d{1,2}[-/.]\d{1,2}\b                # 2024-01-31
-    | \b\d{1,2}[-/.]\d{1,2}[-/.](?:\d{4}|\d{2})\b               # 31/01/2024, 01.31.24
-    | \b(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\b  # 20240131
-    | \b\d{1,2}\s+(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d{2,4}\b
     | (?:\+|\b)\d[\d\s().-]{6,}\d\b                             # phone numbers, long IDs
     """,
     re.IGNORECASE | re.VERBOSE,
@@ -67,7 +70,7 @@ _PATTERNS = re.compile(
 
 
 def date_spellings(value: str) -> set[str]:
-    """Common spellings of a DA value YYYYMMDD."""
+    """Common spellings of a DA value YYYYMMDD (textdates.date_spans finds the others)."""
     text = value.strip()
     if len(text) != 8 or not text.isdigit():
         return {text} if text else set()
@@ -76,11 +79,27 @@ def date_spellings(value: str) -> set[str]:
             f"{d}.{m}.{y}", f"{d}-{m}-{y}"}
 
 
+def joined_names(group: str) -> set[str]:
+    """A person's name as scripts without spaces write it: the components of one PN component
+    group run together, family then given and given then family (CJK: 李^明 -> 李明, 明李; a
+    one-character part is identifying only joined to another)."""
+    parts = [p for p in re.split(r"[\^\s,]+", group) if p]
+    if len(parts) < 2:
+        return set()
+    joined = {"".join(parts), "".join(reversed(parts)), parts[0] + parts[1], parts[1] + parts[0]}
+    return {name for name in joined if len(name) >= MIN_TOKEN}
+
+
 def _tokens(value: str, is_name: bool = False) -> set[str]:
     """The value whole and its parts; a person name also splits at hyphens and apostrophes
-    ("Smith-Jones" leaves neither "Smith" nor "Jones")."""
+    ("Smith-Jones" leaves neither "Smith" nor "Jones") and is also taken with its parts joined."""
+    if not value.isascii():
+        value = unicodedata.normalize("NFKC", value).translate(_HIRAGANA)
     parts = {value.strip()}
     parts.update(re.split(r"[\^=\s,\-'.]+" if is_name else r"[\^=\s,]+", value))
+    if is_name:
+        for group in value.split("="):
+            parts.update(joined_names(group))
     return {p.strip() for p in parts if len(p.strip()) >= MIN_TOKEN}
 
 
@@ -136,9 +155,54 @@ def _collect(dataset: Dataset, found: set[str]) -> None:
                 found.update(date_spellings(value))
 
 
+_HIRAGANA = {code: code - 0x60 for code in range(0x30A1, 0x30F7)}  # katakana as hiragana: a name in either
+_JOINING = frozenset("\uff9e\uff9f")  # half-width (semi-)voiced sound marks: NFKC joins them to the kana before
+
+
+def _fold(text: str) -> tuple[str, list[tuple[int, int]]]:
+    """`text` in NFKC form, katakana as hiragana, and for each folded character the span of
+    `text` it came from (a character with the combining marks after it is folded as one)."""
+    folded: list[str] = []
+    origin: list[tuple[int, int]] = []
+    i, n = 0, len(text)
+    while i < n:
+        j = i + 1
+        while j < n and (unicodedata.combining(text[j]) or text[j] in _JOINING):
+            j += 1
+        piece = unicodedata.normalize("NFKC", text[i:j]).translate(_HIRAGANA)
+        folded.append(piece)
+        origin.extend([(i, j)] * len(piece))
+        i = j
+    return "".join(folded), origin
+
+
+def _spans(text: str, identifiers: Identifiers) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    if identifiers.pattern is not None:
+        spans += [m.span() for m in identifiers.pattern.finditer(text)]
+    spans += date_spans(text)
+    spans += [m.span() for m in _PATTERNS.finditer(text)]
+    return sorted(spans)
+
+
 def clean_text(text: str, identifiers: Identifiers) -> str:
     """Return `text` with every identifier of the dataset and every date-, phone- or
-    e-mail-shaped run replaced by REDACTED."""
-    if identifiers.pattern is not None:
-        text = identifiers.pattern.sub(REDACTED, text)
-    return _PATTERNS.sub(REDACTED, text)
+    e-mail-shaped run replaced by REDACTED (overlapping runs by one REDACTED)."""
+    if text.isascii():
+        spans = _spans(text, identifiers)
+    else:
+        folded, origin = _fold(text)
+        spans = [(origin[a][0], origin[b - 1][1]) for a, b in _spans(folded, identifiers) if b > a]
+    merged: list[tuple[int, int]] = []
+    for start, stop in spans:
+        if merged and start < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], stop))
+        else:
+            merged.append((start, stop))
+    pieces: list[str] = []
+    cursor = 0
+    for start, stop in merged:
+        pieces += [text[cursor:start], REDACTED]
+        cursor = stop
+    pieces.append(text[cursor:])
+    return "".join(pieces)

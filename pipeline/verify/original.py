@@ -1,7 +1,8 @@
 """The original's identifying values (names, IDs, dates in their common spellings, UIDs,
 institution, device and address values, the codes that identify a person or an institution,
-long free-text words) that the profile does not keep. pipeline/verify/search.py looks for
-them in an output.
+long free-text words) that the profile does not keep, and the spellings a person writes of
+the dates and names (pipeline/verify/spellings.py: dates in words and scripts, names joined
+without spaces). pipeline/verify/search.py looks for them in an output.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydicom.charset import convert_encodings
 from pydicom.dataset import Dataset
 
 from pipeline.verify.profile import Expect, Profile
+from pipeline.verify.spellings import date_spellings, fold, name_spellings
 from pipeline.verify.walk import NUMBER_VRS, Visit, keyword_of, walk
 
 # CID 7050 meanings: text the pipeline writes itself, never an original's identifier.
@@ -100,6 +102,9 @@ class Original:
     # Shorter identifiers (a two-letter ID component, a short name part) would match codes such
     # as a true Modality: each is searched only in the attributes it came from, as a whole value.
     short: dict[str, tuple[Kind, frozenset[int]]] = field(default_factory=dict)
+    # Spellings a person writes in text (pipeline/verify/spellings.py), folded: dates in words,
+    # other orders and scripts, names in scripts without spaces; searched in parsed text only.
+    spelled: dict[str, Kind] = field(default_factory=dict)
 
 
 def _encodings(ds: Dataset) -> tuple[str, ...]:
@@ -127,6 +132,8 @@ class _Found:
     def __init__(self) -> None:
         self.kinds: dict[str, Kind] = {}
         self.origins: dict[str, set[int]] = {}
+        self.spelled: dict[str, Kind] = {}
+        self.dates: set[str] = set()  # DA and DT values, spelled once each at the end
         self.tag = 0
 
     def add(self, text: str, kind: Kind) -> None:
@@ -157,9 +164,14 @@ def _add_name(found: _Found, whole: set[str], group: str, separators: str) -> No
     found.add(" ".join(parts), Kind.PERSON_NAME)
     if len(parts) > 1:
         whole.update({group.strip().lower(), " ".join(parts).lower()})
-    for part in re.split(r"[\^\s,\-]+", group):
+    words = [w for w in re.split(r"[\^\s,\-]+", group) if w]
+    for part in words:
         if part.upper() not in _PARTICLES:
             found.add(part, Kind.PERSON_NAME)
+    if len(words) > 1:  # run together: SMITHJOHN, JOHNSMITH (middle names too, or left out)
+        for joined in ("".join(words), "".join(reversed(words)), words[0] + words[1], words[1] + words[0]):
+            found.add(joined, Kind.PERSON_NAME)
+    found.spelled.update(dict.fromkeys(name_spellings(group), Kind.PERSON_NAME))
 
 
 def _collect_code(visit: Visit, keyword: str, identifies: Kind, found: _Found, whole: set[str]) -> None:
@@ -190,6 +202,7 @@ def _collect(visit: Visit, found: _Found, whole: set[str]) -> None:
         elif vr in ("DA", "DT"):
             for spelling in _date_spellings(value):
                 found.add(spelling, Kind.DATE)
+            found.dates.add(value)
         elif vr == "UI":
             if value not in UID_dictionary:
                 found.add(value, Kind.UID)
@@ -272,4 +285,11 @@ def original_identifiers(ds: Dataset, profile: Profile) -> Original:
             short[key] = (kind, frozenset(found.origins[key]))
         else:
             identifiers[key] = kind
-    return Original(values, identifiers, _encodings(ds), short)
+    spelled = {key: kind for key, kind in found.spelled.items() if key}
+    for value in found.dates:
+        spelled.update(dict.fromkeys(date_spellings(value), Kind.DATE))
+    for key, kind in identifiers.items():  # names in Latin letters also full-width (folded text)
+        if kind is Kind.PERSON_NAME and key.isascii() and fold(key) == key:
+            spelled.setdefault(key, kind)
+    return Original(values, identifiers, _encodings(ds), short, spelled)
+

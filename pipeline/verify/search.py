@@ -22,9 +22,12 @@ import ahocorasick
 
 from pipeline.verify.findings import Finding, Severity, VerifyRule
 from pipeline.verify.original import WORD, Kind, Original, is_loose
+from pipeline.verify.profile import Expect
+from pipeline.verify.spellings import fold, may_hold, spellings_of
 from pipeline.verify.walk import STRING_VRS, Visit
 
 _NAME_TEXT_VRS = frozenset({"PN", "LO", "LT", "ST", "UT", "UC"})  # text that can name a person
+_SPELLED_VRS = _NAME_TEXT_VRS | {"SH"}  # text a person writes dates and names into
 _DIGITS = frozenset(b"0123456789")
 _ALNUM = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _UID_BEFORE_BYTES = _DIGITS | {ord(".")}
@@ -239,7 +242,8 @@ def _short_match(visit: Visit, values: tuple[str, ...], original: Original) -> K
 
 def search_values(visits: list[Visit], original: Original) -> list[Finding]:
     """Every identifier of `LONG` characters or more in every parsed value (value edges are word
-    edges); shorter ones only in their own attributes, as whole values (`_short_match`)."""
+    edges); shorter ones only in their own attributes, as whole values (`_short_match`); then the
+    spellings people write (`_search_spelled`)."""
     strings = [(visit, visit.strings) for visit in visits if visit.vr in STRING_VRS]
     findings: list[Finding] = []
     if original.short:
@@ -248,13 +252,20 @@ def search_values(visits: list[Visit], original: Original) -> list[Finding]:
             if kind is not None:
                 findings.append(Finding(VerifyRule.ORIGINAL_VALUE_IN_ATTRIBUTE, visit.path, Severity.HIGH,
                                         detail=kind.value))
-    if not original.identifiers:
-        return findings
+    if original.identifiers:
+        findings += _search_identifiers(strings, original, {finding.path for finding in findings})
+    if original.spelled:
+        findings += _search_spelled(strings, original, {finding.path for finding in findings})
+    return findings
+
+
+def _search_identifiers(strings: list[tuple[Visit, tuple[str, ...]]], original: Original,
+                        flagged: set[str]) -> list[Finding]:
     texts = [value for _, values in strings for value in values]
     search = _TextSearch(original, texts)
     if not search.anywhere(texts):
-        return findings
-    flagged = {finding.path for finding in findings}
+        return []
+    findings: list[Finding] = []
     for visit, values in strings:
         if visit.path in flagged:
             continue
@@ -263,6 +274,26 @@ def search_values(visits: list[Visit], original: Original) -> list[Finding]:
             if kind is not None:
                 findings.append(Finding(VerifyRule.ORIGINAL_VALUE_IN_ATTRIBUTE, visit.path, _severity(kind),
                                         detail=kind.value))
+                break
+    return findings
+
+
+def _search_spelled(strings: list[tuple[Visit, tuple[str, ...]]], original: Original,
+                    flagged: set[str]) -> list[Finding]:
+    """The original's dates and names as people write them (pipeline/verify/spellings.py) in
+    text attributes the profile does not keep as they are (a kept value is the profile's to
+    allow): folded text, so full-width, other cases and month names in any language match; CJK
+    names without word edges."""
+    matcher = spellings_of(frozenset(original.spelled))
+    findings: list[Finding] = []
+    for visit, values in strings:
+        if visit.path in flagged or visit.vr not in _SPELLED_VRS or visit.expect is Expect.KEEP:
+            continue
+        for value in values:
+            spelling = next(matcher.find(fold(value)), None) if may_hold(value) else None
+            if spelling is not None:
+                findings.append(Finding(VerifyRule.ORIGINAL_VALUE_IN_ATTRIBUTE, visit.path, Severity.HIGH,
+                                        detail=original.spelled[spelling].value))
                 break
     return findings
 
