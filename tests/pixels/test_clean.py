@@ -113,7 +113,8 @@ def image_dataset(pixels: NDArray[Any], syntax: UID = ExplicitVRLittleEndian, *,
         ds.file_meta.TransferSyntaxUID = syntax
     elif syntax.is_compressed:
         stored = ds.BitsStored
-        ds.BitsStored = ds.BitsAllocated  # the encoders refuse values beyond Bits Stored (high-bit overlays)
+        if (pixels.astype(np.int64) >> stored).any():  # a high-bit overlay: the encoders refuse values beyond
+            ds.BitsStored = ds.BitsAllocated  # Bits Stored, so the codestream declares the whole cell
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds.compress(syntax, pixels, generate_instance_uid=False)
