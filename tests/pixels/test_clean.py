@@ -320,7 +320,7 @@ def test_every_frame_of_every_readable_syntax_is_cleaned_and_stored_losslessly(
 
 
 def test_pixel_data_that_cannot_be_decoded_is_refused() -> None:
-    broken = read(bundled("JPEG-lossy.dcm").read_bytes())  # a damaged JPEG (JPGExtended.dcm is it mended)
+    broken = read(bundled("JPEG2000-embedded-sequence-delimiter.dcm").read_bytes())  # SIZ declares no real image
     video = read(bundled("SC_rgb_rle_2frame.dcm").read_bytes())
     video.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.102"  # MPEG-4 AVC/H.264 High Profile
     for ds in (broken, video):

@@ -194,8 +194,8 @@ def test_rle_cells_without_a_bitmap_pass_through_byte_identical(keys: Keys) -> N
 
 
 def test_a_codestream_no_wider_than_bits_stored_is_not_decoded(keys: Keys) -> None:
-    """JPEG-lossy.dcm: 12-bit extended JPEG in 16-bit cells, which no decoder here reads; its
-    codestream's precision (12) leaves no room above High Bit, so it is not refused for it."""
+    """JPEG-lossy.dcm: 12-bit extended JPEG in 16-bit cells; its codestream's precision (12)
+    leaves no room above High Bit, so it is not decoded for the check, and passes through."""
     ds = read(bundled("JPEG-lossy.dcm").read_bytes())
     frame = next(generate_frames(ds.PixelData, number_of_frames=1))
     assert codestream_precision(frame) == 12 == ds.BitsStored
