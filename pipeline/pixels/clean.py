@@ -66,7 +66,6 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 from pydicom.dataset import Dataset
-from pydicom.encaps import encapsulate, generate_frames
 from pydicom.pixels.decoders.base import get_decoder
 from pydicom.pixels.processing import apply_color_lut, convert_color_space
 from pydicom.pixels.utils import pack_bits
@@ -92,7 +91,7 @@ from pydicom.uid import (
 
 from pipeline.errors import Cause, PixelError, ProfileError
 from pipeline.pixels import ocr, unused_bits
-from pipeline.pixels.codestream import is_truncated_codestream, with_sequential_scans
+from pipeline.pixels.codestream import decode_sequential_scans, is_truncated_codestream
 from pipeline.pixels.review import PixelsNeedReview, anatomy_mask, anatomy_regions, review_reason
 from pipeline.profile.pixel_rules import FilterList, Region, evaluate
 from pipeline.profile.plan import PixelMode, Plan
@@ -159,7 +158,7 @@ def assess(ds: Dataset, plan: Plan) -> PixelTask | None:
     if "PixelData" not in ds:
         return None
     declared = str(ds.get("BurnedInAnnotation", "") or "").strip().upper() == "YES"
-    high_bits = overlay_in_high_bits(ds) or _unused_bits_may_be_set(ds)
+    high_bits = overlay_in_high_bits(ds) or unused_bits.may_be_set(ds)
     if plan.pixel_rules is None:  # a plan built by hand without pixels.deid: only the flag is known
         if declared:
             raise BurnedInUnhandled("BurnedInAnnotation is YES and Clean Pixel Data was not asked for")
@@ -206,19 +205,6 @@ def overlay_in_high_bits(ds: Dataset) -> bool:
         if position is not None and position.value is not None and int(position.value) >= stored:
             return True
     return False
-
-
-def _unused_bits_may_be_set(ds: Dataset) -> bool:
-    """Native data: an unused bit is set (checked on the bytes). Encapsulated: the codestream can
-    hold one (decoded and checked by `clean_pixels`)."""
-    bits = unused_bits.layout(ds)
-    syntax = getattr(ds, "file_meta", {}).get("TransferSyntaxUID")
-    if bits is None or not syntax:
-        return False
-    source = UID(str(syntax))
-    if source in NATIVE:
-        return not unused_bits.is_clean(unused_bits.native_cells(ds, bits, source), bits)
-    return unused_bits.may_hold_unused_bits(ds, bits, source)
 
 
 def _shape(ds: Dataset) -> tuple[int, int]:
@@ -336,7 +322,7 @@ def _decode(ds: Dataset, source: UID, *, as_rgb: bool) -> tuple[NDArray[Any], di
             options: dict[str, Any] = {"as_rgb": as_rgb, "correct_unused_bits": False}
             array, meta = decoder.as_array(ds, **options)
     except Exception as exc:
-        decoded = _decode_sequential_scans(decoder, ds, source, options)
+        decoded = decode_sequential_scans(decoder, ds, source, options)
         if decoded is None:
             cause = Cause.TRUNCATED_CODESTREAM if is_truncated_codestream(ds, source) else Cause.UNDECODABLE
             raise PixelError(f"cannot decode the pixel data ({type(exc).__name__})", cause=cause) from None
@@ -345,29 +331,6 @@ def _decode(ds: Dataset, source: UID, *, as_rgb: bool) -> tuple[NDArray[Any], di
     samples = int(meta["samples_per_pixel"])
     shape = (count, int(meta["rows"]), int(meta["columns"])) + ((samples,) if samples > 1 else ())
     return np.array(array.reshape(shape)), dict(meta)
-
-
-def _decode_sequential_scans(decoder: Any, ds: Dataset, source: UID,
-                             options: dict[str, Any]) -> tuple[NDArray[Any], dict[str, Any]] | None:
-    """A sequential JPEG whose scan headers say other than Ss 0, Se 63 decoded as ISO 10918-1
-    B.2.3 reads it (pipeline/pixels/codestream.py); None when that is not why it failed."""
-    if source not in (JPEGBaseline8Bit, JPEGExtended12Bit):
-        return None
-    element = ds["PixelData"]
-    try:
-        frames = list(generate_frames(element.value, number_of_frames=int(ds.get("NumberOfFrames") or 1)))
-        fixed = [with_sequential_scans(frame) for frame in frames]
-        if not any(fixed):
-            return None
-        ds.PixelData = encapsulate([f or frame for f, frame in zip(fixed, frames, strict=True)])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            array, meta = decoder.as_array(ds, **options)
-        return array, meta
-    except Exception:
-        return None
-    finally:
-        ds["PixelData"] = element  # the input's own codestream, whatever happens next
 
 
 def _fill(frames: NDArray[Any], meta: dict[str, Any], ds: Dataset) -> Any:

@@ -4,9 +4,13 @@ reason); and a sequential JPEG's scan header put right for the decoder (`with_se
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
+from numpy.typing import NDArray
 from pydicom.dataset import Dataset
-from pydicom.encaps import generate_frames
-from pydicom.uid import UID
+from pydicom.encaps import encapsulate, generate_frames
+from pydicom.uid import UID, JPEGBaseline8Bit, JPEGExtended12Bit
 
 # Transfer syntaxes whose frames are JPEG (PS3.5 A.4.1-A.4.3: ISO 10918, 14495) or JPEG 2000
 # (A.4.4, ISO 15444) codestreams: each ends with the EOI / EOC marker FFD9.
@@ -71,3 +75,27 @@ def with_sequential_scans(frame: bytes) -> bytes | None:
                 changed = True
         index += 2 + length
     return bytes(fixed) if changed else None
+
+
+def decode_sequential_scans(decoder: Any, ds: Dataset, source: UID,
+                            options: dict[str, Any]) -> tuple[NDArray[Any], dict[str, Any]] | None:
+    """Decode a sequential JPEG `decoder` refused, its scan headers put right as ISO 10918-1 B.2.3
+    reads them (`with_sequential_scans`); None when that is not why it failed. `ds` keeps its
+    own codestream whatever happens."""
+    if source not in (JPEGBaseline8Bit, JPEGExtended12Bit):
+        return None
+    element = ds["PixelData"]
+    try:
+        frames = list(generate_frames(element.value, number_of_frames=int(ds.get("NumberOfFrames") or 1)))
+        fixed = [with_sequential_scans(frame) for frame in frames]
+        if not any(fixed):
+            return None
+        ds.PixelData = encapsulate([f or frame for f, frame in zip(fixed, frames, strict=True)])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            array, meta = decoder.as_array(ds, **options)
+        return array, dict(meta)
+    except Exception:
+        return None
+    finally:
+        ds["PixelData"] = element

@@ -88,6 +88,19 @@ def layout(ds: Dataset) -> BitLayout | None:
     return BitLayout(allocated, stored, high_bit, signed)
 
 
+def may_be_set(ds: Dataset) -> bool:
+    """Native data: an unused bit is set (checked on the bytes). Encapsulated: the codestream can
+    hold one (`may_hold_unused_bits`; pipeline/pixels/clean.py decodes and checks it)."""
+    bits = layout(ds)
+    syntax = getattr(ds, "file_meta", {}).get("TransferSyntaxUID")
+    if bits is None or not syntax:
+        return False
+    source = UID(str(syntax))
+    if not source.is_compressed:
+        return not is_clean(native_cells(ds, bits, source), bits)
+    return may_hold_unused_bits(ds, bits, source)
+
+
 # ----------------------------------------------------------------------------- the rule
 def is_clean(cells: NDArray[Any], bits: BitLayout) -> bool:
     """Whether every unused bit of `cells` (integers of the cell's width, any signedness, any
