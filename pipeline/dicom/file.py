@@ -74,6 +74,7 @@ def _read(data: bytes) -> Dataset:
     if not raw.is_part10(data):
         data = raw.as_part10(data, _read_part10)
     ds = _read_part10(data)
+    _record_implicit_reading(ds)
     if str(ds.get("SOPClassUID", "")) == "1.2.840.10008.1.3.10" or "DirectoryRecordSequence" in ds:
         raise InputError("a DICOMDIR is a media index, not an instance: not copied", cause=Cause.DICOMDIR)
     # Elements are decoded lazily; one that cannot be decoded fails the scrub later, and the
@@ -82,6 +83,18 @@ def _read(data: bytes) -> Dataset:
         raise InputError("no SOP Class or SOP Instance UID: not a composite instance", cause=Cause.NO_SOP_UID)
     _check_pixel_length(ds)
     return ds
+
+
+def _record_implicit_reading(ds: Dataset) -> None:
+    """A dataset stored in implicit VR under an explicit VR transfer syntax (a PS3.5 10.1
+    violation: pydicom's SC_rgb_jpeg.dcm) is read as implicit, yet pydicom records the syntax's
+    explicit encoding, and would write its raw elements back with no VR (``write-failed:encoder``).
+    Record what was read, so that the writer looks each VR up in the dictionary (PS3.6) and the
+    output is in its transfer syntax."""
+    implicit, little = ds.original_encoding
+    first = next(iter(ds.keys()), None)
+    if implicit is False and little is not None and first is not None and ds.get_item(first).VR is None:
+        ds.set_original_encoding(True, little, ds.original_character_set)
 
 
 def _read_part10(data: bytes) -> Dataset:

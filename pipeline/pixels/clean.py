@@ -28,10 +28,12 @@ lines to their own frame. Blanked pixels take the darkest value: the image's min
 (MONOCHROME2), maximum (MONOCHROME1), black (RGB; Y 0 and Cb Cr mid-scale for YBR_FULL), the
 palette entry nearest black (PALETTE COLOR).
 
-Clean Graphics (113103), whatever the options: an overlay stored in unused high bits of Pixel
-Data (OverlayBitPosition >= BitsStored < BitsAllocated) is zeroed with the other unused bits:
-pydicom's decoders mask them (unsigned) or sign-extend over them (signed), and the pixels are
-re-encoded. The overlay's 60xx group is removed by the header scrub.
+Unused bits, whatever the options (PS3.5 8.1.1; PS3.15 E.1-1 removes Overlay Data): an overlay
+stored in unused high bits of Pixel Data, declared by a 60xx group (OverlayBitPosition >=
+BitsStored) or not, never reaches the release (pipeline/pixels/unused_bits.py: the rule, and the
+cost). Native data is checked and rewritten on its bytes; encapsulated data whose codestream can
+hold more bits than Bits Stored is decoded, checked, and re-encoded as below only when a bit is
+set. Clean data passes through byte-identical. The overlay's 60xx group goes with the header scrub.
 
 Re-encoding: a lossless input stays lossless and every untouched pixel stays identical.
 
@@ -88,8 +90,8 @@ from pydicom.uid import (
 )
 
 from pipeline.errors import Cause, PixelError, ProfileError
-from pipeline.pixels import ocr
-from pipeline.pixels.codestream import is_truncated_codestream
+from pipeline.pixels import ocr, unused_bits
+from pipeline.pixels.codestream import decode_sequential_scans, is_truncated_codestream
 from pipeline.pixels.review import PixelsNeedReview, anatomy_mask, anatomy_regions, review_reason
 from pipeline.profile.pixel_rules import FilterList, Region, evaluate
 from pipeline.profile.plan import PixelMode, Plan
@@ -156,7 +158,7 @@ def assess(ds: Dataset, plan: Plan) -> PixelTask | None:
     if "PixelData" not in ds:
         return None
     declared = str(ds.get("BurnedInAnnotation", "") or "").strip().upper() == "YES"
-    high_bits = overlay_in_high_bits(ds)
+    high_bits = overlay_in_high_bits(ds) or unused_bits.may_be_set(ds)
     if plan.pixel_rules is None:  # a plan built by hand without pixels.deid: only the flag is known
         if declared:
             raise BurnedInUnhandled("BurnedInAnnotation is YES and Clean Pixel Data was not asked for")
@@ -232,9 +234,16 @@ def clean_pixels(ds: Dataset, task: PixelTask, *, preview: bool = False) -> Pixe
     if not syntax:
         raise PixelError("pixel data without a Transfer Syntax UID", cause=Cause.NO_TRANSFER_SYNTAX)
     source = UID(str(syntax))
+    bits = unused_bits.layout(ds)
+    if bits is not None and source in NATIVE and not task.regions and not task.ocr:
+        zeroed = unused_bits.zero_native(ds, bits, source)  # the bytes, nothing decoded
+        return PixelLog(False, task.labels, 0, zeroed, source, source)
     lossy = _is_lossy(source, ds)
     compressed_size = len(ds.PixelData) if source.is_compressed else 0
     frames, meta = _decode(ds, source, as_rgb=lossy)
+    zeroed = bits is not None and not unused_bits.is_clean(frames, bits)
+    if bits is not None:
+        unused_bits.canonicalise(frames, bits)  # the samples' values, whatever the decoder left above them
     shown_range = (float(frames.min()), float(frames.max()))
     before = _display(frames, meta, ds, shown_range) if preview else None
     mask = _mask(frames.shape[1:3], task.regions)
@@ -259,7 +268,7 @@ def clean_pixels(ds: Dataset, task: PixelTask, *, preview: bool = False) -> Pixe
         if reason is not None:
             raise PixelsNeedReview(reason, None if before is None else _preview(before, frames, meta, ds, shown_range))
     cleaned = bool(mask.any()) or lines > 0
-    if not cleaned and not task.high_bits:
+    if not cleaned and not zeroed:
         return PixelLog(False, task.labels, 0, False, source, source, ocr=task.ocr)
     target = _encode(ds, frames, meta, _target(source, ds, lossy))
     if lossy:
@@ -268,7 +277,7 @@ def clean_pixels(ds: Dataset, task: PixelTask, *, preview: bool = False) -> Pixe
         ds.BurnedInAnnotation = "NO"
     log.debug("pixels: %d rule(s), %d OCR line(s), %s -> %s", len(task.labels), lines, source.name, target.name)
     shown = None if before is None else _preview(before, frames, meta, ds, shown_range)
-    return PixelLog(cleaned, task.labels, lines, task.high_bits, source, target, shown, ocr=task.ocr)
+    return PixelLog(cleaned, task.labels, lines, zeroed, source, target, shown, ocr=task.ocr)
 
 
 def _preview(before: NDArray[np.uint8], frames: NDArray[Any], meta: dict[str, Any], ds: Dataset,
@@ -309,11 +318,15 @@ def _decode(ds: Dataset, source: UID, *, as_rgb: bool) -> tuple[NDArray[Any], di
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            options: dict[str, Any] = {"as_rgb": as_rgb}
+            # unused bits as stored: pipeline/pixels/unused_bits.py checks, then clears them
+            options: dict[str, Any] = {"as_rgb": as_rgb, "correct_unused_bits": False}
             array, meta = decoder.as_array(ds, **options)
     except Exception as exc:
-        cause = Cause.TRUNCATED_CODESTREAM if is_truncated_codestream(ds, source) else Cause.UNDECODABLE
-        raise PixelError(f"cannot decode the pixel data ({type(exc).__name__})", cause=cause) from None
+        decoded = decode_sequential_scans(decoder, ds, source, options)
+        if decoded is None:
+            cause = Cause.TRUNCATED_CODESTREAM if is_truncated_codestream(ds, source) else Cause.UNDECODABLE
+            raise PixelError(f"cannot decode the pixel data ({type(exc).__name__})", cause=cause) from None
+        array, meta = decoded
     count = int(meta["number_of_frames"])
     samples = int(meta["samples_per_pixel"])
     shape = (count, int(meta["rows"]), int(meta["columns"])) + ((samples,) if samples > 1 else ())

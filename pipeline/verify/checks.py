@@ -48,6 +48,7 @@ from pydicom.errors import InvalidDicomError
 
 from pipeline.verify.conformance import conformance_findings
 from pipeline.verify.findings import Finding, Severity, Verdict, VerifyRule
+from pipeline.verify.high_bits import high_bits_findings
 from pipeline.verify.original import Original, original_identifiers
 from pipeline.verify.profile import (
     BASIC_PROFILE_CODE,
@@ -295,6 +296,7 @@ def verify_file(
             else:
                 findings += _check(visit, before)
         findings += _check_record(ds, profile)
+        findings += high_bits_findings(ds)
         if original_ds is not None:
             findings += conformance_findings(original_ds, ds)
     except Exception:  # a broken output is a finding, never a crash of the run

@@ -113,7 +113,8 @@ def image_dataset(pixels: NDArray[Any], syntax: UID = ExplicitVRLittleEndian, *,
         ds.file_meta.TransferSyntaxUID = syntax
     elif syntax.is_compressed:
         stored = ds.BitsStored
-        ds.BitsStored = ds.BitsAllocated  # the encoders refuse values beyond Bits Stored (high-bit overlays)
+        if (pixels.astype(np.int64) >> stored).any():  # a high-bit overlay: the encoders refuse values beyond
+            ds.BitsStored = ds.BitsAllocated  # Bits Stored, so the codestream declares the whole cell
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds.compress(syntax, pixels, generate_instance_uid=False)
@@ -319,7 +320,7 @@ def test_every_frame_of_every_readable_syntax_is_cleaned_and_stored_losslessly(
 
 
 def test_pixel_data_that_cannot_be_decoded_is_refused() -> None:
-    broken = read(bundled("JPEG-lossy.dcm").read_bytes())  # a damaged JPEG (JPGExtended.dcm is it mended)
+    broken = read(bundled("JPEG2000-embedded-sequence-delimiter.dcm").read_bytes())  # SIZ declares no real image
     video = read(bundled("SC_rgb_rle_2frame.dcm").read_bytes())
     video.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.102"  # MPEG-4 AVC/H.264 High Profile
     for ds in (broken, video):
