@@ -50,6 +50,7 @@ frames and counts, never what the text says.
 
 from __future__ import annotations
 
+import copy
 import io
 import warnings
 from dataclasses import dataclass
@@ -59,7 +60,8 @@ from typing import Any
 import numpy as np
 import pydicom
 from numpy.typing import NDArray
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from pipeline.pixels import ocr
 from pipeline.verify.findings import Finding, Severity
@@ -212,11 +214,22 @@ def _by(box: ocr.Box, cleaned: NDArray[np.bool_]) -> bool:
     return 2 * int(band.any(axis=1).sum()) >= box.y1 - box.y0
 
 
+def _syntax(ds: Dataset) -> str:
+    """The file's transfer syntax; for a dataset stored without file meta, the encoding it was
+    read in (implicit or explicit VR, little or big endian: PS3.5 A.1-A.3)."""
+    stated = str(getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID", "") or "")
+    if stated:
+        return stated
+    implicit, little = getattr(ds, "original_encoding", (None, None))
+    if implicit is None or little is None:
+        return ""
+    return str(ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+
+
 def _same_bytes(output: Dataset, original: Dataset) -> bool:
     """Pixel data stored identically (same transfer syntax, same bytes): nothing changed."""
-    syntax = [str(getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID", "")) for ds in (output, original)]
     try:
-        return syntax[0] == syntax[1] and bytes(output.PixelData) == bytes(original.PixelData)
+        return _syntax(output) == _syntax(original) != "" and bytes(output.PixelData) == bytes(original.PixelData)
     except Exception:
         return False
 
@@ -227,6 +240,10 @@ def _frames(ds: Dataset) -> NDArray[Any] | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            if not getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID") and _syntax(ds):
+                ds = copy.copy(ds)  # a dataset without file meta: decode it as it was read
+                ds.file_meta = FileMetaDataset()
+                ds.file_meta.TransferSyntaxUID = UID(_syntax(ds))
             array = np.asarray(ds.pixel_array)
         frames = int(ds.get("NumberOfFrames") or 1)
         samples = int(ds.get("SamplesPerPixel") or 1)
