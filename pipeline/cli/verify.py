@@ -100,7 +100,8 @@ def _describe_pixels(pixels: PixelBound, with_originals: bool) -> str:
     """One line saying what is checked of the pixels (`pipeline.verify.pixels`)."""
     if not with_originals:
         if pixels.reread:
-            return "pixels: no originals; images that say BurnedInAnnotation NO are read whole by OCR (run record: ocr)"
+            return ("pixels: no originals; images (but CT, MR, PET, NM) that say BurnedInAnnotation NO are read whole "
+                    "by OCR (run record: ocr)")
         return "pixels: not compared (no originals)"
     bound = "" if pixels.max_cleaned_fraction is None else f", at most {pixels.max_cleaned_fraction:.1%} changed"
     reread = "; the cleaned places re-read by OCR" if pixels.reread else ""

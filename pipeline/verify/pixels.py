@@ -70,6 +70,7 @@ from pipeline.verify.pixel_text import MIN_CONFIDENCE, MIN_WORD_PIXELS
 MIN_BOX = 3  # pixels: the smallest blanked rectangle (a text line is at least 6 + 2 x 2 margin)
 CEILING = 0.5  # of the pixels: no image this changed is published, whatever the bound
 TOLERANCE = 0  # grey levels of difference still "unchanged"; see the module's notes on lossy inputs
+CROSS_SECTIONAL = frozenset({"CT", "MR", "PT", "NM"})  # not read whole without originals (`says_no_burned_in_text`)
 ZONE_ROWS, ZONE_COLUMNS = 24, 96  # pixels around the changes that re-OCR reads
 EDGE = 4  # pixels: a word this close to a cleaned place is in it (a letter cut by the box)
 
@@ -256,12 +257,17 @@ def _frames(ds: Dataset) -> NDArray[Any] | None:
 
 
 def says_no_burned_in_text(data: bytes) -> bool:
-    """Whether a file holds pixel data and says BurnedInAnnotation NO (what cleaning writes)."""
+    """Whether a file holds pixel data, says BurnedInAnnotation NO (what cleaning writes) and
+    is not a cross-sectional slice (`CROSS_SECTIONAL`: scanners do not burn text into CT, MR,
+    PET or NM slices, and a release holds thousands of them: reading each would make verify
+    cost more than the run)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(io.BytesIO(data), force=True, specific_tags=["BurnedInAnnotation", "PixelData"])
-        return "PixelData" in ds and str(ds.get("BurnedInAnnotation", "") or "").strip().upper() == "NO"
+            ds = pydicom.dcmread(io.BytesIO(data), force=True,
+                                 specific_tags=["BurnedInAnnotation", "Modality", "PixelData"])
+        return "PixelData" in ds and str(ds.get("BurnedInAnnotation", "") or "").strip().upper() == "NO" and \
+            str(ds.get("Modality", "") or "").strip().upper() not in CROSS_SECTIONAL
     except Exception:
         return False
 

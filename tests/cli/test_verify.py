@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pydicom.data
 
-from pipeline.verify.pixels import CEILING, PixelRule
+from pipeline.verify.pixel_text import RULE as TEXT_RULE
+from pipeline.verify.pixels import CEILING, PixelRule, compare
 from tests.conftest import REPO, TEST_KEY, read
 from tests.verify.test_pixels import frames_of, with_frames
 
@@ -70,9 +71,17 @@ def test_verify_with_originals_compares_pixels_and_finds_a_rectangle_drawn_in_th
     assert done.returncode == 1
     flagged = {(f["file"], f["rule"]) for f in report["findings"]}  # type: ignore[attr-defined]
     assert flagged == {(first.relative_to(release).as_posix(), PixelRule.OUTSIDE_CLEANED.value)}
+    second = sorted(release.rglob("*.dcm"))[1]  # put back its original pixels, text and all, still saying NO
+    after = frames_of(read(second.read_bytes()))
+    before = min((frames_of(read(p.read_bytes())) for p in inputs.iterdir()),
+                 key=lambda b: compare(after, b)[0].changed)
+    uncleaned = with_frames(second.read_bytes(), before)
+    second.unlink()
+    second.write_bytes(uncleaned)
     done, report = _verify(release)  # no originals: nothing to compare, the images are read whole
-    assert "read whole by OCR" in done.stdout
-    assert PixelRule.OUTSIDE_CLEANED.value not in done.stdout
+    assert "read whole by OCR" in done.stdout and done.returncode == 1
+    flagged = {(f["file"], f["rule"]) for f in report["findings"]}  # type: ignore[attr-defined]
+    assert flagged == {(second.relative_to(release).as_posix(), TEXT_RULE)}
 
 
 def test_a_run_with_ocr_over_pydicoms_test_files_changes_no_ct_or_mr_and_names_every_refusal(tmp_path: Path) -> None:
