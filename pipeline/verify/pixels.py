@@ -137,22 +137,33 @@ def pixel_findings(output: Dataset, original: Dataset, bound: PixelBound | None 
 
 def compare(after: NDArray[Any], before: NDArray[Any]) -> tuple[PixelChange, NDArray[np.bool_], Any]:
     """(the change, the changed-pixel mask per frame, the fill value or None) of two decoded
-    images of one shape, (frames, rows, columns[, samples])."""
-    differs = np.abs(after.astype(np.int64) - before.astype(np.int64)) > TOLERANCE
-    changed: NDArray[np.bool_] = np.asarray(differs.any(axis=-1) if differs.ndim == 4 else differs)
+    images of one shape, (frames, rows, columns[, samples]); frame by frame, so memory stays
+    a few frames' worth whatever the image's length."""
+    changed = np.zeros(after.shape[:3], dtype=bool)
+    for index in range(after.shape[0]):
+        differs = _differs(after[index], before[index])
+        changed[index] = differs.any(axis=-1) if differs.ndim == 3 else differs
     count = int(changed.sum())
-    total = int(np.prod(changed.shape))
+    total = int(changed.size)
     if not count:
         return PixelChange(0, total, 0, ()), changed, None
     values = after[changed]  # (n,) or (n, samples)
     kinds, counts = np.unique(values, axis=0, return_counts=True)
     fill = kinds[int(np.argmax(counts))]
-    is_fill = after == fill
-    filled = is_fill.all(axis=-1) if is_fill.ndim == 4 else is_fill
-    inside = np.stack([opening(frame, MIN_BOX) for frame in filled])
-    outside = int((changed & ~inside).sum())
-    frames = tuple(int(i) for i in np.flatnonzero(changed.reshape(changed.shape[0], -1).any(axis=1)))
+    outside = 0
+    frames = tuple(int(i) for i in np.flatnonzero(changed.reshape(len(changed), -1).any(axis=1)))
+    for index in frames:
+        is_fill = after[index] == fill
+        filled = is_fill.all(axis=-1) if is_fill.ndim == 3 else is_fill
+        outside += int((changed[index] & ~opening(filled, MIN_BOX)).sum())
     return PixelChange(count, total, outside, frames), changed, fill
+
+
+def _differs(after: NDArray[Any], before: NDArray[Any]) -> NDArray[np.bool_]:
+    """Per pixel (and sample) of one frame: differs by more than `TOLERANCE`."""
+    if TOLERANCE == 0:
+        return np.asarray(after != before)
+    return np.asarray(np.abs(after.astype(np.int64) - before.astype(np.int64)) > TOLERANCE)
 
 
 def opening(mask: NDArray[np.bool_], size: int) -> NDArray[np.bool_]:
