@@ -17,7 +17,10 @@ On one seeded corpus (bench/corpus.py) and one worker count, in one run:
 5. deid      `replace_identifiers` with deid's default recipe (`deid.dicom`), serial;
    dicognito its command line (`python -m dicognito -o DIR`), on the same folder;
 6. memory    peak RSS of the run's client and of each worker, at N and at N/10 (default) or
-             10 x N (`--memory`), sampled with psutil.
+             10 x N (`--memory`), sampled with psutil;
+7. OCR       the share of the corpus's images `--clean-pixels ocr` sends to OCR, and images
+             per second of scrub (and scrub + verify) with OCR on the sample archive's
+             burned-in images (`ocr_measures`).
 
 Serial measures are the median of `--reps` repetitions (default 3). Prints a table and writes
 bench/results.json. Usage: python bench/bench.py --files 2000 [--memory] [--reps 3]
@@ -50,8 +53,10 @@ import pydicom
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus import ROOT, CorpusInfo, ensure_corpus, list_files
 
-from pipeline.profile.plan import Plan, compile_plan
-from pipeline.runner.process import scrub_bytes
+from pipeline.dicom.file import read_dataset
+from pipeline.pixels.clean import assess
+from pipeline.profile.plan import PixelMode, Plan, compile_plan
+from pipeline.runner.process import pixel_bound, scrub_bytes
 from pipeline.runner.release import release_name
 from pipeline.scrub.keys import Keys
 from pipeline.verify.checks import verify_bytes
@@ -194,13 +199,47 @@ def pipeline_serial(datas: list[bytes], plan: Plan, verify: bool) -> dict[str, i
             scrubbed = scrub_bytes(data, plan, keys)
             if verify:
                 name = release_name(scrubbed.dataset).as_posix()
-                findings = verify_bytes(scrubbed.data, options, original=data, output_path=name)
+                findings = verify_bytes(scrubbed.data, options, original=data, output_path=name,
+                                        pixels=pixel_bound(plan))
                 counts["findings" if findings else "passed"] += 1
             else:
                 counts["passed"] += 1
         except Exception:
             counts["errors"] += 1
     return counts
+
+
+def sent_to_ocr(data: bytes, plan: Plan) -> bool:
+    """Whether `--clean-pixels ocr` reads this file with tesseract (`pixels.assess`, on its header)."""
+    try:
+        task = assess(read_dataset(data), plan)
+    except Exception:  # refused (a document, a blacklisted device) or unreadable: never read by OCR
+        return False
+    return task is not None and task.ocr
+
+
+def ocr_measures(corpus: list[bytes], reps: int, images: list[bytes] | None = None) -> dict[str, Any]:
+    """OCR (issue 15): the share of the corpus's images `--clean-pixels ocr` sends to OCR (the
+    corpus is CT, MR and SR: none should go), and images per second of scrub, and of scrub +
+    verify (which re-reads the cleaned places), with OCR on `images` (default: the sample
+    archive's images that OCR reads: ultrasound and secondary captures with burned-in text)."""
+    plan = compile_plan("basic", list(OPTIONS), pixel_mode=PixelMode.OCR)
+    with_pixels = [data for data in corpus if b"\xe0\x7f\x10\x00" in data]  # (7FE0,0010) Pixel Data, LE
+    sent = sum(sent_to_ocr(data, plan) for data in with_pixels)
+    if images is None:
+        archive = sorted((HERE.parent / "sample_data" / "archive").rglob("*.dcm"))
+        images = [data for data in (path.read_bytes() for path in archive) if sent_to_ocr(data, plan)]
+    scrub_seconds, scrubbed = timed(lambda: pipeline_serial(images, plan, verify=False), reps)
+    verify_seconds, verified = timed(lambda: pipeline_serial(images, plan, verify=True), reps)
+    scrub_median, verify_median = statistics.median(scrub_seconds), statistics.median(verify_seconds)
+    return {
+        "corpus_images": len(with_pixels), "corpus_sent_to_ocr": sent,
+        "corpus_share_sent_to_ocr": round(sent / len(with_pixels), 4) if with_pixels else 0.0,
+        "ocr_images": len(images), "scrub_seconds": scrub_seconds, "scrub_verify_seconds": verify_seconds,
+        "ocr_images_per_second": round(len(images) / scrub_median, 2) if scrub_median else None,
+        "ocr_images_per_second_with_verify": round(len(images) / verify_median, 2) if verify_median else None,
+        "outcome": {"scrub": scrubbed, "scrub_verify": verified},
+    }
 
 
 def deid_serial(paths: list[Path]) -> dict[str, int]:
@@ -342,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
         plan = compile_plan("basic", list(OPTIONS))  # once, as a run does before reading any file
         step("pipeline_scrub_only", lambda: pipeline_serial(datas, plan, verify=False), args.reps)
         step("pipeline_scrub_verify", lambda: pipeline_serial(datas, plan, verify=True), args.reps)
+        print("  ocr ...", flush=True)
+        results["ocr"] = ocr_measures(datas, args.reps)
         datas.clear()  # the baselines read their files themselves
         step("deid_replace_identifiers", lambda: deid_serial(paths), args.baseline_reps)
         step("dicognito_cli", lambda: dicognito_cli(info.path, scratch), args.baseline_reps)
@@ -428,6 +469,12 @@ def table(results: dict[str, Any]) -> str:
                      f"{r['median_wall_seconds'] - r['median_startup_seconds']:>10.2f}"
                      + (f"{excluding:>10.1f}" if excluding is not None else f"{'n/a':>10}"))
         lines.append(f"{'  peak RSS client / worker MB':<34}{r['client_peak_mb']:>10.0f}{r['worker_peak_mb']:>10.0f}")
+    if "ocr" in results:
+        ocr = results["ocr"]
+        lines.append(f"OCR: {ocr['corpus_sent_to_ocr']} of {ocr['corpus_images']} corpus images sent to OCR "
+                     f"({ocr['corpus_share_sent_to_ocr']:.1%}); {ocr['ocr_images_per_second']} images/s "
+                     f"({ocr['ocr_images_per_second_with_verify']} with verify) on {ocr['ocr_images']} "
+                     "burned-in sample images")
     mem = results["memory"]
     lines.append(f"memory at N={mem['other_n']}: client {mem['at_other_n']['client_peak_mb']:.0f} MB, "
                  f"worker {mem['at_other_n']['worker_peak_mb']:.0f} MB")

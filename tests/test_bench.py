@@ -41,3 +41,24 @@ def test_corpus_is_deterministic(tmp_path: Path) -> None:
     first = ensure_corpus(12, seed=3, root=tmp_path / "a")
     second = ensure_corpus(12, seed=3, root=tmp_path / "b")
     assert [p.read_bytes() for p in list_files(first.path)] == [p.read_bytes() for p in list_files(second.path)]
+
+
+def test_ocr_measure_reports_the_share_sent_to_ocr_and_images_per_second(tmp_path: Path) -> None:
+    """Issue 15: the corpus (CT, MR, SR) sends nothing to OCR; the sample archive's burned-in
+    images are read by OCR, cleaned and verified (nothing timed is asserted, only the counts)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        from corpus import ensure_corpus, list_files
+
+        import bench
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    corpus = [p.read_bytes() for p in list_files(ensure_corpus(12, seed=3, root=tmp_path).path)]
+    result = bench.ocr_measures(corpus, reps=1)
+    assert result["corpus_images"] > 0 and result["corpus_sent_to_ocr"] == 0
+    assert result["corpus_share_sent_to_ocr"] == 0.0
+    assert result["ocr_images"] >= 9  # the archive's 9 burned-in images, at least
+    assert result["outcome"]["scrub_verify"] == {"passed": result["ocr_images"], "findings": 0, "errors": 0}
+    assert result["ocr_images_per_second"] > 0 and result["ocr_images_per_second_with_verify"] > 0
+    print(f"\nOCR: {result['ocr_images_per_second']} images/s, {result['ocr_images_per_second_with_verify']} "
+          f"with verify, on {result['ocr_images']} burned-in sample images")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -117,6 +118,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     result = run(cfg, plan, keys, announce=lambda message: print(message, file=sys.stderr, flush=True))
     print(summary(result))
     written = write_run_report(result.paths.release, result.paths.manifest, args.pixel_preview)
+    pixels = json.loads(written.with_name("report.json").read_text(encoding="utf-8"))["pixels"]
+    if pixels["read_by_ocr"] or pixels["cleaned"] or pixels["sent_to_review"]:
+        print(f"pixels: {pixels['read_by_ocr']} image(s) read by OCR, {len(pixels['cleaned'])} cleaned "
+              f"(at most {pixels['largest_changed_share']:.1%} of an image changed), "
+              f"{len(pixels['sent_to_review'])} sent to review (pixels-need-review)")
     print(f"report: {written}")
     return result.exit_status
 

@@ -7,9 +7,12 @@ Every file of the release is checked by `pipeline.verify.checks.verify_bytes` (o
 the SOP Instance UID: the original's UID remapped under the key (or the same UID with Retain
 UIDs). The options are the run record's (``RELEASE.run.json``) when it is beside the release,
 else each file's declared ones; ``--option`` must agree with the record
-(`pipeline.runner.verify_options`). Prints which options it used, counts and release-relative
-paths only, never a value; ``--json`` writes the findings. Exit codes: 0 clean, 1 findings,
-2 usage, profile or key error (``--option`` contradicting the run record included).
+(`pipeline.runner.verify_options`). With originals the pixels are compared too
+(`pipeline.verify.pixels`: changes only in blanked rectangles, the run record's bound on the
+changed share, and with a run made with OCR the cleaned places re-read by tesseract). Prints
+which options it used, counts and release-relative paths only, never a value; ``--json``
+writes the findings. Exit codes: 0 clean, 1 findings, 2 usage, profile or key error
+(``--option`` contradicting the run record included).
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from pipeline.cli.common import EXIT_FINDINGS, EXIT_OK, Subparsers, print_table,
 from pipeline.errors import InputError
 from pipeline.pixels.ocr import require as require_ocr
 from pipeline.runner.verify_options import choose_options
-from pipeline.runner.verify_release import index_originals, verify_release
+from pipeline.runner.verify_release import index_originals, pixel_bound, verify_release
 from pipeline.scrub.keys import load_keys
 from pipeline.verify.findings import VerifyRule
+from pipeline.verify.pixels import CEILING, PixelBound
 
 MAX_LISTED_FILES = 50
 
@@ -63,8 +67,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if args.ocr:
         require_ocr()
     print(chosen.describe())
+    pixels = pixel_bound(release)
+    print(_describe_pixels(pixels, originals is not None))
     count, findings = verify_release(release, options, originals, skip, args.ocr, args.workers, args.scheduler,
-                                     announce=lambda message: print(message, file=sys.stderr))
+                                     announce=lambda message: print(message, file=sys.stderr), pixels=pixels)
     flagged = sorted({f.file for f in findings})
     print(f"verified {count} file(s); {len(flagged)} with findings")
     print_table(findings)
@@ -88,6 +94,19 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 
+
+
+def _describe_pixels(pixels: PixelBound, with_originals: bool) -> str:
+    """One line saying what is checked of the pixels (`pipeline.verify.pixels`)."""
+    if not with_originals:
+        if pixels.reread:
+            return ("pixels: no originals; images (but CT, MR, PET, NM) that say BurnedInAnnotation NO are read whole "
+                    "by OCR (run record: ocr)")
+        return "pixels: not compared (no originals)"
+    bound = "" if pixels.max_cleaned_fraction is None else f", at most {pixels.max_cleaned_fraction:.1%} changed"
+    reread = "; the cleaned places re-read by OCR" if pixels.reread else ""
+    return (f"pixels: compared with the originals (changes only in blanked rectangles{bound}, "
+            f"never {CEILING:.0%}){reread}")
 
 
 def register(sub: Subparsers) -> None:

@@ -147,6 +147,7 @@ class PixelLog:
     transfer_syntax_out: str
     preview: tuple[NDArray[np.uint8], NDArray[np.uint8]] | None = field(default=None, repr=False, compare=False)
     ocr: bool = False  # the image was read by OCR
+    changed: float = 0.0  # the share of its pixels (all frames) that cleaning changed
 
 
 # ----------------------------------------------------------------------------- assess
@@ -248,6 +249,8 @@ def clean_pixels(ds: Dataset, task: PixelTask, *, preview: bool = False) -> Pixe
     before = _display(frames, meta, ds, shown_range) if preview else None
     mask = _mask(frames.shape[1:3], task.regions)
     fill = _fill(frames, meta, ds)
+    ruled = frames[:, mask] != fill
+    changed_pixels = int((ruled.any(axis=-1) if frames.ndim == 4 else ruled).sum())  # the rules' share
     frames[:, mask] = fill
     lines = 0
     if task.ocr:
@@ -261,13 +264,16 @@ def clean_pixels(ds: Dataset, task: PixelTask, *, preview: bool = False) -> Pixe
             lines += len(found)
         blanked &= ~mask  # the rules' regions are configured, not guessed: only OCR's share counts
         differs = frames != fill
-        changed = float((blanked & (differs.any(axis=-1) if differs.ndim == 4 else differs)).mean())
+        ocr_changed = int((blanked & (differs.any(axis=-1) if differs.ndim == 4 else differs)).sum())
+        changed = ocr_changed / blanked.size
+        changed_pixels += ocr_changed
         frames[blanked] = fill
         reason = review_reason(blanked, changed, anatomy_mask((rows, cols), task.anatomy),
                                task.max_cleaned_fraction, text.oversized)
         if reason is not None:
             raise PixelsNeedReview(reason, None if before is None else _preview(before, frames, meta, ds, shown_range))
     cleaned = bool(mask.any()) or lines > 0
+    share = changed_pixels / (frames.shape[0] * frames.shape[1] * frames.shape[2])
     if not cleaned and not zeroed:
         return PixelLog(False, task.labels, 0, False, source, source, ocr=task.ocr)
     target = _encode(ds, frames, meta, _target(source, ds, lossy))
@@ -277,7 +283,7 @@ def clean_pixels(ds: Dataset, task: PixelTask, *, preview: bool = False) -> Pixe
         ds.BurnedInAnnotation = "NO"
     log.debug("pixels: %d rule(s), %d OCR line(s), %s -> %s", len(task.labels), lines, source.name, target.name)
     shown = None if before is None else _preview(before, frames, meta, ds, shown_range)
-    return PixelLog(cleaned, task.labels, lines, zeroed, source, target, shown, ocr=task.ocr)
+    return PixelLog(cleaned, task.labels, lines, zeroed, source, target, shown, ocr=task.ocr, changed=share)
 
 
 def _preview(before: NDArray[np.uint8], frames: NDArray[Any], meta: dict[str, Any], ds: Dataset,

@@ -1,8 +1,10 @@
 """Reports: a run's manifest or a scan's findings -> report.json and a self-contained report.html.
 
 The JSON is for machines; the HTML is one file (no external resources) for a reviewer:
-summary counts, a findings table sortable by rule and severity, quarantine reasons, and
-thumbnails of flagged images. Neither holds a source path. The scan census holds values of
+summary counts, a findings table sortable by rule and severity, quarantine reasons,
+thumbnails of a scan's flagged images, and a run's pixel section (images read by OCR, each
+cleaned image with its changed share and before/after preview, those sent to review:
+`pipeline.report.pixels`). Neither holds a source path. The scan census holds values of
 the release being reviewed, so it is opt-in (``scan --census``); a report that holds it says so
 first (the JSON's first key, the page's first line: `CENSUS_WARNING`), its files are written
 owner-only (0600), and nothing here prints.
@@ -23,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from pipeline.files import Beside, beside, write_atomically
-from pipeline.report.html import MAX_THUMBNAILS, render_html
+from pipeline.report.html import render_html
+from pipeline.report.pixels import pixel_section, preview_links
 
 THUMBNAIL_SIZE = 128
 CENSUS_WARNING = ("CONFIDENTIAL: this report may hold identifying values (its census lists values seen in "
@@ -52,9 +55,11 @@ def run_report(manifest: Path, run_record: Path | None = None) -> dict[str, Any]
     """The report of a run, from its manifest (and run.json when given)."""
     connection = sqlite3.connect(f"file:{manifest}?mode=ro", uri=True)
     try:
-        rows = connection.execute("SELECT run_index, status, output, reason FROM inputs ORDER BY run_index").fetchall()
+        table = connection.execute(
+            "SELECT run_index, status, output, reason, source_id, summary FROM inputs ORDER BY run_index").fetchall()
     finally:
         connection.close()
+    rows = [(index, status, output, reason) for index, status, output, reason, _, _ in table]
     counts = Counter(str(status) for _, status, _, _ in rows)
     reasons = Counter(str(reason) for _, status, _, reason in rows if status != "written" and reason)
     findings = [
@@ -68,8 +73,10 @@ def run_report(manifest: Path, run_record: Path | None = None) -> dict[str, Any]
         "counts": dict(sorted(counts.items())),
         "quarantine_reasons": dict(reasons.most_common()),
         "findings": findings,
-        "run": {k: record[k] for k in ("profile", "options", "key_fingerprint", "started", "ended", "exit_status")
-                if k in record},
+        "run": {k: record[k] for k in ("profile", "options", "pixel_mode", "max_cleaned_fraction", "key_fingerprint",
+                                       "started", "ended", "exit_status") if k in record},
+        "pixels": pixel_section((str(sid), int(index), str(status), reason, summary)
+                                for index, status, _, reason, sid, summary in table),
     }
 
 
@@ -147,12 +154,12 @@ def write_reports(report: Mapping[str, Any], directory: Path,
 
 def write_run_report(release: Path, manifest: Path, previews: Path | None = None, out: Path | None = None) -> Path:
     """Write the run's report.json and report.html (RELEASE.report/ unless `out`); return the page.
-    With `previews`, the page shows the before/after PNGs of the cleaned images found there."""
+    With `previews`, the page shows the before/after PNGs of the cleaned images and of those
+    sent to review, linked from the private preview folder by relative path, never copied in
+    (`pipeline.report.pixels`)."""
     report = run_report(manifest, beside(release, Beside.RUN_RECORD))
-    images: dict[str, str] = {}
-    if previews is not None and previews.is_dir():
-        for png in sorted(previews.glob("*.png"))[:MAX_THUMBNAILS]:
-            images[f"cleaned {png.stem}"] = "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode()
-    _, html_path = write_reports(report, out or beside(release, Beside.REPORT), images)
+    folder = out or beside(release, Beside.REPORT)
+    report["pixels"] = preview_links(report["pixels"], previews, folder)
+    _, html_path = write_reports(report, folder)
     return html_path
 

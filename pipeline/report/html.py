@@ -8,6 +8,8 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
+from pipeline.report.pixels import render_pixels
+
 MAX_THUMBNAILS = 48
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2, "info": 3}
 
@@ -49,10 +51,12 @@ def render_html(report: Mapping[str, Any], thumbnails: Mapping[str, str]) -> str
     banner = f'<p class="warning" id="warning">{_e(warning)}</p>\n' if warning else ""
     run = report.get("run", {})
     run_rows = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in run.items())
-    return _PAGE.format(
+    pixels = render_pixels(report.get("pixels"))
+    return _PAGE.format(pixels=pixels,
         title=_e(f"deid-pipeline {command} report"), summary=summary, rows=rows,
         findings=len(findings), reasons=reason_rows or '<tr><td colspan="2">none</td></tr>',
-        images=images or "<p>none</p>", census=census, banner=banner,
+        images="" if command == "run" else f'<h2>Flagged images</h2><div>{images or "<p>none</p>"}</div>\n',
+        census=census, banner=banner,
         run=run_rows or '<tr><td colspan="2">-</td></tr>',
     )
 
@@ -74,6 +78,8 @@ th {{ background: #f4f4f4; cursor: pointer; }}
 tr.sev-high td:first-child {{ color: #b00; font-weight: bold; }}
 tr.rare td {{ background: #fff3cd; }}
 figure {{ display: inline-block; margin: .5em; }}
+img.preview {{ max-width: 360px; max-height: 180px; image-rendering: pixelated; }}
+td.share {{ text-align: right; }}
 .values {{ border-left: 4px solid #b00; padding-left: 1em; }}
 .warning {{ background: #b00; color: #fff; font-weight: bold; padding: .6em 1em; margin: 0 0 1em; }}
 </style></head>
@@ -84,8 +90,7 @@ figure {{ display: inline-block; margin: .5em; }}
 <table id="findings"><thead><tr><th data-col="0">severity</th><th data-col="1">rule</th><th data-col="2">file</th>
 <th data-col="3">where</th><th data-col="4">kind</th></tr></thead><tbody>{rows}</tbody></table>
 <h2>Quarantine reasons</h2><table><tr><th>reason</th><th>files</th></tr>{reasons}</table>
-<h2>Flagged images</h2><div>{images}</div>
-<h2>Run</h2><table>{run}</table>
+{pixels}{images}<h2>Run</h2><table>{run}</table>
 {census}<script>
 document.querySelectorAll('#findings th').forEach(function (th) {{
   th.addEventListener('click', function () {{

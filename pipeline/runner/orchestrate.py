@@ -45,7 +45,7 @@ from tqdm import tqdm
 from pipeline.errors import InputError, PipelineError
 from pipeline.files import make_private_dir
 from pipeline.pixels.clean import require_for
-from pipeline.profile.plan import Plan
+from pipeline.profile.plan import PixelMode, Plan
 from pipeline.runner.accounting import Accounts, Batch
 from pipeline.runner.audit import release_event, write_audit_message
 from pipeline.runner.discover import SourceFile, discover, resolve_roots, source_location_key
@@ -295,6 +295,8 @@ def _finish(
         unchanged=dict(tally.unchanged),
         manifest=manifest.counts(),
         summary=asdict(summary),
+        pixel_mode=header.plan.pixel_mode.value,
+        max_cleaned_fraction=header.plan.max_cleaned_fraction if header.plan.pixel_mode is PixelMode.OCR else None,
     )
     write_run_record(paths.run_record, record)
     counts_now = manifest.counts()

@@ -30,7 +30,7 @@ import importlib
 import logging
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pydicom.dataset import Dataset
@@ -41,7 +41,7 @@ from pipeline.files import discard, promote, stage, sync_directories
 from pipeline.pixels.clean import PixelLog, assess, clean_pixels
 from pipeline.pixels.preview import write_preview
 from pipeline.pixels.review import PixelsNeedReview
-from pipeline.profile.plan import Plan
+from pipeline.profile.plan import PixelMode, Plan
 from pipeline.runner.deadline import Deadline, FileTimeLimitError
 from pipeline.runner.discover import SourceFile, source_location_key
 from pipeline.runner.mapping import mapping_pairs
@@ -52,6 +52,7 @@ from pipeline.runner.source_remote import fetch
 from pipeline.scrub.header import ScrubLog, scrub
 from pipeline.scrub.keys import Keys
 from pipeline.verify.findings import Verdict
+from pipeline.verify.pixels import PixelBound
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +63,10 @@ DEFAULT_MAX_INPUT_BYTES = 4 << 30  # a file is read whole into memory
 _RAW_DATASET_STARTS = (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08")
 
 
-# (output bytes, options, original bytes, release-relative output path) -> a verify Verdict.
+# (output bytes, options, original bytes, release-relative output path, pixel bound) -> a verify Verdict.
 # The result is typed `object` on purpose: the runner publishes only when it is a real
 # `pipeline.verify.findings.Verdict` that says verified (see `refusal`), never on an empty list.
-Verifier = Callable[[bytes, tuple[str, ...], "bytes | None", "str | None"], object]
+Verifier = Callable[[bytes, tuple[str, ...], "bytes | None", "str | None", "PixelBound | None"], object]
 VERIFY_UNAVAILABLE = "verify-unavailable"  # the verifier cannot be imported
 VERIFY_NO_VERDICT = "verify-no-verdict"  # it returned something other than a verdict that it ran
 
@@ -75,7 +76,8 @@ class VerifierUnavailableError(Exception):
 
 
 def verify_with_pipeline_verify(
-    output: bytes, options: tuple[str, ...], original: bytes | None, output_path: str | None
+    output: bytes, options: tuple[str, ...], original: bytes | None, output_path: str | None,
+    pixels: PixelBound | None = None,
 ) -> object:
     """The default verifier, imported when first called so a missing module fails closed."""
     try:
@@ -83,7 +85,7 @@ def verify_with_pipeline_verify(
         verify_file = module.verify_file
     except (ImportError, AttributeError):
         raise VerifierUnavailableError from None
-    return verify_file(output, options, original=original, output_path=output_path)
+    return verify_file(output, options, original=original, output_path=output_path, pixels=pixels)
 
 
 # Resolved at call time, so another verifier can be installed for a whole process.
@@ -101,6 +103,15 @@ def refusal(verdict: object, original_given: bool) -> str | None:
     if original_given and not verdict.original_searched:
         return VERIFY_NO_VERDICT
     return None if verdict.verified is True else VERIFY_NO_VERDICT
+
+
+def pixel_bound(plan: Plan) -> PixelBound:
+    """What verify checks of cleaned pixels (pipeline/verify/pixels.py): with pixel mode ocr,
+    the run's bound on the changed share and a re-reading of the cleaned places; else the
+    verifier's own ceiling only."""
+    if plan.pixel_mode is PixelMode.OCR:
+        return PixelBound(plan.max_cleaned_fraction, reread=True)
+    return PixelBound()
 
 
 # --- one file as bytes: read, scrub, encode ------------------------------------------------
@@ -215,7 +226,7 @@ def _process_one(src: SourceFile, plan: Plan, keys: Keys, cfg: WorkerConfig, dea
     except PixelsNeedReview as exc:  # never published; the reviewer sees what cleaning would do
         if cfg.preview_dir is not None and exc.preview is not None:
             write_preview(*exc.preview, cfg.preview_dir / f"{sid[:16]}.png")
-        return _quarantined(src, sid, data, exc.code, cfg)
+        return replace(_quarantined(src, sid, data, exc.code, cfg), actions=(("pixels-ocr", 1),))
     except PipelineError as exc:
         return _quarantined(src, sid, data, exc.code, cfg)
     except VerifierUnavailableError:
@@ -253,7 +264,8 @@ def _publish(
     target = cfg.release / Path(*name.parts)
     staged = stage(scrubbed.data, target, into=cfg.staging_dir)
     try:
-        verdict = VERIFY(staged.read_bytes(), tuple(o.value for o in plan.options), data, name.as_posix())
+        verdict = VERIFY(staged.read_bytes(), tuple(o.value for o in plan.options), data, name.as_posix(),
+                         pixel_bound(plan))
         refused = refusal(verdict, original_given=True)
         if refused is not None:
             discard(staged)
@@ -281,11 +293,12 @@ def _released(ds: Dataset) -> tuple[str, str, str]:
 
 def pixel_actions(pixels: PixelLog | None) -> tuple[tuple[str, int], ...]:
     """Counts of the pixel step for `Outcome.actions`: "pixels-ocr" (the image was read by
-    OCR), "pixels-ocr-lines" (text lines blanked), "pixels-cleaned" (pixels were blanked)."""
+    OCR), "pixels-ocr-lines" (text lines blanked), "pixels-cleaned" (pixels were blanked),
+    "pixels-changed-ppm" (the share of its pixels cleaning changed, in parts per million)."""
     if pixels is None:
         return ()
     counts = {"pixels-ocr": int(pixels.ocr), "pixels-ocr-lines": pixels.ocr_lines,
-              "pixels-cleaned": int(pixels.cleaned)}
+              "pixels-cleaned": int(pixels.cleaned), "pixels-changed-ppm": round(pixels.changed * 1_000_000)}
     return tuple((name, count) for name, count in counts.items() if count)
 
 

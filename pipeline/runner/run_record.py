@@ -55,6 +55,8 @@ class RunRecord:
     manifest: dict[str, int]  # every row of the manifest by status
     summary: dict[str, int]  # inputs seen, published, quarantined, skipped, duplicates, release files (tally.py)
     packages: dict[str, str] = field(default_factory=package_versions)
+    pixel_mode: str = "off"  # how burned-in text was cleaned: off, rules or ocr
+    max_cleaned_fraction: float | None = None  # pixel mode ocr: the review bound (verify checks it)
 
 
 def run_record_path(release: Path) -> Path:
@@ -82,6 +84,28 @@ def read_recorded_settings(path: Path) -> RecordedSettings:
             not all(isinstance(o, str) for o in options):
         raise InputError("the run record beside the release does not hold a profile and a list of options")
     return RecordedSettings(profile, tuple(options))
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedPixels:
+    """How a run record says pixels were cleaned: the pixel mode and, with ocr, the bound on
+    the share of an image's pixels cleaning may change."""
+
+    mode: str = "off"
+    max_cleaned_fraction: float | None = None
+
+
+def read_recorded_pixels(path: Path) -> RecordedPixels:
+    """The pixel settings of the run record at `path` ("off" for a record written before they
+    were recorded); a malformed record is an `InputError`."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        mode, bound = data.get("pixel_mode", "off"), data.get("max_cleaned_fraction")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        raise InputError("the run record beside the release is unreadable") from None
+    if mode not in ("off", "rules", "ocr") or not (bound is None or isinstance(bound, (int, float))):
+        raise InputError("the run record beside the release holds no valid pixel settings")
+    return RecordedPixels(mode, None if bound is None else float(bound))
 
 
 def write_run_record(path: Path, record: RunRecord) -> None:

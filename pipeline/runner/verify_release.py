@@ -19,12 +19,14 @@ from typing import Any
 import pydicom
 
 from pipeline.runner.cluster import map_batches
+from pipeline.runner.run_record import read_recorded_pixels, run_record_path
 from pipeline.runner.verify_options import declared_options
 from pipeline.scrub.keys import Keys
 from pipeline.scrub.uids import remap_uid
 from pipeline.verify.checks import verify_bytes
 from pipeline.verify.findings import Finding, Severity
 from pipeline.verify.pixel_text import text_findings
+from pipeline.verify.pixels import PixelBound, says_no_burned_in_text
 
 
 def _ignore(message: str) -> None:
@@ -74,17 +76,34 @@ def index_originals(inputs: list[Path], keys: Keys | None, as_is: bool = False) 
 VERIFY_BATCH = 64
 
 
+def pixel_bound(release: Path) -> PixelBound:
+    """What verify checks of a release's cleaned pixels, from its run record
+    (`pipeline.verify.pixels`): with pixel mode ocr, the run's bound and a re-reading of the
+    cleaned places; otherwise (or without a record) the verifier's ceiling only."""
+    record = run_record_path(release)
+    if not record.is_file():
+        return PixelBound()
+    pixels = read_recorded_pixels(record)
+    if pixels.mode != "ocr":
+        return PixelBound()
+    return PixelBound(pixels.max_cleaned_fraction, reread=True)
+
+
 def verify_release(release: Path, options: tuple[str, ...] | None, originals: dict[str, Path] | None,
                    skip: Path | None = None, ocr: bool = False, workers: int | None = 0,
                    scheduler: str | None = None,
-                   announce: Callable[[str], None] = _ignore) -> tuple[int, list[Finding]]:
+                   announce: Callable[[str], None] = _ignore,
+                   pixels: PixelBound | None = None) -> tuple[int, list[Finding]]:
     """Verify every file of `release` (on Dask unless `workers` is 0) with `options`, or each with
-    the options it declares when None; return (files checked, findings with release-relative files)."""
+    the options it declares when None; return (files checked, findings with release-relative files).
+    `pixels`: the pixel checks (default: `pixel_bound` of the release's run record)."""
+    bound = pixel_bound(release) if pixels is None else pixels
+
     def batches() -> Iterator[tuple[Any, ...]]:
         paths = list(itertools.islice(files, VERIFY_BATCH))
         while paths:
             pairs = None if originals is None else {p: originals.get(sop_instance_uid(p) or "") for p in paths}
-            yield release, tuple(paths), options, originals is not None, pairs, ocr
+            yield release, tuple(paths), options, originals is not None, pairs, ocr, bound
             paths = list(itertools.islice(files, VERIFY_BATCH))
 
     files = release_files(release, skip)
@@ -98,9 +117,12 @@ def verify_release(release: Path, options: tuple[str, ...] | None, originals: di
 
 
 def verify_files(release: Path, paths: tuple[Path, ...], options: tuple[str, ...] | None, with_originals: bool,
-                 originals: dict[Path, Path | None] | None, ocr: bool) -> tuple[int, list[Finding]]:
+                 originals: dict[Path, Path | None] | None, ocr: bool,
+                 pixels: PixelBound | None = None) -> tuple[int, list[Finding]]:
     """Verify some files of a release (one Dask task); originals: release file -> its original;
-    options None: each file's declared ones."""
+    options None: each file's declared ones. Without originals, in a release made with OCR
+    (`pixels.reread`), every image that says BurnedInAnnotation NO is read whole by tesseract
+    (`text_findings`), as `ocr` reads every image: the claim is checked."""
     findings: list[Finding] = []
     count = 0
     for path in paths:
@@ -119,9 +141,9 @@ def verify_files(release: Path, paths: tuple[Path, ...], options: tuple[str, ...
             else:
                 original = source.read_bytes()
         chosen = options if options is not None else declared_options(data)
-        for finding in verify_bytes(data, chosen, original, relative):
+        for finding in verify_bytes(data, chosen, original, relative, pixels):
             findings.append(dataclasses.replace(finding, file=relative))
-        if ocr:
-            findings.extend(text_findings(path, relative))
+        if ocr or (not with_originals and pixels is not None and pixels.reread and says_no_burned_in_text(data)):
+            findings.extend(text_findings(data, relative))
     return count, findings
 

@@ -32,6 +32,9 @@ keep (names, IDs, dates in common spellings, UIDs, institution, device and addre
 the codes inside a person's or institution's identification, long free-text words) is searched
 for in the output's raw bytes (preamble, meta, dataset, padding) and in the output's path;
 values shorter than four characters only in the attributes they came from. Findings name rules and places, never values.
+
+With the original at hand, the pixels are compared too (`pipeline.verify.pixels`): changes
+only in blanked rectangles, a bounded share, and, when asked, no text left where cleaning was.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from pipeline.verify.conformance import conformance_findings
 from pipeline.verify.findings import Finding, Severity, Verdict, VerifyRule
 from pipeline.verify.high_bits import high_bits_findings
 from pipeline.verify.original import Original, original_identifiers
+from pipeline.verify.pixels import PixelBound, PixelRule, pixel_findings
 from pipeline.verify.profile import (
     BASIC_PROFILE_CODE,
     FULL_DATES,
@@ -237,10 +241,11 @@ def verify_bytes(
     options: tuple[str, ...],
     original: bytes | None = None,
     output_path: str | None = None,
+    pixels: PixelBound | None = None,
 ) -> list[Finding]:
     """Check one scrubbed DICOM file; return the findings (empty when it passes). See
     `verify_file` for the parameters; the runner publishes on `verify_file`'s `Verdict`."""
-    return list(verify_file(output, options, original, output_path).findings)
+    return list(verify_file(output, options, original, output_path, pixels).findings)
 
 
 def verify_file(
@@ -248,6 +253,7 @@ def verify_file(
     options: tuple[str, ...],
     original: bytes | None = None,
     output_path: str | None = None,
+    pixels: PixelBound | None = None,
 ) -> Verdict:
     """Check one scrubbed DICOM file (PS3.15 E.1, Table E.1-1); return the `Verdict`: the
     findings, how many elements were checked and whether the original was searched for.
@@ -262,6 +268,10 @@ def verify_file(
         The input file's bytes: enables the search for its identifying values.
     output_path
         Where the output is (best relative to the release root): searched for the same values.
+    pixels
+        With the original: the bound on the share of pixels cleaning may change, and whether
+        to re-read the cleaned places with tesseract (`pipeline.verify.pixels`; None: the
+        verifier's ceiling, no re-reading). The pixels are compared whenever the original is given.
     """
     profile = load_profile(tuple(options))
     findings: list[Finding] = []
@@ -301,6 +311,11 @@ def verify_file(
             findings += conformance_findings(original_ds, ds)
     except Exception:  # a broken output is a finding, never a crash of the run
         findings.append(Finding(VerifyRule.OUTPUT_UNREADABLE, "file", Severity.HIGH))
+    if ds is not None and original_ds is not None:
+        try:
+            findings += pixel_findings(ds, original_ds, pixels)
+        except Exception:  # tesseract failed, a codec broke: not compared is not passed
+            findings.append(Finding(PixelRule.NOT_COMPARED, "PixelData", Severity.MEDIUM, detail="check failed"))
     if before is not None:
         findings += search_bytes(output, before, masks)
         findings += search_values(visits, before)
@@ -309,5 +324,5 @@ def verify_file(
     return Verdict(tuple(findings), len(visits), before is not None)
 
 
-__all__ = ["OPTION_CODES", "Verdict", "VerifyRule", "load_profile", "looks_dummy", "normalise_options",
+__all__ = ["OPTION_CODES", "PixelBound", "Verdict", "VerifyRule", "load_profile", "looks_dummy", "normalise_options",
            "verify_bytes", "verify_file"]

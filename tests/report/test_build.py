@@ -16,7 +16,8 @@ import pytest
 
 from pipeline.report.build import CENSUS_WARNING, scan_report, write_reports
 from pipeline.report.html import render_html
-from tests.conftest import REPO, TEST_KEY
+from tests.conftest import REPO, TEST_KEY, encode
+from tests.pixels.test_review import huge_text_image
 
 SCRIPT = Path(sys.executable).parent / "deid-pipeline"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -151,13 +152,17 @@ def test_html_escapes_what_it_shows(tmp_path: Path) -> None:
     assert json_path.exists() and html_path.exists() and not list(tmp_path.glob(".*partial"))
 
 
-def test_pixel_preview_pairs_go_beside_the_release_and_into_the_report(tmp_path: Path) -> None:
+def test_pixel_preview_pairs_go_beside_the_release_and_the_report_links_them(tmp_path: Path) -> None:
+    """Issue 15, item 6: the run's report lists every cleaned image with its changed share and
+    before/after preview, and the images sent to review; the previews stay in their private
+    folder (the page links to them, relative to itself, and Chromium loads them from there)."""
     archive = REPO / "sample_data" / "archive"
     inputs = tmp_path / "in"
     for source in sorted(archive.rglob("*_US*.dcm"))[:2]:
         target = inputs / source.relative_to(archive)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
+    (inputs / "review.dcm").write_bytes(encode(huge_text_image()))  # text over most of it: sent to review
     key = tmp_path / "k.key"
     key.write_text(TEST_KEY.hex())
     key.chmod(0o600)
@@ -167,11 +172,31 @@ def test_pixel_preview_pairs_go_beside_the_release_and_into_the_report(tmp_path:
          "--quiet", "--clean-pixels", "ocr", "--pixel-preview", str(previews)],
         capture_output=True, text=True, check=False,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == 1, result.stdout + result.stderr  # the review image is quarantined
+    assert "pixels: 3 image(s) read by OCR, 2 cleaned" in result.stdout
+    assert "1 sent to review (pixels-need-review)" in result.stdout
     pngs = sorted(previews.glob("*.png"))
-    assert len(pngs) == 2 and (previews.stat().st_mode & 0o077) == 0  # owner-only: the "before" half is PHI
+    assert len(pngs) == 3 and (previews.stat().st_mode & 0o077) == 0  # owner-only: the "before" half is PHI
     assert not list(release.rglob("*.png"))
     width, height = png_size(pngs[0])
     assert width > height  # before and after, side by side
-    page = release.with_name("release.report") / "report.html"
-    assert page.read_text().count("data:image/png;base64,") == 2
+    folder = release.with_name("release.report")
+    report = json.loads((folder / "report.json").read_text())
+    pixels = report["pixels"]
+    assert pixels["read_by_ocr"] == 3 and len(pixels["cleaned"]) == 2 and len(pixels["sent_to_review"]) == 1
+    for entry in pixels["cleaned"]:
+        assert 0 < entry["changed_share"] < 0.25 and entry["input"].startswith("input #")
+    linked = [e["preview"] for e in pixels["cleaned"] + pixels["sent_to_review"]]
+    assert sorted((folder / link).resolve() for link in linked) == [p.resolve() for p in pngs]
+    page = (folder / "report.html").read_text()
+    assert "data:image/png;base64," not in page and "archive" not in page and "QUILLERBY" not in page.upper()
+    dom = chromium("--dump-dom", "--virtual-time-budget=5000",
+                   (folder / "report.html").as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert dom.stdout.count('data-loaded="1"') == 3  # each preview loaded from the private folder
+    assert '<div class="count" data-name="read by OCR"><span class="n">3</span>' in dom.stdout
+    shot = tmp_path / "pixels.png"
+    taken = chromium("--window-size=1200,1600", "--virtual-time-budget=5000", f"--screenshot={shot}",
+                     (folder / "report.html").as_uri())
+    assert taken.returncode == 0 and png_size(shot) == (1200, 1600)
+    print(f"screenshot of the report's pixel section: {shot}")
