@@ -61,9 +61,17 @@ import numpy as np
 import pydicom
 from numpy.typing import NDArray
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.encaps import encapsulate, generate_frames
+from pydicom.uid import (
+    UID,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+)
 
-from pipeline.pixels import ocr
+from pipeline.pixels import codestream, ocr
 from pipeline.verify.findings import Finding, Severity
 from pipeline.verify.pixel_text import MIN_CONFIDENCE, MIN_WORD_PIXELS
 
@@ -256,7 +264,7 @@ def _frames(ds: Dataset) -> NDArray[Any] | None:
                 ds = copy.copy(ds)  # a dataset without file meta: decode it as it was read
                 ds.file_meta = FileMetaDataset()
                 ds.file_meta.TransferSyntaxUID = UID(_syntax(ds))
-            array = np.asarray(ds.pixel_array)
+            array = _decoded(ds)
         frames = int(ds.get("NumberOfFrames") or 1)
         samples = int(ds.get("SamplesPerPixel") or 1)
     except Exception:
@@ -265,6 +273,26 @@ def _frames(ds: Dataset) -> NDArray[Any] | None:
     if array.size != int(np.prod(shape)):
         return None
     return array.reshape(shape)
+
+
+def _decoded(ds: Dataset) -> NDArray[Any]:
+    """`ds.pixel_array`; for a sequential JPEG whose scan headers say other than Ss 0, Se 63
+    (ISO 10918-1 B.2.3 fixes them; libjpeg refuses such a frame, pydicom's JPEG-lossy.dcm is one),
+    the array of a copy with those headers put right (`codestream.with_sequential_scans`, a
+    decoder's input, not a decision of the scrubber). Raises what pydicom raises otherwise."""
+    try:
+        return np.asarray(ds.pixel_array)
+    except Exception:
+        if _syntax(ds) not in (JPEGBaseline8Bit, JPEGExtended12Bit) or "PixelData" not in ds:
+            raise
+        count = int(ds.get("NumberOfFrames") or 1)
+        frames = list(generate_frames(ds.PixelData, number_of_frames=count))
+        fixed = [codestream.with_sequential_scans(frame) for frame in frames]
+        if not any(fixed):
+            raise
+        copied = copy.copy(ds)
+        copied.PixelData = encapsulate([f or frame for f, frame in zip(fixed, frames, strict=True)])
+        return np.asarray(copied.pixel_array)
 
 
 def says_no_burned_in_text(data: bytes) -> bool:
