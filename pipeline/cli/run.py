@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pipeline.cli.common import Subparsers, add_key_arguments, add_profile_arguments, plan_from
 from pipeline.report.build import write_run_report
+from pipeline.runner.destination import anchor, parse_destination
 from pipeline.runner.orchestrate import DEFAULT_BATCH_SIZE, RunConfig, RunResult, run
 from pipeline.runner.outcome import Disposition
 from pipeline.runner.process import DEFAULT_TIME_LIMIT
@@ -38,8 +39,12 @@ def register(sub: Subparsers) -> None:
         "quarantined; 2 a usage, profile or key error, with nothing touched.",
     )
     parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="files or folders to de-identify")
-    parser.add_argument("--output", required=True, type=Path, metavar="RELEASE",
-                        help="the release folder: scrubbed files only, named by their new UIDs")
+    parser.add_argument("--output", required=True, metavar="RELEASE",
+                        help="where the release goes: a folder; an object store (s3://bucket/prefix, gs://..., "
+                        "file://...), or a DICOMweb server (dicomweb+https://host/prefix, stored with STOW-RS). "
+                        "Verified outputs only, named by their new UIDs; a remote release needs --manifest, beside "
+                        "which the run's records stay. Credentials as fsspec finds them, or from "
+                        "DEID_PIPELINE_DESTINATION_DICOMWEB_* variables: never on the command line")
     add_profile_arguments(parser)
     add_key_arguments(parser)
     parser.add_argument("--workers", type=lambda t: _count(t, 0), default=None, metavar="N",
@@ -49,9 +54,12 @@ def register(sub: Subparsers) -> None:
     parser.add_argument("--batch-size", type=lambda t: _count(t, 1), default=DEFAULT_BATCH_SIZE, metavar="N",
                         help=f"files per Dask task (default {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--manifest", type=Path, default=None, metavar="FILE",
-                        help="the SQLite manifest (default: RELEASE.manifest.sqlite beside the release)")
+                        help="the SQLite manifest (default: RELEASE.manifest.sqlite beside the release); for a "
+                        "remote release, NAME.manifest.sqlite: NAME.run.json, NAME.report/, NAME.audit.xml and "
+                        "NAME.quarantine/ are kept beside it")
     parser.add_argument("--quarantine", type=Path, default=None, metavar="DIR",
-                        help="where quarantined originals go (default: RELEASE.quarantine beside the release)")
+                        help="where quarantined originals go, a local folder made owner-only (default: "
+                        "RELEASE.quarantine beside the release)")
     parser.add_argument("--staging", type=Path, default=None, metavar="DIR",
                         help="where outputs are staged until verified: outside the release, on its file system "
                         "(default: RELEASE.staging beside the release)")
@@ -81,11 +89,21 @@ def register(sub: Subparsers) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     if args.scheduler is not None and args.workers is not None:
         args.run_parser.error("--workers and --scheduler exclude each other: the scheduler's workers are used")
+    destination = parse_destination(args.output)
+    release = Path(destination.location)
+    if destination.is_remote:
+        if args.manifest is None:
+            args.run_parser.error("a release at an object store or DICOMweb server needs --manifest "
+                                  "NAME.manifest.sqlite: the run's records stay local, beside it")
+        if args.staging is not None:
+            args.run_parser.error("--staging is for a release folder: a remote release stages nothing")
+        release = anchor(args.manifest)
     plan = plan_from(args)
     keys = load_keys(args.key_file, args.lookup)
     cfg = RunConfig(
         inputs=tuple(args.inputs),
-        release=args.output,
+        release=release,
+        destination=destination,
         manifest=args.manifest,
         quarantine=args.quarantine,
         staging=args.staging,
