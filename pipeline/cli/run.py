@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipeline.cli.common import Subparsers, add_key_arguments, add_profile_arguments, plan_from
 from pipeline.report.build import write_run_report
-from pipeline.runner.destination import anchor, parse_destination
+from pipeline.runner.destination import DestinationKind, anchor, parse_destination
 from pipeline.runner.orchestrate import DEFAULT_BATCH_SIZE, RunConfig, RunResult, run
 from pipeline.runner.outcome import Disposition
 from pipeline.runner.process import DEFAULT_TIME_LIMIT
@@ -57,9 +57,10 @@ def register(sub: Subparsers) -> None:
                         help="the SQLite manifest (default: RELEASE.manifest.sqlite beside the release); for a "
                         "remote release, NAME.manifest.sqlite: NAME.run.json, NAME.report/, NAME.audit.xml and "
                         "NAME.quarantine/ are kept beside it")
-    parser.add_argument("--quarantine", type=Path, default=None, metavar="DIR",
-                        help="where quarantined originals go, a local folder made owner-only (default: "
-                        "RELEASE.quarantine beside the release)")
+    parser.add_argument("--quarantine", default=None, metavar="DIR",
+                        help="where quarantined originals go: a local folder made owner-only (default: "
+                        "RELEASE.quarantine beside the release, which also holds the ledger), or an object store "
+                        "(s3://bucket/prefix): it then holds PHI, and its access is yours to restrict")
     parser.add_argument("--staging", type=Path, default=None, metavar="DIR",
                         help="where outputs are staged until verified: outside the release, on its file system "
                         "(default: RELEASE.staging beside the release)")
@@ -98,6 +99,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.staging is not None:
             args.run_parser.error("--staging is for a release folder: a remote release stages nothing")
         release = anchor(args.manifest)
+    quarantine, quarantine_store = _quarantine(args)
     plan = plan_from(args)
     keys = load_keys(args.key_file, args.lookup)
     cfg = RunConfig(
@@ -105,7 +107,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         release=release,
         destination=destination,
         manifest=args.manifest,
-        quarantine=args.quarantine,
+        quarantine=quarantine,
+        quarantine_store=quarantine_store,
         staging=args.staging,
         quarantine_mode=QuarantineMode(args.quarantine_mode),
         mapping_dir=args.mapping_dir,
@@ -124,6 +127,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     written = write_run_report(result.paths.release, result.paths.manifest, args.pixel_preview)
     print(f"report: {written}")
     return result.exit_status
+
+
+def _quarantine(args: argparse.Namespace) -> tuple[Path | None, str | None]:
+    """(local quarantine folder, object-store URL) of ``--quarantine``; the store holds originals: warned."""
+    if args.quarantine is None:
+        return None, None
+    where = parse_destination(args.quarantine)
+    if where.kind is DestinationKind.FOLDER:
+        return Path(where.location), None
+    if where.kind is DestinationKind.DICOMWEB:
+        args.run_parser.error("--quarantine takes a folder or an object store, not a DICOMweb server")
+    if QuarantineMode(args.quarantine_mode) is QuarantineMode.REFERENCE:
+        args.run_parser.error("--quarantine-mode reference keeps links: it needs a local quarantine folder")
+    print(f"warning: quarantined originals go to {where.location}: they hold PHI; restrict access to it "
+          "(the ledger stays in the local quarantine folder)", file=sys.stderr, flush=True)
+    return None, where.location
 
 
 def summary(result: RunResult) -> str:

@@ -156,7 +156,7 @@ def publish(destination: Destination, name: PurePosixPath, data: bytes, uids: In
     when the destination confirmed it, or it already held the output. Raises `StoreError` after the
     retries, `DuplicateOutputError` when a different object has the name."""
     if destination.kind is DestinationKind.FSSPEC:
-        _put_object(destination, name, data)
+        put_object(destination, name, data)
     elif destination.kind is DestinationKind.DICOMWEB:
         _stow(destination, data, uids)
     else:
@@ -195,8 +195,11 @@ def filesystem(url: str) -> tuple[Any, str]:
     if url not in cache:
         import fsspec  # a dependency of dask; s3fs and the others come with the [cloud] extra
 
+        # s3fs: botocore's own retries off, so a request is tried ATTEMPTS times in all, not ATTEMPTS x 5
+        options = {"config_kwargs": {"retries": {"total_max_attempts": 1}}} if url.startswith(("s3://", "s3a://")) \
+            else {}
         try:
-            fs, root = fsspec.core.url_to_fs(url)
+            fs, root = fsspec.core.url_to_fs(url, **options)
         except (ImportError, ValueError) as exc:
             raise InputError(f"{url}: no filesystem for this URL ({type(exc).__name__}); "
                              "install deid-pipeline[cloud]") from None
@@ -204,7 +207,7 @@ def filesystem(url: str) -> tuple[Any, str]:
     return cache[url]
 
 
-def _put_object(destination: Destination, name: PurePosixPath, data: bytes) -> None:
+def put_object(destination: Destination, name: PurePosixPath, data: bytes) -> None:
     fs, root = filesystem(destination.location)
     key = f"{root}/{name.as_posix()}"
     what = f"object store {destination.location}: PUT"
@@ -222,13 +225,14 @@ def _put_object(destination: Destination, name: PurePosixPath, data: bytes) -> N
 
 
 def _same_object(fs: Any, key: str, data: bytes) -> bool:
-    """True when `key` holds `data`; False when it holds nothing; a different object is refused."""
+    """True when `key` holds `data`; False when it holds nothing; a different object is refused.
+    One GET, never a HEAD: s3fs answers a failed HEAD by listing, and could take a key for a folder."""
     fs.invalidate_cache(key)
     try:
-        size = fs.size(key)
+        stored = fs.cat_file(key)
     except FileNotFoundError:
         return False
-    if size == len(data) and fs.cat_file(key) == data:
+    if stored == data:
         return True
     raise DuplicateOutputError("a different object already has this release name")
 
@@ -364,64 +368,91 @@ def check_reachable(destination: Destination) -> None:
     if destination.kind is DestinationKind.FSSPEC:
         fs, root = filesystem(destination.location)
         bucket = root.split("/", 1)[0]
-        try:
+
+        def probe() -> None:
             fs.invalidate_cache(bucket)
-            present = fs.exists(bucket)
-        except Exception as exc:
-            raise SourceError(f"object store {destination.location}: cannot be reached ({type(exc).__name__})") \
-                from None
-        if not present:
-            raise SourceError(f"object store {destination.location}: no such bucket or folder")
+            fs.info(bucket)
+
+        try:
+            _retrying(f"object store {destination.location}: HEAD", probe, _fsspec_status)
+        except StoreError as exc:
+            status = exc.code.partition(":")[2]
+            if status in ("FileNotFoundError", "404"):
+                raise SourceError(f"object store {destination.location}: no such bucket or folder") from None
+            raise SourceError(f"object store {destination.location}: cannot be reached ({status})") from None
     elif destination.kind is DestinationKind.DICOMWEB:
         credentials(os.environ)  # refuses ambiguous or unreadable credentials here, not in every worker
-        import requests
-
         base = destination.location
-        try:
+
+        def search() -> None:
             response = session(base).get(f"{base}/studies", params={"limit": "1"},
                                          headers={"Accept": _DICOM_JSON}, timeout=TIMEOUT)
-        except requests.RequestException as exc:
-            raise SourceError(f"DICOMweb {base}: QIDO-RS failed ({type(exc).__name__})") from None
-        if response.status_code not in (200, 204):
-            raise SourceError(f"DICOMweb {base}: QIDO-RS answered HTTP {response.status_code} "
-                              f"{response.reason or ''}".rstrip())
+            if response.status_code not in (200, 204):
+                raise _HttpStatus(response.status_code)
+
+        try:
+            _retrying(f"DICOMweb {base}: QIDO-RS", search, _dicomweb_status)
+        except StoreError as exc:
+            status = exc.code.partition(":")[2]
+            answered = f"answered HTTP {status}" if status.isdigit() else f"failed ({status})"
+            raise SourceError(f"DICOMweb {base}: QIDO-RS {answered}") from None
+
+
+def _on_client(destination: Destination, what: str, request: Callable[[], T]) -> T:
+    """An object-store request of the client, retried like a worker's; a `SourceError` at the end."""
+    try:
+        return _retrying(f"object store {destination.location}: {what}", request, _fsspec_status)
+    except StoreError as exc:
+        raise SourceError(f"object store {destination.location}: {what} failed ({exc.code.partition(':')[2]})") \
+            from None
+
+
+def _objects(destination: Destination) -> list[str]:
+    fs, root = filesystem(destination.location)
+
+    def listing() -> list[str]:
+        fs.invalidate_cache(root)
+        try:
+            return list(fs.find(root, withdirs=False))
+        except FileNotFoundError:
+            return []
+
+    return _on_client(destination, "listing", listing)
 
 
 def holds_objects(destination: Destination) -> bool:
     """True when an object-store release prefix holds any object (a DICOMweb server: False)."""
-    if destination.kind is not DestinationKind.FSSPEC:
-        return False
-    fs, root = filesystem(destination.location)
-    fs.invalidate_cache(root)
-    try:
-        return bool(fs.find(root, maxdepth=None, withdirs=False, detail=False)[:1])
-    except FileNotFoundError:
-        return False
+    return destination.kind is DestinationKind.FSSPEC and bool(_objects(destination))
 
 
 def count_published(destination: Destination) -> int | None:
     """Objects under an object-store release prefix; None for a DICOMweb server (it holds more
     than one release: the manifest's count stands)."""
-    if destination.kind is not DestinationKind.FSSPEC:
-        return None
-    fs, root = filesystem(destination.location)
-    fs.invalidate_cache(root)
-    try:
-        return len(fs.find(root, withdirs=False))
-    except FileNotFoundError:
-        return 0
+    return len(_objects(destination)) if destination.kind is DestinationKind.FSSPEC else None
 
 
-def remove(destination: Destination, outputs: list[str]) -> None:
-    """Remove published outputs (``--force-replan``): objects of an object store; a DICOMweb server
-    offers no standard removal, so a replan there is refused."""
+def remove(destination: Destination, outputs: list[str]) -> int:
+    """Remove published outputs (``--force-replan``), or a kept original: objects of an object store;
+    a DICOMweb server offers no standard removal, so a replan there is refused. Returns how many
+    were there."""
     if not outputs:
-        return
+        return 0
     if destination.kind is DestinationKind.DICOMWEB:
         raise InputError("a DICOMweb release cannot be replanned (DICOMweb has no standard removal): "
                          "publish the new settings to another server or prefix")
     fs, root = filesystem(destination.location)
-    fs.rm([f"{root}/{output}" for output in outputs])
+
+    def rm() -> int:
+        present = []
+        for output in outputs:
+            fs.invalidate_cache(f"{root}/{output}")
+            if fs.exists(f"{root}/{output}"):
+                present.append(f"{root}/{output}")
+        if present:
+            fs.rm(present)
+        return len(present)
+
+    return _on_client(destination, "removal", rm)
 
 
 def anchor(manifest: Path) -> Path:
@@ -438,4 +469,4 @@ def anchor(manifest: Path) -> Path:
 
 __all__ = ["ATTEMPTS", "Destination", "DestinationKind", "InstanceUids", "StoreError", "anchor",
            "check_reachable", "count_published", "credentials", "holds_objects", "is_retried_on_rerun",
-           "is_stored", "parse_destination", "publish", "remove"]
+           "is_stored", "parse_destination", "publish", "put_object", "remove"]

@@ -48,6 +48,7 @@ from pipeline.runner.accounting import Accounts, Batch
 from pipeline.runner.audit import release_event, write_audit_message
 from pipeline.runner.destination import (
     Destination,
+    DestinationKind,
     check_reachable,
     count_published,
     holds_objects,
@@ -60,14 +61,14 @@ from pipeline.runner.layout import RunPaths, check_layout, check_same_file_syste
 from pipeline.runner.ledger import Ledger, relative_input
 from pipeline.runner.manifest import Location, Manifest, Settings, settings_of, utc_now
 from pipeline.runner.mapping import MappingWriter
-from pipeline.runner.outcome import Disposition, Outcome
+from pipeline.runner.outcome import Disposition
 from pipeline.runner.process import (
     DEFAULT_MAX_INPUT_BYTES,
     DEFAULT_TIME_LIMIT,
     WorkerConfig,
     unread_outcome,
 )
-from pipeline.runner.quarantine import QuarantineMode
+from pipeline.runner.quarantine import QuarantineMode, release_kept
 from pipeline.runner.release import clean_partials, clean_staging, prune_empty_dirs, release_lock
 from pipeline.runner.run_record import RunRecord, write_run_record
 from pipeline.runner.tally import Summary, Tally, seen_key
@@ -104,6 +105,7 @@ class RunConfig:
     preview_dir: Path | None = None  # before/after PNGs of cleaned images, outside the release
     memory_limit: str = "4GiB"  # per local worker: Dask's nanny restarts a worker above it (the batch is quarantined)
     destination: Destination | None = None  # an object store or DICOMweb server (issue 17); None: the folder
+    quarantine_store: str | None = None  # an fsspec URL for the quarantined originals (PHI); the ledger stays local
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,13 +136,16 @@ def run(cfg: RunConfig, plan: Plan, keys: Keys, announce: Callable[[str], None] 
     check_layout(paths, roots)
     if paths.remote is not None:
         check_reachable(paths.remote)  # a missing bucket, refused credentials: stop before anything is read
+    if cfg.quarantine_store is not None:
+        check_reachable(Destination(DestinationKind.FSSPEC, cfg.quarantine_store))
     settings = settings_of(plan, keys)
     paths.release.parent.mkdir(parents=True, exist_ok=True)
     with release_lock(paths.lock):
         _check_release(paths, settings, cfg.force_replan)
         preview_dir = cfg.preview_dir.resolve() if cfg.preview_dir is not None else None
         worker_cfg = WorkerConfig(paths.release, paths.quarantine, cfg.quarantine_mode, paths.mapping_dir is not None,
-                                  cfg.time_limit, cfg.max_input_bytes, preview_dir, paths.staging, paths.remote)
+                                  cfg.time_limit, cfg.max_input_bytes, preview_dir, paths.staging, paths.remote,
+                                  cfg.quarantine_store)
         with start_executor(cfg.workers, cfg.scheduler, cfg.memory_limit, plan, keys, worker_cfg,
                             announce) as (execute, executor, workers):
             removed = 0
@@ -245,8 +250,8 @@ def _publish(
                     elif outcome.disposition is Disposition.WRITTEN:
                         if mapping is not None:
                             mapping.add(outcome)
-                        if (cfg.retry_quarantined or paths.remote is not None) and _release_from_quarantine(
-                                paths.quarantine, outcome):
+                        if (cfg.retry_quarantined or paths.remote is not None) and release_kept(
+                                outcome.source_id, paths.quarantine, cfg.quarantine_store):
                             ledger.add(outcome, now, relative_input(src.path, roots))
                 ledger.flush()
                 if mapping is not None:
@@ -270,15 +275,6 @@ def _publish(
 def _count_remote(destination: Destination, published: int) -> int:
     counted = count_published(destination)
     return published if counted is None else counted
-
-
-def _release_from_quarantine(quarantine: Path, outcome: Outcome) -> bool:
-    """Remove the kept original of an input a retry has now published; True if there was one."""
-    kept = quarantine / f"{outcome.source_id}.dcm"
-    if kept.is_symlink() or kept.exists():
-        kept.unlink()
-        return True
-    return False
 
 
 def _finish(

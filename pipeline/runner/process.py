@@ -157,6 +157,7 @@ class WorkerConfig:
     # A remote release (object store, DICOMweb): outputs are verified in memory and published there;
     # `release` is then only the local name the run's records are kept beside. None: the folder `release`.
     destination: Destination | None = None
+    quarantine_store: str | None = None  # an fsspec URL the originals go to instead of `quarantine` (PHI)
 
     @property
     def remote(self) -> Destination | None:
@@ -320,7 +321,7 @@ def _quarantined(src: SourceFile, sid: str, data: bytes, reason: str, cfg: Worke
 
 def _keep_original(sid: str, data: bytes | None, path: Path, cfg: WorkerConfig) -> None:
     try:
-        quarantine(sid, data, path, cfg.quarantine, cfg.quarantine_mode)
+        quarantine(sid, data, path, cfg.quarantine, cfg.quarantine_mode, cfg.quarantine_store)
     except (OSError, WriteError) as exc:
         log.error("input %s: the quarantined original could not be kept (%s)", sid[:16], type(exc).__name__)
 
