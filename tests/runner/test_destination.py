@@ -442,22 +442,25 @@ def test_a_quarantine_in_a_bucket_holds_the_originals_and_the_ledger_stays_local
 
 
 def test_a_dask_worker_killed_while_its_store_is_answered_does_not_store_it_twice(
-        s3: Moto, tmp_path: Path, key: Path, local: dict[Path, dict[str, bytes]]) -> None:  # noqa: F811
+        s3: Moto, tmp_path: Path, key: Path, local: dict[Path, dict[str, bytes]],  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """On an external Dask cluster, the proxy holds the answer to the third PUT after S3 stored the
     object; that worker is killed (SIGKILL) and a second one started: Dask reruns the batch there,
     which finds the object and does not PUT it again. Every output stored once, all verified."""
     cluster = Cluster(tmp_path / "dask")
-    try:
-        cluster.scheduler()
-        doomed = cluster.worker("worker-a")
-        with behind_proxy("s3", s3, tmp_path) as (front, output, env):
-            count = iter(range(1000))
-            front.hold = lambda method, path: method == "PUT" and ".dcm" in path and next(count) == 2
-            command = [str(CLI), "run", str(ARCHIVE), "--output", output, "--key-file", str(key), "--quiet",
-                       "--scheduler", cluster.address, "--batch-size", "2", "--manifest",
-                       str(tmp_path / "r.manifest.sqlite")]
-            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                       env={**os.environ, **env})
+    with behind_proxy("s3", s3, tmp_path) as (front, output, env):
+        for name, value in env.items():  # the workers find the bucket the way the client does
+            monkeypatch.setenv(name, value)
+        count = iter(range(1000))
+        front.hold = lambda method, path: method == "PUT" and ".dcm" in path and next(count) == 2
+        command = [str(CLI), "run", str(ARCHIVE), "--output", output, "--key-file", str(key), "--quiet",
+                   "--scheduler", cluster.address, "--batch-size", "2",
+                   "--manifest", str(tmp_path / "r.manifest.sqlite")]
+        process = None
+        try:
+            cluster.scheduler()
+            doomed = cluster.worker("worker-a")
+            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             assert front.held.wait(timeout=180), "the third store never came"
             only_verified(published("s3", front, output, s3), local[ARCHIVE])
             cluster.worker("worker-b")
@@ -466,9 +469,12 @@ def test_a_dask_worker_killed_while_its_store_is_answered_does_not_store_it_twic
             front.release.set()
             out, err = process.communicate(timeout=300)
             assert process.returncode in (0, 1) and "Traceback" not in err, err[-3000:]
-            assert published("s3", front, output, s3) == local[ARCHIVE]
-            writes = stores("s3", front)
-            assert len(writes) == len(set(writes)) == len(local[ARCHIVE])
-            assert f"release files: {len(local[ARCHIVE])}" in out
-    finally:
-        cluster.stop()
+        finally:
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.communicate()
+            cluster.stop()
+        assert published("s3", front, output, s3) == local[ARCHIVE]
+        writes = stores("s3", front)
+        assert len(writes) == len(set(writes)) == len(local[ARCHIVE])
+        assert f"release files: {len(local[ARCHIVE])}" in out
