@@ -107,6 +107,6 @@ def line(results: dict[str, Any]) -> str:
     """The table's line."""
     if "skipped" in results:
         return f"run Orthanc -> Orthanc: skipped ({results['skipped']})"
-    label = f"run {results['source']} -> Orthanc --workers {results['workers']}"
+    label = f"run {results['source']}->Orthanc w{results['workers']}"
     return (f"{label + ' (wall)':<34}{results['median_wall_seconds']:>10.2f}{results['files_per_second_wall']:>10.1f}"
             f"   {results['orthanc_vs_folders']} x the folder run's speed")
