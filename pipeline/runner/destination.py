@@ -93,6 +93,8 @@ class Destination:
 def parse_destination(text: str) -> Destination:
     """The destination `text` names (see the module's docstring); a URL holding credentials is
     refused without repeating them."""
+    if "://" not in text:  # a folder, whatever its name holds ("run:2" is no URL scheme)
+        return Destination(DestinationKind.FOLDER, text)
     source = parse_source(text)
     kind = {SourceKind.FOLDER: DestinationKind.FOLDER, SourceKind.FSSPEC: DestinationKind.FSSPEC,
             SourceKind.DICOMWEB: DestinationKind.DICOMWEB}[source.kind]

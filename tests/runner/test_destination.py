@@ -70,6 +70,7 @@ from tests.servers import S3_ENV, Moto, Orthanc, orthanc, s3  # noqa: F401 (fixt
 def test_output_strings_name_a_folder_a_store_or_a_dicomweb_server() -> None:
     assert parse_destination("/data/release") == Destination(DestinationKind.FOLDER, "/data/release")
     assert parse_destination("file:///data/release").kind is DestinationKind.FOLDER
+    assert parse_destination("out/run:2") == Destination(DestinationKind.FOLDER, "out/run:2")
     assert parse_destination("s3://bucket/release/") == Destination(DestinationKind.FSSPEC, "s3://bucket/release")
     web = parse_destination("dicomweb+https://pacs.example:8443/dicom-web/")
     assert web == Destination(DestinationKind.DICOMWEB, "https://pacs.example:8443/dicom-web")
