@@ -52,6 +52,8 @@ import pydicom
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus import ROOT, CorpusInfo, ensure_corpus, list_files
+from destinations import line as orthanc_line
+from destinations import orthanc_runs
 
 from pipeline.dicom.file import read_dataset
 from pipeline.pixels.clean import assess
@@ -343,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-reps", type=int, default=3, help="repetitions of deid and dicognito")
     parser.add_argument("--workers", type=int, default=2, help="the larger worker count (compared with 1)")
     parser.add_argument("--memory", action="store_true", help="also run at 10 x N for the memory ratio")
+    parser.add_argument("--orthanc-reps", type=int, default=None,
+                        help="repetitions of the Orthanc -> Orthanc run (default: --run-reps; 0: none)")
     parser.add_argument("--corpus-root", type=Path, default=ROOT)
     parser.add_argument("--output", type=Path, default=HERE / "results.json")
     args = parser.parse_args(argv)
@@ -392,6 +396,11 @@ def main(argv: list[str] | None = None) -> int:
             runs[str(workers)] = _runs(info, workers, args.run_reps, scratch, key_file)
         results["measures"] = measures
         results["runs"] = runs
+        orthanc_reps = args.run_reps if args.orthanc_reps is None else args.orthanc_reps
+        if orthanc_reps > 0:
+            print(f"  deid-pipeline run Orthanc -> Orthanc --workers {args.workers} ...", flush=True)
+            results["orthanc"] = orthanc_runs(info.path, paths, args.workers, orthanc_reps, key_file, OPTIONS,
+                                              _executable(), runs[str(args.workers)]["median_wall_seconds"])
 
         other_n = args.files * 10 if args.memory else max(args.files // 10, 10)
         print(f"  memory at N={other_n} ...", flush=True)
@@ -475,6 +484,8 @@ def table(results: dict[str, Any]) -> str:
                      f"({ocr['corpus_share_sent_to_ocr']:.1%}); {ocr['ocr_images_per_second']} images/s "
                      f"({ocr['ocr_images_per_second_with_verify']} with verify) on {ocr['ocr_images']} "
                      "burned-in sample images")
+    if "orthanc" in results:
+        lines.append(orthanc_line(results["orthanc"]))
     mem = results["memory"]
     lines.append(f"memory at N={mem['other_n']}: client {mem['at_other_n']['client_peak_mb']:.0f} MB, "
                  f"worker {mem['at_other_n']['worker_peak_mb']:.0f} MB")

@@ -17,6 +17,7 @@ from pipeline.cli.common import Subparsers, add_key_arguments, add_profile_argum
 from pipeline.cli.scan import query_pair
 from pipeline.errors import InputError
 from pipeline.report.build import write_run_report
+from pipeline.runner.destination import DestinationKind, anchor, parse_destination
 from pipeline.runner.orchestrate import DEFAULT_BATCH_SIZE, RunConfig, RunResult, run
 from pipeline.runner.outcome import Disposition
 from pipeline.runner.process import DEFAULT_TIME_LIMIT
@@ -50,8 +51,12 @@ def register(sub: Subparsers) -> None:
                         help="DICOMweb: de-identify this study only (repeatable)")
     parser.add_argument("--query", action="append", default=[], metavar="KEY=VALUE",
                         help="DICOMweb: a QIDO-RS filter, e.g. Modality=CT (repeatable)")
-    parser.add_argument("--output", required=True, type=Path, metavar="RELEASE",
-                        help="the release folder: scrubbed files only, named by their new UIDs")
+    parser.add_argument("--output", required=True, metavar="RELEASE",
+                        help="where the release goes: a folder; an object store (s3://bucket/prefix, gs://..., "
+                        "file://...), or a DICOMweb server (dicomweb+https://host/prefix, stored with STOW-RS). "
+                        "Verified outputs only, named by their new UIDs; a remote release needs --manifest, beside "
+                        "which the run's records stay. Credentials as fsspec finds them, or from "
+                        "DEID_PIPELINE_DESTINATION_DICOMWEB_* variables: never on the command line")
     add_profile_arguments(parser)
     add_key_arguments(parser)
     parser.add_argument("--workers", type=lambda t: _count(t, 0), default=None, metavar="N",
@@ -61,9 +66,13 @@ def register(sub: Subparsers) -> None:
     parser.add_argument("--batch-size", type=lambda t: _count(t, 1), default=DEFAULT_BATCH_SIZE, metavar="N",
                         help=f"files per Dask task (default {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--manifest", type=Path, default=None, metavar="FILE",
-                        help="the SQLite manifest (default: RELEASE.manifest.sqlite beside the release)")
-    parser.add_argument("--quarantine", type=Path, default=None, metavar="DIR",
-                        help="where quarantined originals go (default: RELEASE.quarantine beside the release)")
+                        help="the SQLite manifest (default: RELEASE.manifest.sqlite beside the release); for a "
+                        "remote release, NAME.manifest.sqlite: NAME.run.json, NAME.report/, NAME.audit.xml and "
+                        "NAME.quarantine/ are kept beside it")
+    parser.add_argument("--quarantine", default=None, metavar="DIR",
+                        help="where quarantined originals go: a local folder made owner-only (default: "
+                        "RELEASE.quarantine beside the release, which also holds the ledger), or an object store "
+                        "(s3://bucket/prefix): it then holds PHI, and its access is yours to restrict")
     parser.add_argument("--staging", type=Path, default=None, metavar="DIR",
                         help="where outputs are staged until verified: outside the release, on its file system "
                         "(default: RELEASE.staging beside the release)")
@@ -94,14 +103,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.scheduler is not None and args.workers is not None:
         args.run_parser.error("--workers and --scheduler exclude each other: the scheduler's workers are used")
     local, remote = inputs_of(args.inputs, tuple(args.study), tuple(query_pair(q) for q in args.query))
+    destination = parse_destination(args.output)
+    release = Path(destination.location)
+    if destination.is_remote:
+        if args.manifest is None:
+            args.run_parser.error("a release at an object store or DICOMweb server needs --manifest "
+                                  "NAME.manifest.sqlite: the run's records stay local, beside it")
+        if args.staging is not None:
+            args.run_parser.error("--staging is for a release folder: a remote release stages nothing")
+        release = anchor(args.manifest)
+    quarantine, quarantine_store = _quarantine(args)
     plan = plan_from(args)
     keys = load_keys(args.key_file, args.lookup)
     cfg = RunConfig(
         inputs=local,
         sources=remote,
-        release=args.output,
+        release=release,
+        destination=destination,
         manifest=args.manifest,
-        quarantine=args.quarantine,
+        quarantine=quarantine,
+        quarantine_store=quarantine_store,
         staging=args.staging,
         quarantine_mode=QuarantineMode(args.quarantine_mode),
         mapping_dir=args.mapping_dir,
@@ -144,6 +165,22 @@ def inputs_of(texts: list[str], studies: tuple[str, ...],
     if (studies or query) and not any(s.kind is SourceKind.DICOMWEB for s in remote):
         raise InputError("--study and --query filter a DICOMweb source only")
     return tuple(local), tuple(remote)
+
+
+def _quarantine(args: argparse.Namespace) -> tuple[Path | None, str | None]:
+    """(local quarantine folder, object-store URL) of ``--quarantine``; the store holds originals: warned."""
+    if args.quarantine is None:
+        return None, None
+    where = parse_destination(args.quarantine)
+    if where.kind is DestinationKind.FOLDER:
+        return Path(where.location), None
+    if where.kind is DestinationKind.DICOMWEB:
+        args.run_parser.error("--quarantine takes a folder or an object store, not a DICOMweb server")
+    if QuarantineMode(args.quarantine_mode) is QuarantineMode.REFERENCE:
+        args.run_parser.error("--quarantine-mode reference keeps links: it needs a local quarantine folder")
+    print(f"warning: quarantined originals go to {where.location}: they hold PHI; restrict access to it "
+          "(the ledger stays in the local quarantine folder)", file=sys.stderr, flush=True)
+    return None, where.location
 
 
 def summary(result: RunResult) -> str:

@@ -3,6 +3,12 @@
 Beside the release ``<release>``: ``<release>.staging/`` (outputs until verified: never inside
 the release, on its file system), ``.manifest.sqlite``, ``.quarantine/`` (with the ledger),
 ``.lock`` and ``.run.json``.
+
+A remote release (an object store or a DICOMweb server, `pipeline.runner.destination`) keeps the
+same records locally: ``release`` is then the local name given by the manifest
+(``NAME.manifest.sqlite`` -> ``NAME``), and the run record, report, audit message, quarantine,
+ledger and lock lie beside it as ``NAME.*``. There is no staging folder: outputs are verified in
+the worker's memory and stored as verified.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from pathlib import Path
 
 from pipeline.errors import InputError
 from pipeline.files import Beside, beside
+from pipeline.runner.destination import Destination, DestinationKind
 from pipeline.runner.discover import is_inside
 
 
@@ -28,12 +35,17 @@ class RunPaths:
     run_record: Path
     audit: Path
     mapping_dir: Path | None
+    destination: Destination  # where outputs are published: the folder `release`, or a remote release
 
     @classmethod
     def of(cls, release: Path, manifest: Path | None = None, quarantine: Path | None = None,
-           staging: Path | None = None, mapping_dir: Path | None = None) -> RunPaths:
-        """The run's paths, resolved; those not given are named after the release, beside it."""
+           staging: Path | None = None, mapping_dir: Path | None = None,
+           destination: Destination | None = None) -> RunPaths:
+        """The run's paths, resolved; those not given are named after the release, beside it. With
+        a remote `destination`, `release` is the local name its records are kept beside."""
         release = release.resolve()
+        if destination is None or not destination.is_remote:
+            destination = Destination(DestinationKind.FOLDER, str(release))
         if not release.name:
             raise InputError("the release must be a named folder")
         quarantine = (quarantine or beside(release, Beside.QUARANTINE)).resolve()
@@ -47,13 +59,19 @@ class RunPaths:
             run_record=beside(release, Beside.RUN_RECORD),
             audit=beside(release, Beside.AUDIT),
             mapping_dir=mapping_dir.resolve() if mapping_dir is not None else None,
+            destination=destination,
         )
+
+    @property
+    def remote(self) -> Destination | None:
+        """The remote destination, or None when the release is the local folder `release`."""
+        return self.destination if self.destination.is_remote else None
 
 
 def check_layout(paths: RunPaths, roots: tuple[Path, ...]) -> None:
     """Refuse (`InputError`) a layout that mixes inputs and outputs: no output path inside an
     input, no input inside the release or the staging folder, nothing else inside the release."""
-    if paths.release.exists() and not paths.release.is_dir():
+    if paths.remote is None and paths.release.exists() and not paths.release.is_dir():
         raise InputError("the release exists and is not a folder")
     outside_inputs = {"the release": paths.release, "the staging folder": paths.staging,
                       "the quarantine folder": paths.quarantine, "the manifest": paths.manifest,

@@ -195,6 +195,13 @@ class Manifest:
             raise KeyMaterialError(message)
         raise ProfileError(message)
 
+    def stale_outputs(self) -> list[str]:
+        """The outputs published under other settings (what `forget_other_settings` would drop)."""
+        return [row[0] for row in self._db.execute(
+            "SELECT output FROM inputs WHERE status = ? AND output IS NOT NULL AND NOT "
+            "(plan_digest = ? AND key_fingerprint = ? AND lookup_fingerprint = ?)",
+            (Disposition.WRITTEN.value, *self._settings_row()))]
+
     def forget_other_settings(self) -> list[str]:
         """Drop every row made under other settings; return the outputs they had published,
         which the caller removes from the release."""

@@ -35,7 +35,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -48,23 +48,32 @@ from pipeline.pixels.clean import require_for
 from pipeline.profile.plan import PixelMode, Plan
 from pipeline.runner.accounting import Accounts, Batch
 from pipeline.runner.audit import release_event, write_audit_message
+from pipeline.runner.destination import (
+    Destination,
+    DestinationKind,
+    check_reachable,
+    count_published,
+    holds_objects,
+    is_retried_on_rerun,
+    remove,
+)
 from pipeline.runner.discover import SourceFile, discover, resolve_roots, source_location_key
 from pipeline.runner.executors import Execute, start_executor
 from pipeline.runner.layout import RunPaths, check_layout, check_same_file_system
 from pipeline.runner.ledger import Ledger
 from pipeline.runner.manifest import Location, Manifest, Settings, settings_of, utc_now
 from pipeline.runner.mapping import MappingWriter
-from pipeline.runner.outcome import Disposition, Outcome
+from pipeline.runner.outcome import Disposition
 from pipeline.runner.process import (
     DEFAULT_MAX_INPUT_BYTES,
     DEFAULT_TIME_LIMIT,
     WorkerConfig,
     unread_outcome,
 )
-from pipeline.runner.quarantine import QuarantineMode
+from pipeline.runner.quarantine import QuarantineMode, release_kept
 from pipeline.runner.release import clean_partials, clean_staging, prune_empty_dirs, release_lock
 from pipeline.runner.run_record import RunRecord, write_run_record
-from pipeline.runner.source_remote import discover_inputs, is_fetch_failure, place
+from pipeline.runner.source_remote import check_apart, discover_inputs, is_fetch_failure, place
 from pipeline.runner.sources import Source
 from pipeline.runner.tally import Summary, Tally, seen_key
 from pipeline.scrub.keys import Keys
@@ -83,7 +92,7 @@ class RunConfig:
     """One run of the pipeline, as the command line describes it."""
 
     inputs: tuple[Path, ...]  # local files and folders
-    release: Path
+    release: Path  # the release folder; for a remote `destination`, the local name its records are kept beside
     manifest: Path | None = None  # default: <release>.manifest.sqlite beside the release
     quarantine: Path | None = None  # default: <release>.quarantine/ beside the release
     staging: Path | None = None  # default: <release>.staging/ beside the release (its file system)
@@ -100,6 +109,8 @@ class RunConfig:
     preview_dir: Path | None = None  # before/after PNGs of cleaned images, outside the release
     memory_limit: str = "4GiB"  # per local worker: Dask's nanny restarts a worker above it (the batch is quarantined)
     sources: tuple[Source, ...] = ()  # object stores and DICOMweb servers, after the inputs (source_remote.py)
+    destination: Destination | None = None  # an object store or DICOMweb server (issue 17); None: the folder
+    quarantine_store: str | None = None  # an fsspec URL for the quarantined originals (PHI); the ledger stays local
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,28 +139,38 @@ def run(cfg: RunConfig, plan: Plan, keys: Keys, announce: Callable[[str], None] 
     if cfg.sources and cfg.quarantine_mode is QuarantineMode.REFERENCE:
         raise InputError("--quarantine-mode reference links to local files: an object store's or a DICOMweb "
                          "server's inputs are quarantined as copies")
-    paths = RunPaths.of(cfg.release, cfg.manifest, cfg.quarantine, cfg.staging, cfg.mapping_dir)
+    paths = RunPaths.of(cfg.release, cfg.manifest, cfg.quarantine, cfg.staging, cfg.mapping_dir, cfg.destination)
     roots = resolve_roots(cfg.inputs)
     check_layout(paths, roots)
+    check_apart(cfg.sources, [url for url in (paths.remote.location if paths.remote is not None else None,
+                                              cfg.quarantine_store) if url is not None])
+    if paths.remote is not None:
+        check_reachable(paths.remote)  # a missing bucket, refused credentials: stop before anything is read
+    if cfg.quarantine_store is not None:
+        check_reachable(Destination(DestinationKind.FSSPEC, cfg.quarantine_store))
     settings = settings_of(plan, keys)
     paths.release.parent.mkdir(parents=True, exist_ok=True)
     with release_lock(paths.lock):
         _check_release(paths, settings, cfg.force_replan)
         preview_dir = cfg.preview_dir.resolve() if cfg.preview_dir is not None else None
         worker_cfg = WorkerConfig(paths.release, paths.quarantine, cfg.quarantine_mode, paths.mapping_dir is not None,
-                                  cfg.time_limit, cfg.max_input_bytes, preview_dir, paths.staging)
+                                  cfg.time_limit, cfg.max_input_bytes, preview_dir, paths.staging, paths.remote,
+                                  cfg.quarantine_store)
         with start_executor(cfg.workers, cfg.scheduler, cfg.memory_limit, plan, keys, worker_cfg,
                             announce) as (execute, executor, workers):
-            paths.release.mkdir(exist_ok=True)
-            make_private_dir(paths.staging)
-            check_same_file_system(paths)
+            removed = 0
+            if paths.remote is None:
+                paths.release.mkdir(exist_ok=True)
+                make_private_dir(paths.staging)
+                check_same_file_system(paths)
+                removed += clean_staging(paths.staging) + clean_partials(paths.release)
             make_private_dir(paths.quarantine)
             if preview_dir is not None:
                 make_private_dir(preview_dir)
-            removed = clean_staging(paths.staging) + clean_partials(paths.release) + clean_partials(paths.quarantine)
+            removed += clean_partials(paths.quarantine)
             with Manifest(paths.manifest, settings) as manifest:
                 if cfg.force_replan:
-                    _forget_stale(manifest, paths.release)
+                    _forget_stale(manifest, paths)
                 header = _Header(plan, executor, workers, cfg.batch_size)
                 accounts = Accounts(lambda src, reason: unread_outcome(src, keys, reason, worker_cfg))
                 result = _publish(cfg, paths, roots, keys, manifest, execute, accounts, header, removed)
@@ -172,17 +193,23 @@ class _Header:
 def _check_release(paths: RunPaths, settings: Settings, force_replan: bool) -> None:
     """Refuse a release made under other settings, and a non-empty folder with no manifest."""
     if not paths.manifest.exists():
-        if paths.release.is_dir() and any(paths.release.iterdir()):
+        if paths.release.is_dir() and any(paths.release.iterdir()) and paths.remote is None:
             raise InputError("the release folder is not empty and has no manifest: choose a new or empty folder")
+        if paths.remote is not None and holds_objects(paths.remote):
+            raise InputError("the release prefix holds objects and there is no manifest: choose a new or empty prefix")
         return
     with Manifest(paths.manifest, settings) as manifest:
         manifest.check_settings(force_replan)
 
 
-def _forget_stale(manifest: Manifest, release: Path) -> None:
+def _forget_stale(manifest: Manifest, paths: RunPaths) -> None:
+    if paths.remote is not None:
+        remove(paths.remote, manifest.stale_outputs())  # refused for DICOMweb, before anything is forgotten
+        manifest.forget_other_settings()
+        return
     for output in manifest.forget_other_settings():
-        (release / output).unlink(missing_ok=True)
-    prune_empty_dirs(release)
+        (paths.release / output).unlink(missing_ok=True)
+    prune_empty_dirs(paths.release)
 
 
 
@@ -233,7 +260,8 @@ def _publish(
                     elif outcome.disposition is Disposition.WRITTEN:
                         if mapping is not None:
                             mapping.add(outcome)
-                        if cfg.retry_quarantined and _release_from_quarantine(paths.quarantine, outcome):
+                        if (cfg.retry_quarantined or paths.remote is not None) and release_kept(
+                                outcome.source_id, paths.quarantine, cfg.quarantine_store):
                             ledger.add(outcome, now, place(src, roots))
                 ledger.flush()
                 if mapping is not None:
@@ -254,13 +282,9 @@ def _publish(
     return RunResult(exit_status, dict(tally.processed), dict(tally.unchanged), removed, paths, summary)
 
 
-def _release_from_quarantine(quarantine: Path, outcome: Outcome) -> bool:
-    """Remove the kept original of an input a retry has now published; True if there was one."""
-    kept = quarantine / f"{outcome.source_id}.dcm"
-    if kept.is_symlink() or kept.exists():
-        kept.unlink()
-        return True
-    return False
+def _count_remote(destination: Destination, published: int) -> int:
+    counted = count_published(destination)
+    return published if counted is None else counted
 
 
 def _finish(
@@ -275,6 +299,8 @@ def _finish(
 ) -> Summary:
     ended = utc_now()
     summary = tally.summary(paths.release)
+    if paths.remote is not None:  # objects under the prefix; a DICOMweb server: what the run stored there
+        summary = replace(summary, release_files=_count_remote(paths.remote, summary.published))
     counts = dict(tally.processed)
     manifest.end_run(run_id, ended, exit_status, counts)
     record = RunRecord(
@@ -302,7 +328,8 @@ def _finish(
     counts_now = manifest.counts()
     event = release_event(manifest.released(), counts_now.get(Disposition.QUARANTINED.value, 0), completed,
                           time=datetime.fromisoformat(ended), run_label=f"run-{run_id}",
-                          software_version=__version__, destination=paths.release.name, host=socket.gethostname())
+                          software_version=__version__, host=socket.gethostname(),
+                          destination=paths.release.name if paths.remote is None else paths.remote.media_name())
     write_audit_message(paths.audit, event)
     return summary
 
@@ -321,7 +348,7 @@ def _pending(
         location = Location(source_location_key(src, keys), src.size, src.mtime_ns)
         known = manifest.known_at(location)
         if known is None or (known.status is Disposition.QUARANTINED and (
-                retry_quarantined or is_fetch_failure(known.reason))):
+                retry_quarantined or is_fetch_failure(known.reason) or is_retried_on_rerun(known.reason))):
             yield src, location
         else:
             first = manifest.first_seen(seen_key(known.status, known.source_id, known.output))

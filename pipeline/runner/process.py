@@ -31,7 +31,7 @@ import logging
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from pydicom.dataset import Dataset
 
@@ -43,6 +43,7 @@ from pipeline.pixels.preview import write_preview
 from pipeline.pixels.review import PixelsNeedReview
 from pipeline.profile.plan import PixelMode, Plan
 from pipeline.runner.deadline import Deadline, FileTimeLimitError
+from pipeline.runner.destination import Destination, InstanceUids, publish
 from pipeline.runner.discover import SourceFile, source_location_key
 from pipeline.runner.mapping import mapping_pairs
 from pipeline.runner.outcome import Disposition, Outcome
@@ -165,6 +166,15 @@ class WorkerConfig:
     max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES
     preview_dir: Path | None = None  # --pixel-preview: before/after PNGs of cleaned images (identifying)
     staging: Path | None = None  # where outputs are staged; None: <release>.staging beside the release
+    # A remote release (object store, DICOMweb): outputs are verified in memory and published there;
+    # `release` is then only the local name the run's records are kept beside. None: the folder `release`.
+    destination: Destination | None = None
+    quarantine_store: str | None = None  # an fsspec URL the originals go to instead of `quarantine` (PHI)
+
+    @property
+    def remote(self) -> Destination | None:
+        """The remote destination, or None when the release is the local folder `release`."""
+        return self.destination if self.destination is not None and self.destination.is_remote else None
 
     @property
     def staging_dir(self) -> Path:
@@ -179,8 +189,9 @@ def process_batch(sources: Sequence[SourceFile], plan: Plan, keys: Keys, cfg: Wo
     (and so before the client records any of them as published). A crash before that loses at
     most names of unrecorded files, whose durable, identical bytes a rerun links again."""
     outcomes = tuple(process_one(src, plan, keys, cfg, sync_directory=False) for src in sources)
-    sync_directories({(cfg.release / o.output).parent for o in outcomes
-                      if o.disposition is Disposition.WRITTEN and o.output is not None})
+    if cfg.remote is None:
+        sync_directories({(cfg.release / o.output).parent for o in outcomes
+                          if o.disposition is Disposition.WRITTEN and o.output is not None})
     return outcomes
 
 
@@ -261,19 +272,24 @@ def _publish(
 ) -> Outcome:
     scrubbed = scrub_bytes(data, plan, keys, preview=cfg.preview_dir is not None)
     name = release_name(scrubbed.dataset)
-    target = cfg.release / Path(*name.parts)
-    staged = stage(scrubbed.data, target, into=cfg.staging_dir)
-    try:
-        verdict = VERIFY(staged.read_bytes(), tuple(o.value for o in plan.options), data, name.as_posix(),
-                         pixel_bound(plan))
-        refused = refusal(verdict, original_given=True)
+    if cfg.remote is not None:
+        refused = _publish_remote(cfg.remote, scrubbed, name, data, plan, deadline)
         if refused is not None:
-            discard(staged)
             return _quarantined(src, sid, data, refused, cfg)
-        deadline.expire_or_cancel()  # a promoted file is published: it must not be reported otherwise
-        promote(staged, target, sync_directory=sync_directory)
-    finally:
-        discard(staged)
+    else:
+        target = cfg.release / Path(*name.parts)
+        staged = stage(scrubbed.data, target, into=cfg.staging_dir)
+        try:
+            verdict = VERIFY(staged.read_bytes(), tuple(o.value for o in plan.options), data, name.as_posix(),
+                             pixel_bound(plan))
+            refused = refusal(verdict, original_given=True)
+            if refused is not None:
+                discard(staged)
+                return _quarantined(src, sid, data, refused, cfg)
+            deadline.expire_or_cancel()  # a promoted file is published: it must not be reported otherwise
+            promote(staged, target, sync_directory=sync_directory)
+        finally:
+            discard(staged)
     if cfg.preview_dir is not None and scrubbed.pixels is not None and scrubbed.pixels.preview is not None:
         write_preview(*scrubbed.pixels.preview, cfg.preview_dir / f"{sid[:16]}.png")
     uid_pairs: tuple[tuple[str, str], ...] = ()
@@ -283,6 +299,22 @@ def _publish(
     return Outcome(sid, src.index, Disposition.WRITTEN, output=name.as_posix(),
                    actions=scrubbed.log.actions + pixel_actions(scrubbed.pixels),
                    uid_pairs=uid_pairs, patient_pair=patient_pair, released=_released(scrubbed.dataset))
+
+
+def _publish_remote(destination: Destination, scrubbed: Scrubbed, name: PurePosixPath, original: bytes, plan: Plan,
+                    deadline: Deadline) -> str | None:
+    """A remote release has no rename: verify the output's bytes in memory and store exactly those
+    bytes (`pipeline.runner.destination.publish`); the reason it is refused, or None once stored."""
+    verdict = VERIFY(scrubbed.data, tuple(o.value for o in plan.options), original, name.as_posix(),
+                     pixel_bound(plan))
+    refused = refusal(verdict, original_given=True)
+    if refused is not None:
+        return refused
+    deadline.expire_or_cancel()  # the store may take its retries; once confirmed, it is published
+    uids = InstanceUids(*(str(scrubbed.dataset.get(keyword, "") or "").strip()
+                          for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")))
+    publish(destination, name, scrubbed.data, uids)
+    return None
 
 
 def _released(ds: Dataset) -> tuple[str, str, str]:
@@ -309,7 +341,7 @@ def _quarantined(src: SourceFile, sid: str, data: bytes, reason: str, cfg: Worke
 
 def _keep_original(sid: str, data: bytes | None, path: Path, cfg: WorkerConfig) -> None:
     try:
-        quarantine(sid, data, path, cfg.quarantine, cfg.quarantine_mode)
+        quarantine(sid, data, path, cfg.quarantine, cfg.quarantine_mode, cfg.quarantine_store)
     except (OSError, WriteError) as exc:
         log.error("input %s: the quarantined original could not be kept (%s)", sid[:16], type(exc).__name__)
 
