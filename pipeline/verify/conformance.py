@@ -103,8 +103,8 @@ def _compare(original: Dataset, output: Dataset, sop_class: str, tags: tuple[int
              prefix: str) -> Iterator[Finding]:
     listed = attributes_at(sop_class, tags)
     outputs = dict(output.items())  # as stored: raw until decoded
-    for tag, stored in sorted(original.items()):
-        tag = int(tag)
+    for base_tag, stored in sorted(original.items()):
+        tag = int(base_tag)
         if tag >> 16 & 1 or _is_graphics(tag) or tag >> 16 == 0x0002:
             continue
         path = prefix + tag_name(tag)
