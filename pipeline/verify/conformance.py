@@ -102,7 +102,7 @@ def _has_value(ds: Dataset, tag: int, stored: DataElement | RawDataElement) -> b
 def _compare(original: Dataset, output: Dataset, sop_class: str, tags: tuple[int, ...],
              prefix: str) -> Iterator[Finding]:
     listed = attributes_at(sop_class, tags)
-    outputs = dict(output.items())  # as stored: raw until decoded
+    outputs: dict[int, DataElement | RawDataElement] = dict(output.items())  # as stored: raw until decoded
     for base_tag, stored in sorted(original.items()):
         tag = int(base_tag)
         if tag >> 16 & 1 or _is_graphics(tag) or tag >> 16 == 0x0002:
