@@ -33,6 +33,7 @@ from pydicom.uid import (
 )
 
 from pipeline.dicom import raw
+from pipeline.dicom.writer import encode_file
 from pipeline.errors import Cause, InputError, WriteError
 from pipeline.version import __version__
 
@@ -313,10 +314,21 @@ def encode(ds: Dataset) -> bytes:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            fast = _encode_file(ds)
+            if fast is not None:
+                return fast
             pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
     except Exception as exc:
         raise WriteError(f"cannot encode the dataset ({type(exc).__name__})", cause=_encode_cause(ds)) from None
     return buffer.getvalue()
+
+
+def _encode_file(ds: Dataset) -> bytes | None:
+    """`writer.encode_file`, or None (dcmwrite then encodes, or raises what it raises)."""
+    try:
+        return encode_file(ds)
+    except Exception:
+        return None
 
 
 def decode_cause(exc: BaseException) -> Cause | None:
