@@ -45,7 +45,7 @@ from pipeline.pixels.review import PixelsNeedReview
 from pipeline.profile.plan import Plan
 from pipeline.runner.deadline import Deadline, FileTimeLimitError
 from pipeline.runner.discover import SourceFile, location_key
-from pipeline.runner.mapping import mapping_pairs
+from pipeline.runner.mapping import OriginalIds, mapping_pairs, original_ids
 from pipeline.runner.outcome import Disposition, Outcome
 from pipeline.runner.publisher import Publisher
 from pipeline.runner.quarantine import QuarantineMode, quarantine
@@ -115,6 +115,7 @@ class Scrubbed:
     data: bytes
     log: ScrubLog
     pixels: PixelLog | None = None  # None: the pixel data passed through untouched
+    original: OriginalIds | None = None  # with `ids`: the input's UIDs and PatientID, for the mapping
 
 
 def source_id(data: bytes) -> str:
@@ -122,20 +123,22 @@ def source_id(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def scrub_bytes(data: bytes, plan: Plan, keys: Keys, *, preview: bool = False) -> Scrubbed:
+def scrub_bytes(data: bytes, plan: Plan, keys: Keys, *, preview: bool = False, ids: bool = False) -> Scrubbed:
     """De-identify one DICOM file given as bytes; raise a PipelineError (or anything else,
     which callers treat the same way: quarantine) when it cannot be done.
 
     The pixel step is decided on the original header (pixels.assess: rules read values the
     scrub removes) and applied after the header scrub. `preview` keeps one frame before and
-    after pixel cleaning in `Scrubbed.pixels.preview` (for pixels.write_preview)."""
+    after pixel cleaning in `Scrubbed.pixels.preview` (for pixels.write_preview). `ids` keeps the
+    input's UIDs and PatientID, read before the scrub, in `Scrubbed.original` (for the mapping)."""
     ds = read_dataset(data)
+    original = original_ids(ds) if ids else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom warnings may quote values
         task = assess(ds, plan)
         log = scrub(ds, plan, keys)
         pixels = None if task is None else clean_pixels(ds, task, preview=preview)
-    return Scrubbed(dataset=ds, data=encode(ds), log=log, pixels=pixels)
+    return Scrubbed(dataset=ds, data=encode(ds), log=log, pixels=pixels, original=original)
 
 
 
@@ -265,7 +268,7 @@ def _publish(
     src: SourceFile, sid: str, data: bytes, plan: Plan, keys: Keys, cfg: WorkerConfig, deadline: Deadline,
     sync_directory: bool, publisher: Publisher[_Job] | None, position: int,
 ) -> Outcome:
-    scrubbed = scrub_bytes(data, plan, keys, preview=cfg.preview_dir is not None)
+    scrubbed = scrub_bytes(data, plan, keys, preview=cfg.preview_dir is not None, ids=cfg.with_mapping)
     name = release_name(scrubbed.dataset)
     target = cfg.release / Path(*name.parts)
     # verify reads the very bytes that are written next (never the scrubber's dataset); an
@@ -284,8 +287,8 @@ def _publish(
         write_preview(*scrubbed.pixels.preview, cfg.preview_dir / f"{sid[:16]}.png")
     uid_pairs: tuple[tuple[str, str], ...] = ()
     patient_pair: tuple[str, str] | None = None
-    if cfg.with_mapping:
-        uid_pairs, patient_pair = mapping_pairs(read_dataset(data), scrubbed.dataset, keys)
+    if scrubbed.original is not None:
+        uid_pairs, patient_pair = mapping_pairs(scrubbed.original, scrubbed.dataset, keys)
     return Outcome(sid, src.index, Disposition.WRITTEN, output=name.as_posix(),
                    actions=scrubbed.log.actions + pixel_actions(scrubbed.pixels),
                    uid_pairs=uid_pairs, patient_pair=patient_pair, released=_released(scrubbed.dataset))
