@@ -164,12 +164,12 @@ def check_declared_lengths(data: bytes) -> None:
     if meta_end is None:
         return
     syntax = _transfer_syntax(data[132:meta_end])
-    body = data[meta_end:]
+    body, start = data, meta_end  # walked in place: a copy of the body would cost more than the walk
     if syntax == DeflatedExplicitVRLittleEndian:
-        body = _inflate(body)
+        body, start = _inflate(data[meta_end:]), 0
     implicit = syntax == ImplicitVRLittleEndian
     little = syntax != ExplicitVRBigEndian
-    _walk_headers(body, implicit, little)
+    _walk_headers(body, implicit, little, start)
 
 
 def _meta_end(data: bytes) -> int | None:
@@ -219,11 +219,11 @@ def _inflate(body: bytes) -> bytes:
     return inflated
 
 
-def _walk_headers(body: bytes, implicit: bool, little: bool) -> None:
+def _walk_headers(body: bytes, implicit: bool, little: bool, start: int = 0) -> None:
     """Check every header against the end of its enclosing container; `stack` holds the open
     sequences and items (twice the nesting)."""
     order = "<" if little else ">"
-    position, end_of_file = 0, len(body)
+    position, end_of_file = start, len(body)
     first = True  # pydicom decides on the first element whether the encoding is what the meta says
     # (end offset or None, is encapsulated pixel data, implicit) per open container
     stack: list[tuple[int | None, bool, bool]] = []

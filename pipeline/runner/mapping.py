@@ -122,6 +122,7 @@ class MappingWriter:
         self._uids = _open_private(folder / UID_MAPPING, ("id_old", "id_new"))
         self._patients = _open_private(folder / PATIENT_MAPPING, ("id_old", "id_new"))
         self._seen: set[tuple[str, str]] = set()
+        self._dirty = True  # rows (at first, the headers) written since the last flush
 
     def __enter__(self) -> MappingWriter:
         return self
@@ -134,10 +135,16 @@ class MappingWriter:
         for pair in outcome.uid_pairs:
             if self._first_time(pair):
                 uid_writer.writerow(pair)
+                self._dirty = True
         if outcome.patient_pair is not None and self._first_time(outcome.patient_pair):
             csv.writer(self._patients).writerow(outcome.patient_pair)
+            self._dirty = True
 
     def flush(self) -> None:
+        """Make the rows added so far durable (nothing to do, no fsync, when none were)."""
+        if not self._dirty:
+            return
+        self._dirty = False
         for handle in (self._uids, self._patients):
             handle.flush()
             os.fsync(handle.fileno())
