@@ -16,13 +16,14 @@ re-encodes whole) returns None: the caller then uses `dcmwrite`.
 
 from __future__ import annotations
 
-import copy
 import struct
 
-from pydicom.dataelem import RawDataElement
+from pydicom.charset import convert_encodings, default_encoding
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_data_element, write_file_meta_info
+from pydicom.filewriter import write_data_element, write_dataset, write_file_meta_info
+from pydicom.tag import ItemDelimiterTag, ItemTag, SequenceDelimiterTag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
@@ -55,7 +56,10 @@ def encode_file(ds: Dataset) -> bytes | None:
     if ds.get("SOPClassUID") != meta.get("MediaStorageSOPClassUID") or ds.get("SOPInstanceUID") != meta.get(
             "MediaStorageSOPInstanceUID"):
         return None
-    file_meta = copy.deepcopy(meta)
+    file_meta = FileMetaDataset()  # what dcmwrite's deepcopy gives the writer, without its cost
+    for tag in meta.keys():
+        elem = meta[tag]
+        file_meta.add(DataElement(elem.tag, elem.VR, elem.value))
     fp = DicomBytesIO()
     fp.is_implicit_VR, fp.is_little_endian = encoding
     fp.write(preamble)
@@ -67,12 +71,14 @@ def encode_file(ds: Dataset) -> bytes | None:
     return bytes(fp.getvalue())
 
 
-def _write_dataset(fp: DicomBytesIO, ds: Dataset, implicit: bool, little: bool) -> None:
+def _write_dataset(fp: DicomBytesIO, ds: Dataset, implicit: bool, little: bool,
+                   parent_encoding: str | list[str] = default_encoding) -> None:
+    """pydicom's `write_dataset` for a dataset already in the file's encoding and character set."""
     order = "<" if little else ">"
     implicit_header = struct.Struct(order + "HHL")
     short_header = struct.Struct(order + "HH2sH")
     long_header = struct.Struct(order + "HH2sHL")
-    character_set = ds.get("SpecificCharacterSet", "iso8859")
+    character_set = ds.get("SpecificCharacterSet", parent_encoding)
     write = fp.write
     for tag, elem in sorted(ds.items()):
         number = int(tag)
@@ -96,4 +102,44 @@ def _write_dataset(fp: DicomBytesIO, ds: Dataset, implicit: bool, little: bool) 
                     write(short_header.pack(group, element, vr.encode("latin-1"), len(value)))
                     write(value)
                     continue
+        elif isinstance(elem, DataElement) and elem.VR == "SQ" and not elem.is_buffered:
+            _write_sequence(fp, elem, character_set, implicit, little)
+            continue
         write_data_element(fp, ds.get_item(tag), character_set)
+
+
+def _write_sequence(fp: DicomBytesIO, elem: DataElement, character_set: str | list[str], implicit: bool,
+                    little: bool) -> None:
+    """pydicom's `write_data_element` + `write_sequence` for a decoded sequence (PS3.5 7.5): each
+    item in the file's encoding written here, any other by pydicom's `write_dataset`."""
+    encodings = convert_encodings(character_set or [default_encoding])
+    buffer = DicomBytesIO()
+    buffer.is_implicit_VR, buffer.is_little_endian = implicit, little
+    if not elem.is_empty:
+        for item in elem.value:
+            buffer.write_tag(ItemTag)
+            length_location = buffer.tell()
+            buffer.write_UL(_UNDEFINED)
+            if tuple(item.original_encoding) == (implicit, little) and (
+                    item.original_character_set == item._character_set):
+                _write_dataset(buffer, item, implicit, little, encodings)
+            else:
+                write_dataset(buffer, item, parent_encoding=encodings)
+            if getattr(item, "is_undefined_length_sequence_item", False):
+                buffer.write_tag(ItemDelimiterTag)
+                buffer.write_UL(0)
+            else:
+                location = buffer.tell()
+                buffer.seek(length_location)
+                buffer.write_UL(location - length_location - 4)
+                buffer.seek(location)
+    undefined = elem.is_undefined_length
+    fp.write_tag(elem.tag)
+    if not implicit:
+        fp.write(b"SQ")
+        fp.write_US(0)
+    fp.write_UL(_UNDEFINED if undefined else buffer.tell())
+    fp.write(buffer.getvalue())
+    if undefined:
+        fp.write_tag(SequenceDelimiterTag)
+        fp.write_UL(0)

@@ -10,6 +10,7 @@ import warnings
 import pydicom
 import pytest
 from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
 
 from pipeline.dicom.file import read_dataset
 from pipeline.dicom.writer import encode_file
@@ -20,7 +21,8 @@ FILES = ("CT_small.dcm", "MR_small.dcm", "MR_small_implicit.dcm", "MR_small_bige
 
 
 def _prepared(name: str, change: bool) -> Dataset:
-    """A dataset as the scrub leaves it: most elements as read, some changed, one removed, one added."""
+    """A dataset as the scrub leaves it: most elements as read (sequences among them), some changed,
+    one removed, a new sequence added."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds = read_dataset(bundled(name).read_bytes())
@@ -29,6 +31,9 @@ def _prepared(name: str, change: bool) -> Dataset:
             ds.PatientIdentityRemoved = "YES"
             if "StudyDate" in ds:
                 del ds.StudyDate
+            item = Dataset()  # a new item (no encoding of its own) in a new sequence
+            item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = "113100", "DCM", "Basic Profile"
+            ds.DeidentificationMethodCodeSequence = Sequence([item])
         ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         ds.preamble = b"\x00" * 128
