@@ -6,9 +6,11 @@ length and the value's bytes, undecoded). pydicom's writer spends ~10 us on each
 buffer, a context manager, a dozen attribute look-ups) to copy its bytes: more than the whole
 scrub decides for it. Here an element kept as stored, in the encoding it was read in, is written
 as its header and its stored bytes, exactly the bytes pydicom writes for it (PS3.5 7.1: tag, VR,
-reserved bytes and a 16- or 32-bit length, or tag and 32-bit length in implicit VR); every other
-element (decoded or changed ones, sequences, the Pixel Data, anything of undefined length or a
-VR whose length field cannot hold it) goes through pydicom's own `write_data_element`. The file
+reserved bytes and a 16- or 32-bit length, or tag and 32-bit length in implicit VR); a decoded
+sequence is framed here as pydicom frames it (PS3.5 7.5), its items in the file's encoding written
+the same way (others by pydicom's `write_dataset`); every other element (decoded or changed ones,
+the Pixel Data, anything of undefined length or a VR whose length field cannot hold it) goes
+through pydicom's own `write_data_element`. The file
 meta is pydicom's `write_file_meta_info`. Whatever this path does not cover (a deflated or
 private transfer syntax, a dataset whose encoding or character set changed, which pydicom
 re-encodes whole) returns None: the caller then uses `dcmwrite`.
