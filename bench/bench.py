@@ -98,6 +98,7 @@ class RssSampler:
     def __init__(self, pid: int) -> None:
         self.root = psutil.Process(pid)
         self.peaks: dict[int, tuple[str, int]] = {}
+        self.cpu: dict[int, float] = {}  # CPU seconds (user + system) last seen per process
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -115,6 +116,8 @@ class RssSampler:
                 for process in [self.root, *self.root.children(recursive=True)]:
                     with contextlib.suppress(psutil.Error):
                         rss = process.memory_info().rss
+                        times = process.cpu_times()
+                        self.cpu[process.pid] = times.user + times.system
                         role = self.peaks.get(process.pid, (None, 0))[0] or _role(process, self.root)
                         self.peaks[process.pid] = (role, max(rss, self.peaks.get(process.pid, ("", 0))[1]))
             self.stop.wait(SAMPLE_SECONDS)
@@ -122,8 +125,14 @@ class RssSampler:
     def report(self) -> dict[str, Any]:
         client = [rss for role, rss in self.peaks.values() if role == "client"]
         workers = sorted((rss for role, rss in self.peaks.values() if role == "worker"), reverse=True)
+        roles = {pid: role for pid, (role, _) in self.peaks.items()}
         return {"client_peak_mb": round(max(client, default=0) / 2**20, 1),
-                "worker_peaks_mb": [round(rss / 2**20, 1) for rss in workers]}
+                "worker_peaks_mb": [round(rss / 2**20, 1) for rss in workers],
+                # CPU seconds as last sampled (up to SAMPLE_SECONDS before each process ended):
+                # where a run's time goes besides the workers' own work
+                "client_cpu_seconds": round(sum(c for pid, c in self.cpu.items() if roles.get(pid) == "client"), 2),
+                "worker_cpu_seconds": sorted((round(c, 2) for pid, c in self.cpu.items()
+                                              if roles.get(pid) == "worker"), reverse=True)}
 
 
 def _role(process: psutil.Process, root: psutil.Process) -> str:
@@ -332,6 +341,8 @@ def _runs(info: CorpusInfo, workers: int, reps: int, scratch: Path, key_file: Pa
             "files_per_second_wall": round(info.files / wall, 1),
             "files_per_second_excluding_startup": round(info.files / work, 1) if work > 0 else None,
             "files_per_second_run_json": round(info.files / span, 1) if span else None,
+            "median_client_cpu_seconds": statistics.median(r["client_cpu_seconds"] for r in runs),
+            "median_worker_cpu_seconds": statistics.median(sum(r["worker_cpu_seconds"]) for r in runs),
             "client_peak_mb": max(r["client_peak_mb"] for r in runs),
             "worker_peak_mb": max((max(r["worker_peaks_mb"], default=0) for r in runs), default=0)}
 
@@ -478,6 +489,8 @@ def table(results: dict[str, Any]) -> str:
                      f"{r['median_wall_seconds'] - r['median_startup_seconds']:>10.2f}"
                      + (f"{excluding:>10.1f}" if excluding is not None else f"{'n/a':>10}"))
         lines.append(f"{'  peak RSS client / worker MB':<34}{r['client_peak_mb']:>10.0f}{r['worker_peak_mb']:>10.0f}")
+        lines.append(f"{'  CPU s client / all workers':<34}{r['median_client_cpu_seconds']:>10.1f}"
+                     f"{r['median_worker_cpu_seconds']:>10.1f}")
     if "ocr" in results:
         ocr = results["ocr"]
         lines.append(f"OCR: {ocr['corpus_sent_to_ocr']} of {ocr['corpus_images']} corpus images sent to OCR "

@@ -40,10 +40,11 @@ def os_cause(exc: OSError) -> Cause:
     return Cause.IO_ERROR
 
 
-def stage(data: bytes, target: Path, mode: int = 0o666, into: Path | None = None) -> Path:
+def stage(data: bytes, target: Path, mode: int = 0o666, into: Path | None = None, *, sync: bool = True) -> Path:
     """Write `data` to a fresh ``.partial`` file, fsync it, and return its path: named
     ``<random>.partial`` in the folder `into` (created owner-only if missing), or hidden beside
-    `target` when `into` is None. `mode` is filtered by the umask."""
+    `target` when `into` is None. `mode` is filtered by the umask. With `sync` False the caller
+    must `sync_file` the staged file before it promotes it."""
     if into is None:
         staged = target.with_name(f".{target.name}.{secrets.token_hex(6)}{PARTIAL_SUFFIX}")
     else:
@@ -60,13 +61,26 @@ def stage(data: bytes, target: Path, mode: int = 0o666, into: Path | None = None
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())
     except BaseException as exc:  # a full disk, or an interruption: no partial file stays behind
         discard(staged)
         if isinstance(exc, OSError):
             raise WriteError(f"cannot stage an output ({type(exc).__name__})", cause=os_cause(exc)) from None
         raise
     return staged
+
+
+def sync_file(staged: Path) -> None:
+    """fsync a file staged with ``sync=False``: its data survive a crash once this returns."""
+    try:
+        descriptor = os.open(staged, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+    except OSError as exc:
+        raise WriteError(f"cannot stage an output ({type(exc).__name__})", cause=os_cause(exc)) from None
 
 
 def promote(staged: Path, target: Path, *, sync_directory: bool = True) -> None:

@@ -33,6 +33,7 @@ from pydicom.uid import (
 )
 
 from pipeline.dicom import raw
+from pipeline.dicom.writer import encode_file
 from pipeline.errors import Cause, InputError, WriteError
 from pipeline.version import __version__
 
@@ -176,12 +177,12 @@ def check_declared_lengths(data: bytes) -> None:
     if meta_end is None:
         return
     syntax = _transfer_syntax(data[132:meta_end])
-    body = data[meta_end:]
+    body, start = data, meta_end  # walked in place: a copy of the body would cost more than the walk
     if syntax == DeflatedExplicitVRLittleEndian:
-        body = _inflate(body)
+        body, start = _inflate(data[meta_end:]), 0
     implicit = syntax == ImplicitVRLittleEndian
     little = syntax != ExplicitVRBigEndian
-    _walk_headers(body, implicit, little)
+    _walk_headers(body, implicit, little, start)
 
 
 def _meta_end(data: bytes) -> int | None:
@@ -231,11 +232,11 @@ def _inflate(body: bytes) -> bytes:
     return inflated
 
 
-def _walk_headers(body: bytes, implicit: bool, little: bool) -> None:
+def _walk_headers(body: bytes, implicit: bool, little: bool, start: int = 0) -> None:
     """Check every header against the end of its enclosing container; `stack` holds the open
     sequences and items (twice the nesting)."""
     order = "<" if little else ">"
-    position, end_of_file = 0, len(body)
+    position, end_of_file = start, len(body)
     first = True  # pydicom decides on the first element whether the encoding is what the meta says
     # (end offset or None, is encapsulated pixel data, implicit) per open container
     stack: list[tuple[int | None, bool, bool]] = []
@@ -326,10 +327,21 @@ def encode(ds: Dataset) -> bytes:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            fast = _encode_file(ds)
+            if fast is not None:
+                return fast
             pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
     except Exception as exc:
         raise WriteError(f"cannot encode the dataset ({type(exc).__name__})", cause=_encode_cause(ds)) from None
     return buffer.getvalue()
+
+
+def _encode_file(ds: Dataset) -> bytes | None:
+    """`writer.encode_file`, or None (dcmwrite then encodes, or raises what it raises)."""
+    try:
+        return encode_file(ds)
+    except Exception:
+        return None
 
 
 def decode_cause(exc: BaseException) -> Cause | None:

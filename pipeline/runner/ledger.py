@@ -39,6 +39,7 @@ class Ledger:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._handle = os.fdopen(descriptor, "a", encoding="utf-8")
         self._run_id = run_id
+        self._dirty = False  # lines written since the last flush
 
     def __enter__(self) -> Ledger:
         return self
@@ -52,10 +53,15 @@ class Ledger:
                 "disposition": outcome.disposition.value, "reason": outcome.reason,
                 "root": where[0], "input": where[1]}
         self._handle.write(json.dumps(line, sort_keys=True) + "\n")
+        self._dirty = True
 
     def flush(self) -> None:
+        """Make the lines added so far durable (nothing to do, no fsync, when none were)."""
+        if not self._dirty:
+            return
         self._handle.flush()
         os.fsync(self._handle.fileno())
+        self._dirty = False
 
     def close(self) -> None:
         self.flush()

@@ -4,9 +4,10 @@
 clean pixels and encode, as a pure function of the file's bytes, the plan and the key.
 
 `process_one(src, plan, keys, cfg) -> Outcome` reads the bytes once (their SHA-256 is the
-file's name in every record), scrubs them, stages the result in the staging folder beside
-the release (never inside it), verifies the staged bytes independently
-(`pipeline.verify.checks.verify_file`), then promotes only on a positive `Verdict` (elements
+file's name in every record), scrubs them, verifies the output's bytes independently
+(`pipeline.verify.checks.verify_file`, given the very bytes that are written next, and the
+original's bytes, which it parses itself), stages them in the staging folder beside the
+release (never inside it), then promotes only on a positive `Verdict` (elements
 checked, the original searched, no finding): a verifier that cannot be imported
 (``verify-unavailable``) or returns anything else, an empty list included
 (``verify-no-verdict``), publishes nothing. Any error, expected or not, quarantines the file
@@ -29,7 +30,7 @@ import hashlib
 import importlib
 import logging
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
@@ -37,7 +38,7 @@ from pydicom.dataset import Dataset
 
 from pipeline.dicom.file import TooLargeError, decode_cause, encode, read_dataset
 from pipeline.errors import Cause, InputError, PipelineError, SourceError, WriteError
-from pipeline.files import discard, promote, stage, sync_directories
+from pipeline.files import promote, stage, sync_directories
 from pipeline.pixels.clean import PixelLog, assess, clean_pixels
 from pipeline.pixels.preview import write_preview
 from pipeline.pixels.review import PixelsNeedReview
@@ -45,8 +46,9 @@ from pipeline.profile.plan import PixelMode, Plan
 from pipeline.runner.deadline import Deadline, FileTimeLimitError
 from pipeline.runner.destination import Destination, InstanceUids, publish
 from pipeline.runner.discover import SourceFile, source_location_key
-from pipeline.runner.mapping import mapping_pairs
+from pipeline.runner.mapping import OriginalIds, mapping_pairs, original_ids
 from pipeline.runner.outcome import Disposition, Outcome
+from pipeline.runner.publisher import Publisher
 from pipeline.runner.quarantine import QuarantineMode, quarantine
 from pipeline.runner.release import release_name, staging_folder
 from pipeline.runner.source_remote import fetch
@@ -126,6 +128,7 @@ class Scrubbed:
     data: bytes
     log: ScrubLog
     pixels: PixelLog | None = None  # None: the pixel data passed through untouched
+    original: OriginalIds | None = None  # with `ids`: the input's UIDs and PatientID, for the mapping
 
 
 def source_id(data: bytes) -> str:
@@ -133,20 +136,22 @@ def source_id(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def scrub_bytes(data: bytes, plan: Plan, keys: Keys, *, preview: bool = False) -> Scrubbed:
+def scrub_bytes(data: bytes, plan: Plan, keys: Keys, *, preview: bool = False, ids: bool = False) -> Scrubbed:
     """De-identify one DICOM file given as bytes; raise a PipelineError (or anything else,
     which callers treat the same way: quarantine) when it cannot be done.
 
     The pixel step is decided on the original header (pixels.assess: rules read values the
     scrub removes) and applied after the header scrub. `preview` keeps one frame before and
-    after pixel cleaning in `Scrubbed.pixels.preview` (for pixels.write_preview)."""
+    after pixel cleaning in `Scrubbed.pixels.preview` (for pixels.write_preview). `ids` keeps the
+    input's UIDs and PatientID, read before the scrub, in `Scrubbed.original` (for the mapping)."""
     ds = read_dataset(data)
+    original = original_ids(ds) if ids else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom warnings may quote values
         task = assess(ds, plan)
         log = scrub(ds, plan, keys)
         pixels = None if task is None else clean_pixels(ds, task, preview=preview)
-    return Scrubbed(dataset=ds, data=encode(ds), log=log, pixels=pixels)
+    return Scrubbed(dataset=ds, data=encode(ds), log=log, pixels=pixels, original=original)
 
 
 
@@ -182,33 +187,54 @@ class WorkerConfig:
         return self.staging if self.staging is not None else staging_folder(self.release)
 
 
+# What the background publisher needs to quarantine a file whose output it could not publish.
+_Job = tuple[int, SourceFile, str, bytes]
+
+
 def process_batch(sources: Sequence[SourceFile], plan: Plan, keys: Keys, cfg: WorkerConfig) -> tuple[Outcome, ...]:
-    """The unit of work sent to a worker: `process_one` over a batch of files. Each output's
-    bytes are fsynced before it is linked into the release (`stage`); the release folders that
-    received names are fsynced once, at the end of the batch, before the outcomes are returned
-    (and so before the client records any of them as published). A crash before that loses at
-    most names of unrecorded files, whose durable, identical bytes a rerun links again."""
-    outcomes = tuple(process_one(src, plan, keys, cfg, sync_directory=False) for src in sources)
+    """The unit of work sent to a worker: `process_one` over a batch of files, each verified
+    output fsynced and linked into the release by a background thread while the next file is
+    scrubbed (`pipeline.runner.publisher`: an output's data are on disk before its name is).
+    The release folders that received names are fsynced once, at the end of the batch, before
+    the outcomes are returned (and so before the client records any of them as published). A
+    crash before that loses at most names of unrecorded files, whose durable, identical bytes a
+    rerun links again. An output the publisher could not link quarantines its input."""
+    outcomes: list[Outcome] = []
+    with Publisher[_Job]() as publisher:
+        for src in sources:
+            outcomes.append(process_one(src, plan, keys, cfg, sync_directory=False, publisher=publisher,
+                                        position=len(outcomes)))
+            _settle(publisher.settled(), outcomes, cfg)
+        _settle(publisher.drain(), outcomes, cfg)
     if cfg.remote is None:
         sync_directories({(cfg.release / o.output).parent for o in outcomes
                           if o.disposition is Disposition.WRITTEN and o.output is not None})
-    return outcomes
+    return tuple(outcomes)
 
 
-def process_one(src: SourceFile, plan: Plan, keys: Keys, cfg: WorkerConfig, *, sync_directory: bool = True) -> Outcome:
-    """Read, scrub, stage, verify and promote one file within the time limit; quarantine it
-    on any error. With `sync_directory` False the caller fsyncs the release folder (see
-    `process_batch`)."""
+def _settle(results: Iterable[tuple[_Job, BaseException | None]], outcomes: list[Outcome], cfg: WorkerConfig) -> None:
+    for (position, src, sid, data), error in results:
+        if error is not None:
+            reason = error.code if isinstance(error, PipelineError) else f"unexpected-{type(error).__name__}"
+            outcomes[position] = _quarantined(src, sid, data, reason, cfg)
+
+
+def process_one(src: SourceFile, plan: Plan, keys: Keys, cfg: WorkerConfig, *, sync_directory: bool = True,
+                publisher: Publisher[_Job] | None = None, position: int = 0) -> Outcome:
+    """Read, scrub, verify, stage and promote one file within the time limit; quarantine it
+    on any error. With `sync_directory` False the caller fsyncs the release folder; with a
+    `publisher` the output is fsynced and promoted in its background thread, and the caller
+    settles its result (see `process_batch`; `position` is the outcome's place in its list)."""
     deadline = Deadline(cfg.time_limit)
     try:
         with deadline:
-            return _process_one(src, plan, keys, cfg, deadline, sync_directory)
+            return _process_one(src, plan, keys, cfg, deadline, sync_directory, publisher, position)
     except FileTimeLimitError:  # before the bytes were read, or while quarantining
         return unread_outcome(src, keys, FileTimeLimitError.code, cfg)
 
 
 def _process_one(src: SourceFile, plan: Plan, keys: Keys, cfg: WorkerConfig, deadline: Deadline,
-                 sync_directory: bool) -> Outcome:
+                 sync_directory: bool, publisher: Publisher[_Job] | None = None, position: int = 0) -> Outcome:
     if src.size > cfg.max_input_bytes:
         return unread_outcome(src, keys, f"{TooLargeError.code}:{Cause.FILE_SIZE}", cfg)
     try:
@@ -225,7 +251,7 @@ def _process_one(src: SourceFile, plan: Plan, keys: Keys, cfg: WorkerConfig, dea
         return unread_outcome(src, keys, f"{TooLargeError.code}:{Cause.FILE_SIZE}", cfg)
     sid = source_id(data)
     try:
-        return _publish(src, sid, data, plan, keys, cfg, deadline, sync_directory)
+        return _publish(src, sid, data, plan, keys, cfg, deadline, sync_directory, publisher, position)
     except FileTimeLimitError:
         deadline.cancel()
         return _quarantined(src, sid, data, FileTimeLimitError.code, cfg)
@@ -268,9 +294,9 @@ def unread_outcome(src: SourceFile, keys: Keys, reason: str, cfg: WorkerConfig |
 
 def _publish(
     src: SourceFile, sid: str, data: bytes, plan: Plan, keys: Keys, cfg: WorkerConfig, deadline: Deadline,
-    sync_directory: bool,
+    sync_directory: bool, publisher: Publisher[_Job] | None, position: int,
 ) -> Outcome:
-    scrubbed = scrub_bytes(data, plan, keys, preview=cfg.preview_dir is not None)
+    scrubbed = scrub_bytes(data, plan, keys, preview=cfg.preview_dir is not None, ids=cfg.with_mapping)
     name = release_name(scrubbed.dataset)
     if cfg.remote is not None:
         refused = _publish_remote(cfg.remote, scrubbed, name, data, plan, deadline)
@@ -278,24 +304,25 @@ def _publish(
             return _quarantined(src, sid, data, refused, cfg)
     else:
         target = cfg.release / Path(*name.parts)
-        staged = stage(scrubbed.data, target, into=cfg.staging_dir)
-        try:
-            verdict = VERIFY(staged.read_bytes(), tuple(o.value for o in plan.options), data, name.as_posix(),
-                             pixel_bound(plan))
-            refused = refusal(verdict, original_given=True)
-            if refused is not None:
-                discard(staged)
-                return _quarantined(src, sid, data, refused, cfg)
-            deadline.expire_or_cancel()  # a promoted file is published: it must not be reported otherwise
+        # verify reads the very bytes that are written next (never the scrubber's dataset); an
+        # output it refuses is never written at all
+        verdict = VERIFY(scrubbed.data, tuple(o.value for o in plan.options), data, name.as_posix(),
+                         pixel_bound(plan))
+        refused = refusal(verdict, original_given=True)
+        if refused is not None:
+            return _quarantined(src, sid, data, refused, cfg)
+        deadline.expire_or_cancel()  # a promoted file is published: it must not be reported otherwise
+        staged = stage(scrubbed.data, target, into=cfg.staging_dir, sync=publisher is None)
+        if publisher is None:
             promote(staged, target, sync_directory=sync_directory)
-        finally:
-            discard(staged)
+        else:
+            publisher.submit((position, src, sid, data), staged, target)
     if cfg.preview_dir is not None and scrubbed.pixels is not None and scrubbed.pixels.preview is not None:
         write_preview(*scrubbed.pixels.preview, cfg.preview_dir / f"{sid[:16]}.png")
     uid_pairs: tuple[tuple[str, str], ...] = ()
     patient_pair: tuple[str, str] | None = None
-    if cfg.with_mapping:
-        uid_pairs, patient_pair = mapping_pairs(read_dataset(data), scrubbed.dataset, keys)
+    if scrubbed.original is not None:
+        uid_pairs, patient_pair = mapping_pairs(scrubbed.original, scrubbed.dataset, keys)
     return Outcome(sid, src.index, Disposition.WRITTEN, output=name.as_posix(),
                    actions=scrubbed.log.actions + pixel_actions(scrubbed.pixels),
                    uid_pairs=uid_pairs, patient_pair=patient_pair, released=_released(scrubbed.dataset))

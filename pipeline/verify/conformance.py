@@ -20,13 +20,15 @@ which the IOD allows (the modules are optional). Private attributes have no IOD 
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 
 from pipeline.verify.findings import Finding, Severity, VerifyRule
 from pipeline.verify.iod import IodType, attributes_at, listed_tag
-from pipeline.verify.walk import dictionary_vr, element_strings, tag_name
+from pipeline.verify.walk import ascii_strings, dictionary_vr, element_strings, tag_name
 
 # PS3.5 Table 6.2-1: the most characters one value of a VR may hold (PN: per component group).
 MAX_LENGTHS: dict[str, int] = {"AE": 16, "AS": 4, "CS": 16, "DA": 8, "DS": 16, "DT": 26, "IS": 12, "LO": 64,
@@ -49,14 +51,48 @@ def _is_graphics(tag: int) -> bool:
     return 0x5000 <= group <= 0x501E or 0x6000 <= group <= 0x601E
 
 
-def _strings(ds: Dataset, tag: int) -> tuple[str, ...]:
+def _strings(ds: Dataset, tag: int, vr: str, stored: DataElement | RawDataElement) -> tuple[str, ...]:
+    if isinstance(stored, RawDataElement) and vr == stored.VR:
+        fast = ascii_strings(vr, stored.value)
+        if fast is not None:
+            return fast
     try:
         return element_strings(ds[tag])
     except Exception:  # a value pydicom cannot decode: no length to judge
         return ()
 
 
-def _has_value(ds: Dataset, tag: int) -> bool:
+# Speed: whether a raw element holds a value is read from its stored bytes where pydicom's
+# decoding could neither fail nor give an empty value; anything else is decoded as before.
+_BYTES_VRS = frozenset({"OB", "OW"})
+_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI",
+                       "UR", "UT"})
+_NUMBER_SIZES = {vr: struct.calcsize("=" + code) for vr, code in (
+    ("US", "H"), ("SS", "h"), ("UL", "L"), ("SL", "l"), ("FL", "f"), ("FD", "d"), ("SV", "q"), ("UV", "Q"),
+    ("AT", "L"))}
+_BLANK = b" \x00"
+
+
+def _stored_has_value(stored: RawDataElement) -> bool | None:
+    """Whether pydicom would decode `stored` to a value, or None when only decoding can tell."""
+    vr, value = stored.VR, stored.value
+    if value is None or vr is None:
+        return None
+    if len(value) == 0:
+        return False
+    if vr in _TEXT_VRS:
+        return True if value.strip(_BLANK) else None
+    if vr in _BYTES_VRS:
+        return True
+    size = _NUMBER_SIZES.get(vr)
+    return True if size is not None and len(value) % size == 0 else None
+
+
+def _has_value(ds: Dataset, tag: int, stored: DataElement | RawDataElement) -> bool:
+    if isinstance(stored, RawDataElement):
+        fast = _stored_has_value(stored)
+        if fast is not None:
+            return fast
     elem = ds[tag]
     if elem.VR == "SQ":
         return len(elem.value or ()) > 0
@@ -66,16 +102,19 @@ def _has_value(ds: Dataset, tag: int) -> bool:
 def _compare(original: Dataset, output: Dataset, sop_class: str, tags: tuple[int, ...],
              prefix: str) -> Iterator[Finding]:
     listed = attributes_at(sop_class, tags)
-    for tag in sorted(int(t) for t in original.keys()):
+    outputs: dict[int, DataElement | RawDataElement] = dict(output.items())  # as stored: raw until decoded
+    for base_tag, stored in sorted(original.items()):
+        tag = int(base_tag)
         if tag >> 16 & 1 or _is_graphics(tag) or tag >> 16 == 0x0002:
             continue
         path = prefix + tag_name(tag)
         kind = None if listed is None else listed.get(listed_tag(tag))
-        if tag not in output:
+        out = outputs.get(tag)
+        if out is None:
             if kind is not None and kind not in (IodType.TYPE_3,):
                 yield Finding(VerifyRule.REQUIRED_ATTRIBUTE_MISSING, path, Severity.MEDIUM, detail=f"type-{kind}")
             continue
-        before_value, after_value = _has_value(original, tag), _has_value(output, tag)
+        before_value, after_value = _has_value(original, tag, stored), _has_value(output, tag, out)
         vr = dictionary_vr(tag) or str(output[tag].VR)
         if vr == "SQ":
             if before_value and not after_value and kind not in _MAY_BE_EMPTY and listed is not None:
@@ -86,7 +125,8 @@ def _compare(original: Dataset, output: Dataset, sop_class: str, tags: tuple[int
             continue
         if kind in _NEEDS_VALUE and before_value and not after_value:
             yield Finding(VerifyRule.REQUIRED_VALUE_EMPTIED, path, Severity.MEDIUM, detail=f"type-{kind}")
-        if too_long(vr, _strings(output, tag)) and not too_long(vr, _strings(original, tag)):
+        if vr in MAX_LENGTHS and too_long(vr, _strings(output, tag, vr, out)) and not too_long(
+                vr, _strings(original, tag, vr, original.get_item(tag))):
             yield Finding(VerifyRule.VALUE_TOO_LONG, path, Severity.MEDIUM, detail=vr)
 
 

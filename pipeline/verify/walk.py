@@ -218,15 +218,25 @@ def _strings_of(ds: Dataset, tag: int, vr: str, stored: DataElement | RawDataEle
     """`element_strings` of the element `tag` of `ds`, reading plain ASCII text from the raw bytes."""
     if vr == "SQ" or tag in BULK_TAGS or is_overlay_data(tag):
         return ()
-    if isinstance(stored, RawDataElement) and vr in _FAST_TEXT_VRS:
-        value = stored.value
-        if value is None:
-            return ()
-        if isinstance(value, bytes) and value.isascii() and b"\x1b" not in value:
-            text = value.decode("ascii")
-            out = tuple(part.strip(" \x00") for part in ([text] if vr in _SINGLE_VALUED else text.split("\\")))
-            return out if any(out) else ()
+    if isinstance(stored, RawDataElement):
+        fast = ascii_strings(vr, stored.value)
+        if fast is not None:
+            return fast
     return element_strings(ds[tag])
+
+
+def ascii_strings(vr: str, value: bytes | None) -> tuple[str, ...] | None:
+    """The stored value of a text element of VR `vr` as `element_strings` gives it, read from
+    its bytes when they are plain ASCII (no escape); None when only pydicom can read it."""
+    if vr not in _FAST_TEXT_VRS:
+        return None
+    if value is None:
+        return ()
+    if isinstance(value, bytes) and value.isascii() and b"\x1b" not in value:
+        text = value.decode("ascii")
+        out = tuple(part.strip(" \x00") for part in ([text] if vr in _SINGLE_VALUED else text.split("\\")))
+        return out if any(out) else ()
+    return None
 
 
 def element_strings(elem: DataElement) -> tuple[str, ...]:

@@ -1,0 +1,147 @@
+"""Encoding a dataset byte for byte as `pydicom.dcmwrite(..., enforce_file_format=True)` does,
+without its per-element cost for elements still as they were read.
+
+Speed: a scrubbed dataset keeps most elements as pydicom read them (`RawDataElement`: tag, VR,
+length and the value's bytes, undecoded). pydicom's writer spends ~10 us on each such element (a
+buffer, a context manager, a dozen attribute look-ups) to copy its bytes: more than the whole
+scrub decides for it. Here an element kept as stored, in the encoding it was read in, is written
+as its header and its stored bytes, exactly the bytes pydicom writes for it (PS3.5 7.1: tag, VR,
+reserved bytes and a 16- or 32-bit length, or tag and 32-bit length in implicit VR); a decoded
+sequence is framed here as pydicom frames it (PS3.5 7.5), its items in the file's encoding written
+the same way (others by pydicom's `write_dataset`); every other element (decoded or changed ones,
+the Pixel Data, anything of undefined length or a VR whose length field cannot hold it) goes
+through pydicom's own `write_data_element`. The file
+meta is pydicom's `write_file_meta_info`. Whatever this path does not cover (a deflated or
+private transfer syntax, a dataset whose encoding or character set changed, which pydicom
+re-encodes whole) returns None: the caller then uses `dcmwrite`.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from pydicom.charset import convert_encodings, default_encoding
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_data_element, write_dataset, write_file_meta_info
+from pydicom.tag import ItemDelimiterTag, ItemTag, SequenceDelimiterTag
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
+
+_UNDEFINED = 0xFFFFFFFF
+_PIXEL_DATA = 0x7FE00010
+_LONG_VRS = frozenset(str(vr) for vr in EXPLICIT_VR_LENGTH_32)
+
+
+def encode_file(ds: Dataset) -> bytes | None:
+    """`ds` (with its preamble and a complete file meta) encoded as dcmwrite with
+    enforce_file_format=True would, or None when this path does not cover it."""
+    meta = getattr(ds, "file_meta", None)
+    if not isinstance(meta, FileMetaDataset):
+        return None
+    syntax = meta.get("TransferSyntaxUID")
+    if not isinstance(syntax, UID) or syntax.is_private or not syntax.is_transfer_syntax:
+        return None
+    if syntax == DeflatedExplicitVRLittleEndian:
+        return None
+    encoding = (syntax.is_implicit_VR, syntax.is_little_endian)
+    if encoding == (True, False) or tuple(ds.original_encoding) != encoding:
+        return None
+    if ds.original_character_set != ds._character_set:
+        return None
+    if any(int(tag) >> 16 in (0, 2) for tag in ds.keys()):
+        return None
+    preamble = getattr(ds, "preamble", None)
+    if not preamble or len(preamble) != 128:
+        return None
+    if ds.get("SOPClassUID") != meta.get("MediaStorageSOPClassUID") or ds.get("SOPInstanceUID") != meta.get(
+            "MediaStorageSOPInstanceUID"):
+        return None
+    file_meta = FileMetaDataset()  # what dcmwrite's deepcopy gives the writer, without its cost
+    for tag in meta.keys():
+        elem = meta[tag]
+        file_meta.add(DataElement(elem.tag, elem.VR, elem.value))
+    fp = DicomBytesIO()
+    fp.is_implicit_VR, fp.is_little_endian = encoding
+    fp.write(preamble)
+    fp.write(b"DICM")
+    write_file_meta_info(fp, file_meta, enforce_standard=True)
+    if "PixelData" in ds:
+        ds["PixelData"].is_undefined_length = syntax.is_compressed  # as dcmwrite does
+    _write_dataset(fp, ds, *encoding)
+    return bytes(fp.getvalue())
+
+
+def _write_dataset(fp: DicomBytesIO, ds: Dataset, implicit: bool, little: bool,
+                   parent_encoding: str | list[str] = default_encoding) -> None:
+    """pydicom's `write_dataset` for a dataset already in the file's encoding and character set."""
+    order = "<" if little else ">"
+    implicit_header = struct.Struct(order + "HHL")
+    short_header = struct.Struct(order + "HH2sH")
+    long_header = struct.Struct(order + "HH2sHL")
+    character_set = ds.get("SpecificCharacterSet", parent_encoding)
+    write = fp.write
+    for tag, elem in sorted(ds.items()):
+        number = int(tag)
+        group, element = number >> 16, number & 0xFFFF
+        if element == 0 and group > 6:
+            continue  # retired group lengths are not written (PS3.5 7.2), as dcmwrite
+        if isinstance(elem, RawDataElement) and number != _PIXEL_DATA and elem.length != _UNDEFINED:
+            value = elem.value
+            vr = elem.VR
+            if isinstance(value, bytes) and (implicit or isinstance(vr, str)):
+                if implicit:
+                    write(implicit_header.pack(group, element, len(value)))
+                    write(value)
+                    continue
+                assert isinstance(vr, str)
+                if vr in _LONG_VRS:
+                    write(long_header.pack(group, element, vr.encode("latin-1"), 0, len(value)))
+                    write(value)
+                    continue
+                if len(vr) == 2 and len(value) <= 0xFFFF:
+                    write(short_header.pack(group, element, vr.encode("latin-1"), len(value)))
+                    write(value)
+                    continue
+        elif isinstance(elem, DataElement) and elem.VR == "SQ" and not elem.is_buffered:
+            _write_sequence(fp, elem, character_set, implicit, little)
+            continue
+        write_data_element(fp, ds.get_item(tag), character_set)
+
+
+def _write_sequence(fp: DicomBytesIO, elem: DataElement, character_set: str | list[str], implicit: bool,
+                    little: bool) -> None:
+    """pydicom's `write_data_element` + `write_sequence` for a decoded sequence (PS3.5 7.5): each
+    item in the file's encoding written here, any other by pydicom's `write_dataset`."""
+    encodings = convert_encodings(character_set or [default_encoding])
+    buffer = DicomBytesIO()
+    buffer.is_implicit_VR, buffer.is_little_endian = implicit, little
+    if not elem.is_empty:
+        for item in elem.value:
+            buffer.write_tag(ItemTag)
+            length_location = buffer.tell()
+            buffer.write_UL(_UNDEFINED)
+            if tuple(item.original_encoding) == (implicit, little) and (
+                    item.original_character_set == item._character_set):
+                _write_dataset(buffer, item, implicit, little, encodings)
+            else:
+                write_dataset(buffer, item, parent_encoding=encodings)
+            if getattr(item, "is_undefined_length_sequence_item", False):
+                buffer.write_tag(ItemDelimiterTag)
+                buffer.write_UL(0)
+            else:
+                location = buffer.tell()
+                buffer.seek(length_location)
+                buffer.write_UL(location - length_location - 4)
+                buffer.seek(location)
+    undefined = elem.is_undefined_length
+    fp.write_tag(elem.tag)
+    if not implicit:
+        fp.write(b"SQ")
+        fp.write_US(0)
+    fp.write_UL(_UNDEFINED if undefined else buffer.tell())
+    fp.write(buffer.getvalue())
+    if undefined:
+        fp.write_tag(SequenceDelimiterTag)
+        fp.write_UL(0)

@@ -1,0 +1,81 @@
+"""Publishing verified outputs in the background: fsync, then link into the release.
+
+A worker hands each verified, staged output (written without fsync) to one background thread,
+which fsyncs its data and only then links it under its release name (`pipeline.files.promote`),
+and goes on with the next file meanwhile: the disk's write-back overlaps the next file's scrub and
+verify instead of stalling the worker (4 ms a file on the benchmark's disk against 0.4 ms without
+the fsync). The promise is the one a synchronous fsync gave, unchanged: a name in the release
+always points at data already on disk, so a crash at any moment leaves no published file whose
+bytes may be lost; the batch's outcomes go back to the client (which records them as published)
+only after every link and the folders that received them were synced (`process.process_batch`).
+
+At most `MAX_PENDING` outputs wait for the thread (memory stays flat): `submit` waits for the
+oldest beyond that. Each result comes back once, in submission order, from `settled` or `drain`:
+the job given to `submit` and the exception that stopped it (a `WriteError` such as a full disk
+or a different file under the same name, `DuplicateOutputError`), or None when it is published.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from pipeline.files import discard, promote, sync_file
+
+Job = TypeVar("Job")
+MAX_PENDING = 4
+
+
+def publish_now(staged: Path, target: Path) -> None:
+    """fsync `staged` and link it to `target` (the release folder is synced by the caller)."""
+    try:
+        sync_file(staged)
+    except BaseException:
+        discard(staged)
+        raise
+    promote(staged, target, sync_directory=False)
+
+
+class Publisher(Generic[Job]):
+    """One background thread that fsyncs and links staged outputs in order. Use as a context
+    manager; `drain` before leaving it, or the results not taken are lost (never the files:
+    the thread finishes what it was given)."""
+
+    def __init__(self, max_pending: int = MAX_PENDING) -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish")
+        self._pending: collections.deque[tuple[Job, concurrent.futures.Future[None]]] = collections.deque()
+        self._done: list[tuple[Job, BaseException | None]] = []
+        self._max_pending = max_pending
+
+    def __enter__(self) -> Publisher[Job]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True)
+
+    def submit(self, job: Job, staged: Path, target: Path) -> None:
+        """Queue `staged` for publication as `target`; wait for the oldest beyond MAX_PENDING."""
+        self._pending.append((job, self._pool.submit(publish_now, staged, target)))
+        while len(self._pending) > self._max_pending:
+            self._take_oldest()
+
+    def settled(self) -> list[tuple[Job, BaseException | None]]:
+        """The results that are in (without waiting), oldest first, each given once."""
+        while self._pending and self._pending[0][1].done():
+            self._take_oldest()
+        done, self._done = self._done, []
+        return done
+
+    def drain(self) -> Iterator[tuple[Job, BaseException | None]]:
+        """Every result still to come, waiting for each, oldest first."""
+        while self._pending:
+            self._take_oldest()
+        done, self._done = self._done, []
+        yield from done
+
+    def _take_oldest(self) -> None:
+        job, future = self._pending.popleft()
+        self._done.append((job, future.exception()))

@@ -1,0 +1,1 @@
+"""Tests of pipeline/dicom: reading one file from bytes and encoding it back."""

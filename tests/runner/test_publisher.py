@@ -1,0 +1,75 @@
+"""The background publisher of a batch (pipeline/runner/publisher.py): outputs are fsynced and
+linked by one thread while the worker goes on, each result comes back once and in order, and a
+file that cannot be linked quarantines its input instead of being reported published."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydicom
+
+from pipeline.files import DuplicateOutputError, stage
+from pipeline.profile.plan import compile_plan
+from pipeline.runner.discover import SourceFile
+from pipeline.runner.outcome import Disposition
+from pipeline.runner.process import WorkerConfig, process_batch, process_one
+from pipeline.runner.publisher import Publisher
+from pipeline.scrub.keys import Keys
+from tests.conftest import bundled
+from tests.conftest_run import KEY_HEX, release_files
+
+KEYS = Keys(key=KEY_HEX.encode("ascii"))
+BASIC = compile_plan("basic", [])
+
+
+def test_every_job_is_published_in_order_and_a_refused_link_is_returned_with_its_error(tmp_path: Path) -> None:
+    staging, release = tmp_path / "staging", tmp_path / "release"
+    release.mkdir()
+    (release / "taken.dcm").write_bytes(b"another file")
+    with Publisher[int](max_pending=2) as publisher:
+        for number in range(6):
+            name = "taken.dcm" if number == 3 else f"{number}.dcm"
+            publisher.submit(number, stage(f"bytes {number}".encode(), release / name, into=staging, sync=False),
+                             release / name)
+        results = publisher.settled() + list(publisher.drain())
+    assert [job for job, _ in results] == list(range(6))
+    errors = {job: error for job, error in results if error is not None}
+    assert list(errors) == [3] and isinstance(errors[3], DuplicateOutputError)
+    assert (release / "taken.dcm").read_bytes() == b"another file"
+    assert {name: data for name, data in release_files(release).items() if name != "taken.dcm"} == {
+        f"{n}.dcm": f"bytes {n}".encode() for n in (0, 1, 2, 4, 5)}
+    assert list(staging.iterdir()) == []  # nothing staged stays behind, linked or refused
+
+
+def _inputs(folder: Path) -> list[SourceFile]:
+    folder.mkdir(parents=True)
+    sources = []
+    for index, name in enumerate(("CT_small.dcm", "MR_small.dcm", "rtplan.dcm")):
+        path = folder / f"{index}.dcm"
+        path.write_bytes(bundled(name).read_bytes())
+        sources.append(SourceFile(path, path.stat().st_size, index))
+    return sources
+
+
+def test_a_batch_publishes_what_one_file_at_a_time_publishes_and_quarantines_an_output_it_cannot_link(
+    tmp_path: Path,
+) -> None:
+    sources = _inputs(tmp_path / "in")
+    alone = WorkerConfig(tmp_path / "alone" / "release", tmp_path / "alone" / "quarantine")
+    expected = [process_one(src, BASIC, KEYS, alone) for src in sources]
+    assert [o.disposition for o in expected] == [Disposition.WRITTEN] * 3
+
+    cfg = WorkerConfig(tmp_path / "batch" / "release", tmp_path / "batch" / "quarantine")
+    taken = cfg.release / str(expected[1].output)
+    taken.parent.mkdir(parents=True)
+    taken.write_bytes(b"a different file under the second output's name")
+    outcomes = process_batch(sources, BASIC, KEYS, cfg)
+
+    assert [o.disposition for o in outcomes] == [Disposition.WRITTEN, Disposition.QUARANTINED, Disposition.WRITTEN]
+    assert outcomes[1].reason == "duplicate-sop-instance"
+    assert (cfg.quarantine / f"{outcomes[1].source_id}.dcm").read_bytes() == sources[1].path.read_bytes()
+    published = release_files(cfg.release)
+    for outcome in (outcomes[0], outcomes[2]):
+        assert published[str(outcome.output)] == release_files(alone.release)[str(outcome.output)]
+        pydicom.dcmread(cfg.release / str(outcome.output))
+    assert list(cfg.staging_dir.iterdir()) == []
