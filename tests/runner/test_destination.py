@@ -200,11 +200,12 @@ def test_an_output_the_verifier_refuses_never_reaches_the_bucket(
     inputs = build_inputs(tmp_path / "inputs")
     real = process_module.VERIFY
 
-    def refuse_ct(output: bytes, options: tuple[str, ...], original: bytes | None, path: str | None) -> object:
+    def refuse_ct(output: bytes, options: tuple[str, ...], original: bytes | None, path: str | None,
+                  *rest: object) -> object:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             modality = pydicom.dcmread(io.BytesIO(output), force=True).get("Modality")
-        return [] if modality == "CT" else real(output, options, original, path)
+        return [] if modality == "CT" else real(output, options, original, path, *rest)
 
     monkeypatch.setattr(process_module, "VERIFY", refuse_ct)
     bucket = new_bucket(s3)
