@@ -13,6 +13,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from pipeline.errors import InputError
 from pipeline.profile.plan import compile_plan
 from pipeline.runner.process import scrub_bytes
 from pipeline.scrub.keys import Keys
@@ -123,3 +124,32 @@ def test_vr_choices_and_unknown_tags() -> None:
     assert decided_vr(0x00080003, None, "LO") == "UN"  # not in the dictionary
     assert needs_retyping("OB", "PN") and needs_retyping("UN", "DA")
     assert not needs_retyping("PN", "PN") and not needs_retyping("OB", "OB") and not needs_retyping("OB", "SQ")
+
+
+def _with_unknown_vr(where: str) -> bytes:
+    """A file whose Institutional Department Name (removed by the profile) is stored under the VR
+    "Le", which PS3.5 does not define: at top level, or inside a sequence the profile removes whole
+    (Other Patient IDs Sequence). The shape the fuzzer's byte mutations made of sample archive
+    files (issue 13, kind 7)."""
+    ds = make_dataset()
+    if where == "nested":
+        item = Dataset()
+        item.SpecificCharacterSet = "ISO_IR 100"  # first: pydicom reads the item as explicit VR
+        item.InstitutionalDepartmentName = "QJXDEPTNAME"
+        ds.OtherPatientIDsSequence = Sequence([item])
+    else:
+        ds.InstitutionalDepartmentName = "QJXDEPTNAME"
+    data = _encode(ds, ExplicitVRLittleEndian)
+    header = b"\x08\x00\x40\x10LO"
+    assert data.count(header) == 1
+    return data.replace(header, b"\x08\x00\x40\x10Le")
+
+
+@pytest.mark.parametrize("where", ["top", "nested"])
+def test_an_element_stored_under_an_unknown_vr_is_refused_as_bad_input(where: str, keys: Keys) -> None:
+    """Before: the scrub removed the element unread and published; verify, which reads every
+    element of the original, could not read it and quarantined the output (verify:original-unreadable)."""
+    data = _with_unknown_vr(where)
+    with pytest.raises(InputError) as caught:
+        scrub_bytes(data, BASIC, keys)
+    assert caught.value.code == "bad-input:unknown-vr"
