@@ -13,9 +13,6 @@ import functools
 from pydicom.datadict import dictionary_VR, private_dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
-from pydicom.sequence import Sequence
-
-from pipeline.errors import Cause, InputError
 
 UNKNOWN = "UN"
 STORED_AS_BYTES = frozenset({"OB", "OW", "UN"})
@@ -50,30 +47,6 @@ def decided_vr(tag: int, creator: str | None, stored: str | None) -> str:
     if " or " in vr:
         return stored if stored is not None and stored in vr.split(" or ") else vr
     return vr
-
-
-# PS3.5 Table 6.2-1: every VR an element may be stored under (None: implicit VR, read by tag).
-KNOWN_VRS = frozenset({"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF",
-                       "OL", "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN",
-                       "UR", "US", "UT", "UV", None})
-
-
-def refuse_unknown_vr(stored: str | None) -> None:
-    """Raise `InputError` (bad-input:unknown-vr) for an element stored under a VR PS3.5 does not
-    define: what it holds cannot be judged, and the element is checked here even where the scrub
-    removes it without reading it (DESIGN: an unknown VR is an error, never skipped)."""
-    if stored not in KNOWN_VRS:
-        raise InputError("an element has a VR that PS3.5 does not define", cause=Cause.UNKNOWN_VR)
-
-
-def refuse_unknown_vrs_within(sequence: DataElement) -> None:
-    """`refuse_unknown_vr` on every element of the items of a sequence removed or emptied whole,
-    at every depth, without decoding a value other than a sequence's items."""
-    for item in sequence.value if isinstance(sequence.value, Sequence) else ():
-        for tag, stored in item.items():
-            refuse_unknown_vr(stored.VR)
-            if stored.VR == "SQ":
-                refuse_unknown_vrs_within(item[tag])
 
 
 def needs_retyping(stored: str, vr: str) -> bool:

@@ -13,7 +13,6 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from pipeline.errors import InputError
 from pipeline.profile.plan import compile_plan
 from pipeline.runner.process import scrub_bytes
 from pipeline.scrub.keys import Keys
