@@ -10,6 +10,7 @@ value as it is, would publish what the scrub never judged. So:
 |-----------------------------------------------------------|--------------------------------|
 | a VR PS3.5 Table 6.2-1 does not define, at any depth,     | bad-input:unknown-vr           |
 |   in removed sequences and the file meta too              |                                |
+| a value shorter than its declared length (the file ends)  | bad-input:length-beyond-file   |
 | an undefined length on a VR that cannot have one          | bad-input:bad-value-length     |
 |   (PS3.5 7.1.1: only SQ, UN, OB and OW), a binary number  |                                |
 |   (US SS UL SL FL FD SV UV) whose length is not a whole   |                                |
@@ -69,15 +70,18 @@ def _public_vr(tag: int) -> str | None:
 
 
 def refuse_malformed(stored: DataElement | RawDataElement) -> None:
-    """Raise `InputError` for an element stored under a VR PS3.5 does not define, with an
-    undefined length its VR cannot have, or a binary number whose length is not a whole number
-    of values: what it holds cannot be judged (nor read by the verifier), and the element is
-    checked even where the scrub removes it unread (DESIGN: an unknown VR is an error)."""
+    """Raise `InputError` for an element stored under a VR PS3.5 does not define, whose value is
+    shorter than its declared length, with an undefined length its VR cannot have, or a binary
+    number whose length is not a whole number of values: what it holds cannot be judged (nor
+    read by the verifier), and the element is checked even where the scrub removes it unread
+    (DESIGN: an unknown VR is an error)."""
     if not isinstance(stored, RawDataElement):
         return  # decoded already, or made in memory (where pydicom may leave "OB or OW")
-    vr = stored.VR
+    vr, value = stored.VR, stored.value
     if vr not in KNOWN_VRS:
         raise InputError("an element has a VR that PS3.5 does not define", cause=Cause.UNKNOWN_VR)
+    if isinstance(value, bytes) and len(value) != stored.length and stored.length != UNDEFINED_LENGTH:
+        raise InputError("an element declares more bytes than its file holds", cause=Cause.LENGTH_BEYOND_FILE)
     read_as = vr if vr is not None else _public_vr(int(stored.tag))  # implicit VR: the dictionary's
     if read_as is None:
         return
@@ -86,7 +90,6 @@ def refuse_malformed(stored: DataElement | RawDataElement) -> None:
             raise InputError("an element has an undefined length its VR cannot have", cause=Cause.BAD_VALUE_LENGTH)
         return
     size = _NUMBER_SIZES.get(read_as)
-    value = stored.value
     if size is not None and read_as != "AT" and (len(value) if isinstance(value, bytes) else stored.length) % size:
         raise InputError("a binary number's length is not a whole number of values", cause=Cause.BAD_VALUE_LENGTH)
 

@@ -140,3 +140,17 @@ def test_keepable_judges_repertoire_and_multiplicity() -> None:
     assert not keepable(_raw(0x00280010, "US", b"\x00\x02\x00\x02"), "US")  # Rows: VM 1
     assert keepable(_raw(0x00181310, "US", b"\x00\x02" * 4), "US")  # Acquisition Matrix: VM 4
     assert keepable(_raw(0x00324000, "LT", b"line one\r\nline two\\ three"), "LT")
+
+
+def test_an_element_shorter_than_its_declared_length_in_a_removed_sequence_is_refused(keys: Keys) -> None:
+    """Was verify:original-unreadable: inside a private sequence (removed whole, unread), Other
+    Patient IDs Sequence's VR bytes, flipped, were read as an implicit VR length running past its
+    item; verify, which reads every element of the original, could not decode it."""
+    ds = make_dataset()
+    block = ds.private_block(0x0013, "ACME 1.0", create=True)
+    item, inner = Dataset(), Dataset()
+    item.PatientName, inner.PatientID = "QJXNAME^X", "QJXOTHERID"
+    item.OtherPatientIDsSequence = Sequence([inner])
+    block.add_new(0x10, "SQ", Sequence([item]))
+    data = _spliced(ds, b"\x10\x00\x02\x10SQ\x00\x00", b"\x10\x00\x02\x10\x2f\xad\x00\x00")
+    assert _refused(data, keys) == "bad-input:length-beyond-file"
