@@ -16,7 +16,7 @@ from pydicom._uid_dict import UID_dictionary
 from pydicom.charset import convert_encodings
 from pydicom.dataset import Dataset
 
-from pipeline.verify.profile import Expect, Profile
+from pipeline.verify.profile import BASIC_PROFILE_CODE, OPTION_CODES, Expect, Profile
 from pipeline.verify.walk import NUMBER_VRS, Visit, keyword_of, walk
 
 # CID 7050 meanings: text the pipeline writes itself, never an original's identifier.
@@ -26,7 +26,10 @@ _WRITTEN_TEXT = (
     "Retain Longitudinal Temporal Information Full Dates Option; Retain Longitudinal Temporal "
     "Information Modified Dates Option; Retain Patient Characteristics Option; Retain Device Identity "
     "Option; Retain UIDs Option; Retain Safe Private Option; Retain Institution Identity Option; "
-    "deid-pipeline PS3.15 basic profile ANONYMIZED"
+    "deid-pipeline PS3.15 basic profile ANONYMIZED; "
+    # and their code values (the record's Code Value, PS3.15 E.1.1): a word of the original's free
+    # text that happens to read 113100 is not published by the one the record writes
+    + " ".join([BASIC_PROFILE_CODE, *OPTION_CODES.values()])
 )
 
 
