@@ -19,7 +19,7 @@ from pydicom.dataset import Dataset
 from pipeline.verify.profile import BASIC_PROFILE_CODE, OPTION_CODES, Expect, Profile
 from pipeline.verify.walk import NUMBER_VRS, Visit, keyword_of, walk
 
-# CID 7050 meanings: text the pipeline writes itself, never an original's identifier.
+# What the pipeline writes itself (CID 7050 meanings, ...), never an original's identifier.
 _WRITTEN_TEXT = (
     "Basic Application Confidentiality Profile; Clean Pixel Data Option; Clean Recognizable Visual "
     "Features Option; Clean Graphics Option; Clean Structured Content Option; Clean Descriptors Option; "
@@ -27,8 +27,10 @@ _WRITTEN_TEXT = (
     "Information Modified Dates Option; Retain Patient Characteristics Option; Retain Device Identity "
     "Option; Retain UIDs Option; Retain Safe Private Option; Retain Institution Identity Option; "
     "deid-pipeline PS3.15 basic profile ANONYMIZED; "
-    # and their code values (the record's Code Value, PS3.15 E.1.1): a word of the original's free
-    # text that happens to read 113100 is not published by the one the record writes
+    # the record's flags (Patient Identity Removed, Longitudinal Temporal Information Modified) and
+    # code values (PS3.15 E.1.1): a word of the original's free text that happens to read REMOVE
+    # or 113100 is not published by the one the record writes
+    "YES REMOVED MODIFIED UNMODIFIED "
     + " ".join([BASIC_PROFILE_CODE, *OPTION_CODES.values()])
 )
 
