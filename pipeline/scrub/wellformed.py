@@ -11,6 +11,9 @@ value as it is, would publish what the scrub never judged. So:
 | a VR PS3.5 Table 6.2-1 does not define, at any depth,     | bad-input:unknown-vr           |
 |   in removed sequences and the file meta too              |                                |
 | a value shorter than its declared length (the file ends)  | bad-input:length-beyond-file   |
+| a public attribute stored as SQ that the dictionary gives | bad-input:vr-mismatch          |
+|   a value VR, or the reverse (items cannot be judged as   |                                |
+|   a value, nor a value as items)                          |                                |
 | an undefined length on a VR that cannot have one          | bad-input:bad-value-length     |
 |   (PS3.5 7.1.1: only SQ, UN, OB and OW), a binary number  |                                |
 |   (US SS UL SL FL FD SV UV) whose length is not a whole   |                                |
@@ -75,14 +78,18 @@ def refuse_malformed(stored: DataElement | RawDataElement) -> None:
     number whose length is not a whole number of values: what it holds cannot be judged (nor
     read by the verifier), and the element is checked even where the scrub removes it unread
     (DESIGN: an unknown VR is an error)."""
+    vr, value = stored.VR, stored.value
+    dictionary = _public_vr(int(stored.tag))
+    if vr not in (None, "UN") and dictionary is not None and (vr == "SQ") != (dictionary == "SQ"):
+        raise InputError("an element is stored as a sequence where the dictionary has a value, or the reverse",
+                         cause=Cause.VR_MISMATCH)
     if not isinstance(stored, RawDataElement):
         return  # decoded already, or made in memory (where pydicom may leave "OB or OW")
-    vr, value = stored.VR, stored.value
     if vr not in KNOWN_VRS:
         raise InputError("an element has a VR that PS3.5 does not define", cause=Cause.UNKNOWN_VR)
     if isinstance(value, bytes) and len(value) != stored.length and stored.length != UNDEFINED_LENGTH:
         raise InputError("an element declares more bytes than its file holds", cause=Cause.LENGTH_BEYOND_FILE)
-    read_as = vr if vr is not None else _public_vr(int(stored.tag))  # implicit VR: the dictionary's
+    read_as = vr if vr is not None else dictionary  # implicit VR: the dictionary's
     if read_as is None:
         return
     if stored.length == UNDEFINED_LENGTH:

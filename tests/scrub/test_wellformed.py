@@ -154,3 +154,20 @@ def test_an_element_shorter_than_its_declared_length_in_a_removed_sequence_is_re
     block.add_new(0x10, "SQ", Sequence([item]))
     data = _spliced(ds, b"\x10\x00\x02\x10SQ\x00\x00", b"\x10\x00\x02\x10\x2f\xad\x00\x00")
     assert _refused(data, keys) == "bad-input:length-beyond-file"
+
+
+@pytest.mark.parametrize("shape", ["value-for-sequence", "sequence-for-value"])
+def test_a_sequence_stored_as_a_value_or_the_reverse_is_refused_as_bad_input(shape: str, keys: Keys) -> None:
+    """Found by `make fuzz` (mutations, seed 29; verify-no-verdict): a flipped tag bit made
+    Performing Physician's Name (0008,1050) PN into Related Series Sequence (0008,1250), whose
+    dictionary VR is SQ; the scrub kept the name as it was stored (kept sequences are entered,
+    this one could not be), and verify could not walk either file. The reverse: a kept text
+    attribute (Manufacturer, safe text) stored as SQ would keep its items unread."""
+    ds = make_dataset()
+    if shape == "value-for-sequence":
+        ds.add_new(0x00081250, "PN", "QJXSURNAME^QJXGIVEN")
+    else:
+        item = Dataset()
+        item.PatientName = "QJXSURNAME^QJXGIVEN"
+        ds.add_new(0x00080070, "SQ", Sequence([item]))
+    assert _refused(encode(ds), keys) == "bad-input:vr-mismatch"
