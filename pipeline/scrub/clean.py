@@ -24,6 +24,7 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
 from pipeline.scrub.textdates import date_spans
+from pipeline.scrub.vr import needs_retyping, retyped
 
 REDACTED = "[removed]"
 MIN_TOKEN = 2  # single letters (initials) are too common to remove everywhere; "Li" is a name
@@ -137,7 +138,7 @@ def _collect(dataset: Dataset, found: set[str]) -> None:
     """Gather identifiers, decoding only PN values, sequences and the identifying keywords."""
     for tag, raw in list(dataset.items()):  # as stored: raw until decoded
         vr = raw.VR
-        if vr in (None, "UN"):
+        if vr in (None, "UN", "OB", "OW"):  # judged by the dictionary VR, never the one claimed (vr.py)
             try:
                 vr = dictionary_VR(tag)
             except KeyError:
@@ -145,6 +146,8 @@ def _collect(dataset: Dataset, found: set[str]) -> None:
         if vr != "SQ" and vr != "PN" and int(tag) not in _IDENTIFYING_TAGS:
             continue
         elem = dataset[tag]
+        if needs_retyping(elem.VR, vr):  # a name stored as OB or UN: read as the text it is
+            elem = retyped(dataset, elem, vr)
         if elem.VR == "SQ":
             for item in elem.value or ():
                 _collect(item, found)

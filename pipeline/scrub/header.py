@@ -35,6 +35,12 @@ from pipeline.scrub.keys import Keys
 from pipeline.scrub.pseudonyms import patient_name_pseudonym, patient_pseudonym
 from pipeline.scrub.uids import is_registered_uid, remap_uid
 from pipeline.scrub.vr import decided_vr, fit_length, needs_retyping, retyped
+from pipeline.scrub.wellformed import (
+    keepable,
+    refuse_malformed,
+    refuse_malformed_within,
+    refuse_unknown_transfer_syntax,
+)
 from pipeline.version import __version__
 
 log = logging.getLogger(__name__)
@@ -231,6 +237,7 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_s
     outer_times, ctx.times = ctx.times, (original_times(elements) if plan.shifts_dates else {})
     removed_groups = _removed_repeating_groups([tag for tag, _ in elements], plan)
     for tag, raw in elements:
+        refuse_malformed(raw)
         number = int(tag)
         group, element = number >> 16, number & 0xFFFF
         is_private = group % 2 == 1
@@ -257,9 +264,15 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_s
                 action = Action.CLEAN
         if action is Action.REMOVE:
             ctx.note(number, action)
+            if raw.VR == "SQ":
+                refuse_malformed_within(ds[tag])
             del ds[tag]
             continue
         if action is Action.KEEP and vr != "SQ" and not is_private:
+            if not keepable(raw, vr):  # e.g. a length that ran over the elements after it
+                ctx.note(number, Action.DUMMY)
+                ds[tag] = DataElement(tag, vr, DUMMY_VALUES[vr])
+                continue
             ctx.note(number, action)
             continue
         elem = ds[tag]
@@ -356,6 +369,7 @@ def _apply_sequence(
         del ds[elem.tag]
         return
     if action is Action.BLANK:
+        refuse_malformed_within(elem)
         elem.value = Sequence()
         return
     clean = in_clean_sequence or action is Action.CLEAN
@@ -427,6 +441,9 @@ def _scrub_file_meta(ds: Dataset, ctx: _Context) -> None:
     meta = getattr(ds, "file_meta", None)
     if meta is None:
         return
+    for _tag, stored in meta.items():
+        refuse_malformed(stored)
+    refuse_unknown_transfer_syntax(meta)
     new = FileMetaDataset()
     for keyword in META_KEPT:
         if keyword in meta:

@@ -17,18 +17,23 @@ from pydicom._uid_dict import UID_dictionary
 from pydicom.charset import convert_encodings
 from pydicom.dataset import Dataset
 
-from pipeline.verify.profile import Expect, Profile
+from pipeline.verify.profile import BASIC_PROFILE_CODE, OPTION_CODES, Expect, Profile
 from pipeline.verify.spellings import date_spellings, fold, name_spellings
 from pipeline.verify.walk import NUMBER_VRS, Visit, keyword_of, walk
 
-# CID 7050 meanings: text the pipeline writes itself, never an original's identifier.
+# What the pipeline writes itself (CID 7050 meanings, ...), never an original's identifier.
 _WRITTEN_TEXT = (
     "Basic Application Confidentiality Profile; Clean Pixel Data Option; Clean Recognizable Visual "
     "Features Option; Clean Graphics Option; Clean Structured Content Option; Clean Descriptors Option; "
     "Retain Longitudinal Temporal Information Full Dates Option; Retain Longitudinal Temporal "
     "Information Modified Dates Option; Retain Patient Characteristics Option; Retain Device Identity "
     "Option; Retain UIDs Option; Retain Safe Private Option; Retain Institution Identity Option; "
-    "deid-pipeline PS3.15 basic profile ANONYMIZED"
+    "deid-pipeline PS3.15 basic profile ANONYMIZED; "
+    # the record's flags (Patient Identity Removed, Longitudinal Temporal Information Modified) and
+    # code values (PS3.15 E.1.1): a word of the original's free text that happens to read REMOVE
+    # or 113100 is not published by the one the record writes
+    "YES REMOVED MODIFIED UNMODIFIED "
+    + " ".join([BASIC_PROFILE_CODE, *OPTION_CODES.values()])
 )
 
 

@@ -1,20 +1,25 @@
-"""Fuzzing `process_one`: structure-aware datasets and byte mutations of the sample archive.
+"""Fuzzing `process_one`: structure-aware datasets, byte mutations of the sample archive, and the
+planted kinds of tests/runner/fuzz_plants.py (identification sequences, text stored as OB/UN,
+times, spelled dates, CJK names, bitmaps in high pixel bits), each a named kind.
 
-Property: every input ends published (and its output passes the verifier against its
-original) or quarantined or skipped with a reason code expected for its generator
-(EXPECTED_REASONS), and at least PUBLISHED_FLOOR of each generator's inputs is published;
-`process_one` never raises and never hangs (each file runs under a time limit); nothing
-published holds a canary planted in an identifying place (PatientName, PatientID, names,
-addresses, institution, private blocks, at any nesting depth), in its bytes or its release path.
+Property: every input ends published or quarantined or skipped with a reason code expected for
+its kind (EXPECTED_REASONS), never by the verifier: a verify catch (``verify:<rule>``) is a scrub
+fault that fail-closed caught (issue 13, kind 7), so it counts as a failure; at least
+PUBLISHED_FLOOR of the random datasets and mutations is published; `process_one` never raises and
+never hangs (each file runs under a time limit); nothing published holds a canary planted in an
+identifying place, in its bytes or its release path, nor (high-bit-bitmaps) a pixel bit above High Bit.
 
-`make test` runs a short bounded, derandomized fuzz (FUZZ_EXAMPLES each, default 150);
-`make fuzz SECONDS=600` runs ``python tests/test_fuzz.py --seconds 600``: rounds of fresh
-random examples until time is up, then prints the number of inputs tried.
+`make test` runs a short fuzz bounded by input count, derandomized, over the kinds already fixed
+(FIXED_KINDS, FUZZ_EXAMPLES inputs each). `make fuzz SECONDS=600 [SEED=N]` runs ``python -m
+tests.runner.test_fuzz --seconds 600 --seed N [--kind K ...] [--save DIR]``: rounds of every kind
+until time is up; then a table of the verify catches per kind and rule and of the leaks per kind,
+and exit status 1 if there is any (or a published share fell under its floor).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import os
 import sys
@@ -23,54 +28,66 @@ import time
 import warnings
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pydicom
 import pydicom.datadict
-from hypothesis import HealthCheck, given, settings
+import pytest
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from pipeline.profile.plan import compile_plan
+from pipeline.profile.plan import Plan, compile_plan
 from pipeline.runner.discover import SourceFile
 from pipeline.runner.outcome import Disposition, Outcome
 from pipeline.runner.process import WorkerConfig, process_one
 from pipeline.scrub.keys import Keys
 from pipeline.verify.checks import verify_bytes
 from tests.conftest_run import KEY_HEX
+from tests.runner.fuzz_plants import CANARY, PLANTED, Case, high_bits_set
 
 KEYS = Keys(key=KEY_HEX.encode("ascii"))
-PLAN = compile_plan("basic", [])
 ARCHIVE = Path(__file__).resolve().parents[2] / "sample_data" / "archive"
 SEEDS = sorted(p for p in ARCHIVE.rglob("*.dcm") if "bad" not in p.parts and p.stat().st_size < 40_000)[:8]
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))
 TIME_LIMIT = 20.0  # per file: a hang is a time-limit quarantine, never a stuck test
-TRIED: Counter[str] = Counter()  # disposition or reason -> inputs
-BY_GENERATOR: dict[str, Counter[str]] = {"datasets": Counter(), "mutations": Counter()}
-# What may become of each generator's inputs besides publication. A valid random dataset is
-# published unless its pixels need OCR; a mutated file may also be refused as bad input, skipped,
-# or caught by the verifier (the verify rule depends on what the mutation hit). unexpected-* is
-# never expected: it is a scrubber crash, fail-closed but a bug. The sets name reason codes; the
-# cause after the colon is free.
-EXPECTED_REASONS = {
-    "datasets": frozenset({"burned-in-unhandled"}),
+# What may become of each kind's inputs besides publication. A valid random dataset is published
+# unless its pixels need OCR; a mutated file may also be refused as bad input or skipped. A verify
+# catch is never expected: the scrub let something through. unexpected-* is never expected
+# either: a scrubber crash, fail-closed but a bug. The sets name reason codes; the cause after
+# the colon is free.
+_VALID = frozenset({"burned-in-unhandled"})
+EXPECTED_REASONS: dict[str, frozenset[str]] = {
+    "datasets": _VALID,
     "mutations": frozenset({"bad-input", "not-dicom", "empty", "dicomdir", "too-large", "time-limit",
                             "burned-in-unhandled", "encapsulated-document", "pixel-failed", "write-failed"}),
+    **dict.fromkeys(PLANTED, _VALID),
 }
 # At least this share of each generator's inputs is published, so a scrubber that quarantines
-# (nearly) everything fails here. Measured on this branch (issue 18): datasets 150/150 derandomized and
-# 500/500 in a 90 s `make fuzz`; mutations 27/150 (18 %) derandomized and 156/500 (31 %) random.
+# (nearly) everything fails here. Measured (issue 18): datasets 150/150 derandomized and 500/500 in a
+# 90 s `make fuzz`; mutations 27/150 (18 %) derandomized and 156/500 (31 %) random. Issue 13 (the
+# scrub refuses more malformed input): mutations 17/100 (17 %) derandomized, 36/150 (24 %) seed 7.
 PUBLISHED_FLOOR = {"datasets": 0.95, "mutations": 0.12}
 FLOOR_MIN_INPUTS = 50  # below this many inputs (FUZZ_EXAMPLES < 50) the share is too noisy to judge
+# The kinds whose fix is on this branch: `make test` requires no verify catch and no leak of them.
+# times, spelled-dates, cjk-names and high-bit-bitmaps join once the helpers times, textdates and
+# pixbits are merged (until then `make fuzz` reports them: expected).
+FIXED_KINDS = ("datasets", "mutations", "id-sequences", "ob-un-text")
 
-# Canaries are upper-case letters only, starting with "QJX"; filler text never holds a Q.
-CANARY = st.text("ABCDEFGHIJKLMNOPRSTUVWXYZ", min_size=8, max_size=8).map(lambda s: "QJX" + s)
+# Canaries (fuzz_plants.CANARY) are upper-case letters only, starting with "QJX"; filler text never holds a Q.
 IDENTIFYING = ("PatientName", "PatientID", "OtherPatientNames", "PatientAddress", "PatientMotherBirthName",
                "InstitutionName", "InstitutionAddress", "ReferringPhysicianName", "PerformingPhysicianName",
-               "OperatorsName", "AccessionNumber", "PatientTelephoneNumbers", "MilitaryRank", "RequestingPhysician")
+               "OperatorsName", "AccessionNumber", "PatientTelephoneNumbers", "MilitaryRank", "RequestingPhysician",
+               # IDs verify never excuses by a kept attribute's text: random filler in one of them that
+               # equalled a kept code (hypothesis repeats values) was a verify catch of no scrub fault
+               "IssuerOfPatientID", "OtherPatientIDs", "StudyID", "AdmissionID", "MedicalRecordLocator",
+               "RequestedProcedureID", "ScheduledProcedureStepID", "PerformedProcedureStepID", "PatientBirthName",
+               "PlacerOrderNumberImagingServiceRequest", "FillerOrderNumberImagingServiceRequest",
+               "ClinicalTrialSubjectID", "ClinicalTrialSubjectReadingID")
 SKIPPED_GROUPS = {0x0000, 0x0002, 0x0004}
 
 
@@ -142,7 +159,7 @@ def _items(draw: st.DrawFn, depth: int, canaries: list[str]) -> Dataset:
 
 
 @st.composite
-def datasets(draw: st.DrawFn) -> tuple[bytes, list[str]]:
+def datasets(draw: st.DrawFn) -> Case:
     """A PS3.10 file of a random dataset, and the canaries planted in it."""
     canaries: list[str] = []
     ds = draw(_items(0, canaries))
@@ -164,11 +181,11 @@ def datasets(draw: st.DrawFn) -> tuple[bytes, list[str]]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
-    return buffer.getvalue(), canaries
+    return Case(buffer.getvalue(), tuple(c.encode() for c in canaries))
 
 
 @st.composite
-def mutations(draw: st.DrawFn) -> bytes:
+def mutations(draw: st.DrawFn) -> Case:
     """A sample archive file with bytes flipped, spliced, inserted or cut."""
     data = bytearray(draw(st.sampled_from(SEEDS)).read_bytes())
     for _ in range(draw(st.integers(1, 6))):
@@ -187,48 +204,103 @@ def mutations(draw: st.DrawFn) -> bytes:
                 data = bytearray(b"\x00")
         else:  # a plausible header with a hostile length
             data[at:at + 4] = draw(st.sampled_from([b"\xff\xff\xff\xff", b"\xff\xff\xff\x7f", b"\x00\x00\x00\x00"]))
-    return bytes(data)
+    return Case(bytes(data), ())
 
 
-def check(data: bytes, canaries: list[str], generator: str) -> Outcome:
-    """Run one input through `process_one` in a fresh release and check the property."""
-    assert all(c.encode() in data for c in canaries), "every canary is planted"
+
+
+STRATEGIES: dict[str, Callable[[], st.SearchStrategy[Case]]] = {"datasets": datasets, "mutations": mutations,
+                                                               **PLANTED}
+KINDS = tuple(STRATEGIES)
+_PLANS: dict[tuple[str, ...], Plan] = {}
+
+
+def plan_for(options: tuple[str, ...]) -> Plan:
+    if options not in _PLANS:
+        _PLANS[options] = compile_plan("basic", list(options))
+    return _PLANS[options]
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What became of one input, and what was wrong with it: ``verify:<rule>`` or ``verify-no-verdict`` (the verifier
+    quarantined what the scrub let through), ``leak:canary``, ``leak:high-bits`` (published),
+    ``unexpected:<reason>`` (a reason code not expected for the kind)."""
+
+    outcome: Outcome
+    problems: tuple[str, ...]
+
+
+TRIED: dict[str, Counter[str]] = {kind: Counter() for kind in KINDS}  # kind -> disposition or reason -> inputs
+PROBLEMS: Counter[tuple[str, str]] = Counter()  # (kind, problem) -> inputs
+
+
+def check(case: Case, kind: str) -> Result:
+    """Run one input through `process_one` in a fresh release; return what was wrong (never raises)."""
+    assert all(c in case.data for c in case.canaries), "every canary is planted"
+    problems: list[str] = []
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         path = root / "input.dcm"
-        path.write_bytes(data)
+        path.write_bytes(case.data)
         cfg = WorkerConfig(root / "release", root / "quarantine", time_limit=TIME_LIMIT)
         (root / "quarantine").mkdir()
-        result = process_one(SourceFile(path, len(data), 0), PLAN, KEYS, cfg)  # must not raise
-        for tally in (TRIED, BY_GENERATOR[generator]):
-            tally["inputs"] += 1
-            tally[result.reason or result.disposition.value] += 1
+        result = process_one(SourceFile(path, len(case.data), 0), plan_for(case.options), KEYS, cfg)  # must not raise
+        TRIED[kind]["inputs"] += 1
+        TRIED[kind][result.reason or result.disposition.value] += 1
         released = [p for p in (root / "release").rglob("*") if p.is_file()] if cfg.release.exists() else []
         if result.disposition is Disposition.WRITTEN:
-            assert result.output is not None
-            [output] = released
-            published = output.read_bytes()
-            assert verify_bytes(published, (), original=data, output_path=result.output) == []
+            assert result.output is not None and len(released) == 1, "one published file"
+            published = released[0].read_bytes()
+            findings = verify_bytes(published, case.options, original=case.data, output_path=result.output)
+            problems += [f"verify:{finding.rule}" for finding in findings[:1]]  # published unverified
             text = published.upper() + result.output.upper().encode()
-            leaked = [c for c in canaries if c.encode() in text]
-            assert not leaked, f"planted canaries published: {len(leaked)}"
+            problems += ["leak:canary"] * any(c.upper() in text for c in case.canaries)
+            if case.high_bits:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    problems += ["leak:high-bits"] * high_bits_set(pydicom.dcmread(io.BytesIO(published)))
         else:
             assert result.reason, result
             assert released == [], "nothing but a verified file is left in the release"
-            allowed = EXPECTED_REASONS[generator]
             code = result.reason.split(":", 1)[0]  # a reason is code[:cause] (pipeline.errors.Cause)
-            assert code in allowed or (generator == "mutations" and code == "verify"), (
-                generator, result.disposition, result.reason)
-        return result
+            if code.startswith("verify"):  # verify:<rule>, verify-no-verdict, verify-unavailable
+                problems.append(result.reason)
+            elif code not in EXPECTED_REASONS[kind]:
+                problems.append(f"unexpected:{result.reason}")
+    for problem in problems:
+        PROBLEMS[(kind, problem)] += 1
+    return Result(result, tuple(problems))
 
 
 def below_floor() -> list[str]:
     """The generators whose published share fell under PUBLISHED_FLOOR (with enough inputs)."""
     low = []
-    for name, tally in BY_GENERATOR.items():
-        if tally["inputs"] >= FLOOR_MIN_INPUTS and tally["written"] < PUBLISHED_FLOOR[name] * tally["inputs"]:
-            low.append(f"{name}: {tally['written']} of {tally['inputs']} published, floor {PUBLISHED_FLOOR[name]:.0%}")
+    for name, floor in PUBLISHED_FLOOR.items():
+        tally = TRIED[name]
+        if tally["inputs"] >= FLOOR_MIN_INPUTS and tally["written"] < floor * tally["inputs"]:
+            low.append(f"{name}: {tally['written']} of {tally['inputs']} published, floor {floor:.0%}")
     return low
+
+
+def report() -> list[str]:
+    """The lines `make fuzz` prints: inputs and outcomes per kind, then verify's catches per kind
+    and rule and the leaks per kind (every kind and rule named; expected 0)."""
+    lines = []
+    for kind in KINDS:
+        tally = TRIED[kind]
+        if tally["inputs"]:
+            outcomes = ", ".join(f"{k} {v}" for k, v in tally.most_common() if k != "inputs")
+            lines.append(f"fuzz {kind}: {tally['inputs']} inputs; {outcomes}")
+    lines.append("verify catches and leaks per kind and rule (expected 0):")
+    width = max(len(k) for k in KINDS)
+    for (kind, problem), count in sorted(PROBLEMS.items()):
+        lines.append(f"  {kind:<{width}}  {problem:<40} {count}")
+    caught = sum(count for (_kind, problem), count in PROBLEMS.items() if problem.startswith("verify"))
+    leaked = sum(count for (_kind, problem), count in PROBLEMS.items() if problem.startswith("leak:"))
+    other = sum(PROBLEMS.values()) - caught - leaked
+    lines.append(f"  total: verify catches {caught}, leaks {leaked}, unexpected reasons {other}")
+    return lines
 
 
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
@@ -236,57 +308,74 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database
                                        HealthCheck.filter_too_much, HealthCheck.large_base_example])
 
 
-@FUZZ
-@given(datasets())
-def test_a_random_dataset_is_published_clean_or_quarantined(case: tuple[bytes, list[str]]) -> None:
-    data, canaries = case
-    check(data, canaries, "datasets")
+def _fuzz_kind(kind: str, examples: int) -> None:
+    @settings(FUZZ, max_examples=examples)
+    @given(STRATEGIES[kind]())
+    def run(case: Case) -> None:
+        result = check(case, kind)
+        assert result.problems == (), (kind, result.problems, result.outcome.reason)
+
+    run()
 
 
-@FUZZ
-@given(mutations())
-def test_a_mutated_archive_file_is_published_verified_or_quarantined(data: bytes) -> None:
-    check(data, [], "mutations")
+@pytest.mark.parametrize("kind", FIXED_KINDS)
+def test_a_fixed_kind_is_published_clean_or_quarantined_never_by_verify(kind: str) -> None:
+    """FUZZ_EXAMPLES inputs of the kind (half for the planted kinds), derandomized: no verify
+    catch, no leak, no unexpected reason."""
+    _fuzz_kind(kind, EXAMPLES if kind in PUBLISHED_FLOOR else max(EXAMPLES // 2, 1))
 
 
 def test_fuzz_tried_inputs_and_reports_them() -> None:
     """Runs last in this module: the figures of the fuzz above (shown with ``-rA``/``-s``)."""
-    print(f"fuzz: {TRIED['inputs']} inputs tried; {dict(TRIED)}")
-    for name, tally in BY_GENERATOR.items():
-        print(f"fuzz {name}: {dict(tally)}")
-    assert TRIED["inputs"] >= 2 * min(EXAMPLES, 10)
-    assert all(tally["inputs"] >= min(EXAMPLES, FLOOR_MIN_INPUTS) for tally in BY_GENERATOR.values())
+    print("\n".join(report()))
+    assert sum(TRIED[kind]["inputs"] for kind in FIXED_KINDS) >= 2 * min(EXAMPLES, 10)
+    assert all(TRIED[name]["inputs"] >= min(EXAMPLES, FLOOR_MIN_INPUTS) for name in PUBLISHED_FLOOR)
     assert below_floor() == []
+    assert sum(PROBLEMS.values()) == 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``make fuzz``: random rounds of both properties until `--seconds` have passed."""
+    """``make fuzz``: rounds of every kind (or those named) until `--seconds` have passed. With
+    `--seed`, round r of kind k draws under seed (seed, r, k): the same seed tries the same inputs."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--seed", type=int, default=None, help="fixed seed (default: a random one, printed)")
+    parser.add_argument("--kind", action="append", choices=KINDS, help="fuzz only this kind (repeatable)")
+    parser.add_argument("--examples", type=int, default=25, help="inputs per kind per round")
+    parser.add_argument("--save", type=Path, default=None, help="write each input with a problem here")
     args = parser.parse_args(argv)
-    def on_dataset(case: tuple[bytes, list[str]]) -> None:
-        check(*case, "datasets")
+    warnings.simplefilter("ignore")  # pydicom's warnings on mutated files: the table below is the report
+    base = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
+    kinds = tuple(args.kind or KINDS)
+    if args.save is not None:
+        args.save.mkdir(parents=True, exist_ok=True)
 
-    def on_mutation(data: bytes) -> None:
-        check(data, [], "mutations")
+    def body(kind: str) -> Callable[[Case], None]:
+        def run(case: Case) -> None:
+            result = check(case, kind)
+            if result.problems and args.save is not None:
+                name = f"{kind}-{result.problems[0].replace(':', '_')}-{hashlib.sha256(case.data).hexdigest()[:12]}"
+                (args.save / f"{name}.dcm").write_bytes(case.data)
+                (args.save / f"{name}.options").write_text(" ".join(case.options) + "\n")
+        return run
 
-    rounds: list[Callable[[], None]] = []
-    for strategy, body in ((datasets(), on_dataset), (mutations(), on_mutation)):
-        rounds.append(settings(max_examples=100, deadline=None, derandomize=False, database=None,
-                               suppress_health_check=list(HealthCheck))(given(strategy)(body)))
-    started = time.monotonic()
+    started, rounds = time.monotonic(), 0
     while time.monotonic() - started < args.seconds:
-        for fuzz in rounds:
-            fuzz()
+        for index, kind in enumerate(kinds):
+            fuzz = settings(max_examples=args.examples, deadline=None, derandomize=False, database=None,
+                            suppress_health_check=list(HealthCheck))(given(STRATEGIES[kind]())(body(kind)))
+            seed(hash((base, rounds, index)) & 0xFFFFFFFF)(fuzz)()
+            if time.monotonic() - started >= args.seconds:
+                break
+        rounds += 1
     elapsed = time.monotonic() - started
-    reasons = ", ".join(f"{k} {v}" for k, v in TRIED.most_common() if k != "inputs")
-    print(f"fuzz: {TRIED['inputs']} inputs tried in {elapsed:.0f} s, no failure; {reasons}")
-    for name, tally in BY_GENERATOR.items():
-        print(f"fuzz {name}: {dict(tally)}")
+    total = sum(TRIED[kind]["inputs"] for kind in KINDS)
+    print(f"fuzz: {total} inputs in {elapsed:.0f} s, seed {base}, {rounds} rounds of {args.examples} per kind")
+    print("\n".join(report()))
     low = below_floor()
     for line in low:
         print(f"fuzz: published share below its floor: {line}")
-    return 1 if low else 0
+    return 1 if low or PROBLEMS else 0
 
 
 if __name__ == "__main__":

@@ -123,3 +123,21 @@ def test_vr_choices_and_unknown_tags() -> None:
     assert decided_vr(0x00080003, None, "LO") == "UN"  # not in the dictionary
     assert needs_retyping("OB", "PN") and needs_retyping("UN", "DA")
     assert not needs_retyping("PN", "PN") and not needs_retyping("OB", "OB") and not needs_retyping("OB", "SQ")
+
+
+
+@pytest.mark.parametrize("stored_vr", ["OB", "UN"])
+@pytest.mark.parametrize(("option", "sequence"), [("clean-structured-content", "ContentSequence"),
+                                                  ("clean-descriptors", "RequestAttributesSequence")])
+def test_a_name_stored_as_bytes_inside_a_cleaned_sequence_is_cleaned_away(stored_vr: str, option: str,
+                                                                          sequence: str, keys: Keys) -> None:
+    """Found by `make fuzz` (kind ob-un-text, verify:original-value-in-bytes): inside a sequence a
+    Clean option cleans, an unnamed Person Name is cleaned (C), and C removes the dataset's names;
+    a name stored as OB or UN was not read as one, so it cleaned nothing out of itself."""
+    ds = make_dataset()
+    item = Dataset()
+    item.add_new(0x00142006, stored_vr, b"Vintrosk^Halemar")  # EvaluatorName, named by no recipe
+    setattr(ds, sequence, Sequence([item]))
+    data = _encode(ds, ExplicitVRLittleEndian)
+    out = scrub_bytes(data, compile_plan("basic", [option]), keys).data
+    assert b"vintrosk" not in out.lower() and b"halemar" not in out.lower()

@@ -422,3 +422,19 @@ def test_values_read_raw_equal_pydicoms_decoded_values(source: str) -> None:
     assert len(raw_walk) > 20
 
 
+
+
+@pytest.mark.parametrize(("code", "options"), [("113100", ()), ("113110", ("retain-uids",)), ("REMOVE", ())])
+def test_a_free_text_word_the_record_writes_itself_is_not_a_leak(code: str, options: tuple[str, ...]) -> None:
+    """Found by `make fuzz` (random datasets, verify:original-value-in-bytes): the original's free
+    text held a word equal to a CID 7050 code, or REMOVE; the scrub removed the text, and the record
+    it writes holds the code (De-identification Method Code Sequence) or REMOVED (Longitudinal
+    Temporal Information Modified): a verify false positive."""
+    from tests.conftest import make_dataset
+
+    ds = make_dataset()
+    ds.ImageComments = f"reference {code} noted"  # X
+    data = encode(ds)
+    out = scrub_bytes(data, compile_plan("basic", list(options)), Keys(key=KEY)).data
+    assert code.encode() in out  # the record's Code Value
+    assert verify_bytes(out, options, original=data) == []

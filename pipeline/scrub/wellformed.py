@@ -1,0 +1,163 @@
+"""What the scrub can judge: elements as PS3.5 defines them, and kept values that hold only
+what their VR can hold.
+
+A byte-level fault in an input (a flipped VR, a length that runs over the elements after it)
+does not always stop pydicom: it may read an element under a VR no one defined, or read
+the elements that follow into one value. Removing such an element unread, or keeping such a
+value as it is, would publish what the scrub never judged. So:
+
+| found                                                     | done                           |
+|-----------------------------------------------------------|--------------------------------|
+| a VR PS3.5 Table 6.2-1 does not define, at any depth,     | bad-input:unknown-vr           |
+|   in removed sequences and the file meta too              |                                |
+| a value shorter than its declared length (the file ends)  | bad-input:length-beyond-file   |
+| a public attribute stored as SQ that the dictionary gives | bad-input:vr-mismatch          |
+|   a value VR, or the reverse (items cannot be judged as   |                                |
+|   a value, nor a value as items)                          |                                |
+| an undefined length on a VR that cannot have one          | bad-input:bad-value-length     |
+|   (PS3.5 7.1.1: only SQ, UN, OB and OW), a binary number  |                                |
+|   (US SS UL SL FL FD SV UV) whose length is not a whole   |                                |
+|   number of values                                        |                                |
+| a transfer syntax PS3.6 does not register (file meta)     | bad-input:unknown-transfer-syntax |
+| a value kept as it is (K, or kept by default) holding     | replaced by a dummy of its VR  |
+|   characters its VR excludes (PS3.5 6.2: control         |   (`keepable` is False)        |
+|   characters, or outside the default repertoire for AE    |                                |
+|   AS CS DA DS DT IS TM UI UR), or more values than its    |                                |
+|   dictionary VM allows                                    |                                |
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+from pydicom._uid_dict import UID_dictionary
+from pydicom.datadict import dictionary_VM, dictionary_VR
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
+
+from pipeline.errors import Cause, InputError
+
+# PS3.5 Table 6.2-1: every VR an element may be stored under (None: implicit VR, read by tag).
+KNOWN_VRS = frozenset({"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF",
+                       "OL", "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN",
+                       "UR", "US", "UT", "UV", None})
+UNDEFINED_LENGTH = 0xFFFFFFFF
+_UNDEFINED_ALLOWED = frozenset({"SQ", "UN", "OB", "OW"})
+
+# Characters a value of the VR cannot hold (PS3.5 6.1.2-6.1.3, 6.2), its padding stripped; bytes
+# are read as Latin-1, one character per byte. ESC starts an ISO 2022 escape in the text VRs.
+_DEFAULT_ONLY = re.compile(r"[^\x20-\x7e]")
+_FORBIDDEN: dict[str, re.Pattern[str]] = {
+    **dict.fromkeys(("AE", "AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI", "UR"), _DEFAULT_ONLY),
+    **dict.fromkeys(("PN", "LO", "SH", "UC"), re.compile(r"[\x00-\x1a\x1c-\x1f]")),
+    **dict.fromkeys(("LT", "ST", "UT"), re.compile(r"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]")),
+}
+_SINGLE_VALUED = frozenset({"LT", "ST", "UT", "UR"})  # a backslash is text there, not a separator
+_NUMBER_SIZES = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "AT": 4, "SV": 8, "UV": 8}
+
+
+@functools.lru_cache(maxsize=8192)
+def _public_vr(tag: int) -> str | None:
+    """The dictionary VR an implicit VR element of a public `tag` is read under, or None."""
+    if tag >> 16 & 1:
+        return None
+    if tag & 0xFFFF == 0:
+        return "UL"  # group length (pydicom reads any group's as UL)
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
+        return None
+
+
+def refuse_malformed(stored: DataElement | RawDataElement) -> None:
+    """Raise `InputError` for an element stored under a VR PS3.5 does not define, whose value is
+    shorter than its declared length, with an undefined length its VR cannot have, or a binary
+    number whose length is not a whole number of values: what it holds cannot be judged (nor
+    read by the verifier), and the element is checked even where the scrub removes it unread
+    (DESIGN: an unknown VR is an error)."""
+    vr, value = stored.VR, stored.value
+    dictionary = _public_vr(int(stored.tag))
+    if vr not in (None, "UN") and dictionary is not None and (vr == "SQ") != (dictionary == "SQ"):
+        raise InputError("an element is stored as a sequence where the dictionary has a value, or the reverse",
+                         cause=Cause.VR_MISMATCH)
+    if not isinstance(stored, RawDataElement):
+        return  # decoded already, or made in memory (where pydicom may leave "OB or OW")
+    if vr not in KNOWN_VRS:
+        raise InputError("an element has a VR that PS3.5 does not define", cause=Cause.UNKNOWN_VR)
+    if isinstance(value, bytes) and len(value) != stored.length and stored.length != UNDEFINED_LENGTH:
+        raise InputError("an element declares more bytes than its file holds", cause=Cause.LENGTH_BEYOND_FILE)
+    read_as = vr if vr is not None else dictionary  # implicit VR: the dictionary's
+    if read_as is None:
+        return
+    if stored.length == UNDEFINED_LENGTH:
+        if read_as not in _UNDEFINED_ALLOWED:
+            raise InputError("an element has an undefined length its VR cannot have", cause=Cause.BAD_VALUE_LENGTH)
+        return
+    size = _NUMBER_SIZES.get(read_as)
+    if size is not None and read_as != "AT" and (len(value) if isinstance(value, bytes) else stored.length) % size:
+        raise InputError("a binary number's length is not a whole number of values", cause=Cause.BAD_VALUE_LENGTH)
+
+
+def refuse_malformed_within(sequence: DataElement) -> None:
+    """`refuse_malformed` on every element of the items of a sequence removed or emptied whole,
+    at every depth, without decoding a value other than a sequence's items."""
+    for item in sequence.value if isinstance(sequence.value, Sequence) else ():
+        for tag, stored in item.items():
+            refuse_malformed(stored)
+            if stored.VR == "SQ":
+                refuse_malformed_within(item[tag])
+
+
+def refuse_unknown_transfer_syntax(meta: Dataset) -> None:
+    """Raise `InputError` when the file meta names a transfer syntax PS3.6 does not register: the
+    dataset was read by a guess, and the UID itself would be published unmapped."""
+    if "TransferSyntaxUID" not in meta:
+        return
+    uid = str(meta.TransferSyntaxUID or "").strip("\x00 ")
+    entry = UID_dictionary.get(uid)
+    if entry is None or entry[1] != "Transfer Syntax":
+        raise InputError("the file meta names an unknown transfer syntax", cause=Cause.UNKNOWN_TRANSFER_SYNTAX)
+
+
+@functools.lru_cache(maxsize=8192)
+def _max_values(tag: int) -> int | None:
+    """The most values the dictionary's VM allows `tag` ("1", "2", "1-3"), or None (unbounded or unknown)."""
+    try:
+        vm = str(dictionary_VM(tag))
+    except KeyError:
+        return None
+    top = vm.rsplit("-", 1)[-1]
+    return int(top) if top.isdigit() else None
+
+
+def keepable(stored: DataElement | RawDataElement, vr: str) -> bool:
+    """Whether the value of a public element may be kept as it is under its VR `vr` (the
+    dictionary's): only characters the VR can hold, and no more values than its VM allows."""
+    value = stored.value
+    if value is None:
+        return True
+    size = _NUMBER_SIZES.get(vr)
+    if size is not None:
+        limit = _max_values(int(stored.tag))
+        if limit is None:
+            return True
+        count = len(value) // size if isinstance(value, bytes) else len(value) if isinstance(
+            value, (MultiValue, list)) else 1
+        return count <= limit
+    forbidden = _FORBIDDEN.get(vr)
+    if forbidden is None:
+        return True  # binary (OB, OW, ...), UN, SQ: not judged here
+    if isinstance(value, bytes):
+        text = value.decode("latin-1")
+    elif isinstance(value, (MultiValue, list)):
+        text = "\\".join(str(v) for v in value)
+    else:
+        text = str(value)
+    text = text.rstrip("\x00 ")
+    if forbidden.search(text):
+        return False
+    limit = None if vr in _SINGLE_VALUED else _max_values(int(stored.tag))
+    return limit is None or text.count("\\") < limit
