@@ -114,3 +114,11 @@ class VerificationError(PipelineError):
     """A scrubbed file failed independent verification."""
 
     code = "verify-failed"
+
+
+def is_codec_failure(exc: BaseException) -> bool:
+    """True for what a codec raises on data it cannot decode: an Exception, or the panic a Rust
+    codec built with pyo3 raises as a BaseException (``pyo3_runtime.PanicException``: pylibjpeg-rle
+    on an RLE segment shorter than its frame). Callers catch BaseException, keep these, and
+    re-raise the rest (the per-file time limit, KeyboardInterrupt, SystemExit)."""
+    return isinstance(exc, Exception) or type(exc).__name__ == "PanicException"

@@ -89,7 +89,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from pipeline.errors import Cause, PixelError, ProfileError
+from pipeline.errors import Cause, PixelError, ProfileError, is_codec_failure
 from pipeline.pixels import ocr, unused_bits
 from pipeline.pixels.codestream import decode_sequential_scans, is_truncated_codestream
 from pipeline.pixels.review import PixelsNeedReview, anatomy_mask, anatomy_regions, review_reason
@@ -327,7 +327,9 @@ def _decode(ds: Dataset, source: UID, *, as_rgb: bool) -> tuple[NDArray[Any], di
             # unused bits as stored: pipeline/pixels/unused_bits.py checks, then clears them
             options: dict[str, Any] = {"as_rgb": as_rgb, "correct_unused_bits": False}
             array, meta = decoder.as_array(ds, **options)
-    except Exception as exc:
+    except BaseException as exc:
+        if not is_codec_failure(exc):
+            raise
         decoded = decode_sequential_scans(decoder, ds, source, options)
         if decoded is None:
             cause = Cause.TRUNCATED_CODESTREAM if is_truncated_codestream(ds, source) else Cause.UNDECODABLE

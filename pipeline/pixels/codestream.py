@@ -12,6 +12,8 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, generate_frames
 from pydicom.uid import UID, JPEGBaseline8Bit, JPEGExtended12Bit
 
+from pipeline.errors import is_codec_failure
+
 # Transfer syntaxes whose frames are JPEG (PS3.5 A.4.1-A.4.3: ISO 10918, 14495) or JPEG 2000
 # (A.4.4, ISO 15444) codestreams: each ends with the EOI / EOC marker FFD9.
 _MARKER_ENDED = frozenset({
@@ -95,7 +97,9 @@ def decode_sequential_scans(decoder: Any, ds: Dataset, source: UID,
             warnings.simplefilter("ignore")
             array, meta = decoder.as_array(ds, **options)
         return array, dict(meta)
-    except Exception:
+    except BaseException as exc:
+        if not is_codec_failure(exc):
+            raise
         return None
     finally:
         ds["PixelData"] = element

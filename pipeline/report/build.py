@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.errors import is_codec_failure
 from pipeline.files import Beside, beside, write_atomically
 from pipeline.report.html import render_html
 from pipeline.report.pixels import pixel_section, preview_links
@@ -118,7 +119,9 @@ def thumbnail(path: Path) -> str | None:
                 return None
             frames = int(ds.get("NumberOfFrames") or 1)
             array = ds.pixel_array
-    except Exception:
+    except BaseException as exc:
+        if not is_codec_failure(exc):
+            raise
         return None
     if frames > 1:
         array = array[frames // 2]

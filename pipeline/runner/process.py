@@ -37,7 +37,7 @@ from pathlib import Path, PurePosixPath
 from pydicom.dataset import Dataset
 
 from pipeline.dicom.file import TooLargeError, decode_cause, encode, read_dataset
-from pipeline.errors import Cause, InputError, PipelineError, SourceError, WriteError
+from pipeline.errors import Cause, InputError, PipelineError, SourceError, WriteError, is_codec_failure
 from pipeline.files import promote, stage, sync_directories
 from pipeline.pixels.clean import PixelLog, assess, clean_pixels
 from pipeline.pixels.preview import write_preview
@@ -274,13 +274,10 @@ def _process_one(src: SourceFile, plan: Plan, keys: Keys, cfg: WorkerConfig, dea
         cause = decode_cause(exc)
         reason = f"{InputError.code}:{cause}" if cause is not None else f"unexpected-{type(exc).__name__}"
         return _quarantined(src, sid, data, reason, cfg)
-
-
-# --- the per-file time limit -----------------------------------------------------------------
-
-
-
-
+    except BaseException as exc:  # a Rust codec's panic is a BaseException (errors.is_codec_failure)
+        if not is_codec_failure(exc):
+            raise
+        return _quarantined(src, sid, data, f"unexpected-{type(exc).__name__}", cfg)
 
 
 def unread_outcome(src: SourceFile, keys: Keys, reason: str, cfg: WorkerConfig | None = None) -> Outcome:

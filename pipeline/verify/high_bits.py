@@ -30,6 +30,7 @@ from pydicom.encaps import generate_frames
 from pydicom.pixels.decoders.base import get_decoder
 from pydicom.pixels.utils import get_j2k_parameters
 
+from pipeline.errors import is_codec_failure
 from pipeline.verify.findings import Finding, Severity
 
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
@@ -116,7 +117,9 @@ def _decoded(ds: Dataset, syntax: str) -> NDArray[Any] | None:
             warnings.simplefilter("ignore")
             options: dict[str, Any] = {"raw": True, "correct_unused_bits": False}  # the bits as stored
             array, _ = get_decoder(syntax).as_array(ds, **options)
-    except Exception:
+    except BaseException as exc:
+        if not is_codec_failure(exc):
+            raise
         return None
     return np.asarray(array)
 

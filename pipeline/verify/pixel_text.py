@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 
+from pipeline.errors import is_codec_failure
 from pipeline.pixels.ocr import find_text_frames
 from pipeline.verify.findings import Finding, Severity
 
@@ -31,7 +32,9 @@ def text_findings(path: Path | bytes, relative: str) -> list[Finding]:
             if "PixelData" not in ds:
                 return []
             array = np.asarray(ds.pixel_array)
-    except Exception:
+    except BaseException as exc:
+        if not is_codec_failure(exc):
+            raise
         return []
     frames = int(ds.get("NumberOfFrames") or 1)
     samples = int(ds.get("SamplesPerPixel") or 1)

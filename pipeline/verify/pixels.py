@@ -71,6 +71,7 @@ from pydicom.uid import (
     JPEGExtended12Bit,
 )
 
+from pipeline.errors import is_codec_failure
 from pipeline.pixels import codestream, ocr
 from pipeline.verify.findings import Finding, Severity
 from pipeline.verify.pixel_text import MIN_CONFIDENCE, MIN_WORD_PIXELS
@@ -267,7 +268,9 @@ def _frames(ds: Dataset) -> NDArray[Any] | None:
             array = _decoded(ds)
         frames = int(ds.get("NumberOfFrames") or 1)
         samples = int(ds.get("SamplesPerPixel") or 1)
-    except Exception:
+    except BaseException as exc:
+        if not is_codec_failure(exc):
+            raise
         return None
     shape = (frames, int(ds.Rows), int(ds.Columns)) + ((samples,) if samples > 1 else ())
     if array.size != int(np.prod(shape)):
@@ -282,7 +285,9 @@ def _decoded(ds: Dataset) -> NDArray[Any]:
     decoder's input, not a decision of the scrubber). Raises what pydicom raises otherwise."""
     try:
         return np.asarray(ds.pixel_array)
-    except Exception:
+    except BaseException as exc:
+        if not is_codec_failure(exc):
+            raise
         if _syntax(ds) not in (JPEGBaseline8Bit, JPEGExtended12Bit) or "PixelData" not in ds:
             raise
         count = int(ds.get("NumberOfFrames") or 1)

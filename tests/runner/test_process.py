@@ -182,3 +182,19 @@ def test_a_fill_byte_after_the_end_marker_is_not_a_truncated_codestream() -> Non
     assert not is_truncated_codestream(ds, syntax)
     ds.PixelData = encapsulate([frame[: len(frame) // 2]])
     assert is_truncated_codestream(ds, syntax)
+
+
+def test_an_rle_frame_whose_segment_offsets_make_the_codec_panic_is_quarantined_undecodable(tmp_path: Path) -> None:
+    """pylibjpeg-rle (Rust, pyo3) panics on a segment offset table that overruns the frame: a
+    PanicException, a BaseException that `except Exception` let out of process_one (make fuzz,
+    seed 31). It is a codec failure on bad data: the file is quarantined with a reason."""
+    ds = pydicom.dcmread(bundled("MR_small_RLE.dcm"))
+    frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+    bad = frame[:4] + struct.pack("<I", 64) + struct.pack("<I", 64 + 10) + frame[12:]
+    ds.PixelData = encapsulate([bad])
+    ds.BitsStored, ds.HighBit = 12, 11  # unused bits: the scrub decodes the RLE frame to check them
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    outcome = _process(tmp_path, buffer.getvalue())
+    assert outcome.disposition is Disposition.QUARANTINED
+    assert outcome.reason == "pixel-failed:undecodable"
