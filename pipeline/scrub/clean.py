@@ -83,12 +83,14 @@ def date_spellings(value: str) -> set[str]:
 def joined_names(group: str) -> set[str]:
     """A person's name as scripts without spaces write it: the components of one PN component
     group run together, family then given and given then family (CJK: 李^明 -> 李明, 明李; a
-    one-character part is identifying only joined to another)."""
+    one-character part is identifying only joined to another), and the same with one space
+    between the parts (李 明: a one-character part next to the other, spaced as Latin names are)."""
     parts = [p for p in re.split(r"[\^\s,]+", group) if p]
     if len(parts) < 2:
         return set()
     joined = {"".join(parts), "".join(reversed(parts)), parts[0] + parts[1], parts[1] + parts[0]}
-    return {name for name in joined if len(name) >= MIN_TOKEN}
+    spaced = {" ".join(parts), " ".join(reversed(parts)), f"{parts[0]} {parts[1]}", f"{parts[1]} {parts[0]}"}
+    return {name for name in joined | spaced if len(name) >= MIN_TOKEN}
 
 
 def _tokens(value: str, is_name: bool = False) -> set[str]:

@@ -220,7 +220,7 @@ def is_unspaced_script(char: str) -> bool:
 @functools.lru_cache(maxsize=1024)
 def name_spellings(group: str) -> frozenset[str]:
     """A person-name component group (one side of '=') in a script without spaces, folded: the
-    components joined in either order, and each component of two characters or more (a
+    components joined in either order (with no space or one), and each component of two characters or more (a
     one-character family or given name identifies only next to the other). Empty for other
     scripts."""
     if group.isascii():
@@ -232,6 +232,7 @@ def name_spellings(group: str) -> frozenset[str]:
     out = {p for p in parts if len(p) >= 2}
     if len(parts) >= 2:
         out |= {"".join(parts), "".join(reversed(parts)), parts[0] + parts[1], parts[1] + parts[0]}
+        out |= {" ".join(parts), " ".join(reversed(parts)), f"{parts[0]} {parts[1]}", f"{parts[1]} {parts[0]}"}
     return frozenset(out)
 
 
