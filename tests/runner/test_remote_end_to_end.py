@@ -128,6 +128,12 @@ def test_orthanc_to_a_second_orthanc_is_the_local_release_byte_for_byte_and_scan
         found = scan(destination.source, tmp_path / "scan.json")
         assert found["dicom_files"] == len(want)
         assert [f for f in found["findings"] if f["severity"] in SEVERE] == []  # type: ignore[attr-defined]
+        # a rerun finds everything done (the manifest is local): nothing fetched is stored again
+        again = run(server.source, destination.source, key, "--manifest", str(tmp_path / "o.manifest.sqlite"),
+                    *OPTIONS)
+        assert f"unchanged since an earlier run: written {len(want)}" in again.stdout
+        assert "this run: written 0, quarantined 0" in again.stdout
+        assert instances(destination) == want
     scored = score(released, tmp_path / "fetched", tmp_path / "mapping" / "uid_mapping.csv")
     assert scored["total_leaks"] == 0, scored
     assert scored == local_score
