@@ -410,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         orthanc_reps = args.run_reps if args.orthanc_reps is None else args.orthanc_reps
         if orthanc_reps > 0:
             print(f"  deid-pipeline run Orthanc -> Orthanc --workers {args.workers} ...", flush=True)
-            results["orthanc"] = orthanc_runs(info.path, paths, args.workers, orthanc_reps, key_file, OPTIONS,
+            results["orthanc"] = orthanc_runs(paths, args.workers, orthanc_reps, key_file, OPTIONS,
                                               _executable(), runs[str(args.workers)]["median_wall_seconds"])
 
         other_n = args.files * 10 if args.memory else max(args.files // 10, 10)

@@ -9,9 +9,8 @@ afresh as the destination for each repetition. Each repetition runs
                       --manifest SCRATCH/orthanc.manifest.sqlite --workers W
 
 as a subprocess and takes its wall time; the folder run is bench.py's ``run --workers W`` (same
-corpus, options, key and worker count). When this checkout's ``run`` does not read a DICOMweb source
-yet, the source is the corpus folder and the line says so (``source: folder``): then only the
-destination side (verify in memory, QIDO-RS, STOW-RS) is measured.
+corpus, options, key and worker count). Both sides go through the network: QIDO-RS and WADO-RS from
+the source, verify in memory, STOW-RS to the destination.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +42,10 @@ def _store(dicomweb: str, paths: list[Path], batch: int = 50) -> None:
             answer.raise_for_status()
 
 
-def orthanc_runs(corpus: Path, paths: list[Path], workers: int, reps: int, key_file: Path, options: tuple[str, ...],
-                 executable: str, folder_wall: float | None, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """`reps` runs Orthanc -> Orthanc (or folder -> Orthanc, see the module's docstring) with
-    `workers`; their median wall time against `folder_wall`, the median of the folder runs."""
+def orthanc_runs(paths: list[Path], workers: int, reps: int, key_file: Path, options: tuple[str, ...],
+                 executable: str, folder_wall: float | None) -> dict[str, Any]:
+    """`reps` runs Orthanc -> Orthanc with `workers`; their median wall time against `folder_wall`,
+    the median of the folder runs."""
     if shutil.which("Orthanc") is None and not Path("/usr/sbin/Orthanc").exists():
         return {"skipped": "Orthanc is not installed (make system-deps)"}
     sys.path.insert(0, str(REPO))
@@ -55,7 +53,7 @@ def orthanc_runs(corpus: Path, paths: list[Path], workers: int, reps: int, key_f
         from tests.servers import orthanc
     finally:
         sys.path.remove(str(REPO))
-    results: dict[str, Any] = {"workers": workers, "runs": []}
+    results: dict[str, Any] = {"workers": workers, "source": "orthanc", "runs": []}
     with tempfile.TemporaryDirectory(prefix="deid-bench-orthanc-") as tmp, orthanc(Path(tmp) / "source") as source:
         started = time.perf_counter()
         _store(source.dicomweb, paths)
@@ -72,21 +70,11 @@ def orthanc_runs(corpus: Path, paths: list[Path], workers: int, reps: int, key_f
                 started = time.perf_counter()
                 done = subprocess.run(command, capture_output=True, text=True, check=False)
                 wall = time.perf_counter() - started
-                if done.returncode == 2 and rep == 0 and inputs != str(corpus) and "does not exist" in done.stderr:
-                    log("    this run does not read a DICOMweb source yet: the source is the corpus folder")
-                    inputs = str(corpus)
-                    shutil.rmtree(manifest.parent)
-                    manifest.parent.mkdir()
-                    command[2] = inputs
-                    started = time.perf_counter()
-                    done = subprocess.run(command, capture_output=True, text=True, check=False)
-                    wall = time.perf_counter() - started
                 if done.returncode not in (0, 1):
                     raise RuntimeError(f"deid-pipeline run to Orthanc exited {done.returncode}: {done.stderr[-800:]}")
                 stored = _count(destination.port)
                 results["runs"].append({"wall_seconds": round(wall, 3), "exit_status": done.returncode,
                                         "instances_stored": stored})
-    results["source"] = "orthanc" if inputs != str(corpus) else "folder"
     wall = statistics.median(r["wall_seconds"] for r in results["runs"])
     results["median_wall_seconds"] = round(wall, 3)
     results["files_per_second_wall"] = round(len(paths) / wall, 1)
@@ -107,6 +95,6 @@ def line(results: dict[str, Any]) -> str:
     """The table's line."""
     if "skipped" in results:
         return f"run Orthanc -> Orthanc: skipped ({results['skipped']})"
-    label = f"run {results['source']}->Orthanc w{results['workers']}"
+    label = f"run Orthanc->Orthanc w{results['workers']}"
     return (f"{label + ' (wall)':<34}{results['median_wall_seconds']:>10.2f}{results['files_per_second_wall']:>10.1f}"
             f"   {results['orthanc_vs_folders']} x the folder run's speed")

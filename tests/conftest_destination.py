@@ -49,7 +49,7 @@ def small_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_inputs(tmp_path_factory.mktemp("inputs"), broken=True)
 
 
-def run(inputs: Path, output: str, key: Path, *extra: str, env: dict[str, str] | None = None,
+def run(inputs: Path | str, output: str, key: Path, *extra: str, env: dict[str, str] | None = None,
         check: bool = True) -> subprocess.CompletedProcess[str]:
     """``deid-pipeline run`` in this process's environment plus `env`, serial unless told."""
     workers = () if "--workers" in extra or "--scheduler" in extra else ("--workers", "0")

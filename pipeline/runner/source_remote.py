@@ -29,9 +29,12 @@ again by the next run, without ``--retry-quarantined`` (`is_fetch_failure`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import posixpath
+import socket
+import urllib.parse
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -83,12 +86,30 @@ def check_apart(sources: Iterable[Source], outputs: Iterable[str]) -> None:
     """Refuse (`InputError`) a remote source that is, holds or lies inside one of `outputs` (the URL of a
     release or quarantine in an object store, or of a DICOMweb server stored to): a rerun would read
     the run's own outputs as inputs. Local inputs are checked by `layout.check_layout`."""
-    wanted = [output.rstrip("/") for output in outputs]
+    wanted = [_place(output) for output in outputs]
     for source in sources:
-        location = source.location.rstrip("/")
-        for output in wanted:
+        server, location = _place(source.location)
+        for output_server, output in wanted:
+            if server[0] != output_server[0] or not server[1] & output_server[1]:
+                continue
             if location == output or output.startswith(location + "/") or location.startswith(output + "/"):
                 raise InputError("an input must not be, hold or lie inside the release or the quarantine")
+
+
+def _place(url: str) -> tuple[tuple[str, frozenset[str]], str]:
+    """((scheme and port, names of the server), path) of a URL. An http(s) server is named by its host in
+    lower case and every address it resolves to, its port made explicit (RFC 3986 6.2.3), so that
+    ``localhost`` and ``127.0.0.1`` are one server; any other URL is compared as written."""
+    url = url.rstrip("/")
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return ("", frozenset({""})), url
+    port = parts.port or (443 if scheme == "https" else 80)
+    names = {parts.hostname.lower()}
+    with contextlib.suppress(OSError, UnicodeError):  # a name that does not resolve is compared as written
+        names |= {str(info[4][0]) for info in socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)}
+    return (f"{scheme}:{port}", frozenset(names)), parts.path.rstrip("/")
 
 
 def place(src: SourceFile, roots: tuple[Path, ...]) -> tuple[int, str]:

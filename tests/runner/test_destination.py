@@ -34,6 +34,7 @@ from pipeline.runner.destination import Destination, DestinationKind, anchor, pa
 from pipeline.runner.orchestrate import RunConfig
 from pipeline.scrub.keys import Keys
 from pipeline.verify.checks import verify_bytes
+from pipeline.verify.pixels import PixelBound
 from tests.conftest_destination import (  # noqa: F401 (fixtures: key, small, local, fresh_orthanc)
     ARCHIVE,
     CLI,
@@ -201,11 +202,11 @@ def test_an_output_the_verifier_refuses_never_reaches_the_bucket(
     real = process_module.VERIFY
 
     def refuse_ct(output: bytes, options: tuple[str, ...], original: bytes | None, path: str | None,
-                  *rest: object) -> object:
+                  pixels: PixelBound | None = None) -> object:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             modality = pydicom.dcmread(io.BytesIO(output), force=True).get("Modality")
-        return [] if modality == "CT" else real(output, options, original, path, *rest)
+        return [] if modality == "CT" else real(output, options, original, path, pixels)
 
     monkeypatch.setattr(process_module, "VERIFY", refuse_ct)
     bucket = new_bucket(s3)

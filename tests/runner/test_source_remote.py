@@ -248,6 +248,19 @@ def test_a_remote_source_holding_or_inside_an_output_is_refused() -> None:
     check_apart((bucket, server), ("s3://bucket/archive-release", "s3://other/archive", "https://pacs/dw2"))
 
 
+def test_a_server_named_by_another_name_or_with_its_default_port_is_the_same_server() -> None:
+    """``localhost`` resolves to 127.0.0.1 (/etc/hosts): a release stored there is the source's server."""
+    local = Source(SourceKind.DICOMWEB, "http://127.0.0.1:8042/dicom-web")
+    for output in ("http://localhost:8042/dicom-web", "http://LOCALHOST:8042/dicom-web/studies",
+                   "http://127.0.0.1:8042"):
+        with pytest.raises(InputError, match="must not"):
+            check_apart((local,), (output,))
+    with pytest.raises(InputError, match="must not"):
+        check_apart((Source(SourceKind.DICOMWEB, "https://pacs.example/dw"),), ("https://PACS.example:443/dw/x",))
+    check_apart((local,), ("http://localhost:8043/dicom-web", "https://127.0.0.1:8042/dicom-web",
+                           "http://localhost:8042/dicom-web2", "s3://127.0.0.1/dicom-web"))
+
+
 def test_reference_quarantine_is_refused_for_remote_inputs(s3_env: Moto, tmp_path: Path) -> None:
     url = upload(s3_env, {"a.dcm": bundled("CT_small.dcm").read_bytes()})
     assert run([url], tmp_path / "out" / "release", "--quarantine-mode", "reference") == 2
