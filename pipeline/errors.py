@@ -22,6 +22,7 @@ class Cause(StrEnum):
     LENGTH_BEYOND_FILE = "length-beyond-file"  # an element or item declares more than the file holds
     TRUNCATED_HEADER = "truncated-header"  # the file ends inside an element header
     TRUNCATED_PIXEL_DATA = "truncated-pixel-data"  # shorter than declared, or fragments cut off
+    BAD_ENCAPSULATION = "bad-encapsulation"  # encapsulated Pixel Data whose items do not parse (PS3.5 A.4)
     NESTING_TOO_DEEP = "nesting-too-deep"
     BAD_DEFLATE = "bad-deflate"
     NO_SOP_UID = "no-sop-uid"

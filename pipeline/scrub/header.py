@@ -37,6 +37,7 @@ from pipeline.scrub.uids import is_registered_uid, remap_uid
 from pipeline.scrub.vr import decided_vr, fit_length, needs_retyping, retyped
 from pipeline.scrub.wellformed import (
     keepable,
+    refuse_broken_encapsulation,
     refuse_malformed,
     refuse_malformed_within,
     refuse_unknown_transfer_syntax,
@@ -444,6 +445,7 @@ def _scrub_file_meta(ds: Dataset, ctx: _Context) -> None:
     for _tag, stored in meta.items():
         refuse_malformed(stored)
     refuse_unknown_transfer_syntax(meta)
+    refuse_broken_encapsulation(ds)
     new = FileMetaDataset()
     for keyword in META_KEPT:
         if keyword in meta:

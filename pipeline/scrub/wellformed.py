@@ -35,8 +35,10 @@ from pydicom._uid_dict import UID_dictionary
 from pydicom.datadict import dictionary_VM, dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.encaps import generate_fragments
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
+from pydicom.uid import UID
 
 from pipeline.errors import Cause, InputError
 
@@ -57,6 +59,26 @@ _FORBIDDEN: dict[str, re.Pattern[str]] = {
 }
 _SINGLE_VALUED = frozenset({"LT", "ST", "UT", "UR"})  # a backslash is text there, not a separator
 _NUMBER_SIZES = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "AT": 4, "SV": 8, "UV": 8}
+
+
+def refuse_broken_encapsulation(ds: Dataset) -> None:
+    """Raise `InputError` when encapsulated Pixel Data (PS3.5 A.4: items, the Basic Offset Table
+    then the fragments, each of even length) has an odd length or items that do not parse to its
+    end. Kept as stored, such a value is published padded to even length, and its last item runs
+    into the pad: no reader, verify included, can split it into frames."""
+    syntax = getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID")
+    if syntax is None or not UID(str(syntax)).is_encapsulated or "PixelData" not in ds:
+        return
+    value = ds.PixelData
+    if not isinstance(value, bytes):
+        return
+    try:
+        if len(value) % 2:
+            raise ValueError("odd length")
+        for _fragment in generate_fragments(value):
+            pass
+    except Exception:
+        raise InputError("the encapsulated Pixel Data's items do not parse", cause=Cause.BAD_ENCAPSULATION) from None
 
 
 @functools.lru_cache(maxsize=8192)

@@ -198,3 +198,16 @@ def test_an_rle_frame_whose_segment_offsets_make_the_codec_panic_is_quarantined_
     outcome = _process(tmp_path, buffer.getvalue())
     assert outcome.disposition is Disposition.QUARANTINED
     assert outcome.reason == "pixel-failed:undecodable"
+
+
+def test_encapsulated_pixel_data_whose_items_do_not_parse_is_bad_input_bad_encapsulation(tmp_path: Path) -> None:
+    """PS3.5 A.4. Kept as stored, encapsulated Pixel Data whose items did not parse to its end
+    (make fuzz, mutations, seed 31: an odd length, padded on writing, the last item running into
+    the pad) was published, and verify could not split it (verify:pixel-bits-unchecked). The
+    scrub refuses it; here with bytes after the last item that are no item."""
+    ds = pydicom.dcmread(bundled("MR_small_jp2klossless.dcm"))
+    raw = RawDataElement(Tag(0x7FE00010), "OB", 0xFFFFFFFF, ds.PixelData + b"\x00" * 6, 0, False, True)
+    ds._dict[Tag(0x7FE00010)] = raw  # stored as is: pydicom would not take this value by assignment
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    _quarantined(_process(tmp_path, buffer.getvalue()), "bad-input:bad-encapsulation")
