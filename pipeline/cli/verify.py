@@ -62,7 +62,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     originals: dict[str, Path] | None = None
     if args.originals:
         keys = None if options is not None and "retain-uids" in options else load_keys(args.key_file)
-        originals = index_originals(args.originals, keys, as_is=options is None)
+        originals = index_originals(args.originals, keys, as_is=options is None, release=release)
     skip = args.json.resolve() if args.json is not None else None
     if args.ocr:
         require_ocr()

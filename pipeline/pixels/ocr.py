@@ -35,6 +35,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -378,8 +379,16 @@ def _read_sheet(chunk: list[NDArray[np.uint8]]) -> list[list[tuple[Box, str]]]:
     for top, frame in zip(tops, chunk, strict=True):
         sheet[top:top + height, PAD:PAD + width] = frame
     try:
-        data = pytesseract.image_to_data(Image.fromarray(sheet), config=TESSERACT_CONFIG,
-                                         output_type=pytesseract.Output.DICT, timeout=TIMEOUT_SECONDS)
+        # Not image_to_data: it writes the image and the words tesseract reads in the system's temporary
+        # folder, readable by everyone and left there when the process is killed. mkdtemp's folder is
+        # owner-only (0700), so a killed run leaves nothing another user can read.
+        with tempfile.TemporaryDirectory(prefix="deid-ocr-") as folder:
+            image, base = os.path.join(folder, "sheet.png"), os.path.join(folder, "words")
+            Image.fromarray(sheet).save(image)
+            pytesseract.pytesseract.run_tesseract(image, base, "tsv", None,
+                                                  f"-c tessedit_create_tsv=1 {TESSERACT_CONFIG}", 0, TIMEOUT_SECONDS)
+            with open(f"{base}.tsv", encoding="utf-8") as words_file:
+                data = pytesseract.pytesseract.file_to_dict(words_file.read(), "\t", -1)
     except Exception as exc:
         raise OcrFailed(f"tesseract failed ({type(exc).__name__})") from None
     words: list[list[tuple[Box, str]]] = [[] for _ in chunk]

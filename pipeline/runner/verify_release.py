@@ -8,8 +8,12 @@ Findings name files by release-relative path, never by a value.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
+import hashlib
 import itertools
+import sqlite3
 import warnings
 from collections.abc import Callable, Iterator
 from enum import StrEnum
@@ -18,6 +22,7 @@ from typing import Any
 
 import pydicom
 
+from pipeline.files import Beside, beside
 from pipeline.runner.cluster import map_batches
 from pipeline.runner.run_record import read_recorded_pixels, run_record_path
 from pipeline.runner.verify_options import declared_options
@@ -58,19 +63,47 @@ def sop_instance_uid(path: Path) -> str | None:
     return str(value).strip("\x00 ") if value else None
 
 
-def index_originals(inputs: list[Path], keys: Keys | None, as_is: bool = False) -> dict[str, Path]:
+def index_originals(inputs: list[Path], keys: Keys | None, as_is: bool = False,
+                    release: Path | None = None) -> dict[str, Path]:
     """Output SOP Instance UID -> original file: remapped under `keys`, or as is when None; with
-    `as_is`, also by the original UID (files that declare Retain UIDs keep it)."""
+    `as_is`, also by the original UID (files that declare Retain UIDs keep it). Inputs that share a
+    SOP Instance UID (one published, the others quarantined as duplicate-sop-instance) are told apart
+    by the `release`'s manifest: the one whose content (SHA-256) it recorded as written is paired."""
     index: dict[str, Path] = {}
     for root in inputs:
         candidates = [root] if root.is_file() else list(release_files(root))
         for path in candidates:
             uid = sop_instance_uid(path)
             if uid:
-                index[remap_uid(uid, keys) if keys is not None else uid] = path
+                new = remap_uid(uid, keys) if keys is not None else uid
+                if new in index and index[new] != path:
+                    written = _written_sources(release)
+                    if _sha256(index[new]) in written or _sha256(path) not in written:
+                        continue
+                index[new] = path
                 if as_is and keys is not None:
                     index.setdefault(uid, path)
     return index
+
+
+@functools.cache
+def _written_sources(release: Path | None) -> frozenset[str]:
+    """The content digests (manifest ``source_id``) of the inputs the release's manifest records as
+    written; empty without a release or a readable manifest."""
+    if release is None:
+        return frozenset()
+    path = beside(release, Beside.MANIFEST)
+    if not path.is_file():
+        return frozenset()
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
+            return frozenset(row[0] for row in db.execute("SELECT source_id FROM inputs WHERE status = 'written'"))
+    except sqlite3.Error:
+        return frozenset()
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 VERIFY_BATCH = 64

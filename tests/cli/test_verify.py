@@ -118,3 +118,21 @@ def test_a_run_with_ocr_over_pydicoms_test_files_changes_no_ct_or_mr_and_names_e
     ct_mr = [read(dcm.read_bytes()) for dcm in release.rglob("*.dcm")]
     ct_mr = [ds for ds in ct_mr if "PixelData" in ds and str(ds.SOPClassUID) in CT_MR]
     assert len(ct_mr) >= 5 and all(bytes(ds.PixelData) in stored for ds in ct_mr)  # byte for byte an input's
+
+
+def test_verify_pairs_each_output_with_the_input_published_when_inputs_share_a_sop_instance_uid(
+        tmp_path: Path) -> None:
+    """rtdose.dcm (15 frames) and rtdose_1frame.dcm share their SOP Instance UID: one is published, the
+    other quarantined as duplicate-sop-instance. verify --originals compares the output with the input
+    the manifest recorded as written, whichever name sorts first, not with the refused one."""
+    key = _key(tmp_path)
+    for order, names in enumerate((("a.dcm", "b.dcm"), ("b.dcm", "a.dcm"))):
+        inputs = tmp_path / f"in{order}"
+        inputs.mkdir()
+        for name, source in zip(names, ("rtdose.dcm", "rtdose_1frame.dcm"), strict=True):
+            shutil.copyfile(pydicom.data.get_testdata_file(source), inputs / name)
+        release = tmp_path / f"release{order}"
+        assert _run(inputs, release, key).returncode == 1  # the other input is quarantined
+        done, report = _verify(release, "--originals", str(inputs), "--key-file", str(key))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert report["findings"] == [], report["findings"]

@@ -4,6 +4,8 @@ font over noise, gradients and shapes. Recall is measured over the drawn strings
 from __future__ import annotations
 
 import random
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,3 +141,25 @@ def test_coloured_annotation_and_dark_print_are_found(kind: str) -> None:
 def test_merge_lines_joins_words_of_one_line_only() -> None:
     words = [Box(10, 10, 40, 22, 90.0), Box(46, 11, 80, 22, 80.0), Box(10, 40, 40, 52, 70.0)]
     assert merge_lines(words) == [Box(10, 10, 80, 22, 80.0), Box(10, 40, 40, 52, 70.0)]
+
+
+@pytest.mark.skipif(not is_available(), reason="tesseract not installed")
+def test_tesseract_reads_and_writes_only_in_an_owner_only_folder(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The image handed to tesseract (burned-in text: identifying) and the words it writes lie in
+    a folder only the owner can enter, so a run killed mid-OCR leaves nothing readable in /tmp."""
+    import pytesseract
+
+    record = tmp_path / "calls.txt"
+    shim = tmp_path / "tesseract"
+    real = shutil.which("tesseract")
+    assert real is not None
+    folders = f'stat -c "%a" "$(dirname "$1")" "$(dirname "$2")" >> {record}'  # of the image and the output base
+    shim.write_text(f'#!/bin/sh\ncase "$1" in -*) ;; *) {folders};; esac\nexec {real} "$@"\n')
+    shim.chmod(0o700)
+    monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", str(shim))
+    image, _ = drawn_image(14, "speckle", 3)
+    find_text(image)
+    modes = record.read_text().split()
+    assert modes, "tesseract was not run"
+    assert all(int(mode, 8) & 0o077 == 0 for mode in modes), modes
