@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 from pipeline.errors import InputError, SourceError
 from pipeline.runner.destination_retry import RETRIED_STATUS, InstanceUids, StoreError, retrying
-from pipeline.runner.dicomweb import TIMEOUT, Credentials
+from pipeline.runner.dicomweb import TIMEOUT, Credentials, authorized
 
 ENV_PREFIX = "DEID_PIPELINE_DESTINATION_DICOMWEB_"
 _DICOM_JSON = "application/dicom+json"
@@ -51,14 +51,7 @@ def session(base_url: str) -> Any:
             import requests
         except ImportError as exc:
             raise InputError("a DICOMweb destination needs dicomweb-client: install deid-pipeline[cloud]") from exc
-        found = credentials(os.environ)
-        http = requests.Session()
-        http.verify = found.ca_bundle or True  # never off
-        if found.token is not None:
-            http.headers["Authorization"] = f"Bearer {found.token}"
-        elif found.user is not None and found.password is not None:
-            http.auth = (found.user, found.password)
-        cache[base_url] = http
+        cache[base_url] = authorized(requests.Session(), credentials(os.environ))
     return cache[base_url]
 
 

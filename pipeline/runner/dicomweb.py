@@ -98,6 +98,17 @@ def _secret(environ: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
+def authorized(session: Any, credentials: Credentials) -> Any:
+    """`session` (a requests Session) with `credentials` set: a bearer token or HTTP basic, and TLS
+    verified against the system's authorities or the CA bundle, never off."""
+    session.verify = credentials.ca_bundle or True
+    if credentials.token is not None:
+        session.headers["Authorization"] = f"Bearer {credentials.token}"
+    elif credentials.user is not None and credentials.password is not None:
+        session.auth = (credentials.user, credentials.password)
+    return session
+
+
 def open_session(credentials: Credentials) -> Any:
     """A requests session for one DICOMweb server: TLS verified (never off), the credentials set,
     and every GET retried by urllib3 on a lost connection or HTTP 408/429/500/502/503/504, at most
@@ -110,12 +121,7 @@ def open_session(credentials: Credentials) -> Any:
         raise SourceError("a DICOMweb source needs dicomweb-client: install deid-pipeline[cloud]") from exc
     for name in _CHATTY:
         logging.getLogger(name).setLevel(logging.ERROR)
-    session = requests.Session()
-    session.verify = credentials.ca_bundle or True  # never off
-    if credentials.token is not None:
-        session.headers["Authorization"] = f"Bearer {credentials.token}"
-    elif credentials.user is not None and credentials.password is not None:
-        session.auth = (credentials.user, credentials.password)
+    session = authorized(requests.Session(), credentials)
     retry = Retry(total=RETRIES, connect=RETRIES, read=RETRIES, status=RETRIES, backoff_factor=BACKOFF_SECONDS,
                   status_forcelist=RETRIED_STATUSES, allowed_methods=frozenset({"GET"}), raise_on_status=False)
     adapter = HTTPAdapter(max_retries=retry)
