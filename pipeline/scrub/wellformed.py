@@ -94,6 +94,13 @@ def _public_vr(tag: int) -> str | None:
         return None
 
 
+def _ambiguous_known(vr: str | None) -> bool:
+    """Whether `vr` is one of PS3.6's ambiguous dictionary VRs ("OB or OW", "US or SS"), which
+    pydicom gives an implicit VR element it reads by the dictionary (pydicom's SC_rgb_jpeg.dcm,
+    implicit under an explicit syntax: its Pixel Data), every alternative a VR PS3.5 defines."""
+    return vr is not None and " or " in vr and all(part in KNOWN_VRS for part in vr.split(" or "))
+
+
 def refuse_malformed(stored: DataElement | RawDataElement) -> None:
     """Raise `InputError` for an element stored under a VR PS3.5 does not define, whose value is
     shorter than its declared length, with an undefined length its VR cannot have, or a binary
@@ -107,7 +114,7 @@ def refuse_malformed(stored: DataElement | RawDataElement) -> None:
                          cause=Cause.VR_MISMATCH)
     if not isinstance(stored, RawDataElement):
         return  # decoded already, or made in memory (where pydicom may leave "OB or OW")
-    if vr not in KNOWN_VRS:
+    if vr not in KNOWN_VRS and not _ambiguous_known(vr):
         raise InputError("an element has a VR that PS3.5 does not define", cause=Cause.UNKNOWN_VR)
     if isinstance(value, bytes) and len(value) != stored.length and stored.length != UNDEFINED_LENGTH:
         raise InputError("an element declares more bytes than its file holds", cause=Cause.LENGTH_BEYOND_FILE)
@@ -115,7 +122,7 @@ def refuse_malformed(stored: DataElement | RawDataElement) -> None:
     if read_as is None:
         return
     if stored.length == UNDEFINED_LENGTH:
-        if read_as not in _UNDEFINED_ALLOWED:
+        if not any(part in _UNDEFINED_ALLOWED for part in read_as.split(" or ")):
             raise InputError("an element has an undefined length its VR cannot have", cause=Cause.BAD_VALUE_LENGTH)
         return
     size = _NUMBER_SIZES.get(read_as)
