@@ -103,7 +103,7 @@ def test_spellings_fold_separators_scripts_and_month_names() -> None:
     assert all(next(found.find(fold(text)), None) is not None for text in same)
     assert date_spellings("19000101") == frozenset() and date_spellings("") == frozenset()
     assert name_spellings("Yamada^Tarou") == frozenset()  # spaced scripts: the identifier search's business
-    assert name_spellings("李^明") == {"李明", "明李"}  # one-character parts only joined
+    assert name_spellings("李^明") == {"李明", "明李", "李 明", "明 李"}  # one-character parts only together
     assert {"ヤマダ", "タロウ", "ヤマダタロウ"} <= name_spellings("ﾔﾏﾀﾞ^ﾀﾛｳ")
 
 
