@@ -79,6 +79,17 @@ def with_sequential_scans(frame: bytes) -> bytes | None:
     return bytes(fixed) if changed else None
 
 
+def sequential_pixel_data(ds: Dataset) -> bytes | None:
+    """The encapsulated Pixel Data of `ds` with every frame's scan headers put right
+    (`with_sequential_scans`), or None when no frame needs it. Raises what pydicom's frame
+    parsing raises."""
+    frames = list(generate_frames(ds.PixelData, number_of_frames=int(ds.get("NumberOfFrames") or 1)))
+    fixed = [with_sequential_scans(frame) for frame in frames]
+    if not any(fixed):
+        return None
+    return encapsulate([f or frame for f, frame in zip(fixed, frames, strict=True)])
+
+
 def decode_sequential_scans(decoder: Any, ds: Dataset, source: UID,
                             options: dict[str, Any]) -> tuple[NDArray[Any], dict[str, Any]] | None:
     """Decode a sequential JPEG `decoder` refused, its scan headers put right as ISO 10918-1 B.2.3
@@ -88,11 +99,10 @@ def decode_sequential_scans(decoder: Any, ds: Dataset, source: UID,
         return None
     element = ds["PixelData"]
     try:
-        frames = list(generate_frames(element.value, number_of_frames=int(ds.get("NumberOfFrames") or 1)))
-        fixed = [with_sequential_scans(frame) for frame in frames]
-        if not any(fixed):
+        fixed = sequential_pixel_data(ds)
+        if fixed is None:
             return None
-        ds.PixelData = encapsulate([f or frame for f, frame in zip(fixed, frames, strict=True)])
+        ds.PixelData = fixed
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             array, meta = decoder.as_array(ds, **options)

@@ -61,7 +61,6 @@ import numpy as np
 import pydicom
 from numpy.typing import NDArray
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.encaps import encapsulate, generate_frames
 from pydicom.uid import (
     UID,
     ExplicitVRBigEndian,
@@ -290,13 +289,11 @@ def _decoded(ds: Dataset) -> NDArray[Any]:
             raise
         if _syntax(ds) not in (JPEGBaseline8Bit, JPEGExtended12Bit) or "PixelData" not in ds:
             raise
-        count = int(ds.get("NumberOfFrames") or 1)
-        frames = list(generate_frames(ds.PixelData, number_of_frames=count))
-        fixed = [codestream.with_sequential_scans(frame) for frame in frames]
-        if not any(fixed):
+        fixed = codestream.sequential_pixel_data(ds)
+        if fixed is None:
             raise
         copied = copy.copy(ds)
-        copied.PixelData = encapsulate([f or frame for f, frame in zip(fixed, frames, strict=True)])
+        copied.PixelData = fixed
         return np.asarray(copied.pixel_array)
 
 
