@@ -24,10 +24,12 @@ from pydicom.charset import convert_encodings, default_encoding
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_data_element, write_dataset, write_file_meta_info
+from pydicom.filewriter import write_data_element, write_dataset
 from pydicom.tag import ItemDelimiterTag, ItemTag, SequenceDelimiterTag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
+
+from pipeline.dicom.values import value_bytes
 
 _UNDEFINED = 0xFFFFFFFF
 _PIXEL_DATA = 0x7FE00010
@@ -58,15 +60,14 @@ def encode_file(ds: Dataset) -> bytes | None:
     if ds.get("SOPClassUID") != meta.get("MediaStorageSOPClassUID") or ds.get("SOPInstanceUID") != meta.get(
             "MediaStorageSOPInstanceUID"):
         return None
-    file_meta = FileMetaDataset()  # what dcmwrite's deepcopy gives the writer, without its cost
-    for tag in meta.keys():
-        elem = meta[tag]
-        file_meta.add(DataElement(elem.tag, elem.VR, elem.value))
+    meta_bytes = _file_meta(meta)
+    if meta_bytes is None:
+        return None
     fp = DicomBytesIO()
     fp.is_implicit_VR, fp.is_little_endian = encoding
     fp.write(preamble)
     fp.write(b"DICM")
-    write_file_meta_info(fp, file_meta, enforce_standard=True)
+    fp.write(meta_bytes)
     if "PixelData" in ds:
         ds["PixelData"].is_undefined_length = syntax.is_compressed  # as dcmwrite does
     _write_dataset(fp, ds, *encoding)
@@ -81,6 +82,7 @@ def _write_dataset(fp: DicomBytesIO, ds: Dataset, implicit: bool, little: bool,
     short_header = struct.Struct(order + "HH2sH")
     long_header = struct.Struct(order + "HH2sHL")
     character_set = ds.get("SpecificCharacterSet", parent_encoding)
+    encodings: list[str] | None = None  # the character set as Python codecs, once needed
     write = fp.write
     for tag, elem in sorted(ds.items()):
         number = int(tag)
@@ -104,10 +106,74 @@ def _write_dataset(fp: DicomBytesIO, ds: Dataset, implicit: bool, little: bool,
                     write(short_header.pack(group, element, vr.encode("latin-1"), len(value)))
                     write(value)
                     continue
-        elif isinstance(elem, DataElement) and elem.VR == "SQ" and not elem.is_buffered:
-            _write_sequence(fp, elem, character_set, implicit, little)
-            continue
+        elif isinstance(elem, DataElement):
+            vr = elem.VR
+            if vr == "SQ" and not elem.is_buffered:
+                _write_sequence(fp, elem, character_set, implicit, little)
+                continue
+            if encodings is None:
+                encodings = convert_encodings(character_set or [default_encoding])
+            data = value_bytes(elem, encodings, little) if len(vr) == 2 else None
+            if data is not None:
+                if implicit:
+                    write(implicit_header.pack(group, element, len(data)))
+                    write(data)
+                    continue
+                if vr in _LONG_VRS:
+                    write(long_header.pack(group, element, vr.encode("latin-1"), 0, len(data)))
+                    write(data)
+                    continue
+                if len(data) <= 0xFFFF:
+                    write(short_header.pack(group, element, vr.encode("latin-1"), len(data)))
+                    write(data)
+                    continue
         write_data_element(fp, ds.get_item(tag), character_set)
+
+
+_REQUIRED_META = (0x00020002, 0x00020003, 0x00020010)  # PS3.10 7.1: Type 1, with a value
+_META_VERSION = 0x00020001
+_META_LONG_HEADER = struct.Struct("<HH2sHL")
+_META_SHORT_HEADER = struct.Struct("<HH2sH")
+
+
+def _file_meta(meta: FileMetaDataset) -> bytes | None:
+    """The File Meta Information as pydicom's `write_file_meta_info(..., enforce_standard=True)`
+    writes it (PS3.10 7.1: explicit VR little endian, the group length first, the version
+    b"\\x00\\x01" when missing or empty), or None when it is not that simple (an element outside
+    group 0002, a missing required element or implementation name, a value this path does not
+    encode): dcmwrite then decides."""
+    elements: dict[int, DataElement] = {}
+    for tag in meta.keys():
+        number = int(tag)
+        if number >> 16 != 2:
+            return None
+        elements[number] = meta[tag]
+    version = elements.get(_META_VERSION)
+    if version is None or version.is_empty:
+        elements[_META_VERSION] = DataElement(_META_VERSION, "OB", b"\x00\x01")
+    for number in (*_REQUIRED_META, 0x00020012, 0x00020013):
+        found = elements.get(number)
+        if found is None or (number != 0x00020013 and found.is_empty):
+            return None
+    body: list[bytes] = []
+    for number in sorted(elements):
+        if number == 0x00020000:
+            continue
+        elem = elements[number]
+        vr = elem.VR
+        data = value_bytes(elem, [default_encoding], True) if isinstance(vr, str) and len(vr) == 2 else None
+        if data is None:
+            return None
+        group, element = number >> 16, number & 0xFFFF
+        if vr in _LONG_VRS:
+            body.append(_META_LONG_HEADER.pack(group, element, vr.encode("latin-1"), 0, len(data)))
+        elif len(data) <= 0xFFFF:
+            body.append(_META_SHORT_HEADER.pack(group, element, vr.encode("latin-1"), len(data)))
+        else:
+            return None
+        body.append(data)
+    encoded = b"".join(body)
+    return _META_SHORT_HEADER.pack(2, 0, b"UL", 4) + struct.pack("<L", len(encoded)) + encoded
 
 
 def _write_sequence(fp: DicomBytesIO, elem: DataElement, character_set: str | list[str], implicit: bool,
