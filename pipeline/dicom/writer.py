@@ -27,13 +27,14 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element, write_dataset
 from pydicom.tag import ItemDelimiterTag, ItemTag, SequenceDelimiterTag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
-from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
+from pydicom.valuerep import AMBIGUOUS_VR, EXPLICIT_VR_LENGTH_32
 
 from pipeline.dicom.values import value_bytes
 
 _UNDEFINED = 0xFFFFFFFF
 _PIXEL_DATA = 0x7FE00010
 _LONG_VRS = frozenset(str(vr) for vr in EXPLICIT_VR_LENGTH_32)
+_AMBIGUOUS = frozenset(str(vr) for vr in AMBIGUOUS_VR)
 
 
 def encode_file(ds: Dataset) -> bytes | None:
@@ -176,6 +177,19 @@ def _file_meta(meta: FileMetaDataset) -> bytes | None:
     return _META_SHORT_HEADER.pack(2, 0, b"UL", 4) + struct.pack("<L", len(encoded)) + encoded
 
 
+def _in_file_encoding(item: Dataset, implicit: bool, little: bool) -> bool:
+    """Whether pydicom's `write_dataset` would write `item` element by element as it stands:
+    read in the file's encoding and character set, or made in memory (no encoding of its own)
+    of decoded values only, none a sequence or of an ambiguous VR (pydicom corrects those first;
+    its character set is then the item's SpecificCharacterSet or its parent's, here too)."""
+    encoding = tuple(item.original_encoding)
+    if encoding == (implicit, little):
+        return bool(item.original_character_set == item._character_set)
+    return encoding == (None, None) and all(
+        isinstance(elem, DataElement) and isinstance(elem.VR, str) and len(elem.VR) == 2
+        and elem.VR not in _AMBIGUOUS and elem.VR != "SQ" for elem in item._dict.values())
+
+
 def _write_sequence(fp: DicomBytesIO, elem: DataElement, character_set: str | list[str], implicit: bool,
                     little: bool) -> None:
     """pydicom's `write_data_element` + `write_sequence` for a decoded sequence (PS3.5 7.5): each
@@ -188,8 +202,7 @@ def _write_sequence(fp: DicomBytesIO, elem: DataElement, character_set: str | li
             buffer.write_tag(ItemTag)
             length_location = buffer.tell()
             buffer.write_UL(_UNDEFINED)
-            if tuple(item.original_encoding) == (implicit, little) and (
-                    item.original_character_set == item._character_set):
+            if _in_file_encoding(item, implicit, little):
                 _write_dataset(buffer, item, implicit, little, encodings)
             else:
                 write_dataset(buffer, item, parent_encoding=encodings)
