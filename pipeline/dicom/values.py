@@ -77,7 +77,7 @@ def value_bytes(elem: DataElement, encodings: Sequence[str], little: bool) -> by
         return _numbers(vr, value, little)
     if vr == "PN":
         names = [value] if isinstance(value, PersonName) else list(value) if _is_multi(value) else None
-        if names is None or len(names) == 1 and _is_multi(value) or not all(isinstance(n, PersonName) for n in names):
+        if names is None or (len(names) == 1 and _is_multi(value)) or not all(isinstance(n, PersonName) for n in names):
             return None
         return _padded(b"\\".join(n.encode(list(encodings)) for n in names), b" ")
     if vr in _NUMBER_STRING_VRS:

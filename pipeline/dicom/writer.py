@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import struct
 
+from pydicom import __version_info__
 from pydicom.charset import convert_encodings, default_encoding
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element, write_dataset
 from pydicom.tag import ItemDelimiterTag, ItemTag, SequenceDelimiterTag
-from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, DeflatedExplicitVRLittleEndian
 from pydicom.valuerep import AMBIGUOUS_VR, EXPLICIT_VR_LENGTH_32
 
 from pipeline.dicom.values import value_bytes
@@ -132,7 +133,7 @@ def _write_dataset(fp: DicomBytesIO, ds: Dataset, implicit: bool, little: bool,
 
 
 _REQUIRED_META = (0x00020002, 0x00020003, 0x00020010)  # PS3.10 7.1: Type 1, with a value
-_META_VERSION = 0x00020001
+_META_VERSION, _IMPLEMENTATION_CLASS, _IMPLEMENTATION_VERSION = 0x00020001, 0x00020012, 0x00020013
 _META_LONG_HEADER = struct.Struct("<HH2sHL")
 _META_SHORT_HEADER = struct.Struct("<HH2sH")
 
@@ -140,9 +141,9 @@ _META_SHORT_HEADER = struct.Struct("<HH2sH")
 def _file_meta(meta: FileMetaDataset) -> bytes | None:
     """The File Meta Information as pydicom's `write_file_meta_info(..., enforce_standard=True)`
     writes it (PS3.10 7.1: explicit VR little endian, the group length first, the version
-    b"\\x00\\x01" when missing or empty), or None when it is not that simple (an element outside
-    group 0002, a missing required element or implementation name, a value this path does not
-    encode): dcmwrite then decides."""
+    b"\\x00\\x01" when missing or empty, pydicom's implementation class UID and version name when
+    missing), or None when it is not that simple (an element outside group 0002, a missing
+    required element, a value this path does not encode): dcmwrite then decides."""
     elements: dict[int, DataElement] = {}
     for tag in meta.keys():
         number = int(tag)
@@ -152,9 +153,15 @@ def _file_meta(meta: FileMetaDataset) -> bytes | None:
     version = elements.get(_META_VERSION)
     if version is None or version.is_empty:
         elements[_META_VERSION] = DataElement(_META_VERSION, "OB", b"\x00\x01")
-    for number in (*_REQUIRED_META, 0x00020012, 0x00020013):
+    implementation = elements.get(_IMPLEMENTATION_CLASS)
+    if implementation is None or implementation.is_empty:
+        elements[_IMPLEMENTATION_CLASS] = DataElement(_IMPLEMENTATION_CLASS, "UI", PYDICOM_IMPLEMENTATION_UID)
+    if _IMPLEMENTATION_VERSION not in elements:
+        elements[_IMPLEMENTATION_VERSION] = DataElement(_IMPLEMENTATION_VERSION, "SH",
+                                                        f"PYDICOM {'.'.join(__version_info__)}")
+    for number in _REQUIRED_META:
         found = elements.get(number)
-        if found is None or (number != 0x00020013 and found.is_empty):
+        if found is None or found.is_empty:
             return None
     body: list[bytes] = []
     for number in sorted(elements):

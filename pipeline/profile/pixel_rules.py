@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileDataset
 
 from pipeline.errors import ProfileError
@@ -323,26 +324,52 @@ def evaluate(rules: PixelRules, ds: Dataset) -> tuple[Match, ...]:
     series are judged once."""
     if not rules.labels:
         return ()
-    signature = tuple(repr(ds.get(name)) for name in _fields_read(rules))
-    return _evaluate_cached(rules, signature, ds)
+    return _evaluate_cached(rules, _signature(_fields_read(rules), ds), ds)
 
 
-@functools.lru_cache(maxsize=8)
-def _fields_read(rules: PixelRules) -> tuple[str, ...]:
-    names = {"Rows", "Columns", "NumberOfFrames"}
-    for label in rules.labels:
-        for line in label.members:
-            names.update(field for _, field, _ in line)
-        for spec in label.blank + label.keep:
-            names.update(re.findall(r"from:(\w+)", spec))
-    return tuple(sorted(names))
+_CHARACTER_SET = 0x00080005
+_FIELDS: dict[str, tuple[tuple[str, int | None], ...]] = {}  # rules' sha256 -> (keyword, tag) read
 
 
-_CACHE: dict[tuple[str, tuple[str, ...]], tuple[Match, ...]] = {}
+def _fields_read(rules: PixelRules) -> tuple[tuple[str, int | None], ...]:
+    """The attributes deid reads for `rules`, with their tags; computed once per process."""
+    found = _FIELDS.get(rules.sha256)
+    if found is None:
+        names = {"Rows", "Columns", "NumberOfFrames"}
+        for label in rules.labels:
+            for line in label.members:
+                names.update(field for _, field, _ in line)
+            for spec in label.blank + label.keep:
+                names.update(re.findall(r"from:(\w+)", spec))
+        found = tuple((name, tag_for_keyword(name)) for name in sorted(names))
+        _FIELDS[rules.sha256] = found
+    return found
+
+
+def _signature(fields: tuple[tuple[str, int | None], ...], ds: Dataset) -> tuple[object, ...]:
+    """What deid's verdict on `ds` depends on: each field's stored VR and bytes while undecoded
+    (with the encoding and character set they decode by), else its decoded element's repr.
+    Cheaper than the repr of every field, and it needs no keyword look-up."""
+    values: list[object] = [tuple(ds.original_encoding), _stored(ds, _CHARACTER_SET, "SpecificCharacterSet")]
+    values.extend(_stored(ds, tag, name) for name, tag in fields)
+    return tuple(values)
+
+
+def _stored(ds: Dataset, tag: int | None, name: str) -> object:
+    """The field's stored VR and bytes, or its decoded repr; either way the element is left
+    decoded, as deid would leave it (its output bytes are then the decoded value's)."""
+    stored = ds.get_item(tag) if tag is not None else None
+    if isinstance(stored, RawDataElement) and isinstance(stored.value, bytes):
+        ds[tag]
+        return (stored.VR, stored.value)
+    return repr(ds.get(name))
+
+
+_CACHE: dict[tuple[str, tuple[object, ...]], tuple[Match, ...]] = {}
 _CACHE_SIZE = 1024
 
 
-def _evaluate_cached(rules: PixelRules, signature: tuple[str, ...], ds: Dataset) -> tuple[Match, ...]:
+def _evaluate_cached(rules: PixelRules, signature: tuple[object, ...], ds: Dataset) -> tuple[Match, ...]:
     key = (rules.sha256, signature)
     found = _CACHE.get(key)
     if found is None:

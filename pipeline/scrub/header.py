@@ -460,21 +460,36 @@ def _scrub_file_meta(ds: Dataset, ctx: _Context) -> None:
     ds.file_meta = new
 
 
+_CODE_VALUE, _CODING_SCHEME, _CODE_MEANING = 0x00080100, 0x00080102, 0x00080104
+_IDENTITY_REMOVED, _METHOD, _METHOD_CODES = 0x00120062, 0x00120063, 0x00120064
+_TEMPORAL_INFORMATION = 0x00280303
+
+
 def _record_method(ds: Dataset, plan: Plan) -> None:
     """PS3.15 E.1.1: say that identity was removed, and how (CID 7050)."""
-    ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = f"deid-pipeline {__version__} PS3.15 {plan.profile} profile"
+    _set(ds, _IDENTITY_REMOVED, "CS", "YES")
+    _set(ds, _METHOD, "LO", f"deid-pipeline {__version__} PS3.15 {plan.profile} profile")
     items = []
     for value, meaning in [BASIC_PROFILE_CODE] + [OPTION_CODES[o] for o in plan.options]:
         item = Dataset()
-        item.CodeValue = value
-        item.CodingSchemeDesignator = "DCM"
-        item.CodeMeaning = meaning
+        item.add(DataElement(_CODE_VALUE, "SH", value))
+        item.add(DataElement(_CODING_SCHEME, "SH", "DCM"))
+        item.add(DataElement(_CODE_MEANING, "LO", meaning))
         items.append(item)
-    ds.DeidentificationMethodCodeSequence = Sequence(items)
+    _set(ds, _METHOD_CODES, "SQ", Sequence(items))
     if plan.shifts_dates:
-        ds.LongitudinalTemporalInformationModified = "MODIFIED"
+        temporal = "MODIFIED"
     elif plan.keeps_dates:
-        ds.LongitudinalTemporalInformationModified = "UNMODIFIED"
+        temporal = "UNMODIFIED"
     else:
-        ds.LongitudinalTemporalInformationModified = "REMOVED"
+        temporal = "REMOVED"
+    _set(ds, _TEMPORAL_INFORMATION, "CS", temporal)
+
+
+def _set(ds: Dataset, tag: int, vr: str, value: object) -> None:
+    """`ds.<keyword> = value` without the keyword look-up: an element already there keeps its
+    element (and its VR and length encoding) and takes the value, as pydicom's setattr does."""
+    if tag in ds._dict:
+        ds[tag].value = value
+    else:
+        ds.add(DataElement(tag, vr, value))
