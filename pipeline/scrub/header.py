@@ -21,7 +21,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
-from pydicom.tag import BaseTag
+from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID
 
 from pipeline.errors import Cause, ScrubError
@@ -156,11 +156,17 @@ def scrub(ds: Dataset, plan: Plan, keys: Keys) -> ScrubLog:
         ds.preamble = b"\x00" * 128
     return ScrubLog(
         actions=tuple(sorted(ctx.counts.items())),
-        touched=tuple(sorted({keyword_for_tag(t) or _tag_text(BaseTag(t)) for t in ctx.touched})),
+        touched=tuple(sorted({_name(t) for t in ctx.touched})),
         options=tuple(o.value for o in plan.options),
         dates_shifted=plan.shifts_dates,
         unparsable_dates=ctx.unparsable_dates,
     )
+
+
+@functools.lru_cache(maxsize=8192)
+def _name(tag: int) -> str:
+    """An attribute's keyword, or its tag as (gggg,eeee) when it has none: never its value."""
+    return keyword_for_tag(tag) or _tag_text(BaseTag(tag))
 
 
 def _patient_basis(ds: Dataset) -> str:
@@ -237,6 +243,7 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_s
     kept_blocks: set[tuple[int, int]] = set()
     outer_times, ctx.times = ctx.times, (original_times(elements) if plan.shifts_dates else {})
     removed_groups = _removed_repeating_groups([tag for tag, _ in elements], plan)
+    decisions = _decisions(plan, ctx.iod, path, in_clean_sequence, replacing)
     for tag, raw in elements:
         refuse_malformed(raw)
         number = int(tag)
@@ -249,20 +256,11 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_s
         if is_private and element <= 0x00FF:
             continue  # private creators: decided once their blocks are
         creator = creators.get((group, element >> 8)) if is_private else None
-        rule = plan.rule_for(number, creator)
-        vr = decided_vr(number, creator, raw.VR)  # never the VR the file claims (pipeline/scrub/vr.py)
-        default = default_action(vr, plan, in_clean_sequence)
-        if is_private:
-            action = rule.action if rule is not None else default
-            if replacing:
-                action = replacing_action(action, vr)
-        else:
-            action = resolve(rule, vr, number, types, replacing, default)
-            if in_clean_sequence and action is Action.KEEP and vr in TEXT_VRS:
-                # PS3.15 E.3.5 / E.3.6 (Clean Descriptors, Clean Structured Content): inside a
-                # sequence the option cleans, every text is cleaned, safe-listed text included
-                # (a CodeMeaning there can carry the patient's name).
-                action = Action.CLEAN
+        key = (number, creator, raw.VR)
+        decided = decisions.get(key)
+        if decided is None:
+            decided = decisions[key] = _decide(number, creator, raw.VR, plan, types, in_clean_sequence, replacing)
+        rule, vr, action = decided
         if action is Action.REMOVE:
             ctx.note(number, action)
             if raw.VR == "SQ":
@@ -288,6 +286,49 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_s
             ctx.note((group << 16) | block, Action.REMOVE)
             del ds[(group << 16) | block]
     ctx.times = outer_times
+
+
+_Decision = tuple[Rule | None, str, Action]  # the rule, the VR judged by, the action
+_DECISIONS: dict[tuple[int, IodTable | None, tuple[int, ...], bool, bool], dict[tuple[int, str | None, str | None],
+                 _Decision]] = {}
+_PLANS: dict[int, Plan] = {}  # the plans _DECISIONS holds by id(), kept alive so that no id is reused
+_MAX_LEVELS = 4096  # memory stays flat: the table is emptied when it holds more items' decisions
+
+
+def _decisions(plan: Plan, iod: IodTable | None, path: tuple[int, ...], in_clean_sequence: bool,
+               replacing: bool) -> dict[tuple[int, str | None, str | None], _Decision]:
+    """The decisions already made for the items at `path` of an object of `iod` under `plan`:
+    an element's action depends only on these, its tag, its creator and its stored VR."""
+    if _PLANS.get(id(plan)) is not plan or len(_DECISIONS) > _MAX_LEVELS:
+        if len(_PLANS) > 8 or len(_DECISIONS) > _MAX_LEVELS:
+            _PLANS.clear()
+            _DECISIONS.clear()
+        _PLANS[id(plan)] = plan
+    key = (id(plan), iod, path, in_clean_sequence, replacing)
+    found = _DECISIONS.get(key)
+    if found is None:
+        found = _DECISIONS[key] = {}
+    return found
+
+
+def _decide(number: int, creator: str | None, stored_vr: str | None, plan: Plan, types: _Types | None,
+            in_clean_sequence: bool, replacing: bool) -> _Decision:
+    """The rule, VR and action for one element (tag, private creator, stored VR) of an item."""
+    rule = plan.rule_for(number, creator)
+    vr = decided_vr(number, creator, stored_vr)  # never the VR the file claims (pipeline/scrub/vr.py)
+    default = default_action(vr, plan, in_clean_sequence)
+    if number >> 16 & 1:
+        action = rule.action if rule is not None else default
+        if replacing:
+            action = replacing_action(action, vr)
+    else:
+        action = resolve(rule, vr, number, types, replacing, default)
+        if in_clean_sequence and action is Action.KEEP and vr in TEXT_VRS:
+            # PS3.15 E.3.5 / E.3.6 (Clean Descriptors, Clean Structured Content): inside a
+            # sequence the option cleans, every text is cleaned, safe-listed text included
+            # (a CodeMeaning there can carry the patient's name).
+            action = Action.CLEAN
+    return rule, vr, action
 
 
 @functools.lru_cache(maxsize=4096)
@@ -447,17 +488,21 @@ def _scrub_file_meta(ds: Dataset, ctx: _Context) -> None:
     refuse_unknown_transfer_syntax(meta)
     refuse_broken_encapsulation(ds)
     new = FileMetaDataset()
-    for keyword in META_KEPT:
-        if keyword in meta:
-            new[keyword] = meta[keyword]
-    if "SOPInstanceUID" in ds:
-        new.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    elif "MediaStorageSOPInstanceUID" in meta:
-        new.MediaStorageSOPInstanceUID = UID(remap_uid(str(meta.MediaStorageSOPInstanceUID), ctx.keys))
+    for tag in _META_KEPT_TAGS:
+        if tag in meta._dict:
+            new[tag] = meta[tag]
+    if _SOP_INSTANCE_UID in ds._dict:
+        new.add(DataElement(_MEDIA_INSTANCE_UID, "UI", ds[_SOP_INSTANCE_UID].value))
+    elif _MEDIA_INSTANCE_UID in meta._dict:
+        new.add(DataElement(_MEDIA_INSTANCE_UID, "UI", UID(remap_uid(str(meta[_MEDIA_INSTANCE_UID].value), ctx.keys))))
     for tag in meta.keys():
-        if tag not in new:
+        if tag not in new._dict:
             ctx.touched.add(int(tag))
     ds.file_meta = new
+
+
+_META_KEPT_TAGS = tuple(int(Tag(keyword)) for keyword in META_KEPT)
+_SOP_INSTANCE_UID, _MEDIA_INSTANCE_UID = 0x00080018, 0x00020003
 
 
 _CODE_VALUE, _CODING_SCHEME, _CODE_MEANING = 0x00080100, 0x00080102, 0x00080104
