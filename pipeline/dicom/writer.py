@@ -7,13 +7,14 @@ buffer, a context manager, a dozen attribute look-ups) to copy its bytes: more t
 scrub decides for it. Here an element kept as stored, in the encoding it was read in, is written
 as its header and its stored bytes, exactly the bytes pydicom writes for it (PS3.5 7.1: tag, VR,
 reserved bytes and a 16- or 32-bit length, or tag and 32-bit length in implicit VR); a decoded
-sequence is framed here as pydicom frames it (PS3.5 7.5), its items in the file's encoding written
-the same way (others by pydicom's `write_dataset`); every other element (decoded or changed ones,
-the Pixel Data, anything of undefined length or a VR whose length field cannot hold it) goes
-through pydicom's own `write_data_element`. The file
-meta is pydicom's `write_file_meta_info`. Whatever this path does not cover (a deflated or
-private transfer syntax, a dataset whose encoding or character set changed, which pydicom
-re-encodes whole) returns None: the caller then uses `dcmwrite`.
+sequence is framed here as pydicom frames it (PS3.5 7.5), its items in the file's encoding (or
+made in memory of plain values) written the same way (others by pydicom's `write_dataset`); a
+decoded value is encoded by `pipeline.dicom.values.value_bytes`, as pydicom's `write_data_element`
+encodes it; what that does not cover (the encapsulated Pixel Data, anything of undefined length,
+AT, a VR whose length field cannot hold it) goes through pydicom's own `write_data_element`. The
+file meta is encoded as pydicom's `write_file_meta_info` encodes it. Whatever this path does not
+cover (a deflated or private transfer syntax, a dataset whose encoding or character set changed,
+which pydicom re-encodes whole) returns None: the caller then uses `dcmwrite`.
 """
 
 from __future__ import annotations
