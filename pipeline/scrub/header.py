@@ -5,7 +5,8 @@ records the profile in PatientIdentityRemoved, DeidentificationMethod(CodeSequen
 LongitudinalTemporalInformationModified. The log counts actions and names attributes by
 keyword or tag, never by value.
 
-Attributes no recipe names follow `default_action` (one table, below).
+Attributes no recipe names follow `default_action` (one table, pipeline/scrub/decisions.py,
+where each attribute's action is decided).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import functools
 import logging
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag
@@ -25,16 +25,22 @@ from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID
 
 from pipeline.errors import Cause, ScrubError
-from pipeline.profile.iod import AttributeType, IodTable, canonical, iod_for
-from pipeline.profile.options import BASIC_PROFILE_CODE, OPTION_CODES, Option
+from pipeline.profile.iod import IodTable, iod_for
+from pipeline.profile.options import BASIC_PROFILE_CODE, OPTION_CODES
 from pipeline.profile.plan import Action, Plan, Rule
-from pipeline.profile.resolution import STRUCTURAL, by_type, combined_code, conformant
 from pipeline.scrub.clean import Identifiers, clean_text
 from pipeline.scrub.dates import Offset, original_times, paired_days, patient_offset, shift_da, shift_dt, shift_tm
+from pipeline.scrub.decisions import (
+    DATE_VRS,
+    SHIFTED_VRS,
+    TEXT_VRS,
+    decide,
+    decisions,
+)
 from pipeline.scrub.keys import Keys
 from pipeline.scrub.pseudonyms import patient_name_pseudonym, patient_pseudonym
 from pipeline.scrub.uids import is_registered_uid, remap_uid
-from pipeline.scrub.vr import decided_vr, fit_length, needs_retyping, retyped
+from pipeline.scrub.vr import fit_length, needs_retyping, retyped
 from pipeline.scrub.wellformed import (
     keepable,
     refuse_broken_encapsulation,
@@ -46,9 +52,6 @@ from pipeline.version import __version__
 
 log = logging.getLogger(__name__)
 
-TEXT_VRS = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC", "UR", "AE"})
-DATE_VRS = frozenset({"DA", "DT"})
-SHIFTED_VRS = frozenset({"DA", "DT", "TM"})  # Modified Dates moves all three (pipeline/scrub/dates.py)
 BINARY_VRS = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
 MAX_DEPTH = 64
 
@@ -107,37 +110,6 @@ def _tag_text(tag: BaseTag) -> str:
     return f"({tag.group:04X},{tag.element:04X})"
 
 
-def default_action(vr: str, plan: Plan, in_clean_sequence: bool) -> Action:
-    """The action for an attribute that no recipe names.
-
-    | VR                         | action                                                   |
-    |----------------------------|----------------------------------------------------------|
-    | SQ                         | K: kept, its items scrubbed by the same rules            |
-    | PN LO SH ST LT UT UC UR AE | X (C inside a sequence an option cleans): free text may  |
-    |                            | identify; safe ones are in recipes/safe_text.deid        |
-    | DA DT                      | X; K with full dates; shifted with modified dates        |
-    | TM                         | K; shifted with modified dates                           |
-    | UI                         | registered (standard) UIDs K, every other UID U          |
-    | UN                         | X: an unknown value cannot be judged                     |
-    | anything else              | K: numbers, codes (CS), geometry, pixel data             |
-    """
-    if vr == "SQ":
-        return Action.KEEP
-    if vr in TEXT_VRS:
-        return Action.CLEAN if in_clean_sequence else Action.REMOVE
-    if vr in SHIFTED_VRS and plan.shifts_dates:
-        return Action.SHIFT_DATE
-    if vr in DATE_VRS:
-        if plan.shifts_dates:
-            return Action.SHIFT_DATE
-        return Action.KEEP if plan.keeps_dates else Action.REMOVE
-    if vr == "UI":
-        return Action.KEEP if Option.RETAIN_UIDS in plan.options else Action.UID
-    if vr == "UN":
-        return Action.REMOVE
-    return Action.KEEP
-
-
 def scrub(ds: Dataset, plan: Plan, keys: Keys) -> ScrubLog:
     """De-identify `ds` in place by `plan` under `keys` and return what was done."""
     original_id = str(ds.get("PatientID", "") or "").strip()
@@ -178,53 +150,6 @@ def _patient_basis(ds: Dataset) -> str:
     return "unknown"
 
 
-def replacing_action(action: Action, vr: str, tag: int = 0) -> Action:
-    """The action inside a sequence whose own action is D (or X/D, X/Z/D, Z/D resolved to D).
-
-    PS3.15 Table E.1-1a: D replaces the attribute's value, and a sequence's value is its items,
-    so no original item content survives: what would be kept (K, C, kept by default) is
-    replaced by a dummy of its VR; X, Z, U, dates shifted and pseudonyms stay as they are.
-    Sequences inside are entered the same way. UIDs keep their own rule (U, or K with Retain
-    UIDs): a keyed UID replaces the original and keeps references linked. Structural attributes
-    (pipeline/profile/resolution.py, STRUCTURAL: SR Value Type, waveform channel numbers) are
-    kept: they identify no one, and a dummy would break the object.
-    """
-    if vr in ("SQ", "UI") or action not in (Action.KEEP, Action.CLEAN) or tag in STRUCTURAL:
-        return action
-    return Action.DUMMY
-
-
-def resolve(rule: Rule | None, vr: str, tag: int, types: _Types | None, replacing: bool,
-            default: Action) -> Action:
-    """The action for one public attribute of an item whose IOD definition is `types` (None:
-    unknown): combined codes by Type, structural attributes kept, and what the IOD requires
-    never removed (pipeline/profile/resolution.py, PS3.15 E.1.1)."""
-    kind: AttributeType | None = None
-    listed = False
-    if types is not None:
-        key = canonical(tag)
-        listed = key in types
-        kind = types.get(key)
-    is_sequence = vr == "SQ"
-    code = combined_code(rule)
-    if code is not None:
-        action = by_type(code, kind, types is not None, is_sequence).action
-    elif rule is not None:
-        action = rule.action
-    else:
-        action = Action.KEEP if tag in STRUCTURAL else default
-    if replacing:
-        action = replacing_action(action, vr, tag)
-    if types is not None:
-        raised = conformant(action, kind, listed, is_sequence)
-        if raised is not None:
-            action = raised.action
-    return action
-
-
-_Types = Mapping[int, AttributeType | None]
-
-
 def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_sequence: bool,
                    replacing: bool) -> None:
     """Apply the plan to one dataset, found at `path` (the tags of the sequences above it).
@@ -243,7 +168,7 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_s
     kept_blocks: set[tuple[int, int]] = set()
     outer_times, ctx.times = ctx.times, (original_times(elements) if plan.shifts_dates else {})
     removed_groups = _removed_repeating_groups([tag for tag, _ in elements], plan)
-    decisions = _decisions(plan, ctx.iod, path, in_clean_sequence, replacing)
+    decided_here = decisions(plan, ctx.iod, path, in_clean_sequence, replacing)
     for tag, raw in elements:
         refuse_malformed(raw)
         number = int(tag)
@@ -257,9 +182,9 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_s
             continue  # private creators: decided once their blocks are
         creator = creators.get((group, element >> 8)) if is_private else None
         key = (number, creator, raw.VR)
-        decided = decisions.get(key)
+        decided = decided_here.get(key)
         if decided is None:
-            decided = decisions[key] = _decide(number, creator, raw.VR, plan, types, in_clean_sequence, replacing)
+            decided = decided_here[key] = decide(number, creator, raw.VR, plan, types, in_clean_sequence, replacing)
         rule, vr, action = decided
         if action is Action.REMOVE:
             ctx.note(number, action)
@@ -286,49 +211,6 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_s
             ctx.note((group << 16) | block, Action.REMOVE)
             del ds[(group << 16) | block]
     ctx.times = outer_times
-
-
-_Decision = tuple[Rule | None, str, Action]  # the rule, the VR judged by, the action
-_DECISIONS: dict[tuple[int, IodTable | None, tuple[int, ...], bool, bool], dict[tuple[int, str | None, str | None],
-                 _Decision]] = {}
-_PLANS: dict[int, Plan] = {}  # the plans _DECISIONS holds by id(), kept alive so that no id is reused
-_MAX_LEVELS = 4096  # memory stays flat: the table is emptied when it holds more items' decisions
-
-
-def _decisions(plan: Plan, iod: IodTable | None, path: tuple[int, ...], in_clean_sequence: bool,
-               replacing: bool) -> dict[tuple[int, str | None, str | None], _Decision]:
-    """The decisions already made for the items at `path` of an object of `iod` under `plan`:
-    an element's action depends only on these, its tag, its creator and its stored VR."""
-    if _PLANS.get(id(plan)) is not plan or len(_DECISIONS) > _MAX_LEVELS:
-        if len(_PLANS) > 8 or len(_DECISIONS) > _MAX_LEVELS:
-            _PLANS.clear()
-            _DECISIONS.clear()
-        _PLANS[id(plan)] = plan
-    key = (id(plan), iod, path, in_clean_sequence, replacing)
-    found = _DECISIONS.get(key)
-    if found is None:
-        found = _DECISIONS[key] = {}
-    return found
-
-
-def _decide(number: int, creator: str | None, stored_vr: str | None, plan: Plan, types: _Types | None,
-            in_clean_sequence: bool, replacing: bool) -> _Decision:
-    """The rule, VR and action for one element (tag, private creator, stored VR) of an item."""
-    rule = plan.rule_for(number, creator)
-    vr = decided_vr(number, creator, stored_vr)  # never the VR the file claims (pipeline/scrub/vr.py)
-    default = default_action(vr, plan, in_clean_sequence)
-    if number >> 16 & 1:
-        action = rule.action if rule is not None else default
-        if replacing:
-            action = replacing_action(action, vr)
-    else:
-        action = resolve(rule, vr, number, types, replacing, default)
-        if in_clean_sequence and action is Action.KEEP and vr in TEXT_VRS:
-            # PS3.15 E.3.5 / E.3.6 (Clean Descriptors, Clean Structured Content): inside a
-            # sequence the option cleans, every text is cleaned, safe-listed text included
-            # (a CodeMeaning there can carry the patient's name).
-            action = Action.CLEAN
-    return rule, vr, action
 
 
 @functools.lru_cache(maxsize=4096)
