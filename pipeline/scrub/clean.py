@@ -19,11 +19,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
-from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
+from pipeline.scrub.stored import stored_values
 from pipeline.scrub.textdates import date_spans
 from pipeline.scrub.vr import needs_retyping, retyped
 
@@ -148,7 +148,7 @@ def _collect(dataset: Dataset, found: set[str]) -> None:
                 continue
         if vr != "SQ" and vr != "PN" and int(tag) not in _IDENTIFYING_TAGS:
             continue
-        values = _stored_values(raw, vr, dataset)
+        values = stored_values(raw, vr, dataset)
         if values is not None:
             for value in values:
                 found.update(_tokens(value, is_name=vr == "PN"))
@@ -166,42 +166,6 @@ def _collect(dataset: Dataset, found: set[str]) -> None:
             found.update(_tokens(value, is_name=elem.VR == "PN"))
             if elem.VR == "DA":
                 found.update(date_spellings(value))
-
-
-# Character sets in which printable ASCII bytes decode to the same characters (PS3.5 6.1: the
-# default repertoire is G0 of every one; the ISO 2022 sets need ESC, which is not printable).
-_ASCII_DECODING = frozenset({"iso8859", "latin_1", "UTF8", "iso8859_2", "iso8859_3", "iso8859_4", "iso_ir_126",
-                             "iso_ir_127", "iso_ir_138", "iso_ir_144", "iso_ir_148", "iso_ir_166"})
-_PRINTABLE = bytes(range(0x20, 0x7F))
-_SINGLE_VALUED = frozenset({"LT", "ST", "UT", "UR"})  # pydicom does not split these at backslashes
-_DECODED_HERE = frozenset({"PN", "LO", "SH", "ST", "DA"})  # the VRs the identifiers are stored under
-
-
-def _stored_values(raw: object, vr: str, dataset: Dataset) -> list[str] | None:
-    """The values of an element still stored as read, decoded without pydicom, or None when
-    pydicom must decode it (the element is then decoded in place, as before).
-
-    Only a value pydicom would read back and write again byte for byte is read here: printable
-    ASCII in a character set that decodes it as ASCII, stored under its VR, even in length, its
-    values with no space before or after them but the one pad. Leaving it undecoded then
-    changes nothing: its values are these strings, and a kept element is written as stored,
-    which are the bytes pydicom would write for its decoded values."""
-    if not isinstance(raw, RawDataElement) or raw.VR not in (None, vr) or vr not in _DECODED_HERE:
-        return None
-    data = raw.value
-    if not isinstance(data, bytes) or len(data) % 2 or data.translate(None, _PRINTABLE):
-        return None
-    charset = dataset.original_character_set or dataset._character_set
-    encodings = [charset] if isinstance(charset, str) else charset
-    if not all(encoding in _ASCII_DECODING for encoding in encodings):
-        return None
-    text = data.decode("ascii")
-    if text.endswith(" "):
-        text = text[:-1]
-    values = [text] if vr in _SINGLE_VALUED else text.split("\\")
-    if any(value != value.strip(" ") for value in values):
-        return None
-    return values if text else []
 
 
 _HIRAGANA = {code: code - 0x60 for code in range(0x30A1, 0x30F7)}  # katakana as hiragana: a name in either

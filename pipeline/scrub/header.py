@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
@@ -39,6 +39,7 @@ from pipeline.scrub.decisions import (
 )
 from pipeline.scrub.keys import Keys
 from pipeline.scrub.pseudonyms import patient_name_pseudonym, patient_pseudonym
+from pipeline.scrub.stored import READ_HERE, store, stored_values
 from pipeline.scrub.uids import is_registered_uid, remap_uid
 from pipeline.scrub.vr import fit_length, needs_retyping, retyped
 from pipeline.scrub.wellformed import (
@@ -199,6 +200,11 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_s
                 continue
             ctx.note(number, action)
             continue
+        if action in _READ_AS_STORED and vr in READ_HERE and not is_private and isinstance(raw, RawDataElement):
+            values = stored_values(raw, vr, ds)
+            if values is not None:  # plain ASCII: read and written as stored (pipeline/scrub/stored.py)
+                _apply_stored(ds, raw, vr, values, action, rule, ctx)
+                continue
         elem = ds[tag]
         if action not in (Action.KEEP, Action.BLANK) and needs_retyping(elem.VR, vr):
             elem = retyped(ds, elem, vr)
@@ -341,24 +347,66 @@ def _shift(ds: Dataset, elem: DataElement, ctx: _Context) -> None:
         if elem.VR == "UN" or _dictionary_vr(int(elem.tag)) in SHIFTED_VRS:
             del ds[elem.tag]  # a date the file stores under another VR cannot be shifted: removed
         return
-    offset = ctx.shift()
     values = list(elem.value) if isinstance(elem.value, (MultiValue, list)) else [elem.value]
-    times = ctx.times.get(int(elem.tag), ()) if elem.VR == "DA" else ()
+    shifted = _shifted(values, elem.VR, int(elem.tag), ctx)
+    if shifted is None:
+        del ds[elem.tag]
+        return
+    elem.value = shifted if len(shifted) > 1 else (shifted[0] if shifted else None)
+
+
+def _shifted(values: list[object], vr: str, tag: int, ctx: _Context) -> list[str] | None:
+    """`values` of a DA, TM or DT moved by the patient's offset (empty ones dropped), or None
+    (counted) when one is not a date or time."""
+    offset = ctx.shift()
+    times = ctx.times.get(tag, ()) if vr == "DA" else ()
     shifted: list[str] = []
     for index, value in enumerate(values):
         if value is None or str(value).strip() == "":
             continue
-        if elem.VR == "DA":
+        if vr == "DA":
             time = times[index] if len(times) == len(values) else None
             new = shift_da(str(value), paired_days(offset, time))
         else:
-            new = (shift_tm if elem.VR == "TM" else shift_dt)(str(value), offset)
+            new = (shift_tm if vr == "TM" else shift_dt)(str(value), offset)
         if new is None:
             ctx.unparsable_dates += 1
-            del ds[elem.tag]
-            return
+            return None
         shifted.append(new)
-    elem.value = shifted if len(shifted) > 1 else (shifted[0] if shifted else None)
+    return shifted
+
+
+_READ_AS_STORED = frozenset({Action.UID, Action.SHIFT_DATE, Action.CLEAN, Action.BLANK})
+
+
+def _apply_stored(ds: Dataset, raw: RawDataElement, vr: str, values: list[str], action: Action, rule: Rule | None,
+                  ctx: _Context) -> None:
+    """`_apply` for an element read as stored (`stored_values`: its values as pydicom would
+    decode them), the new values stored as the bytes pydicom would write: U, C, Z and the
+    date shift, the actions most elements get, on the same strings with the same functions."""
+    tag = int(raw.tag)
+    ctx.note(tag, action)
+    if action is Action.BLANK:
+        store(ds, raw, vr, None)
+    elif action is Action.UID:
+        if values:
+            store(ds, raw, vr, [v if is_registered_uid(v) and rule is None else remap_uid(v, ctx.keys) for v in values])
+    elif action is Action.CLEAN:
+        if vr in TEXT_VRS:
+            if values:
+                identifiers = ctx.identifiers or Identifiers(None)
+                store(ds, raw, vr, [fit_length(clean_text(v, identifiers), vr) for v in values])
+        elif vr in DATE_VRS:
+            del ds[raw.tag]
+    elif vr not in SHIFTED_VRS:  # as `_shift`: a date stored under another VR is removed, other values kept
+        if _dictionary_vr(tag) in SHIFTED_VRS:
+            del ds[raw.tag]
+    else:
+        shifted = _shifted(list(values), vr, tag, ctx)
+        if shifted is None:
+            del ds[raw.tag]
+        else:
+            store(ds, raw, vr, shifted)
 
 
 def _scrub_file_meta(ds: Dataset, ctx: _Context) -> None:

@@ -1,0 +1,73 @@
+"""Values read and written as stored, without pydicom's decoding, where that changes nothing.
+
+Speed: pydicom decodes an element (~7 us) before the scrub reads or replaces its value, and
+encodes it again to write it. For the plainest values, the ones most files carry (UIDs, dates,
+times, names and descriptions in ASCII), the strings are the stored bytes themselves, so they
+are read and the new value written here (PS3.5 6.2: backslash between values, padded to even
+length with a space, UIDs with NUL):
+
+| read here when the stored value is                                        | else          |
+|---------------------------------------------------------------------------|---------------|
+| stored under the VR it is judged by (or implicit VR), not in a sequence   | pydicom       |
+| printable ASCII (PS3.5 6.1.2: the default repertoire, no control codes),  | decodes it    |
+|   in a character set that reads those bytes as ASCII (text VRs)           |               |
+| even in length, each value without a space before or after it but the one |               |
+|   pad: what pydicom would decode and encode again byte for byte           |               |
+
+So the strings read here are the strings pydicom would give, and bytes written here are the
+bytes pydicom would write for the new strings (`pipeline.dicom.values`).
+"""
+
+from __future__ import annotations
+
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset
+
+# Character sets in which printable ASCII bytes decode to the same characters (PS3.5 6.1: the
+# default repertoire is G0 of every one; the ISO 2022 sets need ESC, which is not printable).
+_ASCII_DECODING = frozenset({"iso8859", "latin_1", "UTF8", "iso8859_2", "iso8859_3", "iso8859_4", "iso_ir_126",
+                             "iso_ir_127", "iso_ir_138", "iso_ir_144", "iso_ir_148", "iso_ir_166"})
+_PRINTABLE = bytes(range(0x20, 0x7F))
+_SINGLE_VALUED = frozenset({"LT", "ST", "UT", "UR"})  # pydicom does not split these at backslashes
+_TEXT = frozenset({"PN", "LO", "SH", "ST", "LT"})  # decoded by the character set
+READ_HERE = _TEXT | {"UI", "DA", "TM", "DT"}
+
+
+def stored_values(raw: object, vr: str, dataset: Dataset) -> list[str] | None:
+    """The values of an element of `dataset` still stored as read (no value: an empty list), or
+    None when pydicom must decode it (see the module's table)."""
+    if not isinstance(raw, RawDataElement) or raw.VR not in (None, vr) or vr not in READ_HERE:
+        return None
+    data = raw.value
+    if not isinstance(data, bytes) or len(data) % 2:
+        return None
+    pad = b"\x00" if vr == "UI" else b" "
+    body = data[:-1] if data.endswith(pad) else data
+    if body.translate(None, _PRINTABLE):
+        return None
+    if vr in _TEXT:
+        charset = dataset.original_character_set or dataset._character_set
+        encodings = [charset] if isinstance(charset, str) else charset
+        if not all(encoding in _ASCII_DECODING for encoding in encodings):
+            return None
+    if not body:
+        return []
+    text = body.decode("ascii")
+    values = [text] if vr in _SINGLE_VALUED else text.split("\\")
+    if any(value != value.strip(" ") for value in values):
+        return None
+    return values
+
+
+def store(ds: Dataset, raw: RawDataElement, vr: str, values: list[str] | None) -> None:
+    """Replace the element `raw` of `ds` (judged under `vr`) by `values` (None or empty: no
+    value): stored as the bytes pydicom's writer gives them when they are ASCII, else set as
+    a decoded element for pydicom's writer to encode."""
+    text = "\\".join(values or ())
+    if not text.isascii():
+        ds[raw.tag] = DataElement(raw.tag, vr, values if values and len(values) > 1 else text)
+        return
+    data = text.encode("ascii")
+    if len(data) % 2:
+        data += b"\x00" if vr == "UI" else b" "
+    ds._dict[raw.tag] = raw._replace(length=len(data), value=data)
