@@ -55,7 +55,7 @@ def encode_file(ds: Dataset) -> bytes | None:
         return None
     if ds.original_character_set != ds._character_set:
         return None
-    if any(int(tag) >> 16 in (0, 2) for tag in ds.keys()):
+    if any(number >> 16 in (0, 2) for number in map(int, ds._dict) if number < 0x00030000):
         return None
     preamble = getattr(ds, "preamble", None)
     if not preamble or len(preamble) != 128:
@@ -87,8 +87,9 @@ def _write_dataset(fp: DicomBytesIO, ds: Dataset, implicit: bool, little: bool,
     character_set = ds.get("SpecificCharacterSet", parent_encoding)
     encodings: list[str] | None = None  # the character set as Python codecs, once needed
     write = fp.write
-    for tag, elem in sorted(ds.items()):
-        number = int(tag)
+    # Sorted as (int, element) pairs: the ints decide (tags are unique), compared in C where
+    # pydicom's BaseTag compares in Python.
+    for number, elem in sorted(zip(map(int, ds._dict), ds._dict.values(), strict=True)):
         group, element = number >> 16, number & 0xFFFF
         if element == 0 and group > 6:
             continue  # retired group lengths are not written (PS3.5 7.2), as dcmwrite
@@ -130,7 +131,7 @@ def _write_dataset(fp: DicomBytesIO, ds: Dataset, implicit: bool, little: bool,
                     write(short_header.pack(group, element, vr.encode("latin-1"), len(data)))
                     write(data)
                     continue
-        write_data_element(fp, ds.get_item(tag), character_set)
+        write_data_element(fp, ds.get_item(elem.tag), character_set)
 
 
 _REQUIRED_META = (0x00020002, 0x00020003, 0x00020010)  # PS3.10 7.1: Type 1, with a value

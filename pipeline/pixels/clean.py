@@ -202,6 +202,8 @@ def overlay_in_high_bits(ds: Dataset) -> bool:
     if stored >= allocated:
         return False
     for group in range(0x6000, 0x6020, 2):
+        if (group << 16) | 0x0102 not in ds._dict:
+            continue
         position = ds.get((group << 16) | 0x0102)  # OverlayBitPosition
         if position is not None and position.value is not None and int(position.value) >= stored:
             return True
