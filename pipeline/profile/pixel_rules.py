@@ -38,10 +38,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydicom.datadict import tag_for_keyword
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileDataset
 
+from pipeline.dicom.stored import as_written
 from pipeline.errors import ProfileError
 from pipeline.profile.recipe import read_recipe
 
@@ -356,13 +357,27 @@ def _signature(fields: tuple[tuple[str, int | None], ...], ds: Dataset) -> tuple
 
 
 def _stored(ds: Dataset, tag: int | None, name: str) -> object:
-    """The field's stored VR and bytes, or its decoded repr; either way the element is left
-    decoded, as deid would leave it (its output bytes are then the decoded value's)."""
-    stored = ds.get_item(tag) if tag is not None else None
+    """The field's stored VR and bytes, or its decoded value's repr (None: absent). A stored
+    value pydicom would not write back as stored is decoded in place, as deid would leave it
+    (the output's bytes are then those of the decoded value, as ever)."""
+    if tag is None:
+        return repr(ds.get(name))
+    stored = ds.get_item(tag)
+    if stored is None:
+        return None
     if isinstance(stored, RawDataElement) and isinstance(stored.value, bytes):
-        ds[tag]
+        if not as_written(stored, _dictionary_vr(tag) if stored.VR is None else stored.VR, ds):
+            ds[tag]
         return (stored.VR, stored.value)
-    return repr(ds.get(name))
+    return repr(stored.value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _dictionary_vr(tag: int) -> str:
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
+        return "UN"
 
 
 _CACHE: dict[tuple[str, tuple[object, ...]], tuple[Match, ...]] = {}

@@ -24,7 +24,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
-from pipeline.scrub.stored import stored_values
+from pipeline.dicom.stored import stored_values
 from pipeline.scrub.textdates import date_spans
 from pipeline.scrub.vr import needs_retyping, retyped
 

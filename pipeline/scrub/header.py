@@ -24,6 +24,7 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID
 
+from pipeline.dicom.stored import READ_HERE, store, stored_values
 from pipeline.errors import Cause, ScrubError
 from pipeline.profile.iod import IodTable, iod_for
 from pipeline.profile.options import BASIC_PROFILE_CODE, OPTION_CODES
@@ -39,7 +40,6 @@ from pipeline.scrub.decisions import (
 )
 from pipeline.scrub.keys import Keys
 from pipeline.scrub.pseudonyms import patient_name_pseudonym, patient_pseudonym
-from pipeline.scrub.stored import READ_HERE, store, stored_values
 from pipeline.scrub.uids import is_registered_uid, remap_uid
 from pipeline.scrub.vr import fit_length, needs_retyping, retyped
 from pipeline.scrub.wellformed import (
@@ -202,7 +202,7 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_s
             continue
         if action in _READ_AS_STORED and vr in READ_HERE and not is_private and isinstance(raw, RawDataElement):
             values = stored_values(raw, vr, ds)
-            if values is not None:  # plain ASCII: read and written as stored (pipeline/scrub/stored.py)
+            if values is not None:  # plain ASCII: read and written as stored (pipeline/dicom/stored.py)
                 _apply_stored(ds, raw, vr, values, action, rule, ctx)
                 continue
         elem = ds[tag]

@@ -30,7 +30,8 @@ _ASCII_DECODING = frozenset({"iso8859", "latin_1", "UTF8", "iso8859_2", "iso8859
 _PRINTABLE = bytes(range(0x20, 0x7F))
 _SINGLE_VALUED = frozenset({"LT", "ST", "UT", "UR"})  # pydicom does not split these at backslashes
 _TEXT = frozenset({"PN", "LO", "SH", "ST", "LT"})  # decoded by the character set
-READ_HERE = _TEXT | {"UI", "DA", "TM", "DT"}
+READ_HERE = _TEXT | {"UI", "DA", "TM", "DT", "CS"}
+_NUMBER_SIZES = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "SV": 8, "UV": 8}
 
 
 def stored_values(raw: object, vr: str, dataset: Dataset) -> list[str] | None:
@@ -57,6 +58,17 @@ def stored_values(raw: object, vr: str, dataset: Dataset) -> list[str] | None:
     if any(value != value.strip(" ") for value in values):
         return None
     return values
+
+
+def as_written(raw: object, vr: str, dataset: Dataset) -> bool:
+    """Whether pydicom, decoding the element `raw` of `dataset` (judged under `vr`), would write
+    its stored bytes again: binary numbers of whole values, and what `stored_values` reads."""
+    if not isinstance(raw, RawDataElement) or raw.VR not in (None, vr):
+        return False
+    size = _NUMBER_SIZES.get(vr)
+    if size is not None:
+        return isinstance(raw.value, bytes) and len(raw.value) % size == 0
+    return stored_values(raw, vr, dataset) is not None
 
 
 def store(ds: Dataset, raw: RawDataElement, vr: str, values: list[str] | None) -> None:
