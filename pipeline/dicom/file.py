@@ -317,10 +317,10 @@ def encode(ds: Dataset) -> bytes:
             meta.TransferSyntaxUID = ImplicitVRLittleEndian
         else:
             meta.TransferSyntaxUID = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    _set(meta, 0x00020002, "UI", _value(ds, 0x00080016, "SOPClassUID"))  # MediaStorageSOPClassUID
+    _set(meta, 0x00020003, "UI", _value(ds, 0x00080018, "SOPInstanceUID"))  # MediaStorageSOPInstanceUID
+    _set(meta, 0x00020012, "UI", IMPLEMENTATION_CLASS_UID)
+    _set(meta, 0x00020013, "SH", IMPLEMENTATION_VERSION_NAME)
     ds.file_meta = meta
     ds.preamble = b"\x00" * 128
     buffer = io.BytesIO()
@@ -334,6 +334,20 @@ def encode(ds: Dataset) -> bytes:
     except Exception as exc:
         raise WriteError(f"cannot encode the dataset ({type(exc).__name__})", cause=_encode_cause(ds)) from None
     return buffer.getvalue()
+
+
+def _value(ds: Dataset, tag: int, keyword: str) -> object:
+    """`ds.<keyword>` (AttributeError when absent, as ever) without the keyword look-up."""
+    return ds[tag].value if tag in ds._dict else getattr(ds, keyword)
+
+
+def _set(ds: Dataset, tag: int, vr: str, value: object) -> None:
+    """`ds.<keyword> = value` without the keyword look-up: an element already there takes the
+    value (keeping its VR), as pydicom's setattr does."""
+    if tag in ds._dict:
+        ds[tag].value = value
+    else:
+        ds.add(DataElement(tag, vr, value))
 
 
 def _encode_file(ds: Dataset) -> bytes | None:

@@ -20,8 +20,11 @@ bytes pydicom would write for the new strings (`pipeline.dicom.values`).
 
 from __future__ import annotations
 
+import struct
+
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag
 
 # Character sets in which printable ASCII bytes decode to the same characters (PS3.5 6.1: the
 # default repertoire is G0 of every one; the ISO 2022 sets need ESC, which is not printable).
@@ -32,6 +35,13 @@ _SINGLE_VALUED = frozenset({"LT", "ST", "UT", "UR"})  # pydicom does not split t
 _TEXT = frozenset({"PN", "LO", "SH", "ST", "LT"})  # decoded by the character set
 READ_HERE = _TEXT | {"UI", "DA", "TM", "DT", "CS"}
 _NUMBER_SIZES = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "SV": 8, "UV": 8}
+
+
+def reads_ascii(dataset: Dataset) -> bool:
+    """Whether `dataset`'s character set reads (and writes) printable ASCII as ASCII."""
+    charset = dataset.original_character_set or dataset._character_set
+    encodings = [charset] if isinstance(charset, str) else charset
+    return all(encoding in _ASCII_DECODING for encoding in encodings)
 
 
 def stored_values(raw: object, vr: str, dataset: Dataset) -> list[str] | None:
@@ -46,11 +56,8 @@ def stored_values(raw: object, vr: str, dataset: Dataset) -> list[str] | None:
     body = data[:-1] if data.endswith(pad) else data
     if body.translate(None, _PRINTABLE):
         return None
-    if vr in _TEXT:
-        charset = dataset.original_character_set or dataset._character_set
-        encodings = [charset] if isinstance(charset, str) else charset
-        if not all(encoding in _ASCII_DECODING for encoding in encodings):
-            return None
+    if vr in _TEXT and not reads_ascii(dataset):
+        return None
     if not body:
         return []
     text = body.decode("ascii")
@@ -83,3 +90,46 @@ def store(ds: Dataset, raw: RawDataElement, vr: str, values: list[str] | None) -
     if len(data) % 2:
         data += b"\x00" if vr == "UI" else b" "
     ds._dict[raw.tag] = raw._replace(length=len(data), value=data)
+
+
+# --- new elements of plain ASCII values, encoded once ------------------------------------------
+
+Plain = tuple[int, str, str]  # tag, VR, an ASCII value
+
+
+def raw_elements(elements: tuple[Plain | tuple[int, tuple[tuple[Plain, ...], ...]], ...], implicit: bool,
+                 little: bool) -> tuple[RawDataElement, ...]:
+    """`elements` (a plain value, or a sequence's tag and its items of plain values) as stored
+    elements in the given encoding: the bytes pydicom writes for them (values padded with a
+    space; items and the sequence of defined length, PS3.5 7.5)."""
+    order = "<" if little else ">"
+    made: list[RawDataElement] = []
+    for element in elements:
+        tag = element[0]
+        if len(element) == 3:
+            _, vr, text = element
+            assert isinstance(vr, str) and isinstance(text, str)
+            value = _plain(text)
+        else:
+            vr, items = "SQ", element[1]
+            assert isinstance(items, tuple)
+            value = b"".join(_item(item, implicit, order) for item in items)
+        made.append(RawDataElement(BaseTag(tag), None if implicit else vr, len(value), value, 0, implicit, little))
+    return tuple(made)
+
+
+def _plain(text: str) -> bytes:
+    data = text.encode("ascii")
+    return data + b" " if len(data) % 2 else data
+
+
+def _item(elements: tuple[Plain, ...], implicit: bool, order: str) -> bytes:
+    body = b"".join(_header(tag, vr, len(_plain(text)), implicit, order) + _plain(text)
+                    for tag, vr, text in sorted(elements))
+    return struct.pack(order + "HHL", 0xFFFE, 0xE000, len(body)) + body
+
+
+def _header(tag: int, vr: str, length: int, implicit: bool, order: str) -> bytes:
+    if implicit:
+        return struct.pack(order + "HHL", tag >> 16, tag & 0xFFFF, length)
+    return struct.pack(order + "HH2sH", tag >> 16, tag & 0xFFFF, vr.encode("ascii"), length)

@@ -24,10 +24,10 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID
 
-from pipeline.dicom.stored import READ_HERE, store, stored_values
+from pipeline.dicom.stored import READ_HERE, raw_elements, reads_ascii, store, stored_values
 from pipeline.errors import Cause, ScrubError
 from pipeline.profile.iod import IodTable, iod_for
-from pipeline.profile.options import BASIC_PROFILE_CODE, OPTION_CODES
+from pipeline.profile.options import BASIC_PROFILE_CODE, OPTION_CODES, Option
 from pipeline.profile.plan import Action, Plan, Rule
 from pipeline.scrub.clean import Identifiers, clean_text
 from pipeline.scrub.dates import Offset, original_times, paired_days, patient_offset, shift_da, shift_dt, shift_tm
@@ -442,6 +442,12 @@ _TEMPORAL_INFORMATION = 0x00280303
 
 def _record_method(ds: Dataset, plan: Plan) -> None:
     """PS3.15 E.1.1: say that identity was removed, and how (CID 7050)."""
+    implicit, little = ds.original_encoding
+    if implicit is not None and little is not None and reads_ascii(ds) and not any(
+            tag in ds._dict for tag in (_IDENTITY_REMOVED, _METHOD, _METHOD_CODES, _TEMPORAL_INFORMATION)):
+        for raw in _method_elements(plan.profile, plan.options, _temporal(plan), implicit, little):
+            ds._dict[raw.tag] = raw  # new public elements, stored as pydicom would write them
+        return
     _set(ds, _IDENTITY_REMOVED, "CS", "YES")
     _set(ds, _METHOD, "LO", f"deid-pipeline {__version__} PS3.15 {plan.profile} profile")
     items = []
@@ -452,13 +458,26 @@ def _record_method(ds: Dataset, plan: Plan) -> None:
         item.add(DataElement(_CODE_MEANING, "LO", meaning))
         items.append(item)
     _set(ds, _METHOD_CODES, "SQ", Sequence(items))
+    _set(ds, _TEMPORAL_INFORMATION, "CS", _temporal(plan))
+
+
+def _temporal(plan: Plan) -> str:
     if plan.shifts_dates:
-        temporal = "MODIFIED"
-    elif plan.keeps_dates:
-        temporal = "UNMODIFIED"
-    else:
-        temporal = "REMOVED"
-    _set(ds, _TEMPORAL_INFORMATION, "CS", temporal)
+        return "MODIFIED"
+    return "UNMODIFIED" if plan.keeps_dates else "REMOVED"
+
+
+@functools.lru_cache(maxsize=64)
+def _method_elements(profile: str, options: tuple[Option, ...], temporal: str, implicit: bool,
+                     little: bool) -> tuple[RawDataElement, ...]:
+    """The method record's elements (as `_record_method` sets them) encoded once per plan and
+    encoding."""
+    codes = [BASIC_PROFILE_CODE] + [OPTION_CODES[o] for o in options]
+    items = tuple(((_CODE_VALUE, "SH", value), (_CODING_SCHEME, "SH", "DCM"), (_CODE_MEANING, "LO", meaning))
+                  for value, meaning in codes)
+    return raw_elements(((_IDENTITY_REMOVED, "CS", "YES"),
+                         (_METHOD, "LO", f"deid-pipeline {__version__} PS3.15 {profile} profile"),
+                         (_METHOD_CODES, items), (_TEMPORAL_INFORMATION, "CS", temporal)), implicit, little)
 
 
 def _set(ds: Dataset, tag: int, vr: str, value: object) -> None:
