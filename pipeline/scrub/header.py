@@ -92,12 +92,12 @@ class _Context:
     iod: IodTable | None = None  # the object's IOD: combined codes and requirements by Type
     offset: Offset | None = None
     times: dict[int, tuple[str, ...]] = field(default_factory=dict)  # DA tag -> its TM's original values
-    counts: Counter[str] = field(default_factory=Counter)
+    counts: Counter[Action] = field(default_factory=Counter)
     touched: set[int] = field(default_factory=set)
     unparsable_dates: int = 0
 
     def note(self, tag: int, action: Action) -> None:
-        self.counts[action.value] += 1
+        self.counts[action] += 1
         if action is not Action.KEEP:
             self.touched.add(tag)
 
@@ -128,7 +128,7 @@ def scrub(ds: Dataset, plan: Plan, keys: Keys) -> ScrubLog:
     if hasattr(ds, "preamble") and ds.preamble is not None:
         ds.preamble = b"\x00" * 128
     return ScrubLog(
-        actions=tuple(sorted(ctx.counts.items())),
+        actions=tuple(sorted((action.value, count) for action, count in ctx.counts.items())),
         touched=tuple(sorted({_name(t) for t in ctx.touched})),
         options=tuple(o.value for o in plan.options),
         dates_shifted=plan.shifts_dates,

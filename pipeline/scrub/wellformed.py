@@ -166,11 +166,25 @@ def keepable(stored: DataElement | RawDataElement, vr: str) -> bool:
     """Whether the value of a public element may be kept as it is under its VR `vr` (the
     dictionary's): only characters the VR can hold, and no more values than its VM allows."""
     value = stored.value
+    if isinstance(value, bytes) and len(value) <= _REMEMBERED_LENGTH:
+        return _keepable_bytes(int(stored.tag), vr, value)
+    return _keepable(int(stored.tag), vr, value)
+
+
+_REMEMBERED_LENGTH = 64  # short stored values recur across files (a series, a device): judged once
+
+
+@functools.lru_cache(maxsize=8192)
+def _keepable_bytes(tag: int, vr: str, value: bytes) -> bool:
+    return _keepable(tag, vr, value)
+
+
+def _keepable(tag: int, vr: str, value: object) -> bool:
     if value is None:
         return True
     size = _NUMBER_SIZES.get(vr)
     if size is not None:
-        limit = _max_values(int(stored.tag))
+        limit = _max_values(tag)
         if limit is None:
             return True
         count = len(value) // size if isinstance(value, bytes) else len(value) if isinstance(
@@ -188,5 +202,5 @@ def keepable(stored: DataElement | RawDataElement, vr: str) -> bool:
     text = text.rstrip("\x00 ")
     if forbidden.search(text):
         return False
-    limit = None if vr in _SINGLE_VALUED else _max_values(int(stored.tag))
+    limit = None if vr in _SINGLE_VALUED else _max_values(tag)
     return limit is None or text.count("\\") < limit
