@@ -68,17 +68,27 @@ class BitLayout:
         return self.stored < self.allocated
 
 
+_BITS_ALLOCATED, _BITS_STORED, _HIGH_BIT, _PIXEL_REPRESENTATION = 0x00280100, 0x00280101, 0x00280102, 0x00280103
+_PIXEL_DATA = 0x7FE00010
+
+
+def _get(ds: Dataset, tag: int) -> Any:
+    """`ds.get(<keyword>)` without the keyword look-up."""
+    return ds[tag].value if tag in ds._dict else None
+
+
 def layout(ds: Dataset) -> BitLayout | None:
     """The cell layout of `ds`'s integer Pixel Data, or None when it has no unused bits to
     check (no Pixel Data, Bits Stored = Bits Allocated, 1-bit cells). A layout that does not fit
     its cell (High Bit below Bits Stored - 1 or beyond the cell) is refused."""
-    if "PixelData" not in ds:
+    if _PIXEL_DATA not in ds._dict:
         return None
     try:
-        allocated = int(ds.get("BitsAllocated") or 0)
-        stored = int(ds.get("BitsStored") or allocated)
-        high_bit = int(ds.get("HighBit") if ds.get("HighBit") is not None else stored - 1)
-        signed = int(ds.get("PixelRepresentation") or 0) == 1
+        allocated = int(_get(ds, _BITS_ALLOCATED) or 0)
+        stored = int(_get(ds, _BITS_STORED) or allocated)
+        high = _get(ds, _HIGH_BIT)
+        high_bit = int(high if high is not None else stored - 1)
+        signed = int(_get(ds, _PIXEL_REPRESENTATION) or 0) == 1
     except (TypeError, ValueError):
         raise PixelError("a Bits attribute is not a number", cause=Cause.BAD_PIXEL_ATTRIBUTES) from None
     if allocated not in _NATIVE_WIDTHS or stored >= allocated:

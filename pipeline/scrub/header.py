@@ -113,11 +113,11 @@ def _tag_text(tag: BaseTag) -> str:
 
 def scrub(ds: Dataset, plan: Plan, keys: Keys) -> ScrubLog:
     """De-identify `ds` in place by `plan` under `keys` and return what was done."""
-    original_id = str(ds.get("PatientID", "") or "").strip()
+    original_id = _text(ds, _PATIENT_ID, "PatientID").strip()
     patient = _patient_basis(ds)
     ctx = _Context(plan=plan, keys=keys, patient=patient,
                    pseudonym=patient_pseudonym(original_id or patient, keys),
-                   iod=iod_for(str(ds.get("SOPClassUID", "") or "").strip("\x00 ")))
+                   iod=iod_for(_text(ds, _SOP_CLASS_UID, "SOPClassUID").strip("\x00 ")))
     # C needs the identifiers the dataset carries anywhere, read before anything changes.
     ctx.identifiers = Identifiers.of(ds) if plan.cleans_text else None
     _scrub_dataset(ds, ctx, (), in_clean_sequence=False, replacing=False)
@@ -142,10 +142,26 @@ def _name(tag: int) -> str:
     return keyword_for_tag(tag) or _tag_text(BaseTag(tag))
 
 
+_PATIENT_ID, _SOP_CLASS_UID = 0x00100020, 0x00080016
+_PATIENT_BASES = ((_PATIENT_ID, "PatientID"), (0x00100010, "PatientName"), (0x0020000D, "StudyInstanceUID"))
+
+
+def _text(ds: Dataset, tag: int, keyword: str) -> str:
+    """`str(ds.get(keyword, "") or "")`, read from the stored bytes when they are plain
+    (`stored_values`: one value or none), else as pydicom decodes it."""
+    stored = ds._dict.get(tag)  # type: ignore[call-overload]
+    if stored is None:
+        return ""
+    values = stored_values(stored, _dictionary_vr(tag), ds)
+    if values is not None and len(values) <= 1:
+        return values[0] if values else ""
+    return str(ds.get(keyword, "") or "")
+
+
 def _patient_basis(ds: Dataset) -> str:
     """The original patient a file belongs to: PatientID, else PatientName, else the study."""
-    for keyword in ("PatientID", "PatientName", "StudyInstanceUID"):
-        value = str(ds.get(keyword, "") or "").strip()
+    for tag, keyword in _PATIENT_BASES:
+        value = _text(ds, tag, keyword).strip()
         if value:
             return f"{keyword}:{value}"
     return "unknown"
