@@ -34,6 +34,7 @@ from pydicom.uid import (
 )
 
 from pipeline.dicom import raw
+from pipeline.dicom.stored import number
 from pipeline.dicom.writer import encode_file
 from pipeline.errors import Cause, InputError, WriteError
 from pipeline.version import __version__
@@ -126,11 +127,11 @@ def _check_pixel_length(ds: Dataset) -> None:
         return
     try:
         frames = int(_get(ds, _NUMBER_OF_FRAMES) or 1)
-        bits = int(_value(ds, _BITS_ALLOCATED, "BitsAllocated"))
-        samples = int(_get(ds, _SAMPLES_PER_PIXEL) or 1)
+        bits = int(_number(ds, _BITS_ALLOCATED, "BitsAllocated"))
+        samples = int(number(ds, _SAMPLES_PER_PIXEL) or 1)
         if str(_get(ds, _PHOTOMETRIC_INTERPRETATION, "")).startswith("YBR_FULL_422"):
             samples = 2  # 4:2:2 subsampling: two values per pixel on average
-        pixels = int(_value(ds, _ROWS, "Rows")) * int(_value(ds, _COLUMNS, "Columns")) * samples * frames
+        pixels = int(_number(ds, _ROWS, "Rows")) * int(_number(ds, _COLUMNS, "Columns")) * samples * frames
     except (AttributeError, TypeError, ValueError):
         raise InputError("pixel data without a usable Rows, Columns or BitsAllocated",
                          cause=Cause.BAD_PIXEL_ATTRIBUTES) from None
@@ -351,6 +352,11 @@ _ROWS, _COLUMNS, _BITS_ALLOCATED, _PIXEL_DATA = 0x00280010, 0x00280011, 0x002801
 def _get(ds: Dataset, tag: int, default: Any = None) -> Any:
     """`ds.get(<keyword>, default)` without the keyword look-up."""
     return ds[tag].value if tag in ds._dict else default
+
+
+def _number(ds: Dataset, tag: int, keyword: str) -> Any:
+    """`ds.<keyword>` of a US attribute (AttributeError when absent), read as stored (`number`)."""
+    return number(ds, tag) if tag in ds._dict else getattr(ds, keyword)
 
 
 def _value(ds: Dataset, tag: int, keyword: str) -> Any:

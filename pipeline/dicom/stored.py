@@ -20,8 +20,11 @@ bytes pydicom would write for the new strings (`pipeline.dicom.values`).
 
 from __future__ import annotations
 
+import functools
 import struct
+from typing import Any
 
+from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
@@ -65,6 +68,27 @@ def stored_values(raw: object, vr: str, dataset: Dataset) -> list[str] | None:
     if any(value != value.strip(" ") for value in values):
         return None
     return values
+
+
+def number(ds: Dataset, tag: int) -> Any:
+    """`ds.get(<keyword>)` for an attribute the dictionary gives VR US: one value still stored
+    as read is read from its two bytes, as pydicom would decode it (an int), and left undecoded
+    (pydicom writes those bytes again); anything else is pydicom's decoded value."""
+    stored = ds._dict.get(tag)  # type: ignore[call-overload]
+    if stored is None:
+        return None
+    if (isinstance(stored, RawDataElement) and stored.VR in (None, "US") and isinstance(stored.value, bytes)
+            and len(stored.value) == 2 and _is_us(tag)):
+        return int.from_bytes(stored.value, "little" if stored.is_little_endian else "big")
+    return ds[tag].value
+
+
+@functools.lru_cache(maxsize=256)
+def _is_us(tag: int) -> bool:
+    try:
+        return bool(dictionary_VR(tag) == "US")
+    except KeyError:
+        return False
 
 
 def as_written(raw: object, vr: str, dataset: Dataset) -> bool:

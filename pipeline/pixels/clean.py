@@ -89,6 +89,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
+from pipeline.dicom.stored import number
 from pipeline.errors import Cause, PixelError, ProfileError, is_codec_failure
 from pipeline.pixels import ocr, unused_bits
 from pipeline.pixels.codestream import decode_sequential_scans, is_truncated_codestream
@@ -200,8 +201,8 @@ def assess(ds: Dataset, plan: Plan) -> PixelTask | None:
 def overlay_in_high_bits(ds: Dataset) -> bool:
     """True when an overlay plane (60xx) is stored in unused high bits of Pixel Data."""
     try:
-        allocated = int((ds[_BITS_ALLOCATED].value if _BITS_ALLOCATED in ds._dict else None) or 0)
-        stored = int((ds[_BITS_STORED].value if _BITS_STORED in ds._dict else None) or allocated)
+        allocated = int(number(ds, _BITS_ALLOCATED) or 0)
+        stored = int(number(ds, _BITS_STORED) or allocated)
     except (TypeError, ValueError):
         raise PixelError("BitsAllocated or BitsStored is not a number", cause=Cause.BAD_PIXEL_ATTRIBUTES) from None
     if stored >= allocated:
