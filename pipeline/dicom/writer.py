@@ -31,6 +31,7 @@ from pydicom.tag import ItemDelimiterTag, ItemTag, SequenceDelimiterTag
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, DeflatedExplicitVRLittleEndian
 from pydicom.valuerep import AMBIGUOUS_VR, EXPLICIT_VR_LENGTH_32
 
+from pipeline.dicom.stored import stored_values
 from pipeline.dicom.values import value_bytes
 
 _UNDEFINED = 0xFFFFFFFF
@@ -39,13 +40,28 @@ _LONG_VRS = frozenset(str(vr) for vr in EXPLICIT_VR_LENGTH_32)
 _AMBIGUOUS = frozenset(str(vr) for vr in AMBIGUOUS_VR)
 
 
+_TRANSFER_SYNTAX, _MEDIA_CLASS_UID, _MEDIA_INSTANCE_UID = 0x00020010, 0x00020002, 0x00020003
+_SOP_CLASS_UID, _SOP_INSTANCE_UID, _CHARACTER_SET = 0x00080016, 0x00080018, 0x00080005
+
+
+def _uid(ds: Dataset, tag: int) -> object:
+    """`ds.get(<keyword>)` of a UI attribute, a plain stored value read as stored (`stored_values`)."""
+    stored = ds._dict.get(tag)  # type: ignore[call-overload]
+    if stored is None:
+        return None
+    values = stored_values(stored, "UI", ds)
+    if values is not None and len(values) == 1:
+        return values[0]
+    return ds[tag].value
+
+
 def encode_file(ds: Dataset) -> bytes | None:
     """`ds` (with its preamble and a complete file meta) encoded as dcmwrite with
     enforce_file_format=True would, or None when this path does not cover it."""
     meta = getattr(ds, "file_meta", None)
     if not isinstance(meta, FileMetaDataset):
         return None
-    syntax = meta.get("TransferSyntaxUID")
+    syntax = meta[_TRANSFER_SYNTAX].value if _TRANSFER_SYNTAX in meta._dict else None
     if not isinstance(syntax, UID) or syntax.is_private or not syntax.is_transfer_syntax:
         return None
     if syntax == DeflatedExplicitVRLittleEndian:
@@ -60,8 +76,8 @@ def encode_file(ds: Dataset) -> bytes | None:
     preamble = getattr(ds, "preamble", None)
     if not preamble or len(preamble) != 128:
         return None
-    if ds.get("SOPClassUID") != meta.get("MediaStorageSOPClassUID") or ds.get("SOPInstanceUID") != meta.get(
-            "MediaStorageSOPInstanceUID"):
+    if _uid(ds, _SOP_CLASS_UID) != _uid(meta, _MEDIA_CLASS_UID) or _uid(ds, _SOP_INSTANCE_UID) != _uid(
+            meta, _MEDIA_INSTANCE_UID):
         return None
     meta_bytes = _file_meta(meta)
     if meta_bytes is None:
@@ -71,8 +87,8 @@ def encode_file(ds: Dataset) -> bytes | None:
     fp.write(preamble)
     fp.write(b"DICM")
     fp.write(meta_bytes)
-    if "PixelData" in ds:
-        ds["PixelData"].is_undefined_length = syntax.is_compressed  # as dcmwrite does
+    if _PIXEL_DATA in ds._dict:
+        ds[_PIXEL_DATA].is_undefined_length = syntax.is_compressed  # as dcmwrite does
     _write_dataset(fp, ds, *encoding)
     return bytes(fp.getvalue())
 
@@ -84,7 +100,7 @@ def _write_dataset(fp: DicomBytesIO, ds: Dataset, implicit: bool, little: bool,
     implicit_header = struct.Struct(order + "HHL")
     short_header = struct.Struct(order + "HH2sH")
     long_header = struct.Struct(order + "HH2sHL")
-    character_set = ds.get("SpecificCharacterSet", parent_encoding)
+    character_set = ds[_CHARACTER_SET].value if _CHARACTER_SET in ds._dict else parent_encoding
     encodings: list[str] | None = None  # the character set as Python codecs, once needed
     write = fp.write
     # Sorted as (int, element) pairs: the ints decide (tags are unique), compared in C where

@@ -178,13 +178,16 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_s
         raise ScrubError(f"sequences nested deeper than {MAX_DEPTH} levels", cause=Cause.NESTING)
     plan = ctx.plan
     elements = list(ds.items())  # as stored: raw until decoded, so a look costs no decoding
+    groups = {int(tag) >> 16 for tag, _ in elements}
     creators: dict[tuple[int, int], str] = {}
-    for tag, _ in elements:
-        if tag.group % 2 == 1 and 0x0010 <= tag.element <= 0x00FF:
-            creators[(tag.group, tag.element)] = str(ds[tag].value or "").strip()
+    if any(group & 1 for group in groups):
+        for tag, _ in elements:
+            number = int(tag)
+            if number >> 16 & 1 and 0x0010 <= number & 0xFFFF <= 0x00FF:
+                creators[(number >> 16, number & 0xFFFF)] = str(ds[tag].value or "").strip()
     kept_blocks: set[tuple[int, int]] = set()
     outer_times, ctx.times = ctx.times, (original_times(elements) if plan.shifts_dates else {})
-    removed_groups = _removed_repeating_groups([tag for tag, _ in elements], plan)
+    removed_groups = _removed_repeating_groups(groups, plan)
     decided_here = decisions(plan, ctx.iod, path, in_clean_sequence, replacing)
     for tag, raw in elements:
         refuse_malformed(raw)
@@ -243,13 +246,14 @@ def _dictionary_vr(tag: int) -> str:
         return "UN"
 
 
-def _removed_repeating_groups(tags: list[BaseTag], plan: Plan) -> set[int]:
+def _removed_repeating_groups(present: set[int], plan: Plan) -> set[int]:
     """Overlay (60xx) and curve (50xx) groups whose data the plan removes go whole: an
     overlay's rows, origin, label and description mean nothing without its bitmap. C on
     the data removes it too: bitmaps cannot be shown clean (pipeline/scrub/header.py, _clean)."""
     removed: set[int] = set()
-    groups = {t.group for t in tags if 0x5000 <= t.group <= 0x501E or 0x6000 <= t.group <= 0x601E}
-    for group in groups:
+    for group in present:
+        if not (0x5000 <= group <= 0x501E or 0x6000 <= group <= 0x601E):
+            continue
         rule = plan.rule_for((group << 16) | 0x3000)  # OverlayData, or any element of a curve
         if rule is not None and rule.action in (Action.REMOVE, Action.CLEAN) and group % 2 == 0:
             removed.add(group)
