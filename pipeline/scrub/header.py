@@ -2,11 +2,13 @@
 
 Applies the plan to every attribute at every nesting level, and to the file meta; then
 records the profile in PatientIdentityRemoved, DeidentificationMethod(CodeSequence) and
-LongitudinalTemporalInformationModified. The log counts actions and names attributes by
-keyword or tag, never by value.
+LongitudinalTemporalInformationModified (pipeline/scrub/method.py). The log counts actions and
+names attributes by keyword or tag, never by value.
 
 Attributes no recipe names follow `default_action` (one table, pipeline/scrub/decisions.py,
-where each attribute's action is decided).
+where each attribute's action is decided). Elements kept or removed are never decoded; U, C, Z
+and the date shift on plain ASCII values read and write the stored bytes
+(pipeline/dicom/stored.py); pydicom decodes everything else.
 """
 
 from __future__ import annotations
@@ -24,10 +26,9 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID
 
-from pipeline.dicom.stored import READ_HERE, raw_elements, reads_ascii, store, stored_values
+from pipeline.dicom.stored import READ_HERE, store, stored_values
 from pipeline.errors import Cause, ScrubError
 from pipeline.profile.iod import IodTable, iod_for
-from pipeline.profile.options import BASIC_PROFILE_CODE, OPTION_CODES, Option
 from pipeline.profile.plan import Action, Plan, Rule
 from pipeline.scrub.clean import Identifiers, clean_text
 from pipeline.scrub.dates import Offset, original_times, paired_days, patient_offset, shift_da, shift_dt, shift_tm
@@ -39,6 +40,7 @@ from pipeline.scrub.decisions import (
     decisions,
 )
 from pipeline.scrub.keys import Keys
+from pipeline.scrub.method import record_method
 from pipeline.scrub.pseudonyms import patient_name_pseudonym, patient_pseudonym
 from pipeline.scrub.uids import is_registered_uid, remap_uid
 from pipeline.scrub.vr import fit_length, needs_retyping, retyped
@@ -49,7 +51,6 @@ from pipeline.scrub.wellformed import (
     refuse_malformed_within,
     refuse_unknown_transfer_syntax,
 )
-from pipeline.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ def scrub(ds: Dataset, plan: Plan, keys: Keys) -> ScrubLog:
     ctx.identifiers = Identifiers.of(ds) if plan.cleans_text else None
     _scrub_dataset(ds, ctx, (), in_clean_sequence=False, replacing=False)
     _scrub_file_meta(ds, ctx)
-    _record_method(ds, plan)
+    record_method(ds, plan)
     for tag, rule in plan.additions:
         ds[tag] = DataElement(tag, _dictionary_vr(tag), rule.value)
     if hasattr(ds, "preamble") and ds.preamble is not None:
@@ -453,57 +454,3 @@ def _scrub_file_meta(ds: Dataset, ctx: _Context) -> None:
 
 _META_KEPT_TAGS = tuple(int(Tag(keyword)) for keyword in META_KEPT)
 _SOP_INSTANCE_UID, _MEDIA_INSTANCE_UID = 0x00080018, 0x00020003
-
-
-_CODE_VALUE, _CODING_SCHEME, _CODE_MEANING = 0x00080100, 0x00080102, 0x00080104
-_IDENTITY_REMOVED, _METHOD, _METHOD_CODES = 0x00120062, 0x00120063, 0x00120064
-_TEMPORAL_INFORMATION = 0x00280303
-
-
-def _record_method(ds: Dataset, plan: Plan) -> None:
-    """PS3.15 E.1.1: say that identity was removed, and how (CID 7050)."""
-    implicit, little = ds.original_encoding
-    if implicit is not None and little is not None and reads_ascii(ds) and not any(
-            tag in ds._dict for tag in (_IDENTITY_REMOVED, _METHOD, _METHOD_CODES, _TEMPORAL_INFORMATION)):
-        for raw in _method_elements(plan.profile, plan.options, _temporal(plan), implicit, little):
-            ds._dict[raw.tag] = raw  # new public elements, stored as pydicom would write them
-        return
-    _set(ds, _IDENTITY_REMOVED, "CS", "YES")
-    _set(ds, _METHOD, "LO", f"deid-pipeline {__version__} PS3.15 {plan.profile} profile")
-    items = []
-    for value, meaning in [BASIC_PROFILE_CODE] + [OPTION_CODES[o] for o in plan.options]:
-        item = Dataset()
-        item.add(DataElement(_CODE_VALUE, "SH", value))
-        item.add(DataElement(_CODING_SCHEME, "SH", "DCM"))
-        item.add(DataElement(_CODE_MEANING, "LO", meaning))
-        items.append(item)
-    _set(ds, _METHOD_CODES, "SQ", Sequence(items))
-    _set(ds, _TEMPORAL_INFORMATION, "CS", _temporal(plan))
-
-
-def _temporal(plan: Plan) -> str:
-    if plan.shifts_dates:
-        return "MODIFIED"
-    return "UNMODIFIED" if plan.keeps_dates else "REMOVED"
-
-
-@functools.lru_cache(maxsize=64)
-def _method_elements(profile: str, options: tuple[Option, ...], temporal: str, implicit: bool,
-                     little: bool) -> tuple[RawDataElement, ...]:
-    """The method record's elements (as `_record_method` sets them) encoded once per plan and
-    encoding."""
-    codes = [BASIC_PROFILE_CODE] + [OPTION_CODES[o] for o in options]
-    items = tuple(((_CODE_VALUE, "SH", value), (_CODING_SCHEME, "SH", "DCM"), (_CODE_MEANING, "LO", meaning))
-                  for value, meaning in codes)
-    return raw_elements(((_IDENTITY_REMOVED, "CS", "YES"),
-                         (_METHOD, "LO", f"deid-pipeline {__version__} PS3.15 {profile} profile"),
-                         (_METHOD_CODES, items), (_TEMPORAL_INFORMATION, "CS", temporal)), implicit, little)
-
-
-def _set(ds: Dataset, tag: int, vr: str, value: object) -> None:
-    """`ds.<keyword> = value` without the keyword look-up: an element already there keeps its
-    element (and its VR and length encoding) and takes the value, as pydicom's setattr does."""
-    if tag in ds._dict:
-        ds[tag].value = value
-    else:
-        ds.add(DataElement(tag, vr, value))
