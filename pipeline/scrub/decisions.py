@@ -101,25 +101,32 @@ _Types = Mapping[int, AttributeType | None]
 
 
 _Decision = tuple[Rule | None, str, Action]  # the rule, the VR judged by, the action
-_DECISIONS: dict[tuple[int, IodTable | None, tuple[int, ...], bool, bool], dict[tuple[int, str | None, str | None],
-                 _Decision]] = {}
-_PLANS: dict[int, Plan] = {}  # the plans _DECISIONS holds by id(), kept alive so that no id is reused
-_MAX_LEVELS = 4096  # memory stays flat: the table is emptied when it holds more items' decisions
+_Level = tuple[IodTable | None, tuple[int, ...], bool, bool]  # IOD, path, in a C sequence, replaced (D)
+_Decided = dict[tuple[int, str | None, str | None], _Decision]  # (tag, creator, stored VR) -> decision
+# id(plan) -> the plan itself and its decisions per item context. The plan is held beside its
+# decisions: a plan found under an id is that very plan (alive, so its id is not reused), and
+# another plan under the same id starts afresh.
+_PLANS: dict[int, tuple[Plan, dict[_Level, _Decided]]] = {}
+_MAX_PLANS = 8
+_MAX_LEVELS = 4096  # memory stays flat: a plan's table is emptied when it holds more item contexts
 
 
 def decisions(plan: Plan, iod: IodTable | None, path: tuple[int, ...], in_clean_sequence: bool,
-               replacing: bool) -> dict[tuple[int, str | None, str | None], _Decision]:
+              replacing: bool) -> _Decided:
     """The decisions already made for the items at `path` of an object of `iod` under `plan`:
     an element's action depends only on these, its tag, its creator and its stored VR."""
-    if _PLANS.get(id(plan)) is not plan or len(_DECISIONS) > _MAX_LEVELS:
-        if len(_PLANS) > 8 or len(_DECISIONS) > _MAX_LEVELS:
+    entry = _PLANS.get(id(plan))
+    if entry is None or entry[0] is not plan:
+        if len(_PLANS) >= _MAX_PLANS:
             _PLANS.clear()
-            _DECISIONS.clear()
-        _PLANS[id(plan)] = plan
-    key = (id(plan), iod, path, in_clean_sequence, replacing)
-    found = _DECISIONS.get(key)
+        entry = _PLANS[id(plan)] = (plan, {})
+    levels = entry[1]
+    if len(levels) > _MAX_LEVELS:
+        levels.clear()
+    key = (iod, path, in_clean_sequence, replacing)
+    found = levels.get(key)
     if found is None:
-        found = _DECISIONS[key] = {}
+        found = levels[key] = {}
     return found
 
 
