@@ -16,6 +16,7 @@ import struct
 import uuid
 import warnings
 import zlib
+from typing import Any
 
 import pydicom
 from pydicom import config as pydicom_config
@@ -33,6 +34,7 @@ from pydicom.uid import (
 )
 
 from pipeline.dicom import raw
+from pipeline.dicom.stored import number
 from pipeline.dicom.writer import encode_file
 from pipeline.errors import Cause, InputError, WriteError
 from pipeline.version import __version__
@@ -76,11 +78,11 @@ def _read(data: bytes) -> Dataset:
         data = raw.as_part10(data, _read_part10)
     ds = _read_part10(data)
     _record_implicit_reading(ds)
-    if str(ds.get("SOPClassUID", "")) == "1.2.840.10008.1.3.10" or "DirectoryRecordSequence" in ds:
+    if str(_get(ds, _SOP_CLASS_UID, "")) == "1.2.840.10008.1.3.10" or _DIRECTORY_RECORDS in ds._dict:
         raise InputError("a DICOMDIR is a media index, not an instance: not copied", cause=Cause.DICOMDIR)
     # Elements are decoded lazily; one that cannot be decoded fails the scrub later, and the
     # file is quarantined then (process.py's callers treat every exception that way).
-    if "SOPClassUID" not in ds or "SOPInstanceUID" not in ds:
+    if _SOP_CLASS_UID not in ds._dict or _SOP_INSTANCE_UID not in ds._dict:
         raise InputError("no SOP Class or SOP Instance UID: not a composite instance", cause=Cause.NO_SOP_UID)
     _check_pixel_length(ds)
     return ds
@@ -113,7 +115,7 @@ def _read_part10(data: bytes) -> Dataset:
 
 def _check_pixel_length(ds: Dataset) -> None:
     """Native pixel data shorter than Rows x Columns x Samples x Bits x Frames is truncated."""
-    if "PixelData" not in ds or ds.file_meta.get("TransferSyntaxUID") is None:
+    if _PIXEL_DATA not in ds._dict or ds.file_meta.get("TransferSyntaxUID") is None:
         return
     try:
         compressed = ds.file_meta.TransferSyntaxUID.is_compressed
@@ -124,12 +126,12 @@ def _check_pixel_length(ds: Dataset) -> None:
         _check_decoded_size(ds)
         return
     try:
-        frames = int(ds.get("NumberOfFrames") or 1)
-        bits = int(ds.BitsAllocated)
-        samples = int(ds.get("SamplesPerPixel") or 1)
-        if str(ds.get("PhotometricInterpretation", "")).startswith("YBR_FULL_422"):
+        frames = int(_get(ds, _NUMBER_OF_FRAMES) or 1)
+        bits = int(_number(ds, _BITS_ALLOCATED, "BitsAllocated"))
+        samples = int(number(ds, _SAMPLES_PER_PIXEL) or 1)
+        if str(_get(ds, _PHOTOMETRIC_INTERPRETATION, "")).startswith("YBR_FULL_422"):
             samples = 2  # 4:2:2 subsampling: two values per pixel on average
-        pixels = int(ds.Rows) * int(ds.Columns) * samples * frames
+        pixels = int(_number(ds, _ROWS, "Rows")) * int(_number(ds, _COLUMNS, "Columns")) * samples * frames
     except (AttributeError, TypeError, ValueError):
         raise InputError("pixel data without a usable Rows, Columns or BitsAllocated",
                          cause=Cause.BAD_PIXEL_ATTRIBUTES) from None
@@ -137,7 +139,7 @@ def _check_pixel_length(ds: Dataset) -> None:
     if expected > MAX_DECODED_PIXEL_BYTES:
         raise TooLargeError("the pixel data would decode to more than the per-file limit",
                             cause=Cause.PIXEL_DATA_SIZE)
-    if len(ds.PixelData) < expected:
+    if len(_value(ds, _PIXEL_DATA, "PixelData")) < expected:
         raise InputError("pixel data is shorter than its header declares (truncated file)",
                          cause=Cause.TRUNCATED_PIXEL_DATA)
 
@@ -236,6 +238,10 @@ def _walk_headers(body: bytes, implicit: bool, little: bool, start: int = 0) -> 
     """Check every header against the end of its enclosing container; `stack` holds the open
     sequences and items (twice the nesting)."""
     order = "<" if little else ">"
+    tag_of = struct.Struct(order + "HH").unpack_from  # unpack_from: no slice copied per header
+    long_of = struct.Struct(order + "I").unpack_from
+    short_of = struct.Struct(order + "H").unpack_from
+    implicit_of = struct.Struct("<I").unpack_from
     position, end_of_file = start, len(body)
     first = True  # pydicom decides on the first element whether the encoding is what the meta says
     # (end offset or None, is encapsulated pixel data, implicit) per open container
@@ -243,12 +249,14 @@ def _walk_headers(body: bytes, implicit: bool, little: bool, start: int = 0) -> 
     while position + 8 <= end_of_file:
         while stack and stack[-1][0] is not None and position >= (stack[-1][0] or 0):
             stack.pop()
-        limit = next((end for end, _, _ in reversed(stack) if end is not None), end_of_file)
-        fragments = bool(stack) and stack[-1][1]
-        here_implicit = stack[-1][2] if stack else implicit
-        group, element = struct.unpack(order + "HH", body[position:position + 4])
+        if stack:
+            limit = next((end for end, _, _ in reversed(stack) if end is not None), end_of_file)
+            fragments, here_implicit = stack[-1][1], stack[-1][2]
+        else:
+            limit, fragments, here_implicit = end_of_file, False, implicit
+        group, element = tag_of(body, position)
         if group == 0xFFFE:
-            (length,) = struct.unpack(order + "I", body[position + 4:position + 8])
+            (length,) = long_of(body, position + 4)
             position += 8
             if element in (_ITEM_END, _SEQUENCE_END):
                 if stack and stack[-1][0] is None:
@@ -270,15 +278,15 @@ def _walk_headers(body: bytes, implicit: bool, little: bool, start: int = 0) -> 
                 raise InputError("sequences are nested deeper than the pipeline reads", cause=Cause.NESTING_TOO_DEEP)
             continue
         if here_implicit:
-            vr, (length,), header = b"", struct.unpack("<I", body[position + 4:position + 8]), 8
+            vr, (length,), header = b"", implicit_of(body, position + 4), 8
         else:
             vr = body[position + 4:position + 6]
             if vr in _LONG_VRS:
                 if position + 12 > end_of_file:
                     raise InputError("an element header runs past the end of the file", cause=Cause.TRUNCATED_HEADER)
-                (length,), header = struct.unpack(order + "I", body[position + 8:position + 12]), 12
+                (length,), header = long_of(body, position + 8), 12
             elif vr in _SHORT_VRS:
-                (length,), header = struct.unpack(order + "H", body[position + 6:position + 8]), 8
+                (length,), header = short_of(body, position + 6), 8
             elif not first and len(vr) == 2 and vr.isalpha() and vr.isupper():
                 raise InputError("an element has a VR that PS3.5 does not define", cause=Cause.UNKNOWN_VR)
             else:
@@ -317,10 +325,10 @@ def encode(ds: Dataset) -> bytes:
             meta.TransferSyntaxUID = ImplicitVRLittleEndian
         else:
             meta.TransferSyntaxUID = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    _set(meta, 0x00020002, "UI", _value(ds, 0x00080016, "SOPClassUID"))  # MediaStorageSOPClassUID
+    _set(meta, 0x00020003, "UI", _value(ds, 0x00080018, "SOPInstanceUID"))  # MediaStorageSOPInstanceUID
+    _set(meta, 0x00020012, "UI", IMPLEMENTATION_CLASS_UID)
+    _set(meta, 0x00020013, "SH", IMPLEMENTATION_VERSION_NAME)
     ds.file_meta = meta
     ds.preamble = b"\x00" * 128
     buffer = io.BytesIO()
@@ -334,6 +342,35 @@ def encode(ds: Dataset) -> bytes:
     except Exception as exc:
         raise WriteError(f"cannot encode the dataset ({type(exc).__name__})", cause=_encode_cause(ds)) from None
     return buffer.getvalue()
+
+
+_SOP_CLASS_UID, _SOP_INSTANCE_UID, _DIRECTORY_RECORDS = 0x00080016, 0x00080018, 0x00041220
+_SAMPLES_PER_PIXEL, _PHOTOMETRIC_INTERPRETATION, _NUMBER_OF_FRAMES = 0x00280002, 0x00280004, 0x00280008
+_ROWS, _COLUMNS, _BITS_ALLOCATED, _PIXEL_DATA = 0x00280010, 0x00280011, 0x00280100, 0x7FE00010
+
+
+def _get(ds: Dataset, tag: int, default: Any = None) -> Any:
+    """`ds.get(<keyword>, default)` without the keyword look-up."""
+    return ds[tag].value if tag in ds._dict else default
+
+
+def _number(ds: Dataset, tag: int, keyword: str) -> Any:
+    """`ds.<keyword>` of a US attribute (AttributeError when absent), read as stored (`number`)."""
+    return number(ds, tag) if tag in ds._dict else getattr(ds, keyword)
+
+
+def _value(ds: Dataset, tag: int, keyword: str) -> Any:
+    """`ds.<keyword>` (AttributeError when absent, as ever) without the keyword look-up."""
+    return ds[tag].value if tag in ds._dict else getattr(ds, keyword)
+
+
+def _set(ds: Dataset, tag: int, vr: str, value: object) -> None:
+    """`ds.<keyword> = value` without the keyword look-up: an element already there takes the
+    value (keeping its VR), as pydicom's setattr does."""
+    if tag in ds._dict:
+        ds[tag].value = value
+    else:
+        ds.add(DataElement(tag, vr, value))
 
 
 def _encode_file(ds: Dataset) -> bytes | None:

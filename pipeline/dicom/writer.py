@@ -7,31 +7,52 @@ buffer, a context manager, a dozen attribute look-ups) to copy its bytes: more t
 scrub decides for it. Here an element kept as stored, in the encoding it was read in, is written
 as its header and its stored bytes, exactly the bytes pydicom writes for it (PS3.5 7.1: tag, VR,
 reserved bytes and a 16- or 32-bit length, or tag and 32-bit length in implicit VR); a decoded
-sequence is framed here as pydicom frames it (PS3.5 7.5), its items in the file's encoding written
-the same way (others by pydicom's `write_dataset`); every other element (decoded or changed ones,
-the Pixel Data, anything of undefined length or a VR whose length field cannot hold it) goes
-through pydicom's own `write_data_element`. The file
-meta is pydicom's `write_file_meta_info`. Whatever this path does not cover (a deflated or
-private transfer syntax, a dataset whose encoding or character set changed, which pydicom
-re-encodes whole) returns None: the caller then uses `dcmwrite`.
+sequence is framed here as pydicom frames it (PS3.5 7.5), its items in the file's encoding (or
+made in memory of plain values) written the same way (others by pydicom's `write_dataset`); a
+decoded value is encoded by `pipeline.dicom.values.value_bytes`, as pydicom's `write_data_element`
+encodes it; what that does not cover (the encapsulated Pixel Data, anything of undefined length,
+AT, a VR whose length field cannot hold it) goes through pydicom's own `write_data_element`. The
+file meta is encoded as pydicom's `write_file_meta_info` encodes it. Whatever this path does not
+cover (a deflated or private transfer syntax, a dataset whose encoding or character set changed,
+which pydicom re-encodes whole) returns None: the caller then uses `dcmwrite`.
 """
 
 from __future__ import annotations
 
 import struct
 
+from pydicom import __version_info__
 from pydicom.charset import convert_encodings, default_encoding
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_data_element, write_dataset, write_file_meta_info
+from pydicom.filewriter import write_data_element, write_dataset
 from pydicom.tag import ItemDelimiterTag, ItemTag, SequenceDelimiterTag
-from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
-from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, DeflatedExplicitVRLittleEndian
+from pydicom.valuerep import AMBIGUOUS_VR, EXPLICIT_VR_LENGTH_32
+
+from pipeline.dicom.stored import stored_values
+from pipeline.dicom.values import value_bytes
 
 _UNDEFINED = 0xFFFFFFFF
 _PIXEL_DATA = 0x7FE00010
 _LONG_VRS = frozenset(str(vr) for vr in EXPLICIT_VR_LENGTH_32)
+_AMBIGUOUS = frozenset(str(vr) for vr in AMBIGUOUS_VR)
+
+
+_TRANSFER_SYNTAX, _MEDIA_CLASS_UID, _MEDIA_INSTANCE_UID = 0x00020010, 0x00020002, 0x00020003
+_SOP_CLASS_UID, _SOP_INSTANCE_UID, _CHARACTER_SET = 0x00080016, 0x00080018, 0x00080005
+
+
+def _uid(ds: Dataset, tag: int) -> object:
+    """`ds.get(<keyword>)` of a UI attribute, a plain stored value read as stored (`stored_values`)."""
+    stored = ds._dict.get(tag)  # type: ignore[call-overload]
+    if stored is None:
+        return None
+    values = stored_values(stored, "UI", ds)
+    if values is not None and len(values) == 1:
+        return values[0]
+    return ds[tag].value
 
 
 def encode_file(ds: Dataset) -> bytes | None:
@@ -40,7 +61,7 @@ def encode_file(ds: Dataset) -> bytes | None:
     meta = getattr(ds, "file_meta", None)
     if not isinstance(meta, FileMetaDataset):
         return None
-    syntax = meta.get("TransferSyntaxUID")
+    syntax = meta[_TRANSFER_SYNTAX].value if _TRANSFER_SYNTAX in meta._dict else None
     if not isinstance(syntax, UID) or syntax.is_private or not syntax.is_transfer_syntax:
         return None
     if syntax == DeflatedExplicitVRLittleEndian:
@@ -50,25 +71,24 @@ def encode_file(ds: Dataset) -> bytes | None:
         return None
     if ds.original_character_set != ds._character_set:
         return None
-    if any(int(tag) >> 16 in (0, 2) for tag in ds.keys()):
+    if any(number >> 16 in (0, 2) for number in map(int, ds._dict) if number < 0x00030000):
         return None
     preamble = getattr(ds, "preamble", None)
     if not preamble or len(preamble) != 128:
         return None
-    if ds.get("SOPClassUID") != meta.get("MediaStorageSOPClassUID") or ds.get("SOPInstanceUID") != meta.get(
-            "MediaStorageSOPInstanceUID"):
+    if _uid(ds, _SOP_CLASS_UID) != _uid(meta, _MEDIA_CLASS_UID) or _uid(ds, _SOP_INSTANCE_UID) != _uid(
+            meta, _MEDIA_INSTANCE_UID):
         return None
-    file_meta = FileMetaDataset()  # what dcmwrite's deepcopy gives the writer, without its cost
-    for tag in meta.keys():
-        elem = meta[tag]
-        file_meta.add(DataElement(elem.tag, elem.VR, elem.value))
+    meta_bytes = _file_meta(meta)
+    if meta_bytes is None:
+        return None
     fp = DicomBytesIO()
     fp.is_implicit_VR, fp.is_little_endian = encoding
     fp.write(preamble)
     fp.write(b"DICM")
-    write_file_meta_info(fp, file_meta, enforce_standard=True)
-    if "PixelData" in ds:
-        ds["PixelData"].is_undefined_length = syntax.is_compressed  # as dcmwrite does
+    fp.write(meta_bytes)
+    if _PIXEL_DATA in ds._dict:
+        ds[_PIXEL_DATA].is_undefined_length = syntax.is_compressed  # as dcmwrite does
     _write_dataset(fp, ds, *encoding)
     return bytes(fp.getvalue())
 
@@ -80,10 +100,12 @@ def _write_dataset(fp: DicomBytesIO, ds: Dataset, implicit: bool, little: bool,
     implicit_header = struct.Struct(order + "HHL")
     short_header = struct.Struct(order + "HH2sH")
     long_header = struct.Struct(order + "HH2sHL")
-    character_set = ds.get("SpecificCharacterSet", parent_encoding)
+    character_set = ds[_CHARACTER_SET].value if _CHARACTER_SET in ds._dict else parent_encoding
+    encodings: list[str] | None = None  # the character set as Python codecs, once needed
     write = fp.write
-    for tag, elem in sorted(ds.items()):
-        number = int(tag)
+    # Sorted as (int, element) pairs: the ints decide (tags are unique), compared in C where
+    # pydicom's BaseTag compares in Python.
+    for number, elem in sorted(zip(map(int, ds._dict), ds._dict.values(), strict=True)):
         group, element = number >> 16, number & 0xFFFF
         if element == 0 and group > 6:
             continue  # retired group lengths are not written (PS3.5 7.2), as dcmwrite
@@ -104,10 +126,93 @@ def _write_dataset(fp: DicomBytesIO, ds: Dataset, implicit: bool, little: bool,
                     write(short_header.pack(group, element, vr.encode("latin-1"), len(value)))
                     write(value)
                     continue
-        elif isinstance(elem, DataElement) and elem.VR == "SQ" and not elem.is_buffered:
-            _write_sequence(fp, elem, character_set, implicit, little)
+        elif isinstance(elem, DataElement):
+            vr = elem.VR
+            if vr == "SQ" and not elem.is_buffered:
+                _write_sequence(fp, elem, character_set, implicit, little)
+                continue
+            if encodings is None:
+                encodings = convert_encodings(character_set or [default_encoding])
+            data = value_bytes(elem, encodings, little) if len(vr) == 2 else None
+            if data is not None:
+                if implicit:
+                    write(implicit_header.pack(group, element, len(data)))
+                    write(data)
+                    continue
+                if vr in _LONG_VRS:
+                    write(long_header.pack(group, element, vr.encode("latin-1"), 0, len(data)))
+                    write(data)
+                    continue
+                if len(data) <= 0xFFFF:
+                    write(short_header.pack(group, element, vr.encode("latin-1"), len(data)))
+                    write(data)
+                    continue
+        write_data_element(fp, ds.get_item(elem.tag), character_set)
+
+
+_REQUIRED_META = (0x00020002, 0x00020003, 0x00020010)  # PS3.10 7.1: Type 1, with a value
+_META_VERSION, _IMPLEMENTATION_CLASS, _IMPLEMENTATION_VERSION = 0x00020001, 0x00020012, 0x00020013
+_META_LONG_HEADER = struct.Struct("<HH2sHL")
+_META_SHORT_HEADER = struct.Struct("<HH2sH")
+
+
+def _file_meta(meta: FileMetaDataset) -> bytes | None:
+    """The File Meta Information as pydicom's `write_file_meta_info(..., enforce_standard=True)`
+    writes it (PS3.10 7.1: explicit VR little endian, the group length first, the version
+    b"\\x00\\x01" when missing or empty, pydicom's implementation class UID and version name when
+    missing), or None when it is not that simple (an element outside group 0002, a missing
+    required element, a value this path does not encode): dcmwrite then decides."""
+    elements: dict[int, DataElement] = {}
+    for tag in meta.keys():
+        number = int(tag)
+        if number >> 16 != 2:
+            return None
+        elements[number] = meta[tag]
+    version = elements.get(_META_VERSION)
+    if version is None or version.is_empty:
+        elements[_META_VERSION] = DataElement(_META_VERSION, "OB", b"\x00\x01")
+    implementation = elements.get(_IMPLEMENTATION_CLASS)
+    if implementation is None or implementation.is_empty:
+        elements[_IMPLEMENTATION_CLASS] = DataElement(_IMPLEMENTATION_CLASS, "UI", PYDICOM_IMPLEMENTATION_UID)
+    if _IMPLEMENTATION_VERSION not in elements:
+        elements[_IMPLEMENTATION_VERSION] = DataElement(_IMPLEMENTATION_VERSION, "SH",
+                                                        f"PYDICOM {'.'.join(__version_info__)}")
+    for number in _REQUIRED_META:
+        found = elements.get(number)
+        if found is None or found.is_empty:
+            return None
+    body: list[bytes] = []
+    for number in sorted(elements):
+        if number == 0x00020000:
             continue
-        write_data_element(fp, ds.get_item(tag), character_set)
+        elem = elements[number]
+        vr = elem.VR
+        data = value_bytes(elem, [default_encoding], True) if isinstance(vr, str) and len(vr) == 2 else None
+        if data is None:
+            return None
+        group, element = number >> 16, number & 0xFFFF
+        if vr in _LONG_VRS:
+            body.append(_META_LONG_HEADER.pack(group, element, vr.encode("latin-1"), 0, len(data)))
+        elif len(data) <= 0xFFFF:
+            body.append(_META_SHORT_HEADER.pack(group, element, vr.encode("latin-1"), len(data)))
+        else:
+            return None
+        body.append(data)
+    encoded = b"".join(body)
+    return _META_SHORT_HEADER.pack(2, 0, b"UL", 4) + struct.pack("<L", len(encoded)) + encoded
+
+
+def _in_file_encoding(item: Dataset, implicit: bool, little: bool) -> bool:
+    """Whether pydicom's `write_dataset` would write `item` element by element as it stands:
+    read in the file's encoding and character set, or made in memory (no encoding of its own)
+    of decoded values only, none a sequence or of an ambiguous VR (pydicom corrects those first;
+    its character set is then the item's SpecificCharacterSet or its parent's, here too)."""
+    encoding = tuple(item.original_encoding)
+    if encoding == (implicit, little):
+        return bool(item.original_character_set == item._character_set)
+    return encoding == (None, None) and all(
+        isinstance(elem, DataElement) and isinstance(elem.VR, str) and len(elem.VR) == 2
+        and elem.VR not in _AMBIGUOUS and elem.VR != "SQ" for elem in item._dict.values())
 
 
 def _write_sequence(fp: DicomBytesIO, elem: DataElement, character_set: str | list[str], implicit: bool,
@@ -122,8 +227,7 @@ def _write_sequence(fp: DicomBytesIO, elem: DataElement, character_set: str | li
             buffer.write_tag(ItemTag)
             length_location = buffer.tell()
             buffer.write_UL(_UNDEFINED)
-            if tuple(item.original_encoding) == (implicit, little) and (
-                    item.original_character_set == item._character_set):
+            if _in_file_encoding(item, implicit, little):
                 _write_dataset(buffer, item, implicit, little, encodings)
             else:
                 write_dataset(buffer, item, parent_encoding=encodings)

@@ -89,6 +89,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
+from pipeline.dicom.stored import number
 from pipeline.errors import Cause, PixelError, ProfileError, is_codec_failure
 from pipeline.pixels import ocr, unused_bits
 from pipeline.pixels.codestream import decode_sequential_scans, is_truncated_codestream
@@ -151,14 +152,19 @@ class PixelLog:
 
 
 # ----------------------------------------------------------------------------- assess
+_ENCAPSULATED_DOCUMENT, _BURNED_IN_ANNOTATION, _PIXEL_DATA = 0x00420011, 0x00280301, 0x7FE00010
+_BITS_ALLOCATED, _BITS_STORED = 0x00280100, 0x00280101
+
+
 def assess(ds: Dataset, plan: Plan) -> PixelTask | None:
     """Decide, on the original header, what the pixel step must do; raise when the file
     cannot be released. None: nothing to do, the pixel data passes through untouched."""
-    if "EncapsulatedDocument" in ds:
+    if _ENCAPSULATED_DOCUMENT in ds._dict:
         raise EncapsulatedDocumentRefused("EncapsulatedDocument present: a document cannot be cleaned")
-    if "PixelData" not in ds:
+    if _PIXEL_DATA not in ds._dict:
         return None
-    declared = str(ds.get("BurnedInAnnotation", "") or "").strip().upper() == "YES"
+    burned_in = ds[_BURNED_IN_ANNOTATION].value if _BURNED_IN_ANNOTATION in ds._dict else ""
+    declared = str(burned_in or "").strip().upper() == "YES"
     high_bits = overlay_in_high_bits(ds) or unused_bits.may_be_set(ds)
     if plan.pixel_rules is None:  # a plan built by hand without pixels.deid: only the flag is known
         if declared:
@@ -195,13 +201,15 @@ def assess(ds: Dataset, plan: Plan) -> PixelTask | None:
 def overlay_in_high_bits(ds: Dataset) -> bool:
     """True when an overlay plane (60xx) is stored in unused high bits of Pixel Data."""
     try:
-        allocated = int(ds.get("BitsAllocated") or 0)
-        stored = int(ds.get("BitsStored") or allocated)
+        allocated = int(number(ds, _BITS_ALLOCATED) or 0)
+        stored = int(number(ds, _BITS_STORED) or allocated)
     except (TypeError, ValueError):
         raise PixelError("BitsAllocated or BitsStored is not a number", cause=Cause.BAD_PIXEL_ATTRIBUTES) from None
     if stored >= allocated:
         return False
     for group in range(0x6000, 0x6020, 2):
+        if (group << 16) | 0x0102 not in ds._dict:
+            continue
         position = ds.get((group << 16) | 0x0102)  # OverlayBitPosition
         if position is not None and position.value is not None and int(position.value) >= stored:
             return True

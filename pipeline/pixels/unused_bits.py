@@ -40,6 +40,7 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 from pydicom.uid import UID, ExplicitVRBigEndian, RLELossless
 
+from pipeline.dicom.stored import number
 from pipeline.errors import Cause, PixelError
 
 _NATIVE_WIDTHS = {8: np.uint8, 16: np.uint16, 32: np.uint32, 64: np.uint64}
@@ -68,17 +69,22 @@ class BitLayout:
         return self.stored < self.allocated
 
 
+_BITS_ALLOCATED, _BITS_STORED, _HIGH_BIT, _PIXEL_REPRESENTATION = 0x00280100, 0x00280101, 0x00280102, 0x00280103
+_PIXEL_DATA = 0x7FE00010
+
+
 def layout(ds: Dataset) -> BitLayout | None:
     """The cell layout of `ds`'s integer Pixel Data, or None when it has no unused bits to
     check (no Pixel Data, Bits Stored = Bits Allocated, 1-bit cells). A layout that does not fit
     its cell (High Bit below Bits Stored - 1 or beyond the cell) is refused."""
-    if "PixelData" not in ds:
+    if _PIXEL_DATA not in ds._dict:
         return None
     try:
-        allocated = int(ds.get("BitsAllocated") or 0)
-        stored = int(ds.get("BitsStored") or allocated)
-        high_bit = int(ds.get("HighBit") if ds.get("HighBit") is not None else stored - 1)
-        signed = int(ds.get("PixelRepresentation") or 0) == 1
+        allocated = int(number(ds, _BITS_ALLOCATED) or 0)
+        stored = int(number(ds, _BITS_STORED) or allocated)
+        high = number(ds, _HIGH_BIT)
+        high_bit = int(high if high is not None else stored - 1)
+        signed = int(number(ds, _PIXEL_REPRESENTATION) or 0) == 1
     except (TypeError, ValueError):
         raise PixelError("a Bits attribute is not a number", cause=Cause.BAD_PIXEL_ATTRIBUTES) from None
     if allocated not in _NATIVE_WIDTHS or stored >= allocated:

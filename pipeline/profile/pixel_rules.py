@@ -38,9 +38,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydicom.datadict import tag_for_keyword
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileDataset
 
+from pipeline.dicom.stored import as_written
 from pipeline.errors import ProfileError
 from pipeline.profile.recipe import read_recipe
 
@@ -323,26 +325,66 @@ def evaluate(rules: PixelRules, ds: Dataset) -> tuple[Match, ...]:
     series are judged once."""
     if not rules.labels:
         return ()
-    signature = tuple(repr(ds.get(name)) for name in _fields_read(rules))
-    return _evaluate_cached(rules, signature, ds)
+    return _evaluate_cached(rules, _signature(_fields_read(rules), ds), ds)
 
 
-@functools.lru_cache(maxsize=8)
-def _fields_read(rules: PixelRules) -> tuple[str, ...]:
-    names = {"Rows", "Columns", "NumberOfFrames"}
-    for label in rules.labels:
-        for line in label.members:
-            names.update(field for _, field, _ in line)
-        for spec in label.blank + label.keep:
-            names.update(re.findall(r"from:(\w+)", spec))
-    return tuple(sorted(names))
+_CHARACTER_SET = 0x00080005
+_FIELDS: dict[str, tuple[tuple[str, int | None], ...]] = {}  # rules' sha256 -> (keyword, tag) read
 
 
-_CACHE: dict[tuple[str, tuple[str, ...]], tuple[Match, ...]] = {}
+def _fields_read(rules: PixelRules) -> tuple[tuple[str, int | None], ...]:
+    """The attributes deid reads for `rules`, with their tags; computed once per process."""
+    found = _FIELDS.get(rules.sha256)
+    if found is None:
+        names = {"Rows", "Columns", "NumberOfFrames"}
+        for label in rules.labels:
+            for line in label.members:
+                names.update(field for _, field, _ in line)
+            for spec in label.blank + label.keep:
+                names.update(re.findall(r"from:(\w+)", spec))
+        found = tuple((name, tag_for_keyword(name)) for name in sorted(names))
+        _FIELDS[rules.sha256] = found
+    return found
+
+
+def _signature(fields: tuple[tuple[str, int | None], ...], ds: Dataset) -> tuple[object, ...]:
+    """What deid's verdict on `ds` depends on: each field's stored VR and bytes while undecoded
+    (with the encoding and character set they decode by), else its decoded element's repr.
+    Cheaper than the repr of every field, and it needs no keyword look-up."""
+    values: list[object] = [tuple(ds.original_encoding), _stored(ds, _CHARACTER_SET, "SpecificCharacterSet")]
+    values.extend(_stored(ds, tag, name) for name, tag in fields)
+    return tuple(values)
+
+
+def _stored(ds: Dataset, tag: int | None, name: str) -> object:
+    """The field's stored VR and bytes, or its decoded value's repr (None: absent). A stored
+    value pydicom would not write back as stored is decoded in place, as deid would leave it
+    (the output's bytes are then those of the decoded value, as ever)."""
+    if tag is None:
+        return repr(ds.get(name))
+    stored = ds.get_item(tag)
+    if stored is None:
+        return None
+    if isinstance(stored, RawDataElement) and isinstance(stored.value, bytes):
+        if not as_written(stored, _dictionary_vr(tag) if stored.VR is None else stored.VR, ds):
+            ds[tag]
+        return (stored.VR, stored.value)
+    return repr(stored.value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _dictionary_vr(tag: int) -> str:
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
+        return "UN"
+
+
+_CACHE: dict[tuple[str, tuple[object, ...]], tuple[Match, ...]] = {}
 _CACHE_SIZE = 1024
 
 
-def _evaluate_cached(rules: PixelRules, signature: tuple[str, ...], ds: Dataset) -> tuple[Match, ...]:
+def _evaluate_cached(rules: PixelRules, signature: tuple[object, ...], ds: Dataset) -> tuple[Match, ...]:
     key = (rules.sha256, signature)
     found = _CACHE.get(key)
     if found is None:

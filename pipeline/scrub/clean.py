@@ -13,6 +13,7 @@ text as it was written.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -23,6 +24,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
+from pipeline.dicom.stored import stored_values
 from pipeline.scrub.textdates import date_spans
 from pipeline.scrub.vr import needs_retyping, retyped
 
@@ -93,9 +95,11 @@ def joined_names(group: str) -> set[str]:
     return {name for name in joined | spaced if len(name) >= MIN_TOKEN}
 
 
-def _tokens(value: str, is_name: bool = False) -> set[str]:
+@functools.lru_cache(maxsize=4096)
+def _tokens(value: str, is_name: bool = False) -> frozenset[str]:
     """The value whole and its parts; a person name also splits at hyphens and apostrophes
-    ("Smith-Jones" leaves neither "Smith" nor "Jones") and is also taken with its parts joined."""
+    ("Smith-Jones" leaves neither "Smith" nor "Jones") and is also taken with its parts joined.
+    Remembered: the files of one patient carry the same values."""
     if not value.isascii():
         value = unicodedata.normalize("NFKC", value).translate(_HIRAGANA)
     parts = {value.strip()}
@@ -103,7 +107,7 @@ def _tokens(value: str, is_name: bool = False) -> set[str]:
     if is_name:
         for group in value.split("="):
             parts.update(joined_names(group))
-    return {p.strip() for p in parts if len(p.strip()) >= MIN_TOKEN}
+    return frozenset(p.strip() for p in parts if len(p.strip()) >= MIN_TOKEN)
 
 
 def _values(value: object) -> Iterable[str]:
@@ -124,11 +128,28 @@ class Identifiers:
     def of(cls, dataset: Dataset) -> Identifiers:
         found: set[str] = set()
         _collect(dataset, found)
-        if not found:
-            return cls(None)
+        return _identifiers(frozenset(found))
+
+
+_IDENTIFIERS: dict[frozenset[str], Identifiers] = {}  # the files of one patient: one pattern
+_MAX_IDENTIFIERS = 256
+
+
+def _identifiers(found: frozenset[str]) -> Identifiers:
+    """The `Identifiers` of a set of identifying strings, remembered (bounded) by that set."""
+    known = _IDENTIFIERS.get(found)
+    if known is not None:
+        return known
+    if not found:
+        made = Identifiers(None)
+    else:
         ordered = sorted(found, key=len, reverse=True)
         alternatives = "|".join(re.escape(t) for t in ordered)
-        return cls(re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])", re.IGNORECASE))
+        made = Identifiers(re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])", re.IGNORECASE))
+    if len(_IDENTIFIERS) >= _MAX_IDENTIFIERS:
+        _IDENTIFIERS.clear()
+    _IDENTIFIERS[found] = made
+    return made
 
 
 _IDENTIFYING_TAGS: frozenset[int] = frozenset(
@@ -146,6 +167,13 @@ def _collect(dataset: Dataset, found: set[str]) -> None:
             except KeyError:
                 continue
         if vr != "SQ" and vr != "PN" and int(tag) not in _IDENTIFYING_TAGS:
+            continue
+        values = stored_values(raw, vr, dataset)
+        if values is not None:
+            for value in values:
+                found.update(_tokens(value, is_name=vr == "PN"))
+                if vr == "DA":
+                    found.update(date_spellings(value))
             continue
         elem = dataset[tag]
         if needs_retyping(elem.VR, vr):  # a name stored as OB or UN: read as the text it is

@@ -2,10 +2,13 @@
 
 Applies the plan to every attribute at every nesting level, and to the file meta; then
 records the profile in PatientIdentityRemoved, DeidentificationMethod(CodeSequence) and
-LongitudinalTemporalInformationModified. The log counts actions and names attributes by
-keyword or tag, never by value.
+LongitudinalTemporalInformationModified (pipeline/scrub/method.py). The log counts actions and
+names attributes by keyword or tag, never by value.
 
-Attributes no recipe names follow `default_action` (one table, below).
+Attributes no recipe names follow `default_action` (one table, pipeline/scrub/decisions.py,
+where each attribute's action is decided). Elements kept or removed are never decoded; U, C, Z
+and the date shift on plain ASCII values read and write the stored bytes
+(pipeline/dicom/stored.py); pydicom decodes everything else.
 """
 
 from __future__ import annotations
@@ -13,28 +16,34 @@ from __future__ import annotations
 import functools
 import logging
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
-from pydicom.tag import BaseTag
+from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID
 
+from pipeline.dicom.stored import READ_HERE, store, stored_values
 from pipeline.errors import Cause, ScrubError
-from pipeline.profile.iod import AttributeType, IodTable, canonical, iod_for
-from pipeline.profile.options import BASIC_PROFILE_CODE, OPTION_CODES, Option
+from pipeline.profile.iod import IodTable, iod_for
 from pipeline.profile.plan import Action, Plan, Rule
-from pipeline.profile.resolution import STRUCTURAL, by_type, combined_code, conformant
 from pipeline.scrub.clean import Identifiers, clean_text
 from pipeline.scrub.dates import Offset, original_times, paired_days, patient_offset, shift_da, shift_dt, shift_tm
+from pipeline.scrub.decisions import (
+    DATE_VRS,
+    SHIFTED_VRS,
+    TEXT_VRS,
+    decide,
+    decisions,
+)
 from pipeline.scrub.keys import Keys
+from pipeline.scrub.method import record_method
 from pipeline.scrub.pseudonyms import patient_name_pseudonym, patient_pseudonym
 from pipeline.scrub.uids import is_registered_uid, remap_uid
-from pipeline.scrub.vr import decided_vr, fit_length, needs_retyping, retyped
+from pipeline.scrub.vr import fit_length, needs_retyping, retyped
 from pipeline.scrub.wellformed import (
     keepable,
     refuse_broken_encapsulation,
@@ -42,13 +51,9 @@ from pipeline.scrub.wellformed import (
     refuse_malformed_within,
     refuse_unknown_transfer_syntax,
 )
-from pipeline.version import __version__
 
 log = logging.getLogger(__name__)
 
-TEXT_VRS = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC", "UR", "AE"})
-DATE_VRS = frozenset({"DA", "DT"})
-SHIFTED_VRS = frozenset({"DA", "DT", "TM"})  # Modified Dates moves all three (pipeline/scrub/dates.py)
 BINARY_VRS = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
 MAX_DEPTH = 64
 
@@ -88,12 +93,12 @@ class _Context:
     iod: IodTable | None = None  # the object's IOD: combined codes and requirements by Type
     offset: Offset | None = None
     times: dict[int, tuple[str, ...]] = field(default_factory=dict)  # DA tag -> its TM's original values
-    counts: Counter[str] = field(default_factory=Counter)
+    counts: Counter[Action] = field(default_factory=Counter)
     touched: set[int] = field(default_factory=set)
     unparsable_dates: int = 0
 
     def note(self, tag: int, action: Action) -> None:
-        self.counts[action.value] += 1
+        self.counts[action] += 1
         if action is not Action.KEEP:
             self.touched.add(tag)
 
@@ -107,116 +112,60 @@ def _tag_text(tag: BaseTag) -> str:
     return f"({tag.group:04X},{tag.element:04X})"
 
 
-def default_action(vr: str, plan: Plan, in_clean_sequence: bool) -> Action:
-    """The action for an attribute that no recipe names.
-
-    | VR                         | action                                                   |
-    |----------------------------|----------------------------------------------------------|
-    | SQ                         | K: kept, its items scrubbed by the same rules            |
-    | PN LO SH ST LT UT UC UR AE | X (C inside a sequence an option cleans): free text may  |
-    |                            | identify; safe ones are in recipes/safe_text.deid        |
-    | DA DT                      | X; K with full dates; shifted with modified dates        |
-    | TM                         | K; shifted with modified dates                           |
-    | UI                         | registered (standard) UIDs K, every other UID U          |
-    | UN                         | X: an unknown value cannot be judged                     |
-    | anything else              | K: numbers, codes (CS), geometry, pixel data             |
-    """
-    if vr == "SQ":
-        return Action.KEEP
-    if vr in TEXT_VRS:
-        return Action.CLEAN if in_clean_sequence else Action.REMOVE
-    if vr in SHIFTED_VRS and plan.shifts_dates:
-        return Action.SHIFT_DATE
-    if vr in DATE_VRS:
-        if plan.shifts_dates:
-            return Action.SHIFT_DATE
-        return Action.KEEP if plan.keeps_dates else Action.REMOVE
-    if vr == "UI":
-        return Action.KEEP if Option.RETAIN_UIDS in plan.options else Action.UID
-    if vr == "UN":
-        return Action.REMOVE
-    return Action.KEEP
-
-
 def scrub(ds: Dataset, plan: Plan, keys: Keys) -> ScrubLog:
     """De-identify `ds` in place by `plan` under `keys` and return what was done."""
-    original_id = str(ds.get("PatientID", "") or "").strip()
+    original_id = _text(ds, _PATIENT_ID, "PatientID").strip()
     patient = _patient_basis(ds)
     ctx = _Context(plan=plan, keys=keys, patient=patient,
                    pseudonym=patient_pseudonym(original_id or patient, keys),
-                   iod=iod_for(str(ds.get("SOPClassUID", "") or "").strip("\x00 ")))
+                   iod=iod_for(_text(ds, _SOP_CLASS_UID, "SOPClassUID").strip("\x00 ")))
     # C needs the identifiers the dataset carries anywhere, read before anything changes.
     ctx.identifiers = Identifiers.of(ds) if plan.cleans_text else None
     _scrub_dataset(ds, ctx, (), in_clean_sequence=False, replacing=False)
     _scrub_file_meta(ds, ctx)
-    _record_method(ds, plan)
+    record_method(ds, plan)
     for tag, rule in plan.additions:
         ds[tag] = DataElement(tag, _dictionary_vr(tag), rule.value)
     if hasattr(ds, "preamble") and ds.preamble is not None:
         ds.preamble = b"\x00" * 128
     return ScrubLog(
-        actions=tuple(sorted(ctx.counts.items())),
-        touched=tuple(sorted({keyword_for_tag(t) or _tag_text(BaseTag(t)) for t in ctx.touched})),
+        actions=tuple(sorted((action.value, count) for action, count in ctx.counts.items())),
+        touched=tuple(sorted({_name(t) for t in ctx.touched})),
         options=tuple(o.value for o in plan.options),
         dates_shifted=plan.shifts_dates,
         unparsable_dates=ctx.unparsable_dates,
     )
 
 
+@functools.lru_cache(maxsize=8192)
+def _name(tag: int) -> str:
+    """An attribute's keyword, or its tag as (gggg,eeee) when it has none: never its value."""
+    return keyword_for_tag(tag) or _tag_text(BaseTag(tag))
+
+
+_PATIENT_ID, _SOP_CLASS_UID = 0x00100020, 0x00080016
+_PATIENT_BASES = ((_PATIENT_ID, "PatientID"), (0x00100010, "PatientName"), (0x0020000D, "StudyInstanceUID"))
+
+
+def _text(ds: Dataset, tag: int, keyword: str) -> str:
+    """`str(ds.get(keyword, "") or "")`, read from the stored bytes when they are plain
+    (`stored_values`: one value or none), else as pydicom decodes it."""
+    stored = ds._dict.get(tag)  # type: ignore[call-overload]
+    if stored is None:
+        return ""
+    values = stored_values(stored, _dictionary_vr(tag), ds)
+    if values is not None and len(values) <= 1:
+        return values[0] if values else ""
+    return str(ds.get(keyword, "") or "")
+
+
 def _patient_basis(ds: Dataset) -> str:
     """The original patient a file belongs to: PatientID, else PatientName, else the study."""
-    for keyword in ("PatientID", "PatientName", "StudyInstanceUID"):
-        value = str(ds.get(keyword, "") or "").strip()
+    for tag, keyword in _PATIENT_BASES:
+        value = _text(ds, tag, keyword).strip()
         if value:
             return f"{keyword}:{value}"
     return "unknown"
-
-
-def replacing_action(action: Action, vr: str, tag: int = 0) -> Action:
-    """The action inside a sequence whose own action is D (or X/D, X/Z/D, Z/D resolved to D).
-
-    PS3.15 Table E.1-1a: D replaces the attribute's value, and a sequence's value is its items,
-    so no original item content survives: what would be kept (K, C, kept by default) is
-    replaced by a dummy of its VR; X, Z, U, dates shifted and pseudonyms stay as they are.
-    Sequences inside are entered the same way. UIDs keep their own rule (U, or K with Retain
-    UIDs): a keyed UID replaces the original and keeps references linked. Structural attributes
-    (pipeline/profile/resolution.py, STRUCTURAL: SR Value Type, waveform channel numbers) are
-    kept: they identify no one, and a dummy would break the object.
-    """
-    if vr in ("SQ", "UI") or action not in (Action.KEEP, Action.CLEAN) or tag in STRUCTURAL:
-        return action
-    return Action.DUMMY
-
-
-def resolve(rule: Rule | None, vr: str, tag: int, types: _Types | None, replacing: bool,
-            default: Action) -> Action:
-    """The action for one public attribute of an item whose IOD definition is `types` (None:
-    unknown): combined codes by Type, structural attributes kept, and what the IOD requires
-    never removed (pipeline/profile/resolution.py, PS3.15 E.1.1)."""
-    kind: AttributeType | None = None
-    listed = False
-    if types is not None:
-        key = canonical(tag)
-        listed = key in types
-        kind = types.get(key)
-    is_sequence = vr == "SQ"
-    code = combined_code(rule)
-    if code is not None:
-        action = by_type(code, kind, types is not None, is_sequence).action
-    elif rule is not None:
-        action = rule.action
-    else:
-        action = Action.KEEP if tag in STRUCTURAL else default
-    if replacing:
-        action = replacing_action(action, vr, tag)
-    if types is not None:
-        raised = conformant(action, kind, listed, is_sequence)
-        if raised is not None:
-            action = raised.action
-    return action
-
-
-_Types = Mapping[int, AttributeType | None]
 
 
 def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_sequence: bool,
@@ -230,13 +179,17 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_s
         raise ScrubError(f"sequences nested deeper than {MAX_DEPTH} levels", cause=Cause.NESTING)
     plan = ctx.plan
     elements = list(ds.items())  # as stored: raw until decoded, so a look costs no decoding
+    groups = {int(tag) >> 16 for tag, _ in elements}
     creators: dict[tuple[int, int], str] = {}
-    for tag, _ in elements:
-        if tag.group % 2 == 1 and 0x0010 <= tag.element <= 0x00FF:
-            creators[(tag.group, tag.element)] = str(ds[tag].value or "").strip()
+    if any(group & 1 for group in groups):
+        for tag, _ in elements:
+            number = int(tag)
+            if number >> 16 & 1 and 0x0010 <= number & 0xFFFF <= 0x00FF:
+                creators[(number >> 16, number & 0xFFFF)] = str(ds[tag].value or "").strip()
     kept_blocks: set[tuple[int, int]] = set()
     outer_times, ctx.times = ctx.times, (original_times(elements) if plan.shifts_dates else {})
-    removed_groups = _removed_repeating_groups([tag for tag, _ in elements], plan)
+    removed_groups = _removed_repeating_groups(groups, plan)
+    decided_here = decisions(plan, ctx.iod, path, in_clean_sequence, replacing)
     for tag, raw in elements:
         refuse_malformed(raw)
         number = int(tag)
@@ -249,20 +202,11 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_s
         if is_private and element <= 0x00FF:
             continue  # private creators: decided once their blocks are
         creator = creators.get((group, element >> 8)) if is_private else None
-        rule = plan.rule_for(number, creator)
-        vr = decided_vr(number, creator, raw.VR)  # never the VR the file claims (pipeline/scrub/vr.py)
-        default = default_action(vr, plan, in_clean_sequence)
-        if is_private:
-            action = rule.action if rule is not None else default
-            if replacing:
-                action = replacing_action(action, vr)
-        else:
-            action = resolve(rule, vr, number, types, replacing, default)
-            if in_clean_sequence and action is Action.KEEP and vr in TEXT_VRS:
-                # PS3.15 E.3.5 / E.3.6 (Clean Descriptors, Clean Structured Content): inside a
-                # sequence the option cleans, every text is cleaned, safe-listed text included
-                # (a CodeMeaning there can carry the patient's name).
-                action = Action.CLEAN
+        key = (number, creator, raw.VR)
+        decided = decided_here.get(key)
+        if decided is None:
+            decided = decided_here[key] = decide(number, creator, raw.VR, plan, types, in_clean_sequence, replacing)
+        rule, vr, action = decided
         if action is Action.REMOVE:
             ctx.note(number, action)
             if raw.VR == "SQ":
@@ -276,6 +220,11 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_s
                 continue
             ctx.note(number, action)
             continue
+        if action in _READ_AS_STORED and vr in READ_HERE and not is_private and isinstance(raw, RawDataElement):
+            values = stored_values(raw, vr, ds)
+            if values is not None:  # plain ASCII: read and written as stored (pipeline/dicom/stored.py)
+                _apply_stored(ds, raw, vr, values, action, rule, ctx)
+                continue
         elem = ds[tag]
         if action not in (Action.KEEP, Action.BLANK) and needs_retyping(elem.VR, vr):
             elem = retyped(ds, elem, vr)
@@ -298,13 +247,14 @@ def _dictionary_vr(tag: int) -> str:
         return "UN"
 
 
-def _removed_repeating_groups(tags: list[BaseTag], plan: Plan) -> set[int]:
+def _removed_repeating_groups(present: set[int], plan: Plan) -> set[int]:
     """Overlay (60xx) and curve (50xx) groups whose data the plan removes go whole: an
     overlay's rows, origin, label and description mean nothing without its bitmap. C on
     the data removes it too: bitmaps cannot be shown clean (pipeline/scrub/header.py, _clean)."""
     removed: set[int] = set()
-    groups = {t.group for t in tags if 0x5000 <= t.group <= 0x501E or 0x6000 <= t.group <= 0x601E}
-    for group in groups:
+    for group in present:
+        if not (0x5000 <= group <= 0x501E or 0x6000 <= group <= 0x601E):
+            continue
         rule = plan.rule_for((group << 16) | 0x3000)  # OverlayData, or any element of a curve
         if rule is not None and rule.action in (Action.REMOVE, Action.CLEAN) and group % 2 == 0:
             removed.add(group)
@@ -418,24 +368,66 @@ def _shift(ds: Dataset, elem: DataElement, ctx: _Context) -> None:
         if elem.VR == "UN" or _dictionary_vr(int(elem.tag)) in SHIFTED_VRS:
             del ds[elem.tag]  # a date the file stores under another VR cannot be shifted: removed
         return
-    offset = ctx.shift()
     values = list(elem.value) if isinstance(elem.value, (MultiValue, list)) else [elem.value]
-    times = ctx.times.get(int(elem.tag), ()) if elem.VR == "DA" else ()
+    shifted = _shifted(values, elem.VR, int(elem.tag), ctx)
+    if shifted is None:
+        del ds[elem.tag]
+        return
+    elem.value = shifted if len(shifted) > 1 else (shifted[0] if shifted else None)
+
+
+def _shifted(values: list[object], vr: str, tag: int, ctx: _Context) -> list[str] | None:
+    """`values` of a DA, TM or DT moved by the patient's offset (empty ones dropped), or None
+    (counted) when one is not a date or time."""
+    offset = ctx.shift()
+    times = ctx.times.get(tag, ()) if vr == "DA" else ()
     shifted: list[str] = []
     for index, value in enumerate(values):
         if value is None or str(value).strip() == "":
             continue
-        if elem.VR == "DA":
+        if vr == "DA":
             time = times[index] if len(times) == len(values) else None
             new = shift_da(str(value), paired_days(offset, time))
         else:
-            new = (shift_tm if elem.VR == "TM" else shift_dt)(str(value), offset)
+            new = (shift_tm if vr == "TM" else shift_dt)(str(value), offset)
         if new is None:
             ctx.unparsable_dates += 1
-            del ds[elem.tag]
-            return
+            return None
         shifted.append(new)
-    elem.value = shifted if len(shifted) > 1 else (shifted[0] if shifted else None)
+    return shifted
+
+
+_READ_AS_STORED = frozenset({Action.UID, Action.SHIFT_DATE, Action.CLEAN, Action.BLANK})
+
+
+def _apply_stored(ds: Dataset, raw: RawDataElement, vr: str, values: list[str], action: Action, rule: Rule | None,
+                  ctx: _Context) -> None:
+    """`_apply` for an element read as stored (`stored_values`: its values as pydicom would
+    decode them), the new values stored as the bytes pydicom would write: U, C, Z and the
+    date shift, the actions most elements get, on the same strings with the same functions."""
+    tag = int(raw.tag)
+    ctx.note(tag, action)
+    if action is Action.BLANK:
+        store(ds, raw, vr, None)
+    elif action is Action.UID:
+        if values:
+            store(ds, raw, vr, [v if is_registered_uid(v) and rule is None else remap_uid(v, ctx.keys) for v in values])
+    elif action is Action.CLEAN:
+        if vr in TEXT_VRS:
+            if values:
+                identifiers = ctx.identifiers or Identifiers(None)
+                store(ds, raw, vr, [fit_length(clean_text(v, identifiers), vr) for v in values])
+        elif vr in DATE_VRS:
+            del ds[raw.tag]
+    elif vr not in SHIFTED_VRS:  # as `_shift`: a date stored under another VR is removed, other values kept
+        if _dictionary_vr(tag) in SHIFTED_VRS:
+            del ds[raw.tag]
+    else:
+        shifted = _shifted(list(values), vr, tag, ctx)
+        if shifted is None:
+            del ds[raw.tag]
+        else:
+            store(ds, raw, vr, shifted)
 
 
 def _scrub_file_meta(ds: Dataset, ctx: _Context) -> None:
@@ -447,34 +439,18 @@ def _scrub_file_meta(ds: Dataset, ctx: _Context) -> None:
     refuse_unknown_transfer_syntax(meta)
     refuse_broken_encapsulation(ds)
     new = FileMetaDataset()
-    for keyword in META_KEPT:
-        if keyword in meta:
-            new[keyword] = meta[keyword]
-    if "SOPInstanceUID" in ds:
-        new.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    elif "MediaStorageSOPInstanceUID" in meta:
-        new.MediaStorageSOPInstanceUID = UID(remap_uid(str(meta.MediaStorageSOPInstanceUID), ctx.keys))
+    for tag in _META_KEPT_TAGS:
+        if tag in meta._dict:
+            new[tag] = meta[tag]
+    if _SOP_INSTANCE_UID in ds._dict:
+        new.add(DataElement(_MEDIA_INSTANCE_UID, "UI", ds[_SOP_INSTANCE_UID].value))
+    elif _MEDIA_INSTANCE_UID in meta._dict:
+        new.add(DataElement(_MEDIA_INSTANCE_UID, "UI", UID(remap_uid(str(meta[_MEDIA_INSTANCE_UID].value), ctx.keys))))
     for tag in meta.keys():
-        if tag not in new:
+        if tag not in new._dict:
             ctx.touched.add(int(tag))
     ds.file_meta = new
 
 
-def _record_method(ds: Dataset, plan: Plan) -> None:
-    """PS3.15 E.1.1: say that identity was removed, and how (CID 7050)."""
-    ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = f"deid-pipeline {__version__} PS3.15 {plan.profile} profile"
-    items = []
-    for value, meaning in [BASIC_PROFILE_CODE] + [OPTION_CODES[o] for o in plan.options]:
-        item = Dataset()
-        item.CodeValue = value
-        item.CodingSchemeDesignator = "DCM"
-        item.CodeMeaning = meaning
-        items.append(item)
-    ds.DeidentificationMethodCodeSequence = Sequence(items)
-    if plan.shifts_dates:
-        ds.LongitudinalTemporalInformationModified = "MODIFIED"
-    elif plan.keeps_dates:
-        ds.LongitudinalTemporalInformationModified = "UNMODIFIED"
-    else:
-        ds.LongitudinalTemporalInformationModified = "REMOVED"
+_META_KEPT_TAGS = tuple(int(Tag(keyword)) for keyword in META_KEPT)
+_SOP_INSTANCE_UID, _MEDIA_INSTANCE_UID = 0x00080018, 0x00020003

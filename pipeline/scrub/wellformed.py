@@ -58,6 +58,7 @@ _FORBIDDEN: dict[str, re.Pattern[str]] = {
     **dict.fromkeys(("LT", "ST", "UT"), re.compile(r"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]")),
 }
 _SINGLE_VALUED = frozenset({"LT", "ST", "UT", "UR"})  # a backslash is text there, not a separator
+_TRANSFER_SYNTAX, _PIXEL_DATA = 0x00020010, 0x7FE00010
 _NUMBER_SIZES = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "AT": 4, "SV": 8, "UV": 8}
 
 
@@ -66,10 +67,11 @@ def refuse_broken_encapsulation(ds: Dataset) -> None:
     then the fragments, each of even length) has an odd length or items that do not parse to its
     end. Kept as stored, such a value is published padded to even length, and its last item runs
     into the pad: no reader, verify included, can split it into frames."""
-    syntax = getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID")
-    if syntax is None or not UID(str(syntax)).is_encapsulated or "PixelData" not in ds:
+    meta = getattr(ds, "file_meta", None)
+    syntax = meta[_TRANSFER_SYNTAX].value if meta is not None and _TRANSFER_SYNTAX in meta._dict else None
+    if syntax is None or not UID(str(syntax)).is_encapsulated or _PIXEL_DATA not in ds._dict:
         return
-    value = ds.PixelData
+    value = ds[_PIXEL_DATA].value
     if not isinstance(value, bytes):
         return
     try:
@@ -143,9 +145,9 @@ def refuse_malformed_within(sequence: DataElement) -> None:
 def refuse_unknown_transfer_syntax(meta: Dataset) -> None:
     """Raise `InputError` when the file meta names a transfer syntax PS3.6 does not register: the
     dataset was read by a guess, and the UID itself would be published unmapped."""
-    if "TransferSyntaxUID" not in meta:
+    if _TRANSFER_SYNTAX not in meta._dict:
         return
-    uid = str(meta.TransferSyntaxUID or "").strip("\x00 ")
+    uid = str(meta[_TRANSFER_SYNTAX].value or "").strip("\x00 ")
     entry = UID_dictionary.get(uid)
     if entry is None or entry[1] != "Transfer Syntax":
         raise InputError("the file meta names an unknown transfer syntax", cause=Cause.UNKNOWN_TRANSFER_SYNTAX)
@@ -166,11 +168,25 @@ def keepable(stored: DataElement | RawDataElement, vr: str) -> bool:
     """Whether the value of a public element may be kept as it is under its VR `vr` (the
     dictionary's): only characters the VR can hold, and no more values than its VM allows."""
     value = stored.value
+    if isinstance(value, bytes) and len(value) <= _REMEMBERED_LENGTH:
+        return _keepable_bytes(int(stored.tag), vr, value)
+    return _keepable(int(stored.tag), vr, value)
+
+
+_REMEMBERED_LENGTH = 64  # short stored values recur across files (a series, a device): judged once
+
+
+@functools.lru_cache(maxsize=8192)
+def _keepable_bytes(tag: int, vr: str, value: bytes) -> bool:
+    return _keepable(tag, vr, value)
+
+
+def _keepable(tag: int, vr: str, value: object) -> bool:
     if value is None:
         return True
     size = _NUMBER_SIZES.get(vr)
     if size is not None:
-        limit = _max_values(int(stored.tag))
+        limit = _max_values(tag)
         if limit is None:
             return True
         count = len(value) // size if isinstance(value, bytes) else len(value) if isinstance(
@@ -188,5 +204,5 @@ def keepable(stored: DataElement | RawDataElement, vr: str) -> bool:
     text = text.rstrip("\x00 ")
     if forbidden.search(text):
         return False
-    limit = None if vr in _SINGLE_VALUED else _max_values(int(stored.tag))
+    limit = None if vr in _SINGLE_VALUED else _max_values(tag)
     return limit is None or text.count("\\") < limit

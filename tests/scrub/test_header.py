@@ -362,3 +362,14 @@ def test_empty_and_text_inputs_are_refused(keys: Keys) -> None:
     for data in (b"", b"hello, not DICOM at all\n" * 20):
         with pytest.raises(PipelineError):
             scrub_bytes(data, BASIC, keys)
+
+
+def test_each_plan_decides_by_its_own_rules_when_several_share_a_process(keys: Keys) -> None:
+    """The scrub remembers its decisions per plan (header._decisions): a second plan, and the
+    first again, in one process decide by their own rules, never by what another plan decided."""
+    basic = compile_plan("basic")
+    retained = compile_plan("basic", ["retain-patient-characteristics"])
+    for plan, kept in ((basic, False), (retained, True), (basic, False), (retained, True)):
+        ds = make_dataset()
+        scrub(ds, plan, keys)
+        assert (str(ds.get("PatientSex", "") or "") == "F") is kept

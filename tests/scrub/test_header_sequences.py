@@ -13,7 +13,7 @@ from pydicom.sequence import Sequence
 
 from pipeline.profile.plan import Action, compile_plan
 from pipeline.runner.process import scrub_bytes
-from pipeline.scrub.header import replacing_action
+from pipeline.scrub.decisions import replacing_action
 from pipeline.scrub.keys import Keys
 from pipeline.scrub.uids import remap_uid
 from tests.conftest import encode, make_dataset
