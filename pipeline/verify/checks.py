@@ -239,7 +239,7 @@ def _check_meta(ds: Dataset) -> list[Finding]:
 def verify_bytes(
     output: bytes,
     options: tuple[str, ...],
-    original: bytes | None = None,
+    original: bytes | Dataset | None = None,
     output_path: str | None = None,
     pixels: PixelBound | None = None,
 ) -> list[Finding]:
@@ -251,7 +251,7 @@ def verify_bytes(
 def verify_file(
     output: bytes,
     options: tuple[str, ...],
-    original: bytes | None = None,
+    original: bytes | Dataset | None = None,
     output_path: str | None = None,
     pixels: PixelBound | None = None,
 ) -> Verdict:
@@ -265,7 +265,9 @@ def verify_file(
     options
         The PS3.15 options applied (kebab case); unknown names raise `ProfileError`.
     original
-        The input file's bytes: enables the search for its identifying values.
+        The input file's bytes, or the input as read (`pipeline.verify.before.as_read`: a copy
+        of the dataset the runner parsed, taken before the scrub; verify decodes its values
+        itself): enables the search for its identifying values.
     output_path
         Where the output is (best relative to the release root): searched for the same values.
     pixels
@@ -281,7 +283,7 @@ def verify_file(
     original_ds: Dataset | None = None
     if original is not None:
         try:
-            original_ds = _read(original)
+            original_ds = original if isinstance(original, Dataset) else _read(original)
             with warnings.catch_warnings():  # values decode lazily: pydicom's warnings (an unknown
                 warnings.simplefilter("ignore")  # escape sequence, read as Latin-1) are no failure
                 before = original_identifiers(original_ds, profile) if original_ds is not None else None

@@ -187,15 +187,14 @@ def _may_occur_in_bytes(data: bytes, original: Original, masks: list[tuple[int, 
             parts.append(data[start:mask_start])
         start = max(start, mask_end)
     haystack = b"\x00".join(parts).lower()  # a joint can only add occurrences, never hide one
+    bodies: set[bytes] = set()  # ASCII text is the same bytes in every encoding: searched once
     for text in original.identifiers:
         for encoding in original.encodings:
             try:
-                body = text.encode(encoding).lower()
+                bodies.add(text.encode(encoding).lower())
             except (UnicodeError, LookupError):
                 continue
-            if body in haystack:
-                return True
-    return False
+    return any(body in haystack for body in bodies)
 
 
 def _severity(kind: Kind) -> Severity:

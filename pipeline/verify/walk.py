@@ -234,7 +234,10 @@ def ascii_strings(vr: str, value: bytes | None) -> tuple[str, ...] | None:
         return ()
     if isinstance(value, bytes) and value.isascii() and b"\x1b" not in value:
         text = value.decode("ascii")
-        out = tuple(part.strip(" \x00") for part in ([text] if vr in _SINGLE_VALUED else text.split("\\")))
+        if vr in _SINGLE_VALUED or "\\" not in text:
+            text = text.strip(" \x00")
+            return (text,) if text else ()
+        out = tuple(part.strip(" \x00") for part in text.split("\\"))
         return out if any(out) else ()
     return None
 
