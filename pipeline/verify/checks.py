@@ -66,7 +66,7 @@ from pipeline.verify.profile import (
     normalise_options,
 )
 from pipeline.verify.search import search_bytes, search_path, search_values
-from pipeline.verify.walk import TRAILING_PADDING, Visit, tag_name, walk
+from pipeline.verify.walk import TRAILING_PADDING, Visit, stored_text, tag_name, walk
 
 _SERIOUS_VRS = TEXT_VRS | {"DA", "DT", "UN", "SQ", "OB", "OW", "UI"}
 _META_ALLOWED = frozenset({0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013})
@@ -202,15 +202,15 @@ def _check_literal(visit: Visit, profile: Profile) -> list[Finding]:
 def _check_record(ds: Dataset, profile: Profile) -> list[Finding]:
     """PS3.15 E.1.1: Patient Identity Removed, the method codes, the temporal flag."""
     findings: list[Finding] = []
-    if str(ds.get("PatientIdentityRemoved", "")).strip().upper() != "YES":
+    if stored_text(ds, 0x00120062, "PatientIdentityRemoved").strip().upper() != "YES":
         findings.append(Finding(VerifyRule.IDENTITY_REMOVED_MISSING, "PatientIdentityRemoved", Severity.MEDIUM))
     expected = sorted([BASIC_PROFILE_CODE] + [OPTION_CODES[o] for o in profile.options])
     items = ds.get("DeidentificationMethodCodeSequence") or []
-    codes = sorted(str(item.get("CodeValue", "")) for item in items)
-    schemes = {str(item.get("CodingSchemeDesignator", "")) for item in items}
+    codes = sorted(stored_text(item, 0x00080100, "CodeValue") for item in items)
+    schemes = {stored_text(item, 0x00080102, "CodingSchemeDesignator") for item in items}
     if codes != expected or (items and schemes != {"DCM"}):
         findings.append(Finding(VerifyRule.METHOD_CODES_MISMATCH, "DeidentificationMethodCodeSequence", Severity.LOW))
-    flag = str(ds.get("LongitudinalTemporalInformationModified", "") or "").strip().upper()
+    flag = stored_text(ds, 0x00280303, "LongitudinalTemporalInformationModified").strip().upper()
     if profile.has(FULL_DATES):
         allowed = {"UNMODIFIED"}
     elif profile.has(MODIFIED_DATES):
@@ -230,8 +230,8 @@ def _check_meta(ds: Dataset) -> list[Finding]:
     findings = [Finding(VerifyRule.META_NOT_ALLOWED, tag_name(int(tag)),
                         Severity.HIGH if meta[tag].VR in TEXT_VRS else Severity.MEDIUM)
                 for tag in meta.keys() if int(tag) not in _META_ALLOWED]
-    stored = str(meta.get("MediaStorageSOPInstanceUID", "") or "").strip("\x00 ")
-    if stored != str(ds.get("SOPInstanceUID", "") or "").strip("\x00 "):
+    stored = stored_text(meta, 0x00020003, "MediaStorageSOPInstanceUID").strip("\x00 ")
+    if stored != stored_text(ds, 0x00080018, "SOPInstanceUID").strip("\x00 "):
         findings.append(Finding(VerifyRule.META_UID_MISMATCH, "MediaStorageSOPInstanceUID", Severity.MEDIUM))
     return findings
 
@@ -298,7 +298,7 @@ def verify_file(
         if ds is None:
             raise ValueError("unreadable")
         meta = getattr(ds, "file_meta", None)
-        sop_class = str(ds.get("SOPClassUID", "") or "").strip("\x00 ") or None
+        sop_class = stored_text(ds, 0x00080016, "SOPClassUID").strip("\x00 ") or None
         visits = (list(walk(meta, profile, masks=masks)) if meta is not None else []) + list(
             walk(ds, profile, masks=masks, sop_class=sop_class))
         findings += _check_meta(ds)

@@ -28,7 +28,7 @@ from pydicom.dataset import Dataset
 
 from pipeline.verify.findings import Finding, Severity, VerifyRule
 from pipeline.verify.iod import IodType, attributes_at, listed_tag
-from pipeline.verify.walk import ascii_strings, dictionary_vr, element_strings, tag_name
+from pipeline.verify.walk import ascii_strings, dictionary_vr, element_strings, stored_text, tag_name
 
 # PS3.5 Table 6.2-1: the most characters one value of a VR may hold (PN: per component group).
 MAX_LENGTHS: dict[str, int] = {"AE": 16, "AS": 4, "CS": 16, "DA": 8, "DS": 16, "DT": 26, "IS": 12, "LO": 64,
@@ -133,7 +133,7 @@ def _compare(original: Dataset, output: Dataset, sop_class: str, tags: tuple[int
 def conformance_findings(original: Dataset, output: Dataset) -> list[Finding]:
     """New conformance problems of `output` relative to its `original` (table above). Required
     attributes are judged only where the table knows the IOD and the item; lengths everywhere."""
-    sop_class = str(original.get("SOPClassUID", "") or "").strip("\x00 ")
+    sop_class = stored_text(original, 0x00080016, "SOPClassUID").strip("\x00 ")
     return list(_compare(original, output, sop_class, (), ""))
 
 

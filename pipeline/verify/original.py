@@ -19,7 +19,7 @@ from pydicom.dataset import Dataset
 
 from pipeline.verify.profile import BASIC_PROFILE_CODE, OPTION_CODES, Expect, Profile
 from pipeline.verify.spellings import date_spellings, fold, name_spellings
-from pipeline.verify.walk import NUMBER_VRS, Visit, keyword_of, walk
+from pipeline.verify.walk import NUMBER_VRS, Visit, keyword_of, stored_text, walk
 
 # What the pipeline writes itself (CID 7050 meanings, ...), never an original's identifier.
 _WRITTEN_TEXT = (
@@ -264,7 +264,7 @@ def original_identifiers(ds: Dataset, profile: Profile) -> Original:
     kept: list[str] = [_WRITTEN_TEXT]
     cleaned: list[str] = []
     visits = list(walk(ds.file_meta, profile)) if hasattr(ds, "file_meta") else []
-    sop_class = str(ds.get("SOPClassUID", "") or "").strip("\x00 ") or None
+    sop_class = stored_text(ds, 0x00080016, "SOPClassUID").strip("\x00 ") or None
     for visit in visits + list(walk(ds, profile, sop_class=sop_class)):
         keeps = visit.expect is Expect.KEEP or (visit.expect is Expect.SHIFTED and visit.vr not in _MODIFIED_VRS)
         if keeps and visit.vr in NUMBER_VRS:

@@ -167,38 +167,39 @@ def walk(ds: Dataset, profile: Profile, prefix: str = "", in_clean: bool = False
                 masks.append((tell, tell + len(stored.value)))
     kept_blocks: set[tuple[int, int]] = set()
     creator_visits: list[Visit] = []
+    decided = profile.walked
     for tag, stored in elements:
-        path = prefix + tag_name(tag)
         group, element = tag >> 16, tag & 0xFFFF
         is_private = group % 2 == 1
-        if is_private and 0x10 <= element <= 0xFF:
-            creator_visits.append(Visit(path, tag, "LO", Expect.ABSENT, True, ds, stored))
-            continue
-        creator = creators.get((group, element >> 8)) if is_private and element > 0xFF else None
-        vr = _vr(ds, tag, stored, creator)
-        graphics = not is_private and (0x5000 <= group <= 0x501E or 0x6000 <= group <= 0x601E)
         if is_private:
+            path = prefix + tag_name(tag)
+            if 0x10 <= element <= 0xFF:
+                creator_visits.append(Visit(path, tag, "LO", Expect.ABSENT, True, ds, stored))
+                continue
+            creator = creators.get((group, element >> 8)) if element > 0xFF else None
+            vr = _vr(ds, tag, stored, creator)
+            graphics = False
             rule = profile.rule_for(tag, creator) if creator is not None else None
             expect = Expect.KEEP if rule is not None and rule.expect is Expect.KEEP else Expect.ABSENT
             if expect is Expect.KEEP:
                 kept_blocks.add((group, element >> 8))
-        elif tag == ICON_IMAGE_SEQUENCE or (graphics and not profile.has("clean-graphics")):
-            expect = Expect.ABSENT
         else:
-            rule = profile.rule_for(tag, None)
-            if rule is not None:
-                expect = rule.expect
-            else:
-                expect = Expect.KEEP if tag in STRUCTURAL else default_expectation(vr, profile, in_clean)
-            if in_clean and expect is Expect.KEEP and vr in TEXT_VRS:
-                expect = Expect.CLEAN  # inside a cleaned sequence, safe-listed text too (PS3.15 E.3.5, E.3.6)
+            known = decided.get((tag, in_clean))
+            if known is None:
+                known = _public(tag, profile, in_clean, _vr(ds, tag, stored, None))
+                if dictionary_vr(tag) is not None:  # decided by the tag alone: the same in every file
+                    decided[(tag, in_clean)] = known
+            name, vr, expect, graphics = known
+            path = prefix + name
         if removed:
             expect = Expect.ABSENT
         else:
             if replaced:
                 expect = replaced_expectation(expect, vr, tag)
-            if listed is not None and not is_private and not graphics:
-                expect = required_expectation(expect, listed.get(listed_tag(tag)))
+            if listed is not None and not graphics:
+                kind = listed.get(listed_tag(tag))
+                if kind is not None:
+                    expect = required_expectation(expect, kind)
         yield Visit(path, tag, vr, expect, is_private, ds, stored)
         if vr == "SQ" and (masks is None or expect not in (Expect.ABSENT, Expect.EMPTY)):
             inner_removed = removed or expect in (Expect.ABSENT, Expect.EMPTY)
@@ -214,6 +215,23 @@ def walk(ds: Dataset, profile: Profile, prefix: str = "", in_clean: bool = False
         yield visit
 
 
+def _public(tag: int, profile: Profile, in_clean: bool, vr: str) -> tuple[str, str, Expect, bool]:
+    """(name, VR, expectation, whether overlay or curve) of a public element judged by `vr`,
+    before the sequences around it (removed, replaced) and the IOD are taken into account."""
+    group = tag >> 16
+    graphics = 0x5000 <= group <= 0x501E or 0x6000 <= group <= 0x601E
+    if tag == ICON_IMAGE_SEQUENCE or (graphics and not profile.has("clean-graphics")):
+        return tag_name(tag), vr, Expect.ABSENT, graphics
+    rule = profile.rule_for(tag, None)
+    if rule is not None:
+        expect = rule.expect
+    else:
+        expect = Expect.KEEP if tag in STRUCTURAL else default_expectation(vr, profile, in_clean)
+    if in_clean and expect is Expect.KEEP and vr in TEXT_VRS:
+        expect = Expect.CLEAN  # inside a cleaned sequence, safe-listed text too (PS3.15 E.3.5, E.3.6)
+    return tag_name(tag), vr, expect, graphics
+
+
 def _strings_of(ds: Dataset, tag: int, vr: str, stored: DataElement | RawDataElement) -> tuple[str, ...]:
     """`element_strings` of the element `tag` of `ds`, reading plain ASCII text from the raw bytes."""
     if vr == "SQ" or tag in BULK_TAGS or is_overlay_data(tag):
@@ -223,6 +241,23 @@ def _strings_of(ds: Dataset, tag: int, vr: str, stored: DataElement | RawDataEle
         if fast is not None:
             return fast
     return element_strings(ds[tag])
+
+
+_SINGLE_TEXT_VRS = frozenset({"CS", "SH", "LO", "UI"})
+
+
+def stored_text(ds: Dataset, tag: int, keyword: str) -> str:
+    """`str(ds.get(keyword, "") or "")`, read from the stored bytes when the element holds one plain
+    ASCII value of a code, short or long string or UID (pydicom strips trailing spaces and NULs
+    from those); anything else as pydicom gives it."""
+    stored = ds.get_item(tag)
+    if stored is None:
+        return ""
+    if isinstance(stored, RawDataElement) and stored.VR in _SINGLE_TEXT_VRS:
+        value = stored.value
+        if isinstance(value, bytes) and value.isascii() and b"\\" not in value and b"\x1b" not in value:
+            return value.decode("ascii").rstrip(" \x00")
+    return str(ds.get(keyword, "") or "")
 
 
 def ascii_strings(vr: str, value: bytes | None) -> tuple[str, ...] | None:
