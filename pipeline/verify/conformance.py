@@ -99,17 +99,31 @@ def _has_value(ds: Dataset, tag: int, stored: DataElement | RawDataElement) -> b
     return elem.value not in (None, "", b"") and not (isinstance(elem.value, list) and not elem.value)
 
 
+def _unchanged(tag: int, stored: DataElement | RawDataElement, out: DataElement | RawDataElement) -> bool:
+    """Whether the output stores the element exactly as the original did, in a form `_compare`
+    judges from the bytes alone (then it finds the same on both sides: nothing new)."""
+    if not (isinstance(stored, RawDataElement) and isinstance(out, RawDataElement)):
+        return False
+    if stored.VR != out.VR or stored.value != out.value:
+        return False
+    vr = dictionary_vr(tag)
+    if vr is None or vr == "SQ" or _stored_has_value(stored) is None:
+        return False
+    return vr not in MAX_LENGTHS or (vr == stored.VR and ascii_strings(vr, stored.value) is not None)
+
+
 def _compare(original: Dataset, output: Dataset, sop_class: str, tags: tuple[int, ...],
              prefix: str) -> Iterator[Finding]:
     listed = attributes_at(sop_class, tags)
-    outputs: dict[int, DataElement | RawDataElement] = dict(output.items())  # as stored: raw until decoded
-    for base_tag, stored in sorted(original.items()):
-        tag = int(base_tag)
+    outputs = {int(tag): out for tag, out in output.items()}  # as stored: raw until decoded
+    for tag, stored in sorted((int(tag), stored) for tag, stored in original.items()):
         if tag >> 16 & 1 or _is_graphics(tag) or tag >> 16 == 0x0002:
+            continue
+        out = outputs.get(tag)
+        if out is not None and _unchanged(tag, stored, out):
             continue
         path = prefix + tag_name(tag)
         kind = None if listed is None else listed.get(listed_tag(tag))
-        out = outputs.get(tag)
         if out is None:
             if kind is not None and kind not in (IodType.TYPE_3,):
                 yield Finding(VerifyRule.REQUIRED_ATTRIBUTE_MISSING, path, Severity.MEDIUM, detail=f"type-{kind}")

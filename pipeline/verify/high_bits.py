@@ -103,15 +103,25 @@ def _rules_broken(cells: NDArray[Any], stored: int, high: int, signed: bool) -> 
     spare = unsigned.dtype.itemsize * 8 - 1 - high  # the decoder's container may be wider than the cell
     if spare <= 0:
         return broken
-    top = unsigned >> (high + 1)  # the bits above High Bit, as a number
-    if not np.any(top):
+    if not _any_bit(unsigned, ~((1 << (high + 1)) - 1) & ((1 << (unsigned.dtype.itemsize * 8)) - 1)):
         return broken
+    top = unsigned >> (high + 1)  # the bits above High Bit, as a number
     if not signed:
         return [*broken, BitsRule.ABOVE_HIGH_BIT]
     sign = (unsigned >> high) & 1
     if not np.array_equal(top, sign * ((1 << spare) - 1)):
         broken.append(BitsRule.ABOVE_HIGH_BIT)
     return broken
+
+
+def _any_bit(cells: NDArray[Any], mask: int) -> bool:
+    """Whether any cell has a bit of `mask` set: eight bytes at a time where the cells fill them
+    (the mask repeated in the cells' byte order, so the same bits are tested)."""
+    size = cells.dtype.itemsize
+    if size < 8 and cells.ndim == 1 and cells.flags.c_contiguous and (cells.size * size) % 8 == 0:
+        pattern = np.array([mask] * (8 // size), dtype=cells.dtype).view(np.uint64)[0]
+        return bool(np.any(cells.view(np.uint64) & pattern))
+    return bool(np.any(cells & cells.dtype.type(mask)))
 
 
 def _precision_within(ds: Dataset, stored: int) -> bool:
