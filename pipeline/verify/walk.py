@@ -5,6 +5,7 @@ allows for it (`Visit`); values are read from the stored bytes where they are pl
 from __future__ import annotations
 
 import functools
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -160,7 +161,7 @@ def walk(ds: Dataset, profile: Profile, prefix: str = "", in_clean: bool = False
     creators: dict[tuple[int, int], str] = {}
     for tag, stored in elements:
         if tag >> 16 & 1 and 0x10 <= tag & 0xFFFF <= 0xFF:
-            creators[(tag >> 16, tag & 0xFFFF)] = str(ds[tag].value or "").strip()
+            creators[(tag >> 16, tag & 0xFFFF)] = _creator(ds, tag, stored)
         elif masks is not None and (tag in BULK_TAGS or is_overlay_data(tag)):
             tell = getattr(stored, "value_tell", None)
             if isinstance(tell, int) and stored.value is not None:
@@ -211,8 +212,23 @@ def walk(ds: Dataset, profile: Profile, prefix: str = "", in_clean: bool = False
     for visit in creator_visits:
         keep = (visit.tag >> 16, visit.tag & 0xFFFF) in kept_blocks and not removed
         visit.expect = Expect.KEEP if keep else Expect.ABSENT
-        visit.vr = str(ds[visit.tag].VR)
+        visit.vr = "LO" if _plain_creator(visit.stored) else str(ds[visit.tag].VR)
         yield visit
+
+
+def _plain_creator(stored: DataElement | RawDataElement) -> bool:
+    """Whether a private creator is stored raw as one plain ASCII LO value (in implicit VR,
+    pydicom gives every private creator LO), readable without pydicom."""
+    value = stored.value
+    return (isinstance(stored, RawDataElement) and stored.VR in ("LO", None) and isinstance(value, bytes)
+            and value.isascii() and b"\\" not in value and b"\x1b" not in value)
+
+
+def _creator(ds: Dataset, tag: int, stored: DataElement | RawDataElement) -> str:
+    """The private creator's name, stripped, as pydicom's value gives it."""
+    if _plain_creator(stored) and isinstance(stored.value, bytes):
+        return stored.value.decode("ascii").rstrip("\x00 ").strip()
+    return str(ds[tag].value or "").strip()
 
 
 def _public(tag: int, profile: Profile, in_clean: bool, vr: str) -> tuple[str, str, Expect, bool]:
@@ -238,9 +254,37 @@ def _strings_of(ds: Dataset, tag: int, vr: str, stored: DataElement | RawDataEle
         return ()
     if isinstance(stored, RawDataElement):
         fast = ascii_strings(vr, stored.value)
+        if fast is None and vr == stored.VR and tag not in _LUT_DESCRIPTORS:
+            fast = binary_strings(stored)
         if fast is not None:
             return fast
     return element_strings(ds[tag])
+
+
+# The binary VRs as pydicom decodes them (struct formats); a stored VR is used as it is (no
+# ambiguous VR to resolve), except in the LUT descriptors, whose first value pydicom corrects.
+_NUMBER_FORMATS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "SV": "q", "UV": "Q"}
+_LUT_DESCRIPTORS = frozenset({0x00281101, 0x00281102, 0x00281103, 0x00283002})
+
+
+def binary_strings(stored: RawDataElement) -> tuple[str, ...] | None:
+    """`element_strings` of a raw number (`_NUMBER_FORMATS`) or OB / OW element in its stored VR,
+    from its bytes (numbers unpacked as pydicom does; bytes as Latin-1); None when only pydicom
+    can tell (another VR, a length that is no multiple of the value's size)."""
+    value, vr = stored.value, stored.VR
+    if not isinstance(value, bytes):
+        return None
+    if vr in ("OB", "OW"):
+        text = value.decode("latin-1").strip(" \x00")
+        return (text,) if text else ()
+    code = _NUMBER_FORMATS.get(vr or "")
+    if code is None:
+        return None
+    size = struct.calcsize("=" + code)
+    if len(value) % size:
+        return None
+    order = "<" if stored.is_little_endian else ">"
+    return tuple(str(number) for number in struct.unpack(f"{order}{len(value) // size}{code}", value))
 
 
 _SINGLE_TEXT_VRS = frozenset({"CS", "SH", "LO", "UI"})
