@@ -28,7 +28,7 @@ from pydicom.dataset import Dataset
 
 from pipeline.verify.findings import Finding, Severity, VerifyRule
 from pipeline.verify.iod import IodType, attributes_at, listed_tag
-from pipeline.verify.walk import ascii_strings, dictionary_vr, element_strings, stored_text, tag_name
+from pipeline.verify.walk import ascii_strings, dictionary_vr, element_of, element_strings, stored_text, tag_name
 
 # PS3.5 Table 6.2-1: the most characters one value of a VR may hold (PN: per component group).
 MAX_LENGTHS: dict[str, int] = {"AE": 16, "AS": 4, "CS": 16, "DA": 8, "DS": 16, "DT": 26, "IS": 12, "LO": 64,
@@ -133,7 +133,8 @@ def _compare(original: Dataset, output: Dataset, sop_class: str, tags: tuple[int
         if vr == "SQ":
             if before_value and not after_value and kind not in _MAY_BE_EMPTY and listed is not None:
                 yield Finding(VerifyRule.SEQUENCE_EMPTIED, path, Severity.MEDIUM)
-            before_items, after_items = original[tag].value or (), output[tag].value or ()
+            before_items = element_of(original, tag, stored).value or ()
+            after_items = element_of(output, tag, out).value or ()
             for index, (old, new) in enumerate(zip(before_items, after_items, strict=False)):
                 yield from _compare(old, new, sop_class, (*tags, tag), f"{path}[{index}].")
             continue

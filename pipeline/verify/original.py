@@ -145,9 +145,14 @@ class _Found:
         key = text.strip().lower()
         if not key:
             return
-        if key not in self.kinds or _PRIORITY[kind] < _PRIORITY[self.kinds[key]]:
+        known = self.kinds.get(key)
+        if known is None or _PRIORITY[kind] < _PRIORITY[known]:
             self.kinds[key] = kind
-        self.origins.setdefault(key, set()).add(self.tag)
+        origins = self.origins.get(key)
+        if origins is None:
+            self.origins[key] = {self.tag}
+        else:
+            origins.add(self.tag)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -273,7 +278,7 @@ def original_identifiers(ds: Dataset, profile: Profile) -> Original:
         values[visit.path] = strings
         if keeps:
             kept.extend(strings)  # what the output legitimately still holds (a UTC offset stays with shifted dates)
-        else:
+        elif strings:  # an empty value identifies no one
             if visit.expect is Expect.CLEAN:
                 cleaned.extend(strings)
             _collect(visit, found, whole)

@@ -46,7 +46,7 @@ class Visit:
 
     @property
     def elem(self) -> DataElement:
-        return self.parent[self.tag]
+        return element_of(self.parent, self.tag, self.stored)
 
     @property
     def strings(self) -> tuple[str, ...]:
@@ -206,7 +206,7 @@ def walk(ds: Dataset, profile: Profile, prefix: str = "", in_clean: bool = False
             inner_removed = removed or expect in (Expect.ABSENT, Expect.EMPTY)
             inner_clean = in_clean or expect is Expect.CLEAN
             inner_replaced = replaced or expect is Expect.REPLACED
-            for index, item in enumerate(ds[tag].value or ()):
+            for index, item in enumerate(element_of(ds, tag, stored).value or ()):
                 yield from walk(item, profile, f"{path}[{index}].", inner_clean, inner_removed, masks,
                                 inner_replaced, sop_class, (*tags, tag))
     for visit in creator_visits:
@@ -214,6 +214,12 @@ def walk(ds: Dataset, profile: Profile, prefix: str = "", in_clean: bool = False
         visit.expect = Expect.KEEP if keep else Expect.ABSENT
         visit.vr = "LO" if _plain_creator(visit.stored) else str(ds[visit.tag].VR)
         yield visit
+
+
+def element_of(ds: Dataset, tag: int, stored: DataElement | RawDataElement) -> DataElement:
+    """The element `ds` holds at `tag` as pydicom gives it (`stored` as it was listed; a sequence
+    or any value already decoded is used as it is, a raw one is decoded by `ds`)."""
+    return stored if isinstance(stored, DataElement) and stored.VR == "SQ" else ds[tag]
 
 
 def _plain_creator(stored: DataElement | RawDataElement) -> bool:
@@ -250,7 +256,7 @@ def _public(tag: int, profile: Profile, in_clean: bool, vr: str) -> tuple[str, s
 
 def _strings_of(ds: Dataset, tag: int, vr: str, stored: DataElement | RawDataElement) -> tuple[str, ...]:
     """`element_strings` of the element `tag` of `ds`, reading plain ASCII text from the raw bytes."""
-    if vr == "SQ" or tag in BULK_TAGS or is_overlay_data(tag):
+    if vr == "SQ" or tag in BULK_TAGS or ((tag >> 16) & 0xFF01 == 0x6000 and tag & 0xFFFF == 0x3000):  # overlay data
         return ()
     if isinstance(stored, RawDataElement):
         fast = ascii_strings(vr, stored.value)
