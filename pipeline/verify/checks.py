@@ -27,6 +27,11 @@ the standard's rules, and what is present must be allowed:
 | private (odd group)                | only what Retain Safe Private keeps (creator + element)   |
 | 50xx / 60xx groups                 | absent unless Clean Graphics                              |
 
+The original is given as its bytes, which verify parses itself, or, in the runner, as
+`pipeline.verify.before.as_read`'s copy of the dataset the runner parsed (once per input), taken
+before the scrub; verify decodes that copy's values itself. The output is always parsed here,
+from the very bytes that are written.
+
 With the original at hand, every identifying value of the original that the profile does not
 keep (names, IDs, dates in common spellings, UIDs, institution, device and address values,
 the codes inside a person's or institution's identification, long free-text words) is searched

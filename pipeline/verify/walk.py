@@ -24,8 +24,10 @@ ICON_IMAGE_SEQUENCE, TRAILING_PADDING = 0x00880200, 0xFFFCFFFC
 
 # Speed: pydicom decodes an element into a value object the first time it is read, which cost
 # more than every check here. The walk decides on each element's tag and VR while it is still
-# raw, and reads a value only when a check or the search needs it; ASCII text is split and
-# stripped here exactly as pydicom would give it (anything else goes through pydicom).
+# raw (a public tag once per profile: `Profile.walked`), and reads a value only when a check or
+# the search needs it; ASCII text, numbers in their stored VR, OB/OW bytes and private creators
+# are read from the stored bytes exactly as pydicom would give them (anything else goes through
+# pydicom).
 NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "SV", "UV", "AT"})
 _SINGLE_VALUED = frozenset({"ST", "LT", "UT", "UR"})
 _FAST_TEXT_VRS = (STRING_VRS - {"UN"}) | {"AE", "UC"}
