@@ -45,7 +45,7 @@ def _element(stored: DataElement | RawDataElement) -> DataElement | RawDataEleme
     value = stored.value
     if isinstance(value, Sequence):
         copied.value = Sequence([_dataset(item) for item in value])
-    elif isinstance(value, (MultiValue, list)):
+    elif isinstance(value, (MultiValue, list, bytearray)):
         copied._value = copy.deepcopy(value)  # strings and numbers: a few, and rare
     return copied
 
