@@ -286,8 +286,10 @@ def original_identifiers(ds: Dataset, profile: Profile) -> Original:
     identifiers: dict[str, Kind] = {}
     short: dict[str, tuple[Kind, frozenset[int]]] = {}
     for key, kind in found.kinds.items():
+        if not _usable(key, kind):
+            continue
         loose = is_loose(key, kind)
-        if not _usable(key, kind) or (key not in whole and _occurs(key, kept_text, loose)):
+        if key not in whole and _occurs(key, kept_text, loose):
             continue  # a kept attribute holds it; a whole name or ID is never excused
         if kind in (Kind.FREE_TEXT, Kind.DEVICE, Kind.INSTITUTION) and _occurs(key, cleaned_text, loose):
             continue  # C keeps the words of descriptors; names, IDs, dates and UIDs it must remove
