@@ -207,10 +207,10 @@ def pipeline_serial(datas: list[bytes], plan: Plan, verify: bool) -> dict[str, i
     counts = {"passed": 0, "findings": 0, "errors": 0}
     for data in datas:
         try:
-            scrubbed = scrub_bytes(data, plan, keys)
-            if verify:
+            scrubbed = scrub_bytes(data, plan, keys, keep_original=verify)
+            if verify:  # as process_one: verify gets its copy of the original as read (parsed once)
                 name = release_name(scrubbed.dataset).as_posix()
-                findings = verify_bytes(scrubbed.data, options, original=data, output_path=name,
+                findings = verify_bytes(scrubbed.data, options, original=scrubbed.before, output_path=name,
                                         pixels=pixel_bound(plan))
                 counts["findings" if findings else "passed"] += 1
             else:

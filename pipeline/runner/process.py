@@ -5,8 +5,9 @@ clean pixels and encode, as a pure function of the file's bytes, the plan and th
 
 `process_one(src, plan, keys, cfg) -> Outcome` reads the bytes once (their SHA-256 is the
 file's name in every record), scrubs them, verifies the output's bytes independently
-(`pipeline.verify.checks.verify_file`, given the very bytes that are written next, and the
-original's bytes, which it parses itself), stages them in the staging folder beside the
+(`pipeline.verify.checks.verify_file`, given the very bytes that are written next, which it
+parses itself, and verify's own copy of the original as read, `pipeline.verify.before.as_read`,
+taken before the scrub: the input is parsed once), stages them in the staging folder beside the
 release (never inside it), then promotes only on a positive `Verdict` (elements
 checked, the original searched, no finding): a verifier that cannot be imported
 (``verify-unavailable``) or returns anything else, an empty list included
@@ -54,6 +55,7 @@ from pipeline.runner.release import release_name, staging_folder
 from pipeline.runner.source_remote import fetch
 from pipeline.scrub.header import ScrubLog, scrub
 from pipeline.scrub.keys import Keys
+from pipeline.verify.before import as_read
 from pipeline.verify.findings import Verdict
 from pipeline.verify.pixels import PixelBound
 
@@ -66,10 +68,11 @@ DEFAULT_MAX_INPUT_BYTES = 4 << 30  # a file is read whole into memory
 _RAW_DATASET_STARTS = (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08")
 
 
-# (output bytes, options, original bytes, release-relative output path, pixel bound) -> a verify Verdict.
+# (output bytes, options, the original (its bytes, or verify's copy of it as read: `Scrubbed.before`),
+# release-relative output path, pixel bound) -> a verify Verdict.
 # The result is typed `object` on purpose: the runner publishes only when it is a real
 # `pipeline.verify.findings.Verdict` that says verified (see `refusal`), never on an empty list.
-Verifier = Callable[[bytes, tuple[str, ...], "bytes | None", "str | None", "PixelBound | None"], object]
+Verifier = Callable[[bytes, tuple[str, ...], "bytes | Dataset | None", "str | None", "PixelBound | None"], object]
 VERIFY_UNAVAILABLE = "verify-unavailable"  # the verifier cannot be imported
 VERIFY_NO_VERDICT = "verify-no-verdict"  # it returned something other than a verdict that it ran
 
@@ -79,7 +82,7 @@ class VerifierUnavailableError(Exception):
 
 
 def verify_with_pipeline_verify(
-    output: bytes, options: tuple[str, ...], original: bytes | None, output_path: str | None,
+    output: bytes, options: tuple[str, ...], original: bytes | Dataset | None, output_path: str | None,
     pixels: PixelBound | None = None,
 ) -> object:
     """The default verifier, imported when first called so a missing module fails closed."""
@@ -129,6 +132,7 @@ class Scrubbed:
     log: ScrubLog
     pixels: PixelLog | None = None  # None: the pixel data passed through untouched
     original: OriginalIds | None = None  # with `ids`: the input's UIDs and PatientID, for the mapping
+    before: Dataset | None = None  # with `keep_original`: verify's copy of the input as read (`as_read`)
 
 
 def source_id(data: bytes) -> str:
@@ -136,22 +140,25 @@ def source_id(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def scrub_bytes(data: bytes, plan: Plan, keys: Keys, *, preview: bool = False, ids: bool = False) -> Scrubbed:
+def scrub_bytes(data: bytes, plan: Plan, keys: Keys, *, preview: bool = False, ids: bool = False,
+                keep_original: bool = False) -> Scrubbed:
     """De-identify one DICOM file given as bytes; raise a PipelineError (or anything else,
     which callers treat the same way: quarantine) when it cannot be done.
 
     The pixel step is decided on the original header (pixels.assess: rules read values the
     scrub removes) and applied after the header scrub. `preview` keeps one frame before and
     after pixel cleaning in `Scrubbed.pixels.preview` (for pixels.write_preview). `ids` keeps the
-    input's UIDs and PatientID, read before the scrub, in `Scrubbed.original` (for the mapping)."""
+    input's UIDs and PatientID, read before the scrub, in `Scrubbed.original` (for the mapping).
+    `keep_original` keeps verify's copy of the input as read in `Scrubbed.before` (for verify)."""
     ds = read_dataset(data)
+    before = as_read(ds) if keep_original else None
     original = original_ids(ds) if ids else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom warnings may quote values
         task = assess(ds, plan)
         log = scrub(ds, plan, keys)
         pixels = None if task is None else clean_pixels(ds, task, preview=preview)
-    return Scrubbed(dataset=ds, data=encode(ds), log=log, pixels=pixels, original=original)
+    return Scrubbed(dataset=ds, data=encode(ds), log=log, pixels=pixels, original=original, before=before)
 
 
 
@@ -293,17 +300,19 @@ def _publish(
     src: SourceFile, sid: str, data: bytes, plan: Plan, keys: Keys, cfg: WorkerConfig, deadline: Deadline,
     sync_directory: bool, publisher: Publisher[_Job] | None, position: int,
 ) -> Outcome:
-    scrubbed = scrub_bytes(data, plan, keys, preview=cfg.preview_dir is not None, ids=cfg.with_mapping)
+    scrubbed = scrub_bytes(data, plan, keys, preview=cfg.preview_dir is not None, ids=cfg.with_mapping,
+                           keep_original=True)
+    original = scrubbed.before if scrubbed.before is not None else data  # parsed once, by scrub_bytes
     name = release_name(scrubbed.dataset)
     if cfg.remote is not None:
-        refused = _publish_remote(cfg.remote, scrubbed, name, data, plan, deadline)
+        refused = _publish_remote(cfg.remote, scrubbed, name, original, plan, deadline)
         if refused is not None:
             return _quarantined(src, sid, data, refused, cfg)
     else:
         target = cfg.release / Path(*name.parts)
         # verify reads the very bytes that are written next (never the scrubber's dataset); an
         # output it refuses is never written at all
-        verdict = VERIFY(scrubbed.data, tuple(o.value for o in plan.options), data, name.as_posix(),
+        verdict = VERIFY(scrubbed.data, tuple(o.value for o in plan.options), original, name.as_posix(),
                          pixel_bound(plan))
         refused = refusal(verdict, original_given=True)
         if refused is not None:
@@ -325,8 +334,8 @@ def _publish(
                    uid_pairs=uid_pairs, patient_pair=patient_pair, released=_released(scrubbed.dataset))
 
 
-def _publish_remote(destination: Destination, scrubbed: Scrubbed, name: PurePosixPath, original: bytes, plan: Plan,
-                    deadline: Deadline) -> str | None:
+def _publish_remote(destination: Destination, scrubbed: Scrubbed, name: PurePosixPath, original: bytes | Dataset,
+                    plan: Plan, deadline: Deadline) -> str | None:
     """A remote release has no rename: verify the output's bytes in memory and store exactly those
     bytes (`pipeline.runner.destination.publish`); the reason it is refused, or None once stored."""
     verdict = VERIFY(scrubbed.data, tuple(o.value for o in plan.options), original, name.as_posix(),

@@ -27,6 +27,11 @@ the standard's rules, and what is present must be allowed:
 | private (odd group)                | only what Retain Safe Private keeps (creator + element)   |
 | 50xx / 60xx groups                 | absent unless Clean Graphics                              |
 
+The original is given as its bytes, which verify parses itself, or, in the runner, as
+`pipeline.verify.before.as_read`'s copy of the dataset the runner parsed (once per input), taken
+before the scrub; verify decodes that copy's values itself. The output is always parsed here,
+from the very bytes that are written.
+
 With the original at hand, every identifying value of the original that the profile does not
 keep (names, IDs, dates in common spellings, UIDs, institution, device and address values,
 the codes inside a person's or institution's identification, long free-text words) is searched
@@ -66,7 +71,7 @@ from pipeline.verify.profile import (
     normalise_options,
 )
 from pipeline.verify.search import search_bytes, search_path, search_values
-from pipeline.verify.walk import TRAILING_PADDING, Visit, tag_name, walk
+from pipeline.verify.walk import TRAILING_PADDING, Visit, stored_text, tag_name, walk
 
 _SERIOUS_VRS = TEXT_VRS | {"DA", "DT", "UN", "SQ", "OB", "OW", "UI"}
 _META_ALLOWED = frozenset({0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013})
@@ -202,15 +207,15 @@ def _check_literal(visit: Visit, profile: Profile) -> list[Finding]:
 def _check_record(ds: Dataset, profile: Profile) -> list[Finding]:
     """PS3.15 E.1.1: Patient Identity Removed, the method codes, the temporal flag."""
     findings: list[Finding] = []
-    if str(ds.get("PatientIdentityRemoved", "")).strip().upper() != "YES":
+    if stored_text(ds, 0x00120062, "PatientIdentityRemoved").strip().upper() != "YES":
         findings.append(Finding(VerifyRule.IDENTITY_REMOVED_MISSING, "PatientIdentityRemoved", Severity.MEDIUM))
     expected = sorted([BASIC_PROFILE_CODE] + [OPTION_CODES[o] for o in profile.options])
     items = ds.get("DeidentificationMethodCodeSequence") or []
-    codes = sorted(str(item.get("CodeValue", "")) for item in items)
-    schemes = {str(item.get("CodingSchemeDesignator", "")) for item in items}
+    codes = sorted(stored_text(item, 0x00080100, "CodeValue") for item in items)
+    schemes = {stored_text(item, 0x00080102, "CodingSchemeDesignator") for item in items}
     if codes != expected or (items and schemes != {"DCM"}):
         findings.append(Finding(VerifyRule.METHOD_CODES_MISMATCH, "DeidentificationMethodCodeSequence", Severity.LOW))
-    flag = str(ds.get("LongitudinalTemporalInformationModified", "") or "").strip().upper()
+    flag = stored_text(ds, 0x00280303, "LongitudinalTemporalInformationModified").strip().upper()
     if profile.has(FULL_DATES):
         allowed = {"UNMODIFIED"}
     elif profile.has(MODIFIED_DATES):
@@ -230,8 +235,8 @@ def _check_meta(ds: Dataset) -> list[Finding]:
     findings = [Finding(VerifyRule.META_NOT_ALLOWED, tag_name(int(tag)),
                         Severity.HIGH if meta[tag].VR in TEXT_VRS else Severity.MEDIUM)
                 for tag in meta.keys() if int(tag) not in _META_ALLOWED]
-    stored = str(meta.get("MediaStorageSOPInstanceUID", "") or "").strip("\x00 ")
-    if stored != str(ds.get("SOPInstanceUID", "") or "").strip("\x00 "):
+    stored = stored_text(meta, 0x00020003, "MediaStorageSOPInstanceUID").strip("\x00 ")
+    if stored != stored_text(ds, 0x00080018, "SOPInstanceUID").strip("\x00 "):
         findings.append(Finding(VerifyRule.META_UID_MISMATCH, "MediaStorageSOPInstanceUID", Severity.MEDIUM))
     return findings
 
@@ -239,7 +244,7 @@ def _check_meta(ds: Dataset) -> list[Finding]:
 def verify_bytes(
     output: bytes,
     options: tuple[str, ...],
-    original: bytes | None = None,
+    original: bytes | Dataset | None = None,
     output_path: str | None = None,
     pixels: PixelBound | None = None,
 ) -> list[Finding]:
@@ -251,7 +256,7 @@ def verify_bytes(
 def verify_file(
     output: bytes,
     options: tuple[str, ...],
-    original: bytes | None = None,
+    original: bytes | Dataset | None = None,
     output_path: str | None = None,
     pixels: PixelBound | None = None,
 ) -> Verdict:
@@ -265,7 +270,9 @@ def verify_file(
     options
         The PS3.15 options applied (kebab case); unknown names raise `ProfileError`.
     original
-        The input file's bytes: enables the search for its identifying values.
+        The input file's bytes, or the input as read (`pipeline.verify.before.as_read`: a copy
+        of the dataset the runner parsed, taken before the scrub; verify decodes its values
+        itself): enables the search for its identifying values.
     output_path
         Where the output is (best relative to the release root): searched for the same values.
     pixels
@@ -281,7 +288,7 @@ def verify_file(
     original_ds: Dataset | None = None
     if original is not None:
         try:
-            original_ds = _read(original)
+            original_ds = original if isinstance(original, Dataset) else _read(original)
             with warnings.catch_warnings():  # values decode lazily: pydicom's warnings (an unknown
                 warnings.simplefilter("ignore")  # escape sequence, read as Latin-1) are no failure
                 before = original_identifiers(original_ds, profile) if original_ds is not None else None
@@ -296,7 +303,7 @@ def verify_file(
         if ds is None:
             raise ValueError("unreadable")
         meta = getattr(ds, "file_meta", None)
-        sop_class = str(ds.get("SOPClassUID", "") or "").strip("\x00 ") or None
+        sop_class = stored_text(ds, 0x00080016, "SOPClassUID").strip("\x00 ") or None
         visits = (list(walk(meta, profile, masks=masks)) if meta is not None else []) + list(
             walk(ds, profile, masks=masks, sop_class=sop_class))
         findings += _check_meta(ds)

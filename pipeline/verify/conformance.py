@@ -28,7 +28,7 @@ from pydicom.dataset import Dataset
 
 from pipeline.verify.findings import Finding, Severity, VerifyRule
 from pipeline.verify.iod import IodType, attributes_at, listed_tag
-from pipeline.verify.walk import ascii_strings, dictionary_vr, element_strings, tag_name
+from pipeline.verify.walk import ascii_strings, dictionary_vr, element_of, element_strings, stored_text, tag_name
 
 # PS3.5 Table 6.2-1: the most characters one value of a VR may hold (PN: per component group).
 MAX_LENGTHS: dict[str, int] = {"AE": 16, "AS": 4, "CS": 16, "DA": 8, "DS": 16, "DT": 26, "IS": 12, "LO": 64,
@@ -99,17 +99,31 @@ def _has_value(ds: Dataset, tag: int, stored: DataElement | RawDataElement) -> b
     return elem.value not in (None, "", b"") and not (isinstance(elem.value, list) and not elem.value)
 
 
+def _unchanged(tag: int, stored: DataElement | RawDataElement, out: DataElement | RawDataElement) -> bool:
+    """Whether the output stores the element exactly as the original did, in a form `_compare`
+    judges from the bytes alone (then it finds the same on both sides: nothing new)."""
+    if not (isinstance(stored, RawDataElement) and isinstance(out, RawDataElement)):
+        return False
+    if stored.VR != out.VR or stored.value != out.value:
+        return False
+    vr = dictionary_vr(tag)
+    if vr is None or vr == "SQ" or _stored_has_value(stored) is None:
+        return False
+    return vr not in MAX_LENGTHS or (vr == stored.VR and ascii_strings(vr, stored.value) is not None)
+
+
 def _compare(original: Dataset, output: Dataset, sop_class: str, tags: tuple[int, ...],
              prefix: str) -> Iterator[Finding]:
     listed = attributes_at(sop_class, tags)
-    outputs: dict[int, DataElement | RawDataElement] = dict(output.items())  # as stored: raw until decoded
-    for base_tag, stored in sorted(original.items()):
-        tag = int(base_tag)
+    outputs = {int(tag): out for tag, out in output.items()}  # as stored: raw until decoded
+    for tag, stored in sorted((int(tag), stored) for tag, stored in original.items()):
         if tag >> 16 & 1 or _is_graphics(tag) or tag >> 16 == 0x0002:
+            continue
+        out = outputs.get(tag)
+        if out is not None and _unchanged(tag, stored, out):
             continue
         path = prefix + tag_name(tag)
         kind = None if listed is None else listed.get(listed_tag(tag))
-        out = outputs.get(tag)
         if out is None:
             if kind is not None and kind not in (IodType.TYPE_3,):
                 yield Finding(VerifyRule.REQUIRED_ATTRIBUTE_MISSING, path, Severity.MEDIUM, detail=f"type-{kind}")
@@ -119,7 +133,8 @@ def _compare(original: Dataset, output: Dataset, sop_class: str, tags: tuple[int
         if vr == "SQ":
             if before_value and not after_value and kind not in _MAY_BE_EMPTY and listed is not None:
                 yield Finding(VerifyRule.SEQUENCE_EMPTIED, path, Severity.MEDIUM)
-            before_items, after_items = original[tag].value or (), output[tag].value or ()
+            before_items = element_of(original, tag, stored).value or ()
+            after_items = element_of(output, tag, out).value or ()
             for index, (old, new) in enumerate(zip(before_items, after_items, strict=False)):
                 yield from _compare(old, new, sop_class, (*tags, tag), f"{path}[{index}].")
             continue
@@ -133,7 +148,7 @@ def _compare(original: Dataset, output: Dataset, sop_class: str, tags: tuple[int
 def conformance_findings(original: Dataset, output: Dataset) -> list[Finding]:
     """New conformance problems of `output` relative to its `original` (table above). Required
     attributes are judged only where the table knows the IOD and the item; lengths everywhere."""
-    sop_class = str(original.get("SOPClassUID", "") or "").strip("\x00 ")
+    sop_class = stored_text(original, 0x00080016, "SOPClassUID").strip("\x00 ")
     return list(_compare(original, output, sop_class, (), ""))
 
 

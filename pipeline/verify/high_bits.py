@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 from pydicom.pixels.decoders.base import get_decoder
@@ -52,10 +53,10 @@ def high_bits_findings(ds: Dataset) -> list[Finding]:
     if "PixelData" not in ds:
         return []
     try:
-        allocated = int(ds.BitsAllocated)
-        stored = int(ds.BitsStored)
-        high = int(ds.HighBit)
-        signed = int(ds.get("PixelRepresentation") or 0) == 1
+        allocated = int(_unsigned(ds, 0x00280100, "BitsAllocated"))
+        stored = int(_unsigned(ds, 0x00280101, "BitsStored"))
+        high = int(_unsigned(ds, 0x00280102, "HighBit"))
+        signed = int((_unsigned(ds, 0x00280103, "PixelRepresentation") if 0x00280103 in ds else None) or 0) == 1
     except (AttributeError, TypeError, ValueError):
         return []  # no cell layout: conformance's question, not a hidden bitmap's
     if allocated not in (8, 16, 32, 64) or stored >= allocated:
@@ -63,7 +64,7 @@ def high_bits_findings(ds: Dataset) -> list[Finding]:
     syntax = str(getattr(ds, "file_meta", {}).get("TransferSyntaxUID", "") or "")
     if syntax in _NATIVE:
         order = ">" if syntax == _BIG_ENDIAN else "<"
-        data = ds.PixelData
+        data = _pixel_bytes(ds)
         cells = np.frombuffer(data, dtype=f"{order}u{allocated // 8}", count=len(data) // (allocated // 8))
     else:
         if syntax != _RLE and _precision_within(ds, stored):
@@ -76,6 +77,23 @@ def high_bits_findings(ds: Dataset) -> list[Finding]:
             for rule in _rules_broken(cells, stored, high, signed)]
 
 
+def _unsigned(ds: Dataset, tag: int, keyword: str) -> Any:
+    """The value of a US element, from its two stored bytes when it holds one; else as pydicom gives it."""
+    stored = ds.get_item(tag)
+    if isinstance(stored, RawDataElement) and stored.VR == "US" and isinstance(stored.value, bytes) and len(
+            stored.value) == 2:
+        return int.from_bytes(stored.value, "little" if stored.is_little_endian else "big")
+    return getattr(ds, keyword)
+
+
+def _pixel_bytes(ds: Dataset) -> Any:
+    """Native Pixel Data as stored (pydicom gives OB and OW values as their bytes)."""
+    stored = ds.get_item(0x7FE00010)
+    if isinstance(stored, RawDataElement) and stored.VR in ("OB", "OW") and isinstance(stored.value, bytes):
+        return stored.value
+    return ds.PixelData
+
+
 def _rules_broken(cells: NDArray[Any], stored: int, high: int, signed: bool) -> list[BitsRule]:
     unsigned = cells.view(cells.dtype.str.replace("i", "u"))  # the same bits, read as a number
     broken: list[BitsRule] = []
@@ -85,15 +103,25 @@ def _rules_broken(cells: NDArray[Any], stored: int, high: int, signed: bool) -> 
     spare = unsigned.dtype.itemsize * 8 - 1 - high  # the decoder's container may be wider than the cell
     if spare <= 0:
         return broken
-    top = unsigned >> (high + 1)  # the bits above High Bit, as a number
-    if not np.any(top):
+    if not _any_bit(unsigned, ~((1 << (high + 1)) - 1) & ((1 << (unsigned.dtype.itemsize * 8)) - 1)):
         return broken
+    top = unsigned >> (high + 1)  # the bits above High Bit, as a number
     if not signed:
         return [*broken, BitsRule.ABOVE_HIGH_BIT]
     sign = (unsigned >> high) & 1
     if not np.array_equal(top, sign * ((1 << spare) - 1)):
         broken.append(BitsRule.ABOVE_HIGH_BIT)
     return broken
+
+
+def _any_bit(cells: NDArray[Any], mask: int) -> bool:
+    """Whether any cell has a bit of `mask` set: eight bytes at a time where the cells fill them
+    (the mask repeated in the cells' byte order, so the same bits are tested)."""
+    size = cells.dtype.itemsize
+    if size < 8 and cells.ndim == 1 and cells.flags.c_contiguous and (cells.size * size) % 8 == 0:
+        pattern = np.array([mask] * (8 // size), dtype=cells.dtype).view(np.uint64)[0]
+        return bool(np.any(cells.view(np.uint64) & pattern))
+    return bool(np.any(cells & cells.dtype.type(mask)))
 
 
 def _precision_within(ds: Dataset, stored: int) -> bool:

@@ -121,7 +121,8 @@ def attributes_at(sop_class_uid: str, path: tuple[int, ...] = ()) -> dict[int, I
 
 def listed_tag(tag: int) -> int:
     """`tag` as `attributes_at` lists it: overlay groups (6000-601E, even) as group 6000."""
-    return _tag(_key(tag))
+    group = tag >> 16
+    return tag & 0x6000FFFF if 0x6000 <= group <= 0x601E and not group & 1 else tag
 
 
 def required_at(sop_class_uid: str, path: tuple[int, ...] = ()) -> dict[int, IodType] | None:

@@ -19,7 +19,7 @@ from pydicom.dataset import Dataset
 
 from pipeline.verify.profile import BASIC_PROFILE_CODE, OPTION_CODES, Expect, Profile
 from pipeline.verify.spellings import date_spellings, fold, name_spellings
-from pipeline.verify.walk import NUMBER_VRS, Visit, keyword_of, walk
+from pipeline.verify.walk import NUMBER_VRS, Visit, keyword_of, stored_text, walk
 
 # What the pipeline writes itself (CID 7050 meanings, ...), never an original's identifier.
 _WRITTEN_TEXT = (
@@ -145,9 +145,14 @@ class _Found:
         key = text.strip().lower()
         if not key:
             return
-        if key not in self.kinds or _PRIORITY[kind] < _PRIORITY[self.kinds[key]]:
+        known = self.kinds.get(key)
+        if known is None or _PRIORITY[kind] < _PRIORITY[known]:
             self.kinds[key] = kind
-        self.origins.setdefault(key, set()).add(self.tag)
+        origins = self.origins.get(key)
+        if origins is None:
+            self.origins[key] = {self.tag}
+        else:
+            origins.add(self.tag)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -264,7 +269,7 @@ def original_identifiers(ds: Dataset, profile: Profile) -> Original:
     kept: list[str] = [_WRITTEN_TEXT]
     cleaned: list[str] = []
     visits = list(walk(ds.file_meta, profile)) if hasattr(ds, "file_meta") else []
-    sop_class = str(ds.get("SOPClassUID", "") or "").strip("\x00 ") or None
+    sop_class = stored_text(ds, 0x00080016, "SOPClassUID").strip("\x00 ") or None
     for visit in visits + list(walk(ds, profile, sop_class=sop_class)):
         keeps = visit.expect is Expect.KEEP or (visit.expect is Expect.SHIFTED and visit.vr not in _MODIFIED_VRS)
         if keeps and visit.vr in NUMBER_VRS:
@@ -273,7 +278,7 @@ def original_identifiers(ds: Dataset, profile: Profile) -> Original:
         values[visit.path] = strings
         if keeps:
             kept.extend(strings)  # what the output legitimately still holds (a UTC offset stays with shifted dates)
-        else:
+        elif strings:  # an empty value identifies no one
             if visit.expect is Expect.CLEAN:
                 cleaned.extend(strings)
             _collect(visit, found, whole)
@@ -281,8 +286,10 @@ def original_identifiers(ds: Dataset, profile: Profile) -> Original:
     identifiers: dict[str, Kind] = {}
     short: dict[str, tuple[Kind, frozenset[int]]] = {}
     for key, kind in found.kinds.items():
+        if not _usable(key, kind):
+            continue
         loose = is_loose(key, kind)
-        if not _usable(key, kind) or (key not in whole and _occurs(key, kept_text, loose)):
+        if key not in whole and _occurs(key, kept_text, loose):
             continue  # a kept attribute holds it; a whole name or ID is never excused
         if kind in (Kind.FREE_TEXT, Kind.DEVICE, Kind.INSTITUTION) and _occurs(key, cleaned_text, loose):
             continue  # C keeps the words of descriptors; names, IDs, dates and UIDs it must remove

@@ -5,10 +5,11 @@ One Aho-Corasick automaton (pyahocorasick) per file's identifier set finds every
 every identifier in one pass; each occurrence is then held to the edges its kind asks for (a
 UID not inside a longer UID, a word not inside a longer word). Matches are taken as a regular
 expression alternation, longest identifier first, would take them: leftmost first, then the
-longest identifier that fits its edges there, then on after its end. Nothing is compiled per
-file on this path; only text outside ASCII in the parsed values or the path, where a
-case-insensitive match folds more than ``lower()`` (the Kelvin sign matches ``k``), falls back
-to a regular expression.
+longest identifier that fits its edges there, then on after its end. No regular expression is
+compiled per file: text outside ASCII in the parsed values or the path, where a case-insensitive
+match folds more than ``lower()`` (the Kelvin sign matches ``k``), is searched folded as
+``re.IGNORECASE`` folds it (pipeline/verify/casefold.py), by an automaton over the folded
+identifiers.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 
 import ahocorasick
 
+from pipeline.verify import casefold
 from pipeline.verify.findings import Finding, Severity, VerifyRule
 from pipeline.verify.original import WORD, Kind, Original, is_loose
 from pipeline.verify.profile import Expect
@@ -74,8 +76,8 @@ class _Matcher:
         if not self.empty:
             self._automaton.make_automaton()
 
-    def matches(self, folded: str, original: bytes | str, offset: int = 0) -> Iterator[tuple[int, Kind]]:
-        """(position in `original`, kind) of each match in ``original[offset:offset + len(folded)]``
+    def matches(self, folded: str, original: bytes | str, offset: int = 0) -> Iterator[tuple[int, _Branch]]:
+        """(position in `original`, branch) of each match in ``original[offset:offset + len(folded)]``
         (``folded`` is that part lower-cased), as the alternation would find them: characters
         before `offset` count as edges, characters after the part do not."""
         if self.empty or not folded:
@@ -87,7 +89,7 @@ class _Matcher:
         cursor = offset
         for position, _rank, branch in found:
             if position >= cursor:
-                yield position, branch.kind
+                yield position, branch
                 cursor = position + branch.length
 
 
@@ -127,22 +129,14 @@ def _text_matcher(identifiers: tuple[tuple[str, Kind], ...]) -> _Matcher:
     return _Matcher({text.lower(): (text, kind) for text, kind in identifiers}, in_bytes=False)
 
 
-def _branch(text: str, kind: Kind) -> str:
-    body = re.escape(text)
-    if kind is Kind.UID:
-        return rf"(?<![0-9A-Za-z.]){body}(?![0-9]|\.[0-9])"
-    before = r"(?<![0-9A-Za-z])" if text[0].isalnum() else ""
-    after = r"(?![0-9A-Za-z])" if text[-1].isalnum() else ""
-    return before + body + after
-
-
-@functools.lru_cache(maxsize=16)
-def _unicode_pattern(identifiers: tuple[tuple[str, Kind], ...]) -> re.Pattern[str] | None:
-    """Text outside ASCII only: Unicode case folding, which ``lower()`` does not reproduce."""
-    if not identifiers:
-        return None
-    ordered = sorted(identifiers, key=lambda pair: -len(pair[0]))
-    return re.compile("|".join(_branch(t, k) for t, k in ordered), re.IGNORECASE)
+@functools.lru_cache(maxsize=64)
+def _folded_matcher(identifiers: tuple[tuple[str, Kind], ...]) -> _Matcher:
+    """Text outside ASCII: the identifiers folded as ``re.IGNORECASE`` folds (`casefold.fold`: one
+    character for one, and the edge characters it takes for ``[0-9A-Za-z]`` fold into ASCII)."""
+    spellings: dict[str, tuple[str, Kind]] = {}
+    for text, kind in identifiers:
+        spellings.setdefault(casefold.fold(text), (text, kind))
+    return _Matcher(spellings, in_bytes=False)
 
 
 class _TextSearch:
@@ -169,12 +163,13 @@ class _TextSearch:
 
     def first(self, text: str) -> Kind | None:
         if self._ascii:
-            for _position, kind in self._ascii_matcher().matches(text.lower(), text):
-                return kind
+            for _position, branch in self._ascii_matcher().matches(text.lower(), text):
+                return branch.kind
             return None
-        pattern = _unicode_pattern(self._identifiers)
-        match = pattern.search(text) if pattern is not None else None
-        return None if match is None else self._kinds.get(match.group().lower(), Kind.FREE_TEXT)
+        folded = casefold.fold(text)  # its edges are judged folded too, as re.IGNORECASE judges them
+        for position, branch in _folded_matcher(self._identifiers).matches(folded, folded):
+            return self._kinds.get(text[position:position + branch.length].lower(), Kind.FREE_TEXT)
+        return None
 
 
 def _may_occur_in_bytes(data: bytes, original: Original, masks: list[tuple[int, int]]) -> bool:
@@ -187,15 +182,14 @@ def _may_occur_in_bytes(data: bytes, original: Original, masks: list[tuple[int, 
             parts.append(data[start:mask_start])
         start = max(start, mask_end)
     haystack = b"\x00".join(parts).lower()  # a joint can only add occurrences, never hide one
+    bodies: set[bytes] = set()  # ASCII text is the same bytes in every encoding: searched once
     for text in original.identifiers:
         for encoding in original.encodings:
             try:
-                body = text.encode(encoding).lower()
+                bodies.add(text.encode(encoding).lower())
             except (UnicodeError, LookupError):
                 continue
-            if body in haystack:
-                return True
-    return False
+    return any(body in haystack for body in bodies)
 
 
 def _severity(kind: Kind) -> Severity:
@@ -214,9 +208,9 @@ def search_bytes(data: bytes, original: Original, masks: list[tuple[int, int]]) 
         end = max(start, mask_start)
         if end > start:
             folded = data[start:end].lower().decode("latin-1")
-            for position, kind in matcher.matches(folded, data, start):
-                findings.append(Finding(VerifyRule.ORIGINAL_VALUE_IN_BYTES, f"bytes@{position}", _severity(kind),
-                                        detail=kind.value))
+            for position, branch in matcher.matches(folded, data, start):
+                findings.append(Finding(VerifyRule.ORIGINAL_VALUE_IN_BYTES, f"bytes@{position}",
+                                        _severity(branch.kind), detail=branch.kind.value))
         start = max(start, mask_end)
     return findings
 

@@ -5,6 +5,7 @@ allows for it (`Visit`); values are read from the stored bytes where they are pl
 from __future__ import annotations
 
 import functools
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -23,8 +24,10 @@ ICON_IMAGE_SEQUENCE, TRAILING_PADDING = 0x00880200, 0xFFFCFFFC
 
 # Speed: pydicom decodes an element into a value object the first time it is read, which cost
 # more than every check here. The walk decides on each element's tag and VR while it is still
-# raw, and reads a value only when a check or the search needs it; ASCII text is split and
-# stripped here exactly as pydicom would give it (anything else goes through pydicom).
+# raw (a public tag once per profile: `Profile.walked`), and reads a value only when a check or
+# the search needs it; ASCII text, numbers in their stored VR, OB/OW bytes and private creators
+# are read from the stored bytes exactly as pydicom would give them (anything else goes through
+# pydicom).
 NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "SV", "UV", "AT"})
 _SINGLE_VALUED = frozenset({"ST", "LT", "UT", "UR"})
 _FAST_TEXT_VRS = (STRING_VRS - {"UN"}) | {"AE", "UC"}
@@ -45,7 +48,7 @@ class Visit:
 
     @property
     def elem(self) -> DataElement:
-        return self.parent[self.tag]
+        return element_of(self.parent, self.tag, self.stored)
 
     @property
     def strings(self) -> tuple[str, ...]:
@@ -160,69 +163,153 @@ def walk(ds: Dataset, profile: Profile, prefix: str = "", in_clean: bool = False
     creators: dict[tuple[int, int], str] = {}
     for tag, stored in elements:
         if tag >> 16 & 1 and 0x10 <= tag & 0xFFFF <= 0xFF:
-            creators[(tag >> 16, tag & 0xFFFF)] = str(ds[tag].value or "").strip()
+            creators[(tag >> 16, tag & 0xFFFF)] = _creator(ds, tag, stored)
         elif masks is not None and (tag in BULK_TAGS or is_overlay_data(tag)):
             tell = getattr(stored, "value_tell", None)
             if isinstance(tell, int) and stored.value is not None:
                 masks.append((tell, tell + len(stored.value)))
     kept_blocks: set[tuple[int, int]] = set()
     creator_visits: list[Visit] = []
+    decided = profile.walked
     for tag, stored in elements:
-        path = prefix + tag_name(tag)
         group, element = tag >> 16, tag & 0xFFFF
         is_private = group % 2 == 1
-        if is_private and 0x10 <= element <= 0xFF:
-            creator_visits.append(Visit(path, tag, "LO", Expect.ABSENT, True, ds, stored))
-            continue
-        creator = creators.get((group, element >> 8)) if is_private and element > 0xFF else None
-        vr = _vr(ds, tag, stored, creator)
-        graphics = not is_private and (0x5000 <= group <= 0x501E or 0x6000 <= group <= 0x601E)
         if is_private:
+            path = prefix + tag_name(tag)
+            if 0x10 <= element <= 0xFF:
+                creator_visits.append(Visit(path, tag, "LO", Expect.ABSENT, True, ds, stored))
+                continue
+            creator = creators.get((group, element >> 8)) if element > 0xFF else None
+            vr = _vr(ds, tag, stored, creator)
+            graphics = False
             rule = profile.rule_for(tag, creator) if creator is not None else None
             expect = Expect.KEEP if rule is not None and rule.expect is Expect.KEEP else Expect.ABSENT
             if expect is Expect.KEEP:
                 kept_blocks.add((group, element >> 8))
-        elif tag == ICON_IMAGE_SEQUENCE or (graphics and not profile.has("clean-graphics")):
-            expect = Expect.ABSENT
         else:
-            rule = profile.rule_for(tag, None)
-            if rule is not None:
-                expect = rule.expect
-            else:
-                expect = Expect.KEEP if tag in STRUCTURAL else default_expectation(vr, profile, in_clean)
-            if in_clean and expect is Expect.KEEP and vr in TEXT_VRS:
-                expect = Expect.CLEAN  # inside a cleaned sequence, safe-listed text too (PS3.15 E.3.5, E.3.6)
+            known = decided.get((tag, in_clean))
+            if known is None:
+                known = _public(tag, profile, in_clean, _vr(ds, tag, stored, None))
+                if dictionary_vr(tag) is not None:  # decided by the tag alone: the same in every file
+                    decided[(tag, in_clean)] = known
+            name, vr, expect, graphics = known
+            path = prefix + name
         if removed:
             expect = Expect.ABSENT
         else:
             if replaced:
                 expect = replaced_expectation(expect, vr, tag)
-            if listed is not None and not is_private and not graphics:
-                expect = required_expectation(expect, listed.get(listed_tag(tag)))
+            if listed is not None and not graphics:
+                kind = listed.get(listed_tag(tag))
+                if kind is not None:
+                    expect = required_expectation(expect, kind)
         yield Visit(path, tag, vr, expect, is_private, ds, stored)
         if vr == "SQ" and (masks is None or expect not in (Expect.ABSENT, Expect.EMPTY)):
             inner_removed = removed or expect in (Expect.ABSENT, Expect.EMPTY)
             inner_clean = in_clean or expect is Expect.CLEAN
             inner_replaced = replaced or expect is Expect.REPLACED
-            for index, item in enumerate(ds[tag].value or ()):
+            for index, item in enumerate(element_of(ds, tag, stored).value or ()):
                 yield from walk(item, profile, f"{path}[{index}].", inner_clean, inner_removed, masks,
                                 inner_replaced, sop_class, (*tags, tag))
     for visit in creator_visits:
         keep = (visit.tag >> 16, visit.tag & 0xFFFF) in kept_blocks and not removed
         visit.expect = Expect.KEEP if keep else Expect.ABSENT
-        visit.vr = str(ds[visit.tag].VR)
+        visit.vr = "LO" if _plain_creator(visit.stored) else str(ds[visit.tag].VR)
         yield visit
+
+
+def element_of(ds: Dataset, tag: int, stored: DataElement | RawDataElement) -> DataElement:
+    """The element `ds` holds at `tag` as pydicom gives it (`stored` as it was listed; a sequence
+    or any value already decoded is used as it is, a raw one is decoded by `ds`)."""
+    return stored if isinstance(stored, DataElement) and stored.VR == "SQ" else ds[tag]
+
+
+def _plain_creator(stored: DataElement | RawDataElement) -> bool:
+    """Whether a private creator is stored raw as one plain ASCII LO value (in implicit VR,
+    pydicom gives every private creator LO), readable without pydicom."""
+    value = stored.value
+    return (isinstance(stored, RawDataElement) and stored.VR in ("LO", None) and isinstance(value, bytes)
+            and value.isascii() and b"\\" not in value and b"\x1b" not in value)
+
+
+def _creator(ds: Dataset, tag: int, stored: DataElement | RawDataElement) -> str:
+    """The private creator's name, stripped, as pydicom's value gives it."""
+    if _plain_creator(stored) and isinstance(stored.value, bytes):
+        return stored.value.decode("ascii").rstrip("\x00 ").strip()
+    return str(ds[tag].value or "").strip()
+
+
+def _public(tag: int, profile: Profile, in_clean: bool, vr: str) -> tuple[str, str, Expect, bool]:
+    """(name, VR, expectation, whether overlay or curve) of a public element judged by `vr`,
+    before the sequences around it (removed, replaced) and the IOD are taken into account."""
+    group = tag >> 16
+    graphics = 0x5000 <= group <= 0x501E or 0x6000 <= group <= 0x601E
+    if tag == ICON_IMAGE_SEQUENCE or (graphics and not profile.has("clean-graphics")):
+        return tag_name(tag), vr, Expect.ABSENT, graphics
+    rule = profile.rule_for(tag, None)
+    if rule is not None:
+        expect = rule.expect
+    else:
+        expect = Expect.KEEP if tag in STRUCTURAL else default_expectation(vr, profile, in_clean)
+    if in_clean and expect is Expect.KEEP and vr in TEXT_VRS:
+        expect = Expect.CLEAN  # inside a cleaned sequence, safe-listed text too (PS3.15 E.3.5, E.3.6)
+    return tag_name(tag), vr, expect, graphics
 
 
 def _strings_of(ds: Dataset, tag: int, vr: str, stored: DataElement | RawDataElement) -> tuple[str, ...]:
     """`element_strings` of the element `tag` of `ds`, reading plain ASCII text from the raw bytes."""
-    if vr == "SQ" or tag in BULK_TAGS or is_overlay_data(tag):
+    if vr == "SQ" or tag in BULK_TAGS or ((tag >> 16) & 0xFF01 == 0x6000 and tag & 0xFFFF == 0x3000):  # overlay data
         return ()
     if isinstance(stored, RawDataElement):
         fast = ascii_strings(vr, stored.value)
+        if fast is None and vr == stored.VR and tag not in _LUT_DESCRIPTORS:
+            fast = binary_strings(stored)
         if fast is not None:
             return fast
     return element_strings(ds[tag])
+
+
+# The binary VRs as pydicom decodes them (struct formats); a stored VR is used as it is (no
+# ambiguous VR to resolve), except in the LUT descriptors, whose first value pydicom corrects.
+_NUMBER_FORMATS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "SV": "q", "UV": "Q"}
+_LUT_DESCRIPTORS = frozenset({0x00281101, 0x00281102, 0x00281103, 0x00283002})
+
+
+def binary_strings(stored: RawDataElement) -> tuple[str, ...] | None:
+    """`element_strings` of a raw number (`_NUMBER_FORMATS`) or OB / OW element in its stored VR,
+    from its bytes (numbers unpacked as pydicom does; bytes as Latin-1); None when only pydicom
+    can tell (another VR, a length that is no multiple of the value's size)."""
+    value, vr = stored.value, stored.VR
+    if not isinstance(value, bytes):
+        return None
+    if vr in ("OB", "OW"):
+        text = value.decode("latin-1").strip(" \x00")
+        return (text,) if text else ()
+    code = _NUMBER_FORMATS.get(vr or "")
+    if code is None:
+        return None
+    size = struct.calcsize("=" + code)
+    if len(value) % size:
+        return None
+    order = "<" if stored.is_little_endian else ">"
+    return tuple(str(number) for number in struct.unpack(f"{order}{len(value) // size}{code}", value))
+
+
+_SINGLE_TEXT_VRS = frozenset({"CS", "SH", "LO", "UI"})
+
+
+def stored_text(ds: Dataset, tag: int, keyword: str) -> str:
+    """`str(ds.get(keyword, "") or "")`, read from the stored bytes when the element holds one plain
+    ASCII value of a code, short or long string or UID (pydicom strips trailing spaces and NULs
+    from those); anything else as pydicom gives it."""
+    stored = ds.get_item(tag)
+    if stored is None:
+        return ""
+    if isinstance(stored, RawDataElement) and stored.VR in _SINGLE_TEXT_VRS:
+        value = stored.value
+        if isinstance(value, bytes) and value.isascii() and b"\\" not in value and b"\x1b" not in value:
+            return value.decode("ascii").rstrip(" \x00")
+    return str(ds.get(keyword, "") or "")
 
 
 def ascii_strings(vr: str, value: bytes | None) -> tuple[str, ...] | None:
@@ -234,7 +321,10 @@ def ascii_strings(vr: str, value: bytes | None) -> tuple[str, ...] | None:
         return ()
     if isinstance(value, bytes) and value.isascii() and b"\x1b" not in value:
         text = value.decode("ascii")
-        out = tuple(part.strip(" \x00") for part in ([text] if vr in _SINGLE_VALUED else text.split("\\")))
+        if vr in _SINGLE_VALUED or "\\" not in text:
+            text = text.strip(" \x00")
+            return (text,) if text else ()
+        out = tuple(part.strip(" \x00") for part in text.split("\\"))
         return out if any(out) else ()
     return None
 

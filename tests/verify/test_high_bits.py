@@ -178,3 +178,21 @@ def test_verify_and_the_scrub_read_the_rule_alike_on_random_layouts(seed: int) -
         canonicalise(cells, bits)
         ds.PixelData = cells.tobytes()
         assert high_bits_findings(ds) == []
+
+
+@pytest.mark.parametrize("dtype", ["<u1", "<u2", ">u2", "<u4", ">u4", "<u8"])
+def test_a_bit_above_high_bit_is_seen_in_any_cell_of_any_byte_order(dtype: str) -> None:
+    """The bits above High Bit are tested eight bytes at a time where the cells fill them: a single
+    set bit in any cell, at any place above High Bit, is seen; the bits up to High Bit are not."""
+    from pipeline.verify.high_bits import _any_bit
+
+    size = np.dtype(dtype).itemsize * 8
+    for count in (1, 3, 4, 8, 13):
+        for high in range(size - 1):
+            above = ~((1 << (high + 1)) - 1) & ((1 << size) - 1)
+            assert not _any_bit(np.full(count, (1 << (high + 1)) - 1, dtype=dtype), above)
+            for position in range(count):
+                for bit in (high + 1, size - 1):
+                    cells = np.zeros(count, dtype=dtype)
+                    cells[position] = 1 << bit
+                    assert _any_bit(cells, above), (count, high, position, bit)

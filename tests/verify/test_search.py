@@ -104,3 +104,27 @@ def test_text_outside_ascii_folds_case_as_the_alternation_does() -> None:
     assert [f.detail for f in search_path("DR MÜLLER", original)] == ["person-name"]
     assert [f.detail for f in search_path("\u212aEVIN", original)] == ["person-name"]  # the Kelvin sign
     assert search_path("MÜLLERS", original) == []
+
+
+# Outside ASCII: letters re.IGNORECASE folds in more ways than lower() (dotless and dotted i, long s,
+# the Kelvin sign, micro and mu, final sigma), accents, and ASCII edges.
+_WIDE_ALPHABET = "a\u0131\u0130i\u017fsKk\u212a\u00b5\u03bc\u03c3\u03c2\u03a3\u00fc\u00dc1.^ "
+_WIDE_IDENT = st.text(alphabet=_WIDE_ALPHABET, min_size=2, max_size=6).filter(lambda t: t.strip() == t and t)
+
+
+@st.composite
+def _wide_cases(draw: st.DrawFn) -> tuple[Original, str]:
+    identifiers = draw(st.dictionaries(_WIDE_IDENT.map(str.lower), _KINDS, max_size=5))
+    pieces = [*identifiers, *_WIDE_ALPHABET.upper(), *_WIDE_ALPHABET, "\u039c", "x"]
+    text = "".join(draw(st.lists(st.sampled_from(pieces), max_size=25)))
+    return Original({}, identifiers, ("utf-8",)), text
+
+
+@settings(max_examples=600, deadline=None)
+@given(_wide_cases())
+def test_text_outside_ascii_is_searched_as_the_ignorecase_alternation_did(case: tuple[Original, str]) -> None:
+    """No regular expression is compiled per file: the folded automaton finds what the
+    alternation under re.IGNORECASE found, first match and its kind."""
+    original, text = case
+    findings = search_path(text, original)
+    assert (findings[0].detail if findings else None) == _reference_text(text, original)
