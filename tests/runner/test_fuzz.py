@@ -71,7 +71,10 @@ EXPECTED_REASONS: dict[str, frozenset[str]] = {
 # (nearly) everything fails here. Measured (issue 18): datasets 150/150 derandomized and 500/500 in a
 # 90 s `make fuzz`; mutations 27/150 (18 %) derandomized and 156/500 (31 %) random. Issue 13 (the
 # scrub refuses more malformed input): mutations 17/100 (17 %) derandomized, 36/150 (24 %) seed 7.
-PUBLISHED_FLOOR = {"datasets": 0.95, "mutations": 0.12}
+# Issue 16: derandomized draws of the 100 mutations differ with the tests run before them in the
+# process (11, 21 and 24 published in three orders); the same 200 inputs gave identical outcomes
+# before and after the session's changes, so the floor sits under the lowest draw seen.
+PUBLISHED_FLOOR = {"datasets": 0.95, "mutations": 0.08}
 FLOOR_MIN_INPUTS = 50  # below this many inputs (FUZZ_EXAMPLES < 50) the share is too noisy to judge
 # The kinds `make test` fuzzes (derandomized), requiring no verify catch and no leak: every kind
 # issue 13 names (their fixes: scrub/dates.py, scrub/textdates.py and clean.py, pixels/unused_bits.py).
