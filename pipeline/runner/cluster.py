@@ -30,13 +30,18 @@ POLL_SECONDS = 0.02  # how often a waiting client checks that its scheduler is s
 # 1000: ~0.5 MB per batch in the client, and the worker profiles by the second. Kept this short,
 # they are full after a few batches and memory stays flat whatever the archive's size.
 DASK_LOG_LENGTH = 16
+# A worker's statistical profiler samples its threads every 10 ms for the dashboard's profile
+# page: CPU taken from the files, and of no use without the dashboard, where it stays off.
+NO_DASHBOARD_CONFIG = {"distributed.worker.profile.enabled": False}
 
 
 @contextlib.contextmanager
 def connect(workers: int | None, scheduler: str | None, memory_limit: str,
-            announce: Callable[[str], None]) -> Iterator[tuple[Any, str]]:
+            announce: Callable[[str], None], dashboard: bool = True) -> Iterator[tuple[Any, str]]:
     """A Dask client: on the scheduler at `scheduler`, or on a LocalCluster of `workers` single-
-    threaded processes (one per core when None). Yields (client, "scheduler" | "local-cluster")."""
+    threaded processes (one per core when None). Yields (client, "scheduler" | "local-cluster").
+    Without `dashboard`, a local cluster starts no dashboard (its web server and plots cost the
+    client about a second of start-up) and its workers no profiler."""
     import distributed
     from dask import config as dask_config
 
@@ -44,7 +49,8 @@ def connect(workers: int | None, scheduler: str | None, memory_limit: str,
     with contextlib.ExitStack() as stack:
         stack.enter_context(quiet_logger("distributed"))
         # Set for the cluster's whole life: a connection opened later (a restarted worker's) reads it too.
-        stack.enter_context(dask_config.set({"distributed.admin.low-level-log-length": DASK_LOG_LENGTH}))
+        stack.enter_context(dask_config.set({"distributed.admin.low-level-log-length": DASK_LOG_LENGTH,
+                                             **({} if dashboard else NO_DASHBOARD_CONFIG)}))
         if scheduler is not None:
             try:
                 client = stack.enter_context(dask.Client(scheduler, timeout="30s"))
@@ -55,7 +61,8 @@ def connect(workers: int | None, scheduler: str | None, memory_limit: str,
         else:
             count = workers if workers is not None else (os.cpu_count() or 1)
             cluster = stack.enter_context(dask.LocalCluster(
-                n_workers=count, threads_per_worker=1, processes=True, dashboard_address=":0",
+                n_workers=count, threads_per_worker=1, processes=True,
+                dashboard_address=":0" if dashboard else None,
                 memory_limit=memory_limit))
             client = stack.enter_context(dask.Client(cluster))
             executor = "local-cluster"

@@ -18,6 +18,7 @@ from pipeline.runner.accounting import Batch
 from pipeline.runner.cluster import SchedulerLostError, connect, submit_bounded
 from pipeline.runner.outcome import Outcome
 from pipeline.runner.process import WorkerConfig, process_batch, unread_outcome
+from pipeline.runner.task import pack, process_packed
 from pipeline.scrub.keys import Keys
 
 Done = tuple[Batch, tuple[Outcome, ...]]
@@ -29,14 +30,15 @@ Execute = Callable[[Iterator[Batch]], Iterator[Done]]
 @contextlib.contextmanager
 def start_executor(
     workers: int | None, scheduler: str | None, memory_limit: str, plan: Plan, keys: Keys, worker_cfg: WorkerConfig,
-    announce: Callable[[str], None],
+    announce: Callable[[str], None], dashboard: bool = True,
 ) -> Iterator[tuple[Execute, str, int]]:
     """Yield (execute, executor name, worker threads): a plain loop in this process with
-    ``workers=0`` and no scheduler, else a local cluster or the scheduler at `scheduler`."""
+    ``workers=0`` and no scheduler, else a local cluster (with its dashboard when `dashboard`)
+    or the scheduler at `scheduler`."""
     if scheduler is None and workers == 0:
         yield (lambda batches: _run_serial(batches, plan, keys, worker_cfg)), "serial", 0
         return
-    with connect(workers, scheduler, memory_limit, announce) as (client, executor):
+    with connect(workers, scheduler, memory_limit, announce, dashboard) as (client, executor):
         threads = max(1, sum(client.nthreads().values()))
         yield (lambda batches: _run_dask(client, batches, plan, keys, worker_cfg, threads)), executor, threads
 
@@ -53,18 +55,22 @@ def _run_dask(
     submitted as each completes. A batch whose task failed (it raised, or its worker died more
     often than Dask retries) is redone file by file (`_one_by_one`), and a batch this loop failed
     to yield is quarantined by the run's accounting; a lost scheduler stops the run
-    (`SchedulerLostError`) with the inputs in flight left to do."""
+    (`SchedulerLostError`) with the inputs in flight left to do. The plan, keys and worker
+    configuration travel as bytes pickled once (`pipeline.runner.task`)."""
     from distributed.comm.core import CommClosedError
 
-    def arguments(batch: Batch) -> tuple[Any, ...]:
-        return tuple(src for src, _ in batch), plan, keys, worker_cfg
+    context = pack(plan, keys, worker_cfg)
 
-    for batch, future in submit_bounded(client, process_batch, batches, arguments, threads):
+    def arguments(batch: Batch) -> tuple[Any, ...]:
+        return tuple(src for src, _ in batch), context
+
+    for batch, future in submit_bounded(client, process_packed, batches, arguments, threads):
         try:
             outcomes: tuple[Outcome, ...] = future.result()
         except (Exception, asyncio.CancelledError) as exc:
             _raise_if_scheduler_lost(client, exc, CommClosedError)
-            outcomes = tuple(_one_by_one(client, batch, plan, keys, worker_cfg, f"unexpected-{type(exc).__name__}"))
+            reason = f"unexpected-{type(exc).__name__}"
+            outcomes = tuple(_one_by_one(client, batch, context, keys, worker_cfg, reason))
         yield batch, outcomes
 
 
@@ -76,7 +82,7 @@ def _raise_if_scheduler_lost(client: Any, exc: BaseException, closed: type[Excep
         raise SchedulerLostError("the Dask scheduler was lost mid-run: rerun to resume") from None
 
 
-def _one_by_one(client: Any, batch: Batch, plan: Plan, keys: Keys, worker_cfg: WorkerConfig,
+def _one_by_one(client: Any, batch: Batch, context: bytes, keys: Keys, worker_cfg: WorkerConfig,
                 reason: str) -> Iterator[Outcome]:
     """A batch whose task failed is redone one file a task: a file the failed task had already
     published is published again (promote accepts the identical file there), so the manifest
@@ -85,7 +91,7 @@ def _one_by_one(client: Any, batch: Batch, plan: Plan, keys: Keys, worker_cfg: W
 
     for src, _ in batch:
         try:
-            [outcome] = client.submit(process_batch, (src,), plan, keys, worker_cfg, pure=False).result()
+            [outcome] = client.submit(process_packed, (src,), context, pure=False).result()
         except (Exception, asyncio.CancelledError) as exc:
             _raise_if_scheduler_lost(client, exc, CommClosedError)
             outcome = unread_outcome(src, keys, reason, worker_cfg)

@@ -111,6 +111,7 @@ class RunConfig:
     sources: tuple[Source, ...] = ()  # object stores and DICOMweb servers, after the inputs (source_remote.py)
     destination: Destination | None = None  # an object store or DICOMweb server (issue 17); None: the folder
     quarantine_store: str | None = None  # an fsspec URL for the quarantined originals (PHI); the ledger stays local
+    dashboard: bool = False  # a local cluster's Dask dashboard (its address is announced)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +158,7 @@ def run(cfg: RunConfig, plan: Plan, keys: Keys, announce: Callable[[str], None] 
                                   cfg.time_limit, cfg.max_input_bytes, preview_dir, paths.staging, paths.remote,
                                   cfg.quarantine_store)
         with start_executor(cfg.workers, cfg.scheduler, cfg.memory_limit, plan, keys, worker_cfg,
-                            announce) as (execute, executor, workers):
+                            announce, cfg.dashboard) as (execute, executor, workers):
             removed = 0
             if paths.remote is None:
                 paths.release.mkdir(exist_ok=True)

@@ -97,7 +97,7 @@ def test_serial_and_local_dask_runs_of_one_and_two_workers_publish_identical_byt
     inputs = build_inputs(tmp_path / "in", broken=True)
     serial = _run(tmp_path, inputs, "serial", workers=0)
     notices: list[str] = []
-    cfg = RunConfig(inputs=(inputs,), release=tmp_path / "one" / "release", quiet=True, workers=1)
+    cfg = RunConfig(inputs=(inputs,), release=tmp_path / "one" / "release", quiet=True, workers=1, dashboard=True)
     one = run(cfg, compile_plan("basic", []), KEYS, announce=notices.append)
     two = _run(tmp_path, inputs, "two", workers=2, batch_size=1)
     expected = release_files(tmp_path / "serial" / "release")
