@@ -126,6 +126,27 @@ def test_dask_keeps_short_debug_logs_so_memory_does_not_grow_with_each_batch() -
     assert list(in_workers.values()) == [(DASK_LOG_LENGTH,) * 3]
 
 
+def _worker_settings() -> tuple[str | None, bool]:
+    import os
+
+    import dask
+
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_"), bool(dask.config.get("distributed.worker.profile.enabled"))
+
+
+def test_a_local_cluster_without_dashboard_runs_workers_without_profiler_or_forced_memory_trimming(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A nanny's MALLOC_TRIM_THRESHOLD_=65536 made every file's buffers be mapped afresh (~1.3 ms a
+    # file); the profiler samples the worker every 10 ms for a dashboard that is not there.
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    notices: list[str] = []
+    with connect(1, None, "1GiB", notices.append, dashboard=False) as (client, _):
+        client.submit(sum, [1, 2], pure=False).result()
+        settings = client.run(_worker_settings)
+    assert list(settings.values()) == [(None, False)]
+    assert notices == []
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
