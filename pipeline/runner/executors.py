@@ -1,27 +1,31 @@
 """The executors of a run: batches of inputs -> (batch, outcomes), in this process or on Dask.
 
-Dask at the edge: at most a few batches per worker thread in flight (`cluster.submit_bounded`),
-a batch whose task failed redone one file a task, a lost scheduler a `SchedulerLostError`
-that stops the run with the inputs in flight left to do.
+Inputs are cut into batches (`chunked`: smaller ones at the end, so that no worker idles while
+another finishes). Dask at the edge: at most a few batches per worker thread in flight
+(`cluster.submit_bounded`), a batch whose task failed redone one file a task, a lost scheduler a
+`SchedulerLostError` that stops the run with the inputs in flight left to do.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
+import itertools
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from pipeline.profile.plan import Plan
 from pipeline.runner.accounting import Batch
-from pipeline.runner.cluster import SchedulerLostError, connect, submit_bounded
+from pipeline.runner.cluster import BATCHES_PER_WORKER, SchedulerLostError, connect, submit_bounded
 from pipeline.runner.outcome import Outcome
 from pipeline.runner.process import WorkerConfig, process_batch, unread_outcome
 from pipeline.runner.task import pack, process_packed
 from pipeline.scrub.keys import Keys
 
 Done = tuple[Batch, tuple[Outcome, ...]]
+T = TypeVar("T")
 
 
 Execute = Callable[[Iterator[Batch]], Iterator[Done]]
@@ -97,3 +101,23 @@ def _one_by_one(client: Any, batch: Batch, context: bytes, keys: Keys, worker_cf
             outcome = unread_outcome(src, keys, reason, worker_cfg)
         yield outcome
 
+
+def chunked(items: Iterator[T], size: int, workers: int = 0) -> Iterator[tuple[T, ...]]:
+    """Batches of `size` items, looking a few batches ahead; once the end is in sight, what is
+    left is shared out in smaller batches (about a share per worker thread and batch in flight,
+    at least a tenth of `size`), so that no worker idles while another finishes a whole batch.
+    With one worker thread or none (the serial loop), plain batches of `size`."""
+    if workers < 2:
+        while batch := tuple(itertools.islice(items, size)):
+            yield batch
+        return
+    ahead: collections.deque[T] = collections.deque()
+    window = size * (BATCHES_PER_WORKER * workers + 1)
+    for item in items:
+        ahead.append(item)
+        if len(ahead) >= window + size:
+            yield tuple(ahead.popleft() for _ in range(size))
+    smallest = max(1, size // 10)
+    while ahead:
+        share = -(-len(ahead) // (BATCHES_PER_WORKER * workers))
+        yield tuple(ahead.popleft() for _ in range(min(len(ahead), size, max(smallest, share))))

@@ -46,7 +46,7 @@ from pipeline.errors import InputError, PipelineError
 from pipeline.files import make_private_dir
 from pipeline.pixels.clean import require_for
 from pipeline.profile.plan import PixelMode, Plan
-from pipeline.runner.accounting import Accounts, Batch
+from pipeline.runner.accounting import Accounts
 from pipeline.runner.audit import release_event, write_audit_message
 from pipeline.runner.destination import (
     Destination,
@@ -58,7 +58,7 @@ from pipeline.runner.destination import (
     remove,
 )
 from pipeline.runner.discover import SourceFile, discover, resolve_roots, source_location_key
-from pipeline.runner.executors import Execute, start_executor
+from pipeline.runner.executors import Execute, chunked, start_executor
 from pipeline.runner.layout import RunPaths, check_layout, check_same_file_system
 from pipeline.runner.ledger import Ledger
 from pipeline.runner.manifest import Location, Manifest, Settings, settings_of, utc_now
@@ -84,7 +84,6 @@ log = logging.getLogger(__name__)
 # The command line's exit codes (pipeline/cli/main.py), as recorded in run.json and the manifest.
 EXIT_OK, EXIT_QUARANTINED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_BATCH_SIZE = 64
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,16 +212,6 @@ def _forget_stale(manifest: Manifest, paths: RunPaths) -> None:
     prune_empty_dirs(paths.release)
 
 
-
-
-
-
-
-
-
-
-
-
 # --- the run -----------------------------------------------------------------------------
 
 
@@ -247,7 +236,7 @@ def _publish(
             mapping = stack.enter_context(MappingWriter(paths.mapping_dir)) if paths.mapping_dir else None
             bar = stack.enter_context(_progress(cfg.quiet or bool(cfg.sources), roots, cfg.quiet))
             pending = _pending(discover_inputs(roots, cfg.sources), manifest, keys, cfg.retry_quarantined, tally, bar)
-            done = execute(accounts.track(_chunked(pending, cfg.batch_size)))
+            done = execute(accounts.track(chunked(pending, cfg.batch_size, header.workers)))
             # Every input submitted gets exactly one outcome: a batch that came back short, or
             # never came back though the executor ended normally, is quarantined, not dropped.
             for batch, returned in itertools.chain(done, accounts.unsettled()):
@@ -355,11 +344,6 @@ def _pending(
             first = manifest.first_seen(seen_key(known.status, known.source_id, known.output))
             tally.count(known.status, known.reason, first, unchanged=True)
             bar.update(1)
-
-
-def _chunked(items: Iterator[tuple[SourceFile, Location]], size: int) -> Iterator[Batch]:
-    while batch := tuple(itertools.islice(items, size)):
-        yield batch
 
 
 # --- progress ----------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """A run's Dask task (pipeline/runner/task.py): the plan, keys and worker configuration travel as
 bytes pickled once, are unpickled once per process while they stay the same, and give the same
-outcomes as `process_batch` given the objects themselves; bytes holding anything else are refused."""
+outcomes as `process_batch` given the objects themselves; bytes holding anything else are refused.
+Batches (pipeline/runner/executors.py `chunked`) hold every input once, in order, and get smaller at
+the end when workers share them."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import pytest
 from pipeline.profile.plan import compile_plan
 from pipeline.runner import task
 from pipeline.runner.discover import discover
+from pipeline.runner.executors import chunked
 from pipeline.runner.process import WorkerConfig, process_batch
 from pipeline.scrub.keys import Keys
 from tests.conftest_run import KEY_HEX, build_inputs, release_files
@@ -49,3 +52,15 @@ def test_the_context_is_unpickled_once_while_the_same_bytes_come_and_again_when_
 def test_bytes_that_do_not_hold_a_plan_keys_and_configuration_are_refused(tmp_path: Path) -> None:
     with pytest.raises(task.ContextError):
         task.unpack(pickle.dumps(("plan", KEYS, _cfg(tmp_path))))
+
+
+@pytest.mark.parametrize(("count", "workers"), [(0, 2), (1, 2), (10, 2), (500, 2), (2000, 2), (500, 1), (130, 0)])
+def test_batches_hold_every_input_once_in_order_and_end_smaller_when_workers_share_them(
+        count: int, workers: int) -> None:
+    batches = list(chunked(iter(range(count)), 64, workers))
+    assert [item for batch in batches for item in batch] == list(range(count))
+    assert all(0 < len(batch) <= 64 for batch in batches)
+    if workers < 2:
+        assert [len(batch) for batch in batches[:-1]] == [64] * (len(batches) - 1)
+    elif count > 64 * 4:
+        assert max(len(batch) for batch in batches[-4:]) <= 64 // 4  # the last batches: a few files each
