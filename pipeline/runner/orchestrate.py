@@ -21,10 +21,10 @@ Outputs are staged in ``<release>.staging/`` beside the release, never inside it
 is killed and when, the release holds only verified, published files; each run first sweeps
 what a dead one left there (and any ``.partial`` an older version left inside the release).
 
-Workers get paths (or the keys of remote objects, which they fetch themselves), the plan, the keys
-and a `WorkerConfig` with each task (about 30 KB), never datasets or input bytes. They are not
-scattered: scattered data lives only on the workers present when it was scattered, so a worker
-killed after that took every later task down with it.
+Workers get paths (or the keys of remote objects, which they fetch themselves), and the plan, the
+keys and a `WorkerConfig` pickled once into bytes (`pipeline.runner.task`, ~90 KB) with each task,
+never datasets or input bytes. They are not scattered: scattered data lives only on the workers
+present when it was scattered, so a worker killed after that took every later task down with it.
 """
 
 from __future__ import annotations
