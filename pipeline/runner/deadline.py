@@ -75,6 +75,15 @@ class _Watchdog:
 _WATCHDOG = _Watchdog()
 
 
+def _reset_in_child() -> None:
+    """A forked child has no watchdog thread, and its lock may have been held by one: start afresh."""
+    global _WATCHDOG
+    _WATCHDOG = _Watchdog()
+
+
+os.register_at_fork(after_in_child=_reset_in_child)
+
+
 class Deadline:
     """A per-file time limit for the current thread: the watchdog thread raises
     `FileTimeLimitError` in it (`PyThreadState_SetAsyncExc`), which works in Dask's worker

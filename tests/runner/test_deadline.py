@@ -58,3 +58,24 @@ def test_deadlines_of_several_threads_fire_each_in_its_own_thread() -> None:
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
         results = list(pool.map(one, (0.1, 0.2, 0.3)))
     assert results == ["time-limit"] * 3
+
+
+def test_a_forked_child_gets_its_own_watchdog() -> None:
+    import multiprocessing
+
+    def child(queue: multiprocessing.Queue[str]) -> None:
+        try:
+            with Deadline(0.1):
+                _spin(10)
+        except FileTimeLimitError:
+            queue.put("time-limit")
+            return
+        queue.put("finished")
+
+    with Deadline(60):  # the parent's watchdog runs, with a deadline armed, when the child is forked
+        context = multiprocessing.get_context("fork")
+        queue: multiprocessing.Queue[str] = context.Queue()
+        process = context.Process(target=child, args=(queue,))
+        process.start()
+        assert queue.get(timeout=30) == "time-limit"
+        process.join(timeout=30)
