@@ -68,9 +68,10 @@ def connect(workers: int | None, scheduler: str | None, memory_limit: str,
         else:
             count = workers if workers is not None else (os.cpu_count() or 1)
             cluster = stack.enter_context(dask.LocalCluster(
-                n_workers=count, threads_per_worker=1, processes=True,
-                dashboard_address=":0" if dashboard else None,
-                memory_limit=memory_limit))
+                n_workers=count, threads_per_worker=1, processes=True, memory_limit=memory_limit,
+                # the scheduler's HTTP server (its health routes) runs either way: on a free port, not
+                # on 8787, which another cluster may hold; the dashboard's pages only when asked for
+                dashboard_address=":0", scheduler_kwargs={"dashboard": dashboard}))
             client = stack.enter_context(dask.Client(cluster))
             executor = "local-cluster"
         if (dashboard or scheduler is not None) and client.dashboard_link:

@@ -147,6 +147,18 @@ def test_a_local_cluster_without_dashboard_runs_workers_without_profiler_or_forc
     assert notices == []
 
 
+def test_a_local_cluster_without_dashboard_starts_while_another_holds_the_dashboard_port() -> None:
+    # The scheduler's HTTP server defaults to port 8787: with another cluster there, distributed
+    # warns (an error under this suite's warnings-as-errors) and the cluster did not start.
+    with contextlib.ExitStack() as stack:
+        holder = stack.enter_context(socket.socket())
+        with contextlib.suppress(OSError):  # already held by another cluster: the same situation
+            holder.bind(("127.0.0.1", 8787))
+            holder.listen()
+        with connect(1, None, "1GiB", lambda _: None, dashboard=False) as (client, _):
+            assert client.submit(sum, [1, 2], pure=False).result() == 3
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
