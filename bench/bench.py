@@ -13,7 +13,8 @@ On one seeded corpus (bench/corpus.py) and one worker count, in one run:
              `process_one` does, serial, bytes in memory (scrub alone is reported too);
 4. run       `deid-pipeline run` with 1 and 2 workers, a subprocess, fresh release each time;
              wall time with and without the cluster's start-up (see README.md); run_1_vs_core
-             compares 1 worker with the in-memory core (scrub + verify);
+             compares 1 worker with the in-memory core (scrub + verify); CPU per file of the
+             client and of the workers, beyond a one-file run's (psutil, sampled);
 5. deid      `replace_identifiers` with deid's default recipe (`deid.dicom`), serial;
    dicognito its command line (`python -m dicognito -o DIR`), on the same folder;
 6. memory    peak RSS of the run's client and of each worker, at N and at N/10 (default) or
@@ -318,6 +319,10 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2) if a is not None and b else None
 
 
+def _per_file(total: float, startup: float, files: int) -> float:
+    return round(max(total - startup, 0.0) * 1000 / max(files - 1, 1), 2)
+
+
 def _one_file_folder(info: CorpusInfo, scratch: Path) -> Path:
     folder = scratch / "one-file"
     folder.mkdir(parents=True, exist_ok=True)
@@ -331,18 +336,30 @@ def _runs(info: CorpusInfo, workers: int, reps: int, scratch: Path, key_file: Pa
     is too small for the difference to be positive (start-up noise larger than the work)."""
     runs = [pipeline_run(info.path, workers, scratch, key_file) for _ in range(reps)]
     one = _one_file_folder(info, scratch)
-    startup = [pipeline_run(one, workers, scratch, key_file)["wall_seconds"] for _ in range(reps)]
+    startup = [pipeline_run(one, workers, scratch, key_file) for _ in range(reps)]
     wall = statistics.median(r["wall_seconds"] for r in runs)
     span = statistics.median(r["run_json_seconds"] for r in runs)
-    start_cost = statistics.median(startup)
+    start_cost = statistics.median(s["wall_seconds"] for s in startup)
     work = wall - start_cost
-    return {"runs": runs, "one_file_wall_seconds": startup, "median_wall_seconds": round(wall, 3),
+    return {"runs": runs, "one_file_wall_seconds": [s["wall_seconds"] for s in startup],
+            "median_wall_seconds": round(wall, 3),
             "median_startup_seconds": round(start_cost, 3), "median_run_json_seconds": span,
             "files_per_second_wall": round(info.files / wall, 1),
             "files_per_second_excluding_startup": round(info.files / work, 1) if work > 0 else None,
             "files_per_second_run_json": round(info.files / span, 1) if span else None,
             "median_client_cpu_seconds": statistics.median(r["client_cpu_seconds"] for r in runs),
             "median_worker_cpu_seconds": statistics.median(sum(r["worker_cpu_seconds"]) for r in runs),
+            # CPU of the processes besides the start-up's (a one-file run's), per file: the
+            # client's (scheduler, manifest, records) and the workers' (reading, scrub, verify, publishing)
+            "client_cpu_ms_per_file": _per_file(statistics.median(r["client_cpu_seconds"] for r in runs),
+                                                statistics.median(s["client_cpu_seconds"] for s in startup),
+                                                info.files),
+            "worker_cpu_ms_per_file": _per_file(statistics.median(sum(r["worker_cpu_seconds"]) for r in runs),
+                                                statistics.median(sum(s["worker_cpu_seconds"]) for s in startup),
+                                                info.files),
+            "median_startup_cpu_seconds": {
+                "client": statistics.median(s["client_cpu_seconds"] for s in startup),
+                "workers": statistics.median(sum(s["worker_cpu_seconds"]) for s in startup)},
             "client_peak_mb": max(r["client_peak_mb"] for r in runs),
             "worker_peak_mb": max((max(r["worker_peaks_mb"], default=0) for r in runs), default=0)}
 
@@ -491,6 +508,8 @@ def table(results: dict[str, Any]) -> str:
         lines.append(f"{'  peak RSS client / worker MB':<34}{r['client_peak_mb']:>10.0f}{r['worker_peak_mb']:>10.0f}")
         lines.append(f"{'  CPU s client / all workers':<34}{r['median_client_cpu_seconds']:>10.1f}"
                      f"{r['median_worker_cpu_seconds']:>10.1f}")
+        lines.append(f"{'  CPU ms/file client / workers':<34}{r['client_cpu_ms_per_file']:>10.2f}"
+                     f"{r['worker_cpu_ms_per_file']:>10.2f}  (beyond a one-file run's)")
     if "ocr" in results:
         ocr = results["ocr"]
         lines.append(f"OCR: {ocr['corpus_sent_to_ocr']} of {ocr['corpus_images']} corpus images sent to OCR "

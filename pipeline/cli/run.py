@@ -90,6 +90,9 @@ def register(sub: Subparsers) -> None:
     parser.add_argument("--memory-limit", default="4GiB", metavar="SIZE",
                         help="memory per local worker (Dask's nanny restarts a worker above it and its batch is "
                         "quarantined; default 4GiB)")
+    parser.add_argument("--dashboard", action="store_true",
+                        help="start the local cluster's Dask dashboard and print its address (off by default: it "
+                        "costs start-up time and CPU)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--force-replan", action="store_true",
                         help="accept changed profile, options, recipes or key: remove the release's outputs "
@@ -135,6 +138,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         time_limit=float(args.time_limit),
         preview_dir=args.pixel_preview,
         memory_limit=args.memory_limit,
+        dashboard=args.dashboard,
     )
     result = run(cfg, plan, keys, announce=lambda message: print(message, file=sys.stderr, flush=True))
     print(summary(result))

@@ -30,13 +30,24 @@ POLL_SECONDS = 0.02  # how often a waiting client checks that its scheduler is s
 # 1000: ~0.5 MB per batch in the client, and the worker profiles by the second. Kept this short,
 # they are full after a few batches and memory stays flat whatever the archive's size.
 DASK_LOG_LENGTH = 16
+# A worker's statistical profiler samples its threads every 10 ms for the dashboard's profile
+# page: CPU taken from the files, and of no use without the dashboard, where it stays off.
+NO_DASHBOARD_CONFIG = {"distributed.worker.profile.enabled": False}
+# A nanny starts its worker with MALLOC_TRIM_THRESHOLD_=65536, so glibc hands every freed buffer
+# above 64 KB back to the system at once: each file's bytes (its input, output and the copies a
+# read and a write make) were then mapped and faulted in afresh, ~1.3 ms of a worker's CPU per
+# file of the benchmark (~500 KB). Left to glibc's own threshold, freed memory is reused; a
+# worker's peak stays that of its largest file (the benchmark checks memory stays flat).
+WORKER_ENVIRONMENT_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
 
 @contextlib.contextmanager
 def connect(workers: int | None, scheduler: str | None, memory_limit: str,
-            announce: Callable[[str], None]) -> Iterator[tuple[Any, str]]:
+            announce: Callable[[str], None], dashboard: bool = True) -> Iterator[tuple[Any, str]]:
     """A Dask client: on the scheduler at `scheduler`, or on a LocalCluster of `workers` single-
-    threaded processes (one per core when None). Yields (client, "scheduler" | "local-cluster")."""
+    threaded processes (one per core when None). Yields (client, "scheduler" | "local-cluster").
+    Without `dashboard`, a local cluster starts no dashboard (its web server and plots cost the
+    client about a second of start-up) and its workers no profiler."""
     import distributed
     from dask import config as dask_config
 
@@ -44,7 +55,9 @@ def connect(workers: int | None, scheduler: str | None, memory_limit: str,
     with contextlib.ExitStack() as stack:
         stack.enter_context(quiet_logger("distributed"))
         # Set for the cluster's whole life: a connection opened later (a restarted worker's) reads it too.
-        stack.enter_context(dask_config.set({"distributed.admin.low-level-log-length": DASK_LOG_LENGTH}))
+        stack.enter_context(dask_config.set({"distributed.admin.low-level-log-length": DASK_LOG_LENGTH,
+                                             **WORKER_ENVIRONMENT_CONFIG,
+                                             **({} if dashboard else NO_DASHBOARD_CONFIG)}))
         if scheduler is not None:
             try:
                 client = stack.enter_context(dask.Client(scheduler, timeout="30s"))
@@ -55,11 +68,13 @@ def connect(workers: int | None, scheduler: str | None, memory_limit: str,
         else:
             count = workers if workers is not None else (os.cpu_count() or 1)
             cluster = stack.enter_context(dask.LocalCluster(
-                n_workers=count, threads_per_worker=1, processes=True, dashboard_address=":0",
-                memory_limit=memory_limit))
+                n_workers=count, threads_per_worker=1, processes=True, memory_limit=memory_limit,
+                # the scheduler's HTTP server (its health routes) runs either way: on a free port, not
+                # on 8787, which another cluster may hold; the dashboard's pages only when asked for
+                dashboard_address=":0", scheduler_kwargs={"dashboard": dashboard}))
             client = stack.enter_context(dask.Client(cluster))
             executor = "local-cluster"
-        if client.dashboard_link:
+        if (dashboard or scheduler is not None) and client.dashboard_link:
             announce(f"Dask dashboard: {client.dashboard_link}")
         yield client, executor
 

@@ -21,10 +21,10 @@ Outputs are staged in ``<release>.staging/`` beside the release, never inside it
 is killed and when, the release holds only verified, published files; each run first sweeps
 what a dead one left there (and any ``.partial`` an older version left inside the release).
 
-Workers get paths (or the keys of remote objects, which they fetch themselves), the plan, the keys
-and a `WorkerConfig` with each task (about 30 KB), never datasets or input bytes. They are not
-scattered: scattered data lives only on the workers present when it was scattered, so a worker
-killed after that took every later task down with it.
+Workers get paths (or the keys of remote objects, which they fetch themselves), and the plan, the
+keys and a `WorkerConfig` pickled once into bytes (`pipeline.runner.task`, ~90 KB) with each task,
+never datasets or input bytes. They are not scattered: scattered data lives only on the workers
+present when it was scattered, so a worker killed after that took every later task down with it.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from pipeline.errors import InputError, PipelineError
 from pipeline.files import make_private_dir
 from pipeline.pixels.clean import require_for
 from pipeline.profile.plan import PixelMode, Plan
-from pipeline.runner.accounting import Accounts, Batch
+from pipeline.runner.accounting import Accounts
 from pipeline.runner.audit import release_event, write_audit_message
 from pipeline.runner.destination import (
     Destination,
@@ -58,7 +58,7 @@ from pipeline.runner.destination import (
     remove,
 )
 from pipeline.runner.discover import SourceFile, discover, resolve_roots, source_location_key
-from pipeline.runner.executors import Execute, start_executor
+from pipeline.runner.executors import Execute, chunked, start_executor
 from pipeline.runner.layout import RunPaths, check_layout, check_same_file_system
 from pipeline.runner.ledger import Ledger
 from pipeline.runner.manifest import Location, Manifest, Settings, settings_of, utc_now
@@ -86,7 +86,6 @@ EXIT_OK, EXIT_QUARANTINED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_BATCH_SIZE = 64
 
 
-
 @dataclass(frozen=True, slots=True)
 class RunConfig:
     """One run of the pipeline, as the command line describes it."""
@@ -111,6 +110,7 @@ class RunConfig:
     sources: tuple[Source, ...] = ()  # object stores and DICOMweb servers, after the inputs (source_remote.py)
     destination: Destination | None = None  # an object store or DICOMweb server (issue 17); None: the folder
     quarantine_store: str | None = None  # an fsspec URL for the quarantined originals (PHI); the ledger stays local
+    dashboard: bool = False  # a local cluster's Dask dashboard (its address is announced)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +157,7 @@ def run(cfg: RunConfig, plan: Plan, keys: Keys, announce: Callable[[str], None] 
                                   cfg.time_limit, cfg.max_input_bytes, preview_dir, paths.staging, paths.remote,
                                   cfg.quarantine_store)
         with start_executor(cfg.workers, cfg.scheduler, cfg.memory_limit, plan, keys, worker_cfg,
-                            announce) as (execute, executor, workers):
+                            announce, cfg.dashboard) as (execute, executor, workers):
             removed = 0
             if paths.remote is None:
                 paths.release.mkdir(exist_ok=True)
@@ -212,16 +212,6 @@ def _forget_stale(manifest: Manifest, paths: RunPaths) -> None:
     prune_empty_dirs(paths.release)
 
 
-
-
-
-
-
-
-
-
-
-
 # --- the run -----------------------------------------------------------------------------
 
 
@@ -246,7 +236,7 @@ def _publish(
             mapping = stack.enter_context(MappingWriter(paths.mapping_dir)) if paths.mapping_dir else None
             bar = stack.enter_context(_progress(cfg.quiet or bool(cfg.sources), roots, cfg.quiet))
             pending = _pending(discover_inputs(roots, cfg.sources), manifest, keys, cfg.retry_quarantined, tally, bar)
-            done = execute(accounts.track(_chunked(pending, cfg.batch_size)))
+            done = execute(accounts.track(chunked(pending, cfg.batch_size, header.workers)))
             # Every input submitted gets exactly one outcome: a batch that came back short, or
             # never came back though the executor ended normally, is quarantined, not dropped.
             for batch, returned in itertools.chain(done, accounts.unsettled()):
@@ -354,11 +344,6 @@ def _pending(
             first = manifest.first_seen(seen_key(known.status, known.source_id, known.output))
             tally.count(known.status, known.reason, first, unchanged=True)
             bar.update(1)
-
-
-def _chunked(items: Iterator[tuple[SourceFile, Location]], size: int) -> Iterator[Batch]:
-    while batch := tuple(itertools.islice(items, size)):
-        yield batch
 
 
 # --- progress ----------------------------------------------------------------------------

@@ -159,11 +159,23 @@ def _staged(staging: Path) -> list[Path]:
     return []
 
 
+def _frozen(pid: int) -> bool:
+    """Every thread of `pid` is stopped (state T in /proc): SIGSTOP takes effect a moment after it is
+    sent, and a thread still running then (the publisher's link and unlink) could move a staged file."""
+    try:
+        states = [(task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                  for task in Path(f"/proc/{pid}/task").iterdir()]
+    except OSError:
+        return False
+    return bool(states) and all(state in ("T", "t") for state in states)
+
+
 def _stop_while_staging(process: subprocess.Popen[bytes], staging: Path) -> bool:
     """Freeze `process` (SIGSTOP) at a moment its staged output exists; False if it ended first."""
     while process.poll() is None:
         if _staged(staging):
             process.send_signal(signal.SIGSTOP)
+            _when(lambda: _frozen(process.pid) or process.poll() is not None, timeout=10)
             if _staged(staging):
                 return True
             process.send_signal(signal.SIGCONT)

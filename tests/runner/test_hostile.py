@@ -181,6 +181,21 @@ def test_a_file_larger_than_the_limit_is_not_read(tmp_path: Path) -> None:
     assert result.source_id.startswith("path-")  # named by location: its bytes were never read
 
 
+@pytest.mark.parametrize(("limit", "expected"), [(4096, "too-large:file-size"), (None, None)])
+def test_a_file_that_grew_since_it_was_listed_is_read_whole_or_refused_by_the_limit(
+        tmp_path: Path, limit: int | None, expected: str | None) -> None:
+    grown = tmp_path / "grown.dcm"
+    grown.write_bytes((BUNDLED / "CT_small.dcm").read_bytes())
+    src = SourceFile(grown, 100, 0, grown.stat().st_mtime_ns)  # listed when it held 100 bytes
+    cfg = WorkerConfig(tmp_path / "release", tmp_path / "quarantine",
+                       **({"max_input_bytes": limit} if limit is not None else {}))  # type: ignore[arg-type]
+    (tmp_path / "quarantine").mkdir()
+    result = process_one(src, PLAN, KEYS, cfg)
+    assert result.reason == expected
+    if expected is None:  # the whole file was read: its content hash names it
+        assert result.source_id == hashlib.sha256(grown.read_bytes()).hexdigest()
+
+
 def _spin_forever(*args: object) -> list[object]:
     while True:
         pass

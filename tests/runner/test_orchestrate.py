@@ -97,7 +97,7 @@ def test_serial_and_local_dask_runs_of_one_and_two_workers_publish_identical_byt
     inputs = build_inputs(tmp_path / "in", broken=True)
     serial = _run(tmp_path, inputs, "serial", workers=0)
     notices: list[str] = []
-    cfg = RunConfig(inputs=(inputs,), release=tmp_path / "one" / "release", quiet=True, workers=1)
+    cfg = RunConfig(inputs=(inputs,), release=tmp_path / "one" / "release", quiet=True, workers=1, dashboard=True)
     one = run(cfg, compile_plan("basic", []), KEYS, announce=notices.append)
     two = _run(tmp_path, inputs, "two", workers=2, batch_size=1)
     expected = release_files(tmp_path / "serial" / "release")
@@ -124,6 +124,39 @@ def test_dask_keeps_short_debug_logs_so_memory_does_not_grow_with_each_batch() -
                                                      dask_worker.profile_keys_history.maxlen))
     assert len(streams) == 1 and in_client == {DASK_LOG_LENGTH}
     assert list(in_workers.values()) == [(DASK_LOG_LENGTH,) * 3]
+
+
+def _worker_settings() -> tuple[str | None, bool]:
+    import os
+
+    import dask
+
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_"), bool(dask.config.get("distributed.worker.profile.enabled"))
+
+
+def test_a_local_cluster_without_dashboard_runs_workers_without_profiler_or_forced_memory_trimming(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A nanny's MALLOC_TRIM_THRESHOLD_=65536 made every file's buffers be mapped afresh (~1.3 ms a
+    # file); the profiler samples the worker every 10 ms for a dashboard that is not there.
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    notices: list[str] = []
+    with connect(1, None, "1GiB", notices.append, dashboard=False) as (client, _):
+        client.submit(sum, [1, 2], pure=False).result()
+        settings = client.run(_worker_settings)
+    assert list(settings.values()) == [(None, False)]
+    assert notices == []
+
+
+def test_a_local_cluster_without_dashboard_starts_while_another_holds_the_dashboard_port() -> None:
+    # The scheduler's HTTP server defaults to port 8787: with another cluster there, distributed
+    # warns (an error under this suite's warnings-as-errors) and the cluster did not start.
+    with contextlib.ExitStack() as stack:
+        holder = stack.enter_context(socket.socket())
+        with contextlib.suppress(OSError):  # already held by another cluster: the same situation
+            holder.bind(("127.0.0.1", 8787))
+            holder.listen()
+        with connect(1, None, "1GiB", lambda _: None, dashboard=False) as (client, _):
+            assert client.submit(sum, [1, 2], pure=False).result() == 3
 
 
 def _free_port() -> int:
