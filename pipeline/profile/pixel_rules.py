@@ -289,20 +289,27 @@ def _compare_with_deid(rules: PixelRules) -> None:
 
 
 # ----------------------------------------------------------------------------- evaluation
+def _deid_recipe_class() -> Any:
+    """deid's recipe class: deid.config alone (~20 ms), enough to read the recipe when a plan is
+    compiled; deid.dicom (~0.45 s: it imports matplotlib) only where a header is evaluated."""
+    from deid.config import DeidRecipe
+    from deid.logger import bot
+
+    bot.level = 0  # deid prints every step otherwise
+    return DeidRecipe
+
+
 def _deid_modules() -> tuple[Any, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # deid imports pydicom's deprecated pixel_data_handlers
-        from deid.config import DeidRecipe
         from deid.dicom.pixels.detect import has_burned_pixels
-        from deid.logger import bot
-    bot.level = 0  # deid prints every step otherwise
-    return DeidRecipe, has_burned_pixels
+    return _deid_recipe_class(), has_burned_pixels
 
 
 @functools.lru_cache(maxsize=8)
 def _deid_recipe(text: str) -> Any:
     """deid's recipe object for a pixel recipe's text, built once per process."""
-    recipe_class, _ = _deid_modules()
+    recipe_class = _deid_recipe_class()
     handle, name = tempfile.mkstemp(prefix="pixels.", suffix=".deid")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
