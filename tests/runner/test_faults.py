@@ -376,9 +376,10 @@ def test_an_interrupted_client_leaves_a_consistent_release_and_a_rerun_resumes(
     manifest = release.with_name("release.manifest.sqlite")
     process = _run(release, corpus, key, "--workers", "0")
     _when(lambda: _rows(manifest) >= 6)
+    assert process.poll() is None, "the run ended before it could be interrupted"
     process.send_signal(signal.SIGINT)
     _out, err = process.communicate(timeout=120)
-    assert process.returncode == 130, err.decode()[-2000:]
+    assert process.returncode == 130, (process.returncode, _rows(manifest), err.decode()[-2000:])
     assert b"Traceback" not in err
     stats = _check_release(release, manifest)
     print(f"client interrupted: exit {process.returncode}, {stats}")
