@@ -374,7 +374,13 @@ def test_an_interrupted_client_leaves_a_consistent_release_and_a_rerun_resumes(
     key = write_key(tmp_path / "secrets")
     release = tmp_path / "out" / "release"
     manifest = release.with_name("release.manifest.sqlite")
-    process = _run(release, corpus, key, "--workers", "0")
+    # A shell starts a background job with SIGINT ignored, and a child inherits that: the run would
+    # never see the interruption when the suite itself runs in the background (`make test &`).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = _run(release, corpus, key, "--workers", "0")
+    finally:
+        signal.signal(signal.SIGINT, previous)
     _when(lambda: _rows(manifest) >= 6)
     assert process.poll() is None, "the run ended before it could be interrupted"
     process.send_signal(signal.SIGINT)
