@@ -96,6 +96,10 @@ _ITEM_INDEX = re.compile(r"\[\d+\]$")
 _FREE_TEXT_VRS = frozenset({"ST", "LT", "UT", "LO"})
 _MODIFIED_VRS = frozenset({"DA", "DT", "TM"})  # func:shift_date modifies these; other VRs (a UTC offset) stay
 WORD = re.compile(r"[^\W_]+")
+# What `_collect` reads an identifier from: these VRs, or these keywords in any VR (a time, a
+# number, a code string or bytes under no such keyword give it nothing, and are not passed to it).
+_COLLECTED_VRS = frozenset({"PN", "DA", "DT", "UI", "AE"}) | _FREE_TEXT_VRS
+_COLLECTED_KEYWORDS = _ID_KEYWORDS | _INSTITUTION_KEYWORDS | _DEVICE_KEYWORDS | _CODE_VALUES | {"CodeMeaning"}
 LONG = 4  # shorter identifiers would match codes (a true Modality), VR codes and random bytes
 
 
@@ -136,7 +140,7 @@ class _Found:
 
     def __init__(self) -> None:
         self.kinds: dict[str, Kind] = {}
-        self.origins: dict[str, set[int]] = {}
+        self.origins: dict[str, set[int]] = {}  # of the short keys only (`LONG`): only they need them
         self.spelled: dict[str, Kind] = {}
         self.dates: set[str] = set()  # DA and DT values, spelled once each at the end
         self.tag = 0
@@ -148,11 +152,12 @@ class _Found:
         known = self.kinds.get(key)
         if known is None or _PRIORITY[kind] < _PRIORITY[known]:
             self.kinds[key] = kind
-        origins = self.origins.get(key)
-        if origins is None:
-            self.origins[key] = {self.tag}
-        else:
-            origins.add(self.tag)
+        if len(key) < LONG:
+            origins = self.origins.get(key)
+            if origins is None:
+                self.origins[key] = {self.tag}
+            else:
+                origins.add(self.tag)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -210,9 +215,10 @@ def _collect(visit: Visit, found: _Found, whole: set[str]) -> None:
             for group in value.split("="):
                 _add_name(found, whole, group, r"\^")
         elif vr in ("DA", "DT"):
-            for spelling in _date_spellings(value):
-                found.add(spelling, Kind.DATE)
-            found.dates.add(value)
+            if value not in found.dates:  # a date seen before in this file: its spellings are in (all LONG)
+                for spelling in _date_spellings(value):
+                    found.add(spelling, Kind.DATE)
+                found.dates.add(value)
         elif vr == "UI":
             if value not in UID_dictionary:
                 found.add(value, Kind.UID)
@@ -281,7 +287,8 @@ def original_identifiers(ds: Dataset, profile: Profile) -> Original:
         elif strings:  # an empty value identifies no one
             if visit.expect is Expect.CLEAN:
                 cleaned.extend(strings)
-            _collect(visit, found, whole)
+            if visit.vr in _COLLECTED_VRS or keyword_of(visit.tag) in _COLLECTED_KEYWORDS:
+                _collect(visit, found, whole)
     kept_text, cleaned_text = "\n".join(kept).lower(), "\n".join(cleaned).lower()
     identifiers: dict[str, Kind] = {}
     short: dict[str, tuple[Kind, frozenset[int]]] = {}

@@ -158,10 +158,10 @@ def _month_spellings(y: int, m: int, d: int) -> set[str]:
                          f"{day} de{month}del {year}", f"{day} de{month}{year}", f"{day}{month}de {year}",
                          f"{month}{day} {year}", f"{month}{day} de {year}", f"{year}{month}{day}",
                          f"{day}{month}{yy}", f"{month}{day} {yy}"):
-                out.add(_SPACES.sub(" ", form).strip())
+                out.add(" ".join(form.split()))  # as _SPACES.sub(" ", form).strip(): no form holds a comma
             if base == _LONG_BASE:  # no year: only a month written out in full
                 for form in (f"{day}{month}", f"{day} of{month}", f"{day} de{month}", f"{month}{day}"):
-                    out.add(_SPACES.sub(" ", form).strip())
+                    out.add(" ".join(form.split()))
     return out
 
 

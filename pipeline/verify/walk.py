@@ -262,6 +262,9 @@ def _strings_of(ds: Dataset, tag: int, vr: str, stored: DataElement | RawDataEle
         return ()
     if isinstance(stored, RawDataElement):
         fast = ascii_strings(vr, stored.value)
+        if fast is None and stored.VR is not None and vr != stored.VR:
+            # judged by the dictionary's VR, decoded by pydicom in the explicit one it was stored in
+            fast = ascii_strings(stored.VR, stored.value)
         if fast is None and vr == stored.VR and tag not in _LUT_DESCRIPTORS:
             fast = binary_strings(stored)
         if fast is not None:

@@ -18,7 +18,7 @@ from pipeline.scrub.textdates import date_spans
 from pipeline.verify.checks import verify_bytes
 from pipeline.verify.findings import Finding, VerifyRule
 from pipeline.verify.original import Kind
-from pipeline.verify.spellings import date_spellings, fold, name_spellings, spellings_of
+from pipeline.verify.spellings import _SPACES, date_spellings, fold, name_spellings, spellings_of
 from tests.conftest import encode, read
 from tests.scrub.test_textdates import (
     KEPT_TEXT,
@@ -147,6 +147,15 @@ def test_any_date_written_any_way_is_found_by_verify_and_by_the_scrub(day: date,
     start = text.index(written)
     assert any(a <= start and b >= start + len(written) for a, b in date_spans(text))
 
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dates(date(1901, 1, 1), date(2099, 12, 31)))
+def test_every_date_spelling_is_written_as_fold_writes_text(day: date) -> None:
+    """Spellings are matched against folded text, whose runs of spaces and commas are one space
+    with none at the ends: a spelling written otherwise would never be found."""
+    for spelling in date_spellings(day.strftime("%Y%m%d")):
+        assert _SPACES.sub(" ", spelling).strip() == spelling
 
 _HAN = "李王张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗明华伟芳娜敏静丽强磊军洋勇艳杰娟涛超秀霞平刚桂英"
 

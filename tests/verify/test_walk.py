@@ -14,7 +14,7 @@ from pipeline.scrub.keys import Keys
 from pipeline.verify.checks import verify_bytes
 from pipeline.verify.findings import Severity, VerifyRule
 from pipeline.verify.profile import load_profile
-from pipeline.verify.walk import dictionary_vr, walk
+from pipeline.verify.walk import dictionary_vr, element_strings, walk
 from tests.conftest import TEST_KEY, encode, make_dataset, read
 
 EVALUATOR, REVIEWER, COMMENT = 0x00142006, 0x00140104, 0x0022112C  # PN, PN, LT: no recipe names them
@@ -58,3 +58,21 @@ def test_the_clean_output_passes() -> None:
     original = _original("OB")
     output = scrub_bytes(original, compile_plan("basic"), Keys(key=TEST_KEY)).data
     assert verify_bytes(output, (), original, "release/x.dcm") == []
+
+
+def test_a_value_in_another_stored_vr_reads_as_pydicom_decodes_it() -> None:
+    """A private element the dictionary gives one VR (SS, OB) stored in another, explicit one
+    (DS, LO) is judged by the dictionary's VR but read, from its bytes, as pydicom decodes the
+    stored VR: the same strings as the decoded element, without decoding it."""
+    ds = make_dataset()
+    ds.add_new(0x00430010, "LO", "GEMS_PARM_01")
+    ds.add_new(0x00431002, "DS", b"1.5 \\-2.25")
+    ds.add_new(0x00290010, "LO", "SIEMENS CSA HEADER")
+    ds.add_new(0x00291010, "LO", b"SCANNER X OPERATOR Quorvelle^Tam\\ second ")
+    parsed = read(encode(ds))
+    visits = {v.tag: v for v in walk(parsed, load_profile(("retain-safe-private",)))}
+    assert (visits[0x00431002].vr, visits[0x00291010].vr) == ("SS", "OB")
+    strings = {tag: visits[tag].strings for tag in (0x00431002, 0x00291010)}
+    assert strings == {0x00431002: ("1.5", "-2.25"), 0x00291010: ("SCANNER X OPERATOR Quorvelle^Tam", "second")}
+    assert all(type(parsed.get_item(tag)).__name__ == "RawDataElement" for tag in strings)  # not decoded
+    assert strings == {tag: element_strings(parsed[tag]) for tag in strings}  # as pydicom decodes them
