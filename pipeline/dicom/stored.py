@@ -13,6 +13,7 @@ length with a space, UIDs with NUL):
 |   in a character set that reads those bytes as ASCII (text VRs)           |               |
 | even in length, each value without a space before or after it but the one |               |
 |   pad: what pydicom would decode and encode again byte for byte           |               |
+| a person name not ending in an empty component group ("A^B=")            |               |
 
 So the strings read here are the strings pydicom would give, and bytes written here are the
 bytes pydicom would write for the new strings (`pipeline.dicom.values`).
@@ -67,6 +68,8 @@ def stored_values(raw: object, vr: str, dataset: Dataset) -> list[str] | None:
     values = [text] if vr in _SINGLE_VALUED else text.split("\\")
     if any(value != value.strip(" ") for value in values):
         return None
+    if vr == "PN" and any(value.endswith("=") for value in values):
+        return None  # pydicom drops empty trailing component groups (PS3.5 6.2.1.2): "A^B=" reads "A^B"
     return values
 
 

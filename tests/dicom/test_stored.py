@@ -123,3 +123,24 @@ def _written(ds: Dataset, implicit: bool, little: bool) -> bytes:
     ds.set_original_encoding(implicit, little, "iso8859")
     write_dataset(fp, ds)
     return bytes(fp.getvalue())
+
+
+def _person_names() -> list[bytes]:
+    """Every PN value of up to four pieces from letters, component and group delimiters and the
+    value delimiter, padded as stored."""
+    pieces = [b"A", b"^", b"=", b"\\", b"B^C"]
+    names = [b""]
+    for _ in range(4):
+        names = [name + piece for name in names for piece in pieces] + names
+    return sorted({name + b" " * (len(name) % 2) for name in names})
+
+
+@pytest.mark.parametrize("data", _person_names(), ids=lambda data: repr(data))
+def test_a_person_name_read_as_stored_is_pydicoms_or_left_to_pydicom(data: bytes) -> None:
+    """pydicom drops empty trailing component groups ("A^B=" reads "A^B", PS3.5 6.2.1.2): a name
+    read as stored must give pydicom's strings, or not be read here at all (the breaker of issue
+    16 found "A^B=" read as "A^B=": another pseudonym basis than the same name without the '=')."""
+    ds = Dataset()
+    raw = _raw(PATIENT_NAME, "PN", data)
+    values = stored_values(raw, "PN", ds)
+    assert values is None or values == _decoded(raw, ds)
