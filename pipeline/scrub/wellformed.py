@@ -118,6 +118,10 @@ def refuse_malformed(stored: DataElement | RawDataElement) -> None:
         return  # decoded already, or made in memory (where pydicom may leave "OB or OW")
     if vr not in KNOWN_VRS and not _ambiguous_known(vr):
         raise InputError("an element has a VR that PS3.5 does not define", cause=Cause.UNKNOWN_VR)
+    if vr is None and dictionary is not None and dictionary not in KNOWN_VRS and not _ambiguous_known(dictionary):
+        # implicit VR, read by the dictionary: an item or delimiter tag (FFFE,E000/E00D/E0DD, PS3.5 7.5)
+        # among the elements has no VR (PS3.6 says "NONE") and no value pydicom can decode
+        raise InputError("an item or delimiter tag stands where an element belongs", cause=Cause.UNKNOWN_VR)
     if isinstance(value, bytes) and len(value) != stored.length and stored.length != UNDEFINED_LENGTH:
         raise InputError("an element declares more bytes than its file holds", cause=Cause.LENGTH_BEYOND_FILE)
     read_as = vr if vr is not None else dictionary  # implicit VR: the dictionary's

@@ -171,3 +171,20 @@ def test_a_sequence_stored_as_a_value_or_the_reverse_is_refused_as_bad_input(sha
         item.PatientName = "QJXSURNAME^QJXGIVEN"
         ds.add_new(0x00080070, "SQ", Sequence([item]))
     assert _refused(encode(ds), keys) == "bad-input:vr-mismatch"
+
+
+def test_an_item_tag_among_the_elements_of_an_item_is_refused_as_bad_input(keys: Keys) -> None:
+    """Was verify:original-unreadable (`make fuzz`, seed 771440124, a mutation): a sequence's
+    length became 0, so its item's tag (FFFE,E000) stood among the elements of the item around it.
+    PS3.6 gives an item tag no VR ("NONE"): pydicom reads it with none, the scrub removed it
+    unread, and verify, reading every element of the original, could not decode it."""
+    ds = make_dataset()
+    inner = Dataset()
+    inner.PatientID = "QJXOTHERID"
+    outer = Dataset()
+    outer.OtherPatientIDsSequence = Sequence([inner])
+    ds.ReferencedPatientSequence = Sequence([outer])
+    data = encode(ds)
+    head = data.index(b"\x10\x00\x02\x10SQ\x00\x00")  # Other Patient IDs Sequence: tag, VR, reserved
+    data = data[:head + 8] + b"\x00\x00\x00\x00" + data[head + 12:]  # its length 0: the item follows
+    assert _refused(data, keys) == "bad-input:unknown-vr"
