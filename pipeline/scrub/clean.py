@@ -107,7 +107,28 @@ def _tokens(value: str, is_name: bool = False) -> frozenset[str]:
     if is_name:
         for group in value.split("="):
             parts.update(joined_names(group))
+    if not value.isascii():  # "MÜLLER" typed again in free text as "MUELLER" or "MULLER"
+        parts.update(spelled for part in list(parts) for spelled in ascii_forms(part))
     return frozenset(p.strip() for p in parts if len(p.strip()) >= MIN_TOKEN)
+
+
+# Letters NFKD does not take apart, as ASCII writes them; and the German spelling of the umlauts.
+_ASCII_LETTERS = str.maketrans({"ß": "ss", "ẞ": "SS", "ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "œ": "oe",
+                                "Œ": "OE", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "þ": "th", "Þ": "TH",
+                                "\u0131": "i", "ð": "d", "Ð": "D"})
+_UMLAUTS = str.maketrans({"ä": "ae", "Ä": "AE", "ö": "oe", "Ö": "OE", "ü": "ue", "Ü": "UE"})
+
+
+def ascii_forms(part: str) -> set[str]:
+    """The plain-ASCII forms of a value written with letters outside ASCII: without its
+    diacritics, and with German umlauts spelled out; none when a letter has no ASCII form."""
+    forms = set()
+    for text in (part, part.translate(_UMLAUTS)):
+        bare = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+        bare = bare.translate(_ASCII_LETTERS)
+        if bare.isascii() and bare != part:
+            forms.add(bare)
+    return forms
 
 
 def _values(value: object) -> Iterable[str]:

@@ -19,6 +19,7 @@ from pydicom.dataset import Dataset
 
 from pipeline.verify.profile import BASIC_PROFILE_CODE, OPTION_CODES, Expect, Profile
 from pipeline.verify.spellings import date_spellings, fold, name_spellings
+from pipeline.verify.transliteration import ascii_spellings
 from pipeline.verify.walk import NUMBER_VRS, Visit, keyword_of, stored_text, walk
 
 # What the pipeline writes itself (CID 7050 meanings, ...), never an original's identifier.
@@ -149,6 +150,12 @@ class _Found:
         key = text.strip().lower()
         if not key:
             return
+        if not key.isascii():  # "müller" is also typed "mueller" and "muller" (verify/transliteration.py)
+            for spelled in ascii_spellings(key):
+                self._add(spelled, kind)
+        self._add(key, kind)
+
+    def _add(self, key: str, kind: Kind) -> None:
         known = self.kinds.get(key)
         if known is None or _PRIORITY[kind] < _PRIORITY[known]:
             self.kinds[key] = kind

@@ -1,0 +1,40 @@
+"""The C action's identifiers (pipeline/scrub/clean.py): a name written with letters outside
+ASCII is also removed where free text spells it in plain ASCII (found by the session's breaker
+of issue 16: "ZQWGRUß" kept as "ZQWGRUSS" in Image Comments, present at 2f1591b too)."""
+
+from __future__ import annotations
+
+import io
+
+import pydicom
+import pytest
+
+from pipeline.profile.plan import compile_plan
+from pipeline.runner.process import scrub_bytes
+from pipeline.scrub.clean import ascii_forms
+from pipeline.scrub.keys import Keys
+from tests.conftest import encode, make_dataset
+
+CLEAN = compile_plan("basic", ["clean-descriptors"])
+SPELLED = [
+    ("ZQWGRU\u00df^QJXHANS", "ZQWGRUSS"),  # ß as SS
+    ("QJX\u00c9MILE^ZQW\u00d8RN", "qjxemile zqworn"),  # É without its accent, Ø as O
+    ("M\u00dcLLERQJX^HANS", "MUELLERQJX"),  # Ü as German writes it in ASCII
+    ("M\u00dcLLERQJX^HANS", "Mullerqjx"),  # and without its diaeresis
+]
+
+
+@pytest.mark.parametrize(("name", "text"), SPELLED)
+def test_a_name_outside_ascii_is_cleaned_where_the_text_spells_it_in_ascii(name: str, text: str, keys: Keys) -> None:
+    ds = make_dataset(patient=name)
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.ImageComments = f"seen {text} today"
+    out = pydicom.dcmread(io.BytesIO(scrub_bytes(encode(ds), CLEAN, keys).data))
+    assert text.upper() not in str(out.ImageComments).upper()
+    assert "today" in str(out.ImageComments)  # the rest of the text stays
+
+
+def test_ascii_forms_of_an_ascii_value_are_none_and_a_cjk_name_has_none() -> None:
+    assert ascii_forms("SMITH") == set()
+    assert ascii_forms("\u674e\u660e") == set()
+    assert ascii_forms("Stra\u00dfe") == {"Strasse"}
