@@ -46,6 +46,7 @@ from pipeline.profile.plan import COMBINED_RESOLUTION, Action, Plan, Rule
 
 # Structural, non-identifying attributes kept where no recipe names them (PS3.3 references).
 STRUCTURAL_REASONS: dict[str, str] = {
+    "SpecificCharacterSet": "SOP Common C.12.1 / PS3.5 6.1.2.3: how the item's text is read, defined terms (Type 1C)",
     "GraphicData": "SCOORD / Graphic Annotation C.18.6: coordinates, VM by Graphic Type (Type 1)",
     "StackID": "Frame Content Macro C.7.6.16.2.2: a stack's label, a dimension index value (Type 1C)",
     "InStackPositionNumber": "Frame Content Macro: position in the stack, a dimension index value",

@@ -105,6 +105,7 @@ def is_overlay_data(tag: int) -> bool:
 # C.10.10, frame content and dimensions C.7.6.16-17, segmentation C.8.20). A dummy would break
 # the object (an SR Value Type "ANONYMIZED"; a Stack ID the dimension index points at).
 STRUCTURAL: frozenset[int] = frozenset({
+    0x00080005,  # SpecificCharacterSet: how the item's text is read (PS3.5 6.1.2.3), a defined term
     0x00700022,  # GraphicData
     0x00209056,  # StackID
     0x00209057,  # InStackPositionNumber

@@ -104,3 +104,19 @@ def test_uids_inside_a_replaced_sequence_follow_their_own_rule(keys: Keys) -> No
 ])
 def test_inside_a_replaced_sequence_nothing_is_kept(action: Action, vr: str, expected: Action) -> None:
     assert replacing_action(action, vr) is expected
+
+
+def test_an_items_character_set_is_kept_inside_a_replaced_sequence(keys: Keys) -> None:
+    """Specific Character Set in an item says how the item's text is read (PS3.5 6.1.2.3): a
+    dummy ("ANONYMIZED") is no defined term and made pydicom warn on every read of the output
+    (found by the session's breaker of issue 16). The item's values are still replaced."""
+    ds = make_dataset()
+    item = Dataset()
+    item.SpecificCharacterSet = "ISO_IR 100"
+    item.CodeValue = "QJX123"
+    item.CodeMeaning = "QJXNAME"
+    ds.RequestingPhysicianIdentificationSequence = Sequence([item])  # D (identification.deid)
+    out = pydicom.dcmread(io.BytesIO(scrub_bytes(encode(ds), compile_plan("basic"), keys).data))
+    (replaced,) = out.RequestingPhysicianIdentificationSequence
+    assert replaced.SpecificCharacterSet == "ISO_IR 100"
+    assert "QJX" not in f"{replaced.CodeValue} {replaced.CodeMeaning}"
