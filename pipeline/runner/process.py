@@ -324,9 +324,7 @@ def _publish(
         target = cfg.release / Path(*name.parts)
         # verify reads the very bytes that are written next (never the scrubber's dataset); an
         # output it refuses is never written at all
-        verdict = VERIFY(scrubbed.data, tuple(o.value for o in plan.options), original, name.as_posix(),
-                         pixel_bound(plan))
-        refused = refusal(verdict, original_given=True)
+        refused = _verify(scrubbed, original, name, plan)
         if refused is not None:
             return _quarantined(src, sid, data, refused, cfg)
         deadline.expire_or_cancel()  # a promoted file is published: it must not be reported otherwise
@@ -346,13 +344,19 @@ def _publish(
                    uid_pairs=uid_pairs, patient_pair=patient_pair, released=_released(scrubbed.dataset))
 
 
+def _verify(scrubbed: Scrubbed, original: bytes | Dataset, name: PurePosixPath, plan: Plan) -> str | None:
+    """Why the output's bytes must not be published (`refusal` of the installed verifier's verdict
+    on them, the original and the release name), or None when verify clears them."""
+    verdict = VERIFY(scrubbed.data, tuple(o.value for o in plan.options), original, name.as_posix(),
+                     pixel_bound(plan))
+    return refusal(verdict, original_given=True)
+
+
 def _publish_remote(destination: Destination, scrubbed: Scrubbed, name: PurePosixPath, original: bytes | Dataset,
                     plan: Plan, deadline: Deadline) -> str | None:
     """A remote release has no rename: verify the output's bytes in memory and store exactly those
     bytes (`pipeline.runner.destination.publish`); the reason it is refused, or None once stored."""
-    verdict = VERIFY(scrubbed.data, tuple(o.value for o in plan.options), original, name.as_posix(),
-                     pixel_bound(plan))
-    refused = refusal(verdict, original_given=True)
+    refused = _verify(scrubbed, original, name, plan)
     if refused is not None:
         return refused
     deadline.expire_or_cancel()  # the store may take its retries; once confirmed, it is published
