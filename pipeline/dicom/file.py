@@ -34,6 +34,7 @@ from pydicom.uid import (
 )
 
 from pipeline.dicom import raw
+from pipeline.dicom.reader import read_part10
 from pipeline.dicom.stored import number
 from pipeline.dicom.writer import encode_file
 from pipeline.errors import Cause, InputError, WriteError
@@ -101,10 +102,11 @@ def _record_implicit_reading(ds: Dataset) -> None:
 
 
 def _read_part10(data: bytes) -> Dataset:
-    """pydicom's read of a PS3.10 file, after the declared lengths were checked."""
+    """pydicom's read of a PS3.10 file, after the declared lengths were checked (`reader`:
+    the same dataset, built faster, for a file in explicit VR little endian)."""
     check_declared_lengths(data)
     try:
-        return pydicom.dcmread(io.BytesIO(data), force=False)
+        return read_part10(data) or pydicom.dcmread(io.BytesIO(data), force=False)
     except InvalidDicomError:
         raise InputError("not a DICOM file: no 128-byte preamble and DICM prefix (PS3.10)",
                          cause=Cause.NOT_PART_10) from None

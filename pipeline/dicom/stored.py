@@ -43,9 +43,10 @@ _NUMBER_SIZES = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "SV": 8, 
 
 def reads_ascii(dataset: Dataset) -> bool:
     """Whether `dataset`'s character set reads (and writes) printable ASCII as ASCII."""
-    charset = dataset.original_character_set or dataset._character_set
-    encodings = [charset] if isinstance(charset, str) else charset
-    return all(encoding in _ASCII_DECODING for encoding in encodings)
+    charset = dataset._read_charset or dataset._character_set  # `original_character_set`, unwrapped
+    if isinstance(charset, str):
+        return charset in _ASCII_DECODING
+    return all(encoding in _ASCII_DECODING for encoding in charset)
 
 
 def stored_values(raw: object, vr: str, dataset: Dataset) -> list[str] | None:
@@ -65,12 +66,15 @@ def stored_values(raw: object, vr: str, dataset: Dataset) -> list[str] | None:
     if not body:
         return []
     text = body.decode("ascii")
-    values = [text] if vr in _SINGLE_VALUED else text.split("\\")
-    if any(value != value.strip(" ") for value in values):
+    if text[0] == " " or text[-1] == " ":  # a value with a space before or after it (the first, the last)
         return None
-    if vr == "PN" and any(value.endswith("=") for value in values):
+    if vr in _SINGLE_VALUED:
+        return [text]
+    if " \\" in text or "\\ " in text:  # ... or one between them
+        return None
+    if vr == "PN" and (text[-1] == "=" or "=\\" in text):
         return None  # pydicom drops empty trailing component groups (PS3.5 6.2.1.2): "A^B=" reads "A^B"
-    return values
+    return text.split("\\")
 
 
 def number(ds: Dataset, tag: int) -> Any:

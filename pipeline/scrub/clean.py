@@ -178,16 +178,27 @@ _IDENTIFYING_TAGS: frozenset[int] = frozenset(
 )
 
 
+@functools.lru_cache(maxsize=8192)
+def _collected_vr(tag: int, stored: str | None) -> str | None:
+    """The VR an element is collected by (the dictionary's when it is stored as None, UN, OB or
+    OW: never the one claimed, vr.py), or None when it holds no identifier to collect: not a
+    sequence, not a person name, not one of the identifying keywords."""
+    vr = stored
+    if vr in (None, "UN", "OB", "OW"):
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            return None
+    if vr != "SQ" and vr != "PN" and tag not in _IDENTIFYING_TAGS:
+        return None
+    return vr
+
+
 def _collect(dataset: Dataset, found: set[str]) -> None:
     """Gather identifiers, decoding only PN values, sequences and the identifying keywords."""
     for tag, raw in list(dataset.items()):  # as stored: raw until decoded
-        vr = raw.VR
-        if vr in (None, "UN", "OB", "OW"):  # judged by the dictionary VR, never the one claimed (vr.py)
-            try:
-                vr = dictionary_VR(tag)
-            except KeyError:
-                continue
-        if vr != "SQ" and vr != "PN" and int(tag) not in _IDENTIFYING_TAGS:
+        vr = _collected_vr(int(tag), raw.VR)
+        if vr is None:
             continue
         values = stored_values(raw, vr, dataset)
         if values is not None:
