@@ -29,9 +29,8 @@ from collections.abc import MutableSequence
 from typing import Any
 
 from pydicom.charset import convert_encodings, default_encoding
-from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element, empty_value_for_VR
-from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
-from pydicom.filebase import DicomBytesIO
+from pydicom.dataelem import DataElement, RawDataElement, empty_value_for_VR
+from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.filereader import ENCODED_VR, read_sequence
 from pydicom.fileutil import read_undefined_length_value
 from pydicom.tag import BaseTag, SequenceDelimiterTag
@@ -51,11 +50,13 @@ _CHARACTER_SET, _GROUP_LENGTH, _TRANSFER_SYNTAX = 0x00080005, 0x00020000, 0x0002
 _ITEM_DELIMITER = 0xFFFEE00D
 # VR field bytes -> (VR, whether its length is 32-bit): the VRs pydicom decodes (its ENCODED_VR)
 _VRS: dict[bytes, tuple[str, bool]] = {
-    code: (code.decode("ascii"), code.decode("ascii") in EXPLICIT_VR_LENGTH_32) for code in ENCODED_VR if len(code) == 2}
+    code: (code.decode("ascii"), code.decode("ascii") in EXPLICIT_VR_LENGTH_32)
+    for code in ENCODED_VR if len(code) == 2}
 _UNDEFINED_READ = frozenset({"SQ", "OB", "OW"})  # undefined length read here (by pydicom's functions)
 
 
-_new_raw = tuple.__new__  # RawDataElement(...) without its Python-level __new__: the same named tuple, every field given
+# RawDataElement(...) without its Python-level __new__: the same named tuple, every field given
+_new_raw = tuple.__new__
 
 
 class _NotHere(Exception):
@@ -135,7 +136,7 @@ def _elements(data: bytes, position: int, only_group: int | None) -> tuple[dict[
         position = start + length
         if position > end_of_file:
             raise _NotHere
-        value = data[start:position] if length else empty_value_for_VR(vr, raw=True)
+        value: Any = data[start:position] if length else empty_value_for_VR(vr, raw=True)
         if tag == _CHARACTER_SET:
             encoding = convert_encodings(convert_string(value or b"", True))
         key = BaseTag(tag)
@@ -149,8 +150,7 @@ def _undefined(data: bytes, start: int, tag: int, vr: str, encoding: str | Mutab
                ) -> tuple[DataElement | RawDataElement, int]:
     """An element of undefined length, read by pydicom's functions as `data_element_generator`
     reads it (PS3.5 7.5.2, A.4): a sequence whole, else the value up to its delimiter."""
-    fp = DicomBytesIO(data)
-    fp.is_little_endian, fp.is_implicit_VR = True, False
+    fp = io.BytesIO(data)  # what dcmread is given (`pipeline.dicom.file`): pydicom reads from there
     fp.seek(start)
     try:
         if vr == "SQ":

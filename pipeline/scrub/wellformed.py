@@ -128,9 +128,8 @@ def _refuse_malformed_raw(stored: RawDataElement) -> None:
         if undefined_allowed is False:
             raise InputError("an element has an undefined length its VR cannot have", cause=Cause.BAD_VALUE_LENGTH)
         return
-    if isinstance(value, bytes):
-        if len(value) != length:
-            raise InputError("an element declares more bytes than its file holds", cause=Cause.LENGTH_BEYOND_FILE)
+    if isinstance(value, bytes) and len(value) != length:
+        raise InputError("an element declares more bytes than its file holds", cause=Cause.LENGTH_BEYOND_FILE)
     if size and length % size:
         raise InputError("a binary number's length is not a whole number of values", cause=Cause.BAD_VALUE_LENGTH)
 
