@@ -120,7 +120,11 @@ def store(ds: Dataset, raw: RawDataElement, vr: str, values: list[str] | None) -
     data = text.encode("ascii")
     if len(data) % 2:
         data += b"\x00" if vr == "UI" else b" "
-    ds._dict[raw.tag] = raw._replace(length=len(data), value=data)
+    # raw._replace(length=len(data), value=data), without namedtuple's Python-level _replace
+    ds._dict[raw.tag] = _new_raw(RawDataElement, (raw.tag, raw.VR, len(data), data, *raw[4:]))
+
+
+_new_raw = tuple.__new__
 
 
 # --- new elements of plain ASCII values, encoded once ------------------------------------------

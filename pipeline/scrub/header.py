@@ -185,7 +185,7 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_s
         for tag, _ in elements:
             number = int(tag)
             if number >> 16 & 1 and 0x0010 <= number & 0xFFFF <= 0x00FF:
-                creators[(number >> 16, number & 0xFFFF)] = str(ds[tag].value or "").strip()
+                creators[(number >> 16, number & 0xFFFF)] = _creator(ds, tag)
     kept_blocks: set[tuple[int, int]] = set()
     outer_times, ctx.times = ctx.times, (original_times(elements) if plan.shifts_dates else {})
     removed_groups = _removed_repeating_groups(groups, plan)
@@ -237,6 +237,15 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_s
             ctx.note((group << 16) | block, Action.REMOVE)
             del ds[(group << 16) | block]
     ctx.times = outer_times
+
+
+def _creator(ds: Dataset, tag: BaseTag) -> str:
+    """A private creator's name (PS3.5 7.8.1: LO), `str(ds[tag].value or "").strip()`, read
+    from the stored bytes when they are plain (`stored_values`: one value or none)."""
+    values = stored_values(ds._dict[tag], "LO", ds)
+    if values is not None and len(values) <= 1:
+        return values[0].strip() if values else ""
+    return str(ds[tag].value or "").strip()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -397,14 +406,16 @@ def _shifted(values: list[object], vr: str, tag: int, ctx: _Context) -> list[str
     return shifted
 
 
-_READ_AS_STORED = frozenset({Action.UID, Action.SHIFT_DATE, Action.CLEAN, Action.BLANK})
+_READ_AS_STORED = frozenset({Action.UID, Action.SHIFT_DATE, Action.CLEAN, Action.BLANK, Action.PATIENT_ID,
+                             Action.PATIENT_NAME})
 
 
 def _apply_stored(ds: Dataset, raw: RawDataElement, vr: str, values: list[str], action: Action, rule: Rule | None,
                   ctx: _Context) -> None:
     """`_apply` for an element read as stored (`stored_values`: its values as pydicom would
     decode them), the new values stored as the bytes pydicom would write: U, C, Z and the
-    date shift, the actions most elements get, on the same strings with the same functions."""
+    date shift and the patient's pseudonyms, the actions most elements get, on the same strings
+    with the same functions."""
     tag = int(raw.tag)
     ctx.note(tag, action)
     if action is Action.BLANK:
@@ -419,6 +430,11 @@ def _apply_stored(ds: Dataset, raw: RawDataElement, vr: str, values: list[str], 
                 store(ds, raw, vr, [fit_length(clean_text(v, identifiers), vr) for v in values])
         elif vr in DATE_VRS:
             del ds[raw.tag]
+    elif action is Action.PATIENT_ID:
+        if values:
+            store(ds, raw, vr, [patient_pseudonym(v, ctx.keys) for v in values])
+    elif action is Action.PATIENT_NAME:
+        store(ds, raw, vr, [patient_name_pseudonym(ctx.pseudonym)])
     elif vr not in SHIFTED_VRS:  # as `_shift`: a date stored under another VR is removed, other values kept
         if _dictionary_vr(tag) in SHIFTED_VRS:
             del ds[raw.tag]
