@@ -250,9 +250,25 @@ def _spans(text: str, identifiers: Identifiers) -> list[tuple[int, int]]:
     return sorted(spans)
 
 
+_CLEANED: dict[tuple[str, str | None], str] = {}  # (text, identifiers' pattern) -> cleaned: a series repeats
+_MAX_CLEANED = 4096  # its descriptions; bounded, so memory stays flat
+
+
 def clean_text(text: str, identifiers: Identifiers) -> str:
     """Return `text` with every identifier of the dataset and every date-, phone- or
-    e-mail-shaped run replaced by REDACTED (overlapping runs by one REDACTED)."""
+    e-mail-shaped run replaced by REDACTED (overlapping runs by one REDACTED). Remembered by
+    the text and the identifiers' pattern (its source: what it matches), which decide it."""
+    key = (text, None if identifiers.pattern is None else identifiers.pattern.pattern)
+    cleaned = _CLEANED.get(key)
+    if cleaned is None:
+        cleaned = _clean_text(text, identifiers)
+        if len(_CLEANED) >= _MAX_CLEANED:
+            _CLEANED.clear()
+        _CLEANED[key] = cleaned
+    return cleaned
+
+
+def _clean_text(text: str, identifiers: Identifiers) -> str:
     if text.isascii():
         spans = _spans(text, identifiers)
     else:

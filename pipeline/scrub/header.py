@@ -187,7 +187,7 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_s
             if number >> 16 & 1 and 0x0010 <= number & 0xFFFF <= 0x00FF:
                 creators[(number >> 16, number & 0xFFFF)] = _creator(ds, tag)
     kept_blocks: set[tuple[int, int]] = set()
-    outer_times, ctx.times = ctx.times, (original_times(elements) if plan.shifts_dates else {})
+    outer_times, ctx.times = ctx.times, (original_times(ds._dict) if plan.shifts_dates else {})
     removed_groups = _removed_repeating_groups(groups, plan)
     decided_here = decisions(plan, ctx.iod, path, in_clean_sequence, replacing)
     for tag, raw in elements:
