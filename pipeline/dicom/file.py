@@ -21,7 +21,7 @@ from typing import Any
 import pydicom
 from pydicom import config as pydicom_config
 from pydicom.datadict import dictionary_VR
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.filebase import DicomBytesIO
@@ -35,7 +35,7 @@ from pydicom.uid import (
 
 from pipeline.dicom import raw
 from pipeline.dicom.reader import read_part10
-from pipeline.dicom.stored import number
+from pipeline.dicom.stored import number, stored_values
 from pipeline.dicom.writer import encode_file
 from pipeline.errors import Cause, InputError, WriteError
 from pipeline.version import __version__
@@ -79,7 +79,8 @@ def _read(data: bytes) -> Dataset:
         data = raw.as_part10(data, _read_part10)
     ds = _read_part10(data)
     _record_implicit_reading(ds)
-    if str(_get(ds, _SOP_CLASS_UID, "")) == "1.2.840.10008.1.3.10" or _DIRECTORY_RECORDS in ds._dict:
+    sop_class = str(_uid(ds, _SOP_CLASS_UID, "SOPClassUID")) if _SOP_CLASS_UID in ds._dict else ""
+    if sop_class == "1.2.840.10008.1.3.10" or _DIRECTORY_RECORDS in ds._dict:
         raise InputError("a DICOMDIR is a media index, not an instance: not copied", cause=Cause.DICOMDIR)
     # Elements are decoded lazily; one that cannot be decoded fails the scrub later, and the
     # file is quarantined then (process.py's callers treat every exception that way).
@@ -327,8 +328,8 @@ def encode(ds: Dataset) -> bytes:
             meta.TransferSyntaxUID = ImplicitVRLittleEndian
         else:
             meta.TransferSyntaxUID = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
-    _set(meta, 0x00020002, "UI", _value(ds, 0x00080016, "SOPClassUID"))  # MediaStorageSOPClassUID
-    _set(meta, 0x00020003, "UI", _value(ds, 0x00080018, "SOPInstanceUID"))  # MediaStorageSOPInstanceUID
+    _set(meta, 0x00020002, "UI", _uid(ds, 0x00080016, "SOPClassUID"))  # MediaStorageSOPClassUID
+    _set(meta, 0x00020003, "UI", _uid(ds, 0x00080018, "SOPInstanceUID"))  # MediaStorageSOPInstanceUID
     _set(meta, 0x00020012, "UI", IMPLEMENTATION_CLASS_UID)
     _set(meta, 0x00020013, "SH", IMPLEMENTATION_VERSION_NAME)
     ds.file_meta = meta
@@ -366,10 +367,24 @@ def _value(ds: Dataset, tag: int, keyword: str) -> Any:
     return ds[tag].value if tag in ds._dict else getattr(ds, keyword)
 
 
+def _uid(ds: Dataset, tag: int, keyword: str) -> Any:
+    """`_value` of a UI attribute, read from the stored bytes when they are plain (one value or
+    none: `stored_values`), its text then (a UI element made of it holds the same UID)."""
+    stored = ds._dict.get(tag)  # type: ignore[call-overload]
+    values = None if stored is None else stored_values(stored, "UI", ds)
+    if values is not None and len(values) <= 1:
+        return values[0] if values else ""
+    return _value(ds, tag, keyword)
+
+
 def _set(ds: Dataset, tag: int, vr: str, value: object) -> None:
     """`ds.<keyword> = value` without the keyword look-up: an element already there takes the
-    value (keeping its VR), as pydicom's setattr does."""
-    if tag in ds._dict:
+    value (keeping its VR), as pydicom's setattr does; one still stored under `vr` is replaced by
+    a new element of `vr` and `value` (the same, without decoding the old value)."""
+    stored = ds._dict.get(tag)  # type: ignore[call-overload]
+    if isinstance(stored, RawDataElement) and vr == stored.VR:
+        ds[tag] = DataElement(tag, vr, value)
+    elif stored is not None:
         ds[tag].value = value
     else:
         ds.add(DataElement(tag, vr, value))

@@ -457,15 +457,24 @@ def _scrub_file_meta(ds: Dataset, ctx: _Context) -> None:
     new = FileMetaDataset()
     for tag in _META_KEPT_TAGS:
         if tag in meta._dict:
-            new[tag] = meta[tag]
+            new[tag] = meta._dict[tag]  # as stored: decoded, if at all, where it is written
     if _SOP_INSTANCE_UID in ds._dict:
-        new.add(DataElement(_MEDIA_INSTANCE_UID, "UI", ds[_SOP_INSTANCE_UID].value))
+        new.add(DataElement(_MEDIA_INSTANCE_UID, "UI", _uid(ds, _SOP_INSTANCE_UID)))
     elif _MEDIA_INSTANCE_UID in meta._dict:
         new.add(DataElement(_MEDIA_INSTANCE_UID, "UI", UID(remap_uid(str(meta[_MEDIA_INSTANCE_UID].value), ctx.keys))))
     for tag in meta.keys():
         if tag not in new._dict:
             ctx.touched.add(int(tag))
     ds.file_meta = new
+
+
+def _uid(ds: Dataset, tag: int) -> object:
+    """`ds[tag].value` of a UI element, read from the stored bytes when they are plain (one value
+    or none): a UID, or its text (which a UI element made of it holds as the same UID)."""
+    values = stored_values(ds._dict[tag], "UI", ds)  # type: ignore[index]
+    if values is not None and len(values) <= 1:
+        return values[0] if values else ""
+    return ds[tag].value
 
 
 _META_KEPT_TAGS = tuple(int(Tag(keyword)) for keyword in META_KEPT)
