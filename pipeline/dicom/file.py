@@ -132,7 +132,7 @@ def _check_pixel_length(ds: Dataset) -> None:
         frames = int(_get(ds, _NUMBER_OF_FRAMES) or 1)
         bits = int(_number(ds, _BITS_ALLOCATED, "BitsAllocated"))
         samples = int(number(ds, _SAMPLES_PER_PIXEL) or 1)
-        if str(_get(ds, _PHOTOMETRIC_INTERPRETATION, "")).startswith("YBR_FULL_422"):
+        if _text(ds, _PHOTOMETRIC_INTERPRETATION, "CS").startswith("YBR_FULL_422"):
             samples = 2  # 4:2:2 subsampling: two values per pixel on average
         pixels = int(_number(ds, _ROWS, "Rows")) * int(_number(ds, _COLUMNS, "Columns")) * samples * frames
     except (AttributeError, TypeError, ValueError):
@@ -142,7 +142,7 @@ def _check_pixel_length(ds: Dataset) -> None:
     if expected > MAX_DECODED_PIXEL_BYTES:
         raise TooLargeError("the pixel data would decode to more than the per-file limit",
                             cause=Cause.PIXEL_DATA_SIZE)
-    if len(_value(ds, _PIXEL_DATA, "PixelData")) < expected:
+    if _length(ds, _PIXEL_DATA) < expected:
         raise InputError("pixel data is shorter than its header declares (truncated file)",
                          cause=Cause.TRUNCATED_PIXEL_DATA)
 
@@ -151,8 +151,9 @@ def _check_decoded_size(ds: Dataset) -> None:
     """Compressed pixel data that would decode to more than the limit is refused before any
     decoder sees it."""
     try:
-        size = (int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel") or 1)
-                * int(ds.get("NumberOfFrames") or 1) * int(ds.BitsAllocated) + 7) // 8
+        size = (int(_number(ds, _ROWS, "Rows")) * int(_number(ds, _COLUMNS, "Columns"))
+                * int(number(ds, _SAMPLES_PER_PIXEL) or 1) * int(_get(ds, _NUMBER_OF_FRAMES) or 1)
+                * int(_number(ds, _BITS_ALLOCATED, "BitsAllocated")) + 7) // 8
     except (AttributeError, TypeError, ValueError):
         raise InputError("pixel data without a usable Rows, Columns or BitsAllocated",
                          cause=Cause.BAD_PIXEL_ATTRIBUTES) from None
@@ -375,6 +376,27 @@ def _uid(ds: Dataset, tag: int, keyword: str) -> Any:
     if values is not None and len(values) <= 1:
         return values[0] if values else ""
     return _value(ds, tag, keyword)
+
+
+def _text(ds: Dataset, tag: int, vr: str) -> str:
+    """`str(_get(ds, tag, ""))` of a one-valued text attribute, read from the stored bytes when
+    they are plain (`stored_values`: one value or none)."""
+    stored = ds._dict.get(tag)  # type: ignore[call-overload]
+    if stored is None:
+        return ""
+    values = stored_values(stored, vr, ds)
+    if values is not None and len(values) <= 1:
+        return values[0] if values else ""
+    return str(ds[tag].value)
+
+
+def _length(ds: Dataset, tag: int) -> int:
+    """`len(ds[tag].value)` of an OB or OW value: its stored bytes, which pydicom decodes as
+    they are (no byte swapping)."""
+    stored = ds._dict[tag]  # type: ignore[index]
+    if isinstance(stored, RawDataElement) and stored.VR in ("OB", "OW") and isinstance(stored.value, bytes):
+        return len(stored.value)
+    return len(ds[tag].value)
 
 
 def _set(ds: Dataset, tag: int, vr: str, value: object) -> None:
