@@ -49,7 +49,7 @@ _UNDEFINED = 0xFFFFFFFF
 _CHARACTER_SET, _GROUP_LENGTH, _TRANSFER_SYNTAX = 0x00080005, 0x00020000, 0x00020010
 _ITEM_DELIMITER = 0xFFFEE00D
 # VR field bytes -> (VR, whether its length is 32-bit): the VRs pydicom decodes (its ENCODED_VR)
-_VRS: dict[bytes, tuple[str, bool]] = {
+VRS: dict[bytes, tuple[str, bool]] = {
     code: (code.decode("ascii"), code.decode("ascii") in EXPLICIT_VR_LENGTH_32)
     for code in ENCODED_VR if len(code) == 2}
 _UNDEFINED_READ = frozenset({"SQ", "OB", "OW"})  # undefined length read here (by pydicom's functions)
@@ -113,7 +113,7 @@ def _elements(data: bytes, position: int, only_group: int | None) -> tuple[dict[
         group, element, code, length = _SHORT_HEADER(data, position)
         if only_group is not None and group != only_group:
             break
-        known = _VRS.get(code)
+        known = VRS.get(code)
         if known is None:
             raise _NotHere  # implicit VR (pydicom's first-element test), or a VR pydicom guesses at
         first = False

@@ -24,6 +24,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
+from pipeline.dicom.sequences import decoded
 from pipeline.dicom.stored import stored_values
 from pipeline.scrub.textdates import date_spans
 from pipeline.scrub.vr import needs_retyping, retyped
@@ -207,7 +208,7 @@ def _collect(dataset: Dataset, found: set[str]) -> None:
                 if vr == "DA":
                     found.update(date_spellings(value))
             continue
-        elem = dataset[tag]
+        elem = decoded(dataset, tag)
         if needs_retyping(elem.VR, vr):  # a name stored as OB or UN: read as the text it is
             elem = retyped(dataset, elem, vr)
         if elem.VR == "SQ":

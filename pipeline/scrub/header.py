@@ -26,6 +26,7 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID
 
+from pipeline.dicom.sequences import decoded
 from pipeline.dicom.stored import READ_HERE, store, stored_values
 from pipeline.errors import Cause, ScrubError
 from pipeline.profile.iod import IodTable, iod_for
@@ -210,7 +211,7 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_s
         if action is Action.REMOVE:
             ctx.note(number, action)
             if raw.VR == "SQ":
-                refuse_malformed_within(ds[tag])
+                refuse_malformed_within(decoded(ds, tag))
             del ds[tag]
             continue
         if action is Action.KEEP and vr != "SQ" and not is_private:
@@ -225,7 +226,7 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_s
             if values is not None:  # plain ASCII: read and written as stored (pipeline/dicom/stored.py)
                 _apply_stored(ds, raw, vr, values, action, rule, ctx)
                 continue
-        elem = ds[tag]
+        elem = decoded(ds, tag)
         if action not in (Action.KEEP, Action.BLANK) and needs_retyping(elem.VR, vr):
             elem = retyped(ds, elem, vr)
             ds[tag] = elem
