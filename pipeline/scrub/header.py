@@ -94,14 +94,18 @@ class _Context:
     iod: IodTable | None = None  # the object's IOD: combined codes and requirements by Type
     offset: Offset | None = None
     times: dict[int, tuple[str, ...]] = field(default_factory=dict)  # DA tag -> its TM's original values
-    counts: Counter[Action] = field(default_factory=Counter)
-    touched: set[int] = field(default_factory=set)
+    noted: list[tuple[int, Action]] = field(default_factory=list)  # (tag, action) per element, counted at the end
+    touched: set[int] = field(default_factory=set)  # besides the noted ones (the file meta's)
     unparsable_dates: int = 0
 
     def note(self, tag: int, action: Action) -> None:
-        self.counts[action] += 1
-        if action is not Action.KEEP:
-            self.touched.add(tag)
+        self.noted.append((tag, action))
+
+    def counts(self) -> Counter[Action]:
+        return Counter(action for _, action in self.noted)
+
+    def touched_tags(self) -> set[int]:
+        return self.touched | {tag for tag, action in self.noted if action is not Action.KEEP}
 
     def shift(self) -> Offset:
         if self.offset is None:
@@ -130,8 +134,8 @@ def scrub(ds: Dataset, plan: Plan, keys: Keys) -> ScrubLog:
     if hasattr(ds, "preamble") and ds.preamble is not None:
         ds.preamble = b"\x00" * 128
     return ScrubLog(
-        actions=tuple(sorted((action.value, count) for action, count in ctx.counts.items())),
-        touched=tuple(sorted({_name(t) for t in ctx.touched})),
+        actions=tuple(sorted((action.value, count) for action, count in ctx.counts().items())),
+        touched=tuple(sorted({_name(t) for t in ctx.touched_tags()})),
         options=tuple(o.value for o in plan.options),
         dates_shifted=plan.shifts_dates,
         unparsable_dates=ctx.unparsable_dates,
@@ -191,13 +195,14 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_s
     outer_times, ctx.times = ctx.times, (original_times(ds._dict) if plan.shifts_dates else {})
     removed_groups = _removed_repeating_groups(groups, plan)
     decided_here = decisions(plan, ctx.iod, path, in_clean_sequence, replacing)
+    note = ctx.noted.append  # ctx.note, without a method call per element
     for tag, raw in elements:
         refuse_malformed(raw)
         number = int(tag)
         group, element = number >> 16, number & 0xFFFF
         is_private = group % 2 == 1
         if element == 0x0000 or (is_private and element < 0x0010) or group in removed_groups:
-            ctx.note(number, Action.REMOVE)
+            note((number, Action.REMOVE))
             del ds[tag]
             continue
         if is_private and element <= 0x00FF:
@@ -209,17 +214,17 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_s
             decided = decided_here[key] = decide(number, creator, raw.VR, plan, types, in_clean_sequence, replacing)
         rule, vr, action = decided
         if action is Action.REMOVE:
-            ctx.note(number, action)
+            note((number, action))
             if raw.VR == "SQ":
                 refuse_malformed_within(decoded(ds, tag))
             del ds[tag]
             continue
         if action is Action.KEEP and vr != "SQ" and not is_private:
             if not keepable(raw, vr):  # e.g. a length that ran over the elements after it
-                ctx.note(number, Action.DUMMY)
+                note((number, Action.DUMMY))
                 ds[tag] = DataElement(tag, vr, DUMMY_VALUES[vr])
                 continue
-            ctx.note(number, action)
+            note((number, action))
             continue
         if action in _READ_AS_STORED and vr in READ_HERE and not is_private and isinstance(raw, RawDataElement):
             values = stored_values(raw, vr, ds)
@@ -235,7 +240,7 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_s
             kept_blocks.add((group, element >> 8))
     for (group, block) in creators:
         if (group, block) not in kept_blocks:
-            ctx.note((group << 16) | block, Action.REMOVE)
+            note(((group << 16) | block, Action.REMOVE))
             del ds[(group << 16) | block]
     ctx.times = outer_times
 
