@@ -55,26 +55,41 @@ def stored_values(raw: object, vr: str, dataset: Dataset) -> list[str] | None:
     if not isinstance(raw, RawDataElement) or raw.VR not in (None, vr) or vr not in READ_HERE:
         return None
     data = raw.value
-    if not isinstance(data, bytes) or len(data) % 2:
+    if not isinstance(data, bytes):
+        return None
+    values = _plain_remembered(data, vr) if len(data) <= _REMEMBERED_LENGTH else _plain_values(data, vr)
+    if values is None or (vr in _TEXT and not reads_ascii(dataset)):
+        return None
+    return list(values)
+
+
+_REMEMBERED_LENGTH = 64  # short values recur across files (UIDs of a series, dates, names): read once
+
+
+def _plain_values(data: bytes, vr: str) -> tuple[str, ...] | None:
+    """The values of the stored bytes `data` of VR `vr` when they are plain (the module's table;
+    the character set apart), else None."""
+    if len(data) % 2:
         return None
     pad = b"\x00" if vr == "UI" else b" "
     body = data[:-1] if data.endswith(pad) else data
     if body.translate(None, _PRINTABLE):
         return None
-    if vr in _TEXT and not reads_ascii(dataset):
-        return None
     if not body:
-        return []
+        return ()
     text = body.decode("ascii")
     if text[0] == " " or text[-1] == " ":  # a value with a space before or after it (the first, the last)
         return None
     if vr in _SINGLE_VALUED:
-        return [text]
+        return (text,)
     if " \\" in text or "\\ " in text:  # ... or one between them
         return None
     if vr == "PN" and (text[-1] == "=" or "=\\" in text):
         return None  # pydicom drops empty trailing component groups (PS3.5 6.2.1.2): "A^B=" reads "A^B"
-    return text.split("\\")
+    return tuple(text.split("\\"))
+
+
+_plain_remembered = functools.lru_cache(maxsize=8192)(_plain_values)
 
 
 def number(ds: Dataset, tag: int) -> Any:
