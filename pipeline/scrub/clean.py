@@ -252,13 +252,17 @@ def _spans(text: str, identifiers: Identifiers) -> list[tuple[int, int]]:
 
 
 _CLEANED: dict[tuple[str, str | None], str] = {}  # (text, identifiers' pattern) -> cleaned: a series repeats
-_MAX_CLEANED = 4096  # its descriptions; bounded, so memory stays flat
+_MAX_CLEANED = 4096  # its descriptions; bounded, short texts only, so memory stays flat
+_REMEMBERED_LENGTH = 256
 
 
 def clean_text(text: str, identifiers: Identifiers) -> str:
     """Return `text` with every identifier of the dataset and every date-, phone- or
-    e-mail-shaped run replaced by REDACTED (overlapping runs by one REDACTED). Remembered by
-    the text and the identifiers' pattern (its source: what it matches), which decide it."""
+    e-mail-shaped run replaced by REDACTED (overlapping runs by one REDACTED). A short text is
+    remembered by the text and the identifiers' pattern (its source: what it matches), which
+    decide it."""
+    if len(text) > _REMEMBERED_LENGTH:
+        return _clean_text(text, identifiers)
     key = (text, None if identifiers.pattern is None else identifiers.pattern.pattern)
     cleaned = _CLEANED.get(key)
     if cleaned is None:

@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from pydicom._dicom_dict import DicomDictionary
 from pydicom.dataelem import DataElement, RawDataElement
@@ -77,6 +77,23 @@ def patient_offset(patient: str, keys: Keys) -> Offset:
     return Offset(date_offset_days(patient, keys), time_offset_seconds(patient, keys))
 
 
+_A = TypeVar("_A")
+_R = TypeVar("_R")
+_REMEMBERED_LENGTH = 64  # longer than any date or time: not remembered (memory stays flat)
+
+
+def _remembered(function: Callable[[str, _A], _R]) -> Callable[[str, _A], _R]:
+    """`function` of a value and an offset (pure), remembered for short values: the files of a
+    series repeat their dates and times."""
+    cached = functools.lru_cache(maxsize=4096)(function)
+
+    @functools.wraps(function)
+    def remembered(value: str, offset: _A) -> _R:
+        return cached(value, offset) if len(value) <= _REMEMBERED_LENGTH else function(value, offset)
+
+    return remembered
+
+
 @dataclass(frozen=True, slots=True)
 class _Time:
     seconds: int  # since midnight, at the value's precision
@@ -84,7 +101,6 @@ class _Time:
     fraction: str  # "" or ".F" to ".FFFFFF", kept as written
 
 
-@functools.lru_cache(maxsize=4096)  # pure, and a series repeats its values
 def _parse_time(value: str) -> _Time | None:
     """A TM value (HH, HHMM, HHMMSS, HHMMSS.F-FFFFFF; or ACR-NEMA HH:MM:SS), else None."""
     match = _TIME.fullmatch(value.strip())
@@ -103,7 +119,7 @@ def _format_time(seconds: int, digits: int) -> str:
     return f"{hours:02d}{rest // 60:02d}{rest % 60:02d}"[:digits]
 
 
-@functools.lru_cache(maxsize=4096)  # pure, and a series repeats its values
+@_remembered
 def shift_tm(value: str, offset: Offset) -> str | None:
     """Move one TM value by the offset's seconds, modulo a day, at its own precision; None if it
     is not a time (a range, text)."""
@@ -125,7 +141,7 @@ def paired_days(offset: Offset, time: str | None) -> int:
     return offset.days + (parsed.seconds + offset.seconds) // SECONDS_PER_DAY
 
 
-@functools.lru_cache(maxsize=4096)  # pure, and a series repeats its values
+@_remembered
 def shift_da(value: str, days: int) -> str | None:
     """Shift one DA value (YYYYMMDD, or the ACR-NEMA YYYY.MM.DD) by whole days; None if it is not a date."""
     text = value.strip().replace(".", "")
@@ -138,7 +154,7 @@ def shift_da(value: str, days: int) -> str | None:
         return None
 
 
-@functools.lru_cache(maxsize=4096)  # pure, and a series repeats its values
+@_remembered
 def shift_dt(value: str, offset: Offset) -> str | None:
     """Move one DT value (YYYYMMDD[HH[MM[SS[.F]]]][&ZZXX]) by the whole offset at its own
     precision, keeping the fraction and the UTC offset suffix; None if it is not such a value

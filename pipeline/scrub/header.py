@@ -6,8 +6,8 @@ LongitudinalTemporalInformationModified (pipeline/scrub/method.py). The log coun
 names attributes by keyword or tag, never by value.
 
 Attributes no recipe names follow `default_action` (one table, pipeline/scrub/decisions.py,
-where each attribute's action is decided). Elements kept or removed are never decoded; U, C, Z
-and the date shift on plain ASCII values read and write the stored bytes
+where each attribute's action is decided). Elements kept or removed are never decoded; U, C, Z,
+the date shift and the patient's pseudonyms on plain ASCII values read and write the stored bytes
 (pipeline/dicom/stored.py); pydicom decodes everything else.
 """
 
