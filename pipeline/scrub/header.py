@@ -184,11 +184,11 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_s
         raise ScrubError(f"sequences nested deeper than {MAX_DEPTH} levels", cause=Cause.NESTING)
     plan = ctx.plan
     elements = list(ds.items())  # as stored: raw until decoded, so a look costs no decoding
-    groups = {int(tag) >> 16 for tag, _ in elements}
+    numbers = [int(tag) for tag, _ in elements]  # compared as ints, in C (pydicom's BaseTag compares in Python)
+    groups = {number >> 16 for number in numbers}
     creators: dict[tuple[int, int], str] = {}
     if any(group & 1 for group in groups):
-        for tag, _ in elements:
-            number = int(tag)
+        for number, (tag, _) in zip(numbers, elements, strict=True):
             if number >> 16 & 1 and 0x0010 <= number & 0xFFFF <= 0x00FF:
                 creators[(number >> 16, number & 0xFFFF)] = _creator(ds, tag)
     kept_blocks: set[tuple[int, int]] = set()
@@ -196,9 +196,8 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_s
     removed_groups = _removed_repeating_groups(groups, plan)
     decided_here = decisions(plan, ctx.iod, path, in_clean_sequence, replacing)
     note = ctx.noted.append  # ctx.note, without a method call per element
-    for tag, raw in elements:
+    for number, (tag, raw) in zip(numbers, elements, strict=True):
         refuse_malformed(raw)
-        number = int(tag)
         group, element = number >> 16, number & 0xFFFF
         is_private = group % 2 == 1
         if element == 0x0000 or (is_private and element < 0x0010) or group in removed_groups:

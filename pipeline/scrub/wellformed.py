@@ -109,19 +109,14 @@ def refuse_malformed(stored: DataElement | RawDataElement) -> None:
     number whose length is not a whole number of values: what it holds cannot be judged (nor
     read by the verifier), and the element is checked even where the scrub removes it unread
     (DESIGN: an unknown VR is an error)."""
-    if isinstance(stored, RawDataElement):
-        _refuse_malformed_raw(stored)
+    if not isinstance(stored, RawDataElement):
+        vr = stored.VR
+        dictionary = _public_vr(int(stored.tag))
+        if vr not in (None, "UN") and dictionary is not None and (vr == "SQ") != (dictionary == "SQ"):
+            raise InputError("an element is stored as a sequence where the dictionary has a value, or the reverse",
+                             cause=Cause.VR_MISMATCH)
         return
-    vr = stored.VR
-    dictionary = _public_vr(int(stored.tag))
-    if vr not in (None, "UN") and dictionary is not None and (vr == "SQ") != (dictionary == "SQ"):
-        raise InputError("an element is stored as a sequence where the dictionary has a value, or the reverse",
-                         cause=Cause.VR_MISMATCH)
-
-
-def _refuse_malformed_raw(stored: RawDataElement) -> None:
-    """`refuse_malformed` of an element still stored as read: what its tag and VR decide is
-    judged once per pair (`_judged`), then its lengths."""
+    # still stored as read: what its tag and VR decide is judged once per pair (`_judged`), then its lengths
     size, undefined_allowed = _judged(int(stored.tag), stored.VR)
     value, length = stored.value, stored.length
     if length == UNDEFINED_LENGTH:
