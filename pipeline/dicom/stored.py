@@ -43,9 +43,10 @@ _NUMBER_SIZES = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "SV": 8, 
 
 def reads_ascii(dataset: Dataset) -> bool:
     """Whether `dataset`'s character set reads (and writes) printable ASCII as ASCII."""
-    charset = dataset.original_character_set or dataset._character_set
-    encodings = [charset] if isinstance(charset, str) else charset
-    return all(encoding in _ASCII_DECODING for encoding in encodings)
+    charset = dataset._read_charset or dataset._character_set  # `original_character_set`, unwrapped
+    if isinstance(charset, str):
+        return charset in _ASCII_DECODING
+    return all(encoding in _ASCII_DECODING for encoding in charset)
 
 
 def stored_values(raw: object, vr: str, dataset: Dataset) -> list[str] | None:
@@ -54,23 +55,41 @@ def stored_values(raw: object, vr: str, dataset: Dataset) -> list[str] | None:
     if not isinstance(raw, RawDataElement) or raw.VR not in (None, vr) or vr not in READ_HERE:
         return None
     data = raw.value
-    if not isinstance(data, bytes) or len(data) % 2:
+    if not isinstance(data, bytes):
+        return None
+    values = _plain_remembered(data, vr) if len(data) <= _REMEMBERED_LENGTH else _plain_values(data, vr)
+    if values is None or (vr in _TEXT and not reads_ascii(dataset)):
+        return None
+    return list(values)
+
+
+_REMEMBERED_LENGTH = 64  # short values recur across files (UIDs of a series, dates, names): read once
+
+
+def _plain_values(data: bytes, vr: str) -> tuple[str, ...] | None:
+    """The values of the stored bytes `data` of VR `vr` when they are plain (the module's table;
+    the character set apart), else None."""
+    if len(data) % 2:
         return None
     pad = b"\x00" if vr == "UI" else b" "
     body = data[:-1] if data.endswith(pad) else data
     if body.translate(None, _PRINTABLE):
         return None
-    if vr in _TEXT and not reads_ascii(dataset):
-        return None
     if not body:
-        return []
+        return ()
     text = body.decode("ascii")
-    values = [text] if vr in _SINGLE_VALUED else text.split("\\")
-    if any(value != value.strip(" ") for value in values):
+    if text[0] == " " or text[-1] == " ":  # a value with a space before or after it (the first, the last)
         return None
-    if vr == "PN" and any(value.endswith("=") for value in values):
+    if vr in _SINGLE_VALUED:
+        return (text,)
+    if " \\" in text or "\\ " in text:  # ... or one between them
+        return None
+    if vr == "PN" and (text[-1] == "=" or "=\\" in text):
         return None  # pydicom drops empty trailing component groups (PS3.5 6.2.1.2): "A^B=" reads "A^B"
-    return values
+    return tuple(text.split("\\"))
+
+
+_plain_remembered = functools.lru_cache(maxsize=8192)(_plain_values)
 
 
 def number(ds: Dataset, tag: int) -> Any:
@@ -116,7 +135,11 @@ def store(ds: Dataset, raw: RawDataElement, vr: str, values: list[str] | None) -
     data = text.encode("ascii")
     if len(data) % 2:
         data += b"\x00" if vr == "UI" else b" "
-    ds._dict[raw.tag] = raw._replace(length=len(data), value=data)
+    # raw._replace(length=len(data), value=data), without namedtuple's Python-level _replace
+    ds._dict[raw.tag] = _new_raw(RawDataElement, (raw.tag, raw.VR, len(data), data, *raw[4:]))
+
+
+_new_raw = tuple.__new__
 
 
 # --- new elements of plain ASCII values, encoded once ------------------------------------------

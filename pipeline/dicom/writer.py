@@ -122,9 +122,8 @@ def _write_dataset(fp: DicomBytesIO, ds: Dataset, implicit: bool, little: bool,
                     write(long_header.pack(group, element, vr.encode("latin-1"), 0, len(value)))
                     write(value)
                     continue
-                if len(vr) == 2 and len(value) <= 0xFFFF:
-                    write(short_header.pack(group, element, vr.encode("latin-1"), len(value)))
-                    write(value)
+                if len(vr) == 2 and len(value) <= 0xFFFF:  # a short value: header and value in one write
+                    write(short_header.pack(group, element, vr.encode("latin-1"), len(value)) + value)
                     continue
         elif isinstance(elem, DataElement):
             vr = elem.VR

@@ -24,6 +24,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
+from pipeline.dicom.sequences import decoded
 from pipeline.dicom.stored import stored_values
 from pipeline.scrub.textdates import date_spans
 from pipeline.scrub.vr import needs_retyping, retyped
@@ -178,16 +179,27 @@ _IDENTIFYING_TAGS: frozenset[int] = frozenset(
 )
 
 
+@functools.lru_cache(maxsize=8192)
+def _collected_vr(tag: int, stored: str | None) -> str | None:
+    """The VR an element is collected by (the dictionary's when it is stored as None, UN, OB or
+    OW: never the one claimed, vr.py), or None when it holds no identifier to collect: not a
+    sequence, not a person name, not one of the identifying keywords."""
+    vr = stored
+    if vr in (None, "UN", "OB", "OW"):
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            return None
+    if vr != "SQ" and vr != "PN" and tag not in _IDENTIFYING_TAGS:
+        return None
+    return vr
+
+
 def _collect(dataset: Dataset, found: set[str]) -> None:
     """Gather identifiers, decoding only PN values, sequences and the identifying keywords."""
     for tag, raw in list(dataset.items()):  # as stored: raw until decoded
-        vr = raw.VR
-        if vr in (None, "UN", "OB", "OW"):  # judged by the dictionary VR, never the one claimed (vr.py)
-            try:
-                vr = dictionary_VR(tag)
-            except KeyError:
-                continue
-        if vr != "SQ" and vr != "PN" and int(tag) not in _IDENTIFYING_TAGS:
+        vr = _collected_vr(int(tag), raw.VR)
+        if vr is None:
             continue
         values = stored_values(raw, vr, dataset)
         if values is not None:
@@ -196,7 +208,7 @@ def _collect(dataset: Dataset, found: set[str]) -> None:
                 if vr == "DA":
                     found.update(date_spellings(value))
             continue
-        elem = dataset[tag]
+        elem = decoded(dataset, tag)
         if needs_retyping(elem.VR, vr):  # a name stored as OB or UN: read as the text it is
             elem = retyped(dataset, elem, vr)
         if elem.VR == "SQ":
@@ -239,9 +251,29 @@ def _spans(text: str, identifiers: Identifiers) -> list[tuple[int, int]]:
     return sorted(spans)
 
 
+_CLEANED: dict[tuple[str, str | None], str] = {}  # (text, identifiers' pattern) -> cleaned: a series repeats
+_MAX_CLEANED = 4096  # its descriptions; bounded, short texts only, so memory stays flat
+_REMEMBERED_LENGTH = 256
+
+
 def clean_text(text: str, identifiers: Identifiers) -> str:
     """Return `text` with every identifier of the dataset and every date-, phone- or
-    e-mail-shaped run replaced by REDACTED (overlapping runs by one REDACTED)."""
+    e-mail-shaped run replaced by REDACTED (overlapping runs by one REDACTED). A short text is
+    remembered by the text and the identifiers' pattern (its source: what it matches), which
+    decide it."""
+    if len(text) > _REMEMBERED_LENGTH:
+        return _clean_text(text, identifiers)
+    key = (text, None if identifiers.pattern is None else identifiers.pattern.pattern)
+    cleaned = _CLEANED.get(key)
+    if cleaned is None:
+        cleaned = _clean_text(text, identifiers)
+        if len(_CLEANED) >= _MAX_CLEANED:
+            _CLEANED.clear()
+        _CLEANED[key] = cleaned
+    return cleaned
+
+
+def _clean_text(text: str, identifiers: Identifiers) -> str:
     if text.isascii():
         spans = _spans(text, identifiers)
     else:

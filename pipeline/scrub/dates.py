@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any, TypeVar
 
 from pydicom._dicom_dict import DicomDictionary
 from pydicom.dataelem import DataElement, RawDataElement
@@ -76,6 +77,23 @@ def patient_offset(patient: str, keys: Keys) -> Offset:
     return Offset(date_offset_days(patient, keys), time_offset_seconds(patient, keys))
 
 
+_A = TypeVar("_A")
+_R = TypeVar("_R")
+_REMEMBERED_LENGTH = 64  # longer than any date or time: not remembered (memory stays flat)
+
+
+def _remembered(function: Callable[[str, _A], _R]) -> Callable[[str, _A], _R]:
+    """`function` of a value and an offset (pure), remembered for short values: the files of a
+    series repeat their dates and times."""
+    cached = functools.lru_cache(maxsize=4096)(function)
+
+    @functools.wraps(function)
+    def remembered(value: str, offset: _A) -> _R:
+        return cached(value, offset) if len(value) <= _REMEMBERED_LENGTH else function(value, offset)
+
+    return remembered
+
+
 @dataclass(frozen=True, slots=True)
 class _Time:
     seconds: int  # since midnight, at the value's precision
@@ -101,6 +119,7 @@ def _format_time(seconds: int, digits: int) -> str:
     return f"{hours:02d}{rest // 60:02d}{rest % 60:02d}"[:digits]
 
 
+@_remembered
 def shift_tm(value: str, offset: Offset) -> str | None:
     """Move one TM value by the offset's seconds, modulo a day, at its own precision; None if it
     is not a time (a range, text)."""
@@ -122,6 +141,7 @@ def paired_days(offset: Offset, time: str | None) -> int:
     return offset.days + (parsed.seconds + offset.seconds) // SECONDS_PER_DAY
 
 
+@_remembered
 def shift_da(value: str, days: int) -> str | None:
     """Shift one DA value (YYYYMMDD, or the ACR-NEMA YYYY.MM.DD) by whole days; None if it is not a date."""
     text = value.strip().replace(".", "")
@@ -134,6 +154,7 @@ def shift_da(value: str, days: int) -> str | None:
         return None
 
 
+@_remembered
 def shift_dt(value: str, offset: Offset) -> str | None:
     """Move one DT value (YYYYMMDD[HH[MM[SS[.F]]]][&ZZXX]) by the whole offset at its own
     precision, keeping the fraction and the UTC offset suffix; None if it is not such a value
@@ -162,6 +183,9 @@ def shift_dt(value: str, offset: Offset) -> str | None:
     return text + (fraction or "") + (suffix or "")
 
 
+_Stored = DataElement | RawDataElement
+
+
 @functools.cache
 def date_time_pairs() -> dict[int, int]:
     """DA tag -> TM tag, for every dictionary DA whose keyword with one "Date" read as "Time"
@@ -180,17 +204,22 @@ def date_time_pairs() -> dict[int, int]:
     return pairs
 
 
-def original_times(elements: Iterable[tuple[int, DataElement | RawDataElement]]) -> dict[int, tuple[str, ...]]:
+def original_times(elements: Mapping[Any, _Stored] | Iterable[tuple[int, _Stored]]) -> dict[int, tuple[str, ...]]:
     """DA tag -> the values of its paired TM, for the pairs present in one dataset's elements,
     read before anything in that dataset changes (a TM may come before its DA)."""
-    stored = dict(elements)
+    stored = elements if isinstance(elements, dict) else dict(elements)  # a dataset's own dict: read as it is
     pairs = date_time_pairs()
     found: dict[int, tuple[str, ...]] = {}
-    for tag in stored:
-        time_tag = pairs.get(int(tag))
-        if time_tag is not None and time_tag in stored:
+    for tag in stored.keys() & _paired_dates():  # a set operation in C: most elements are no paired date
+        time_tag = pairs[int(tag)]
+        if time_tag in stored:
             found[int(tag)] = _values(stored[time_tag].value)
     return found
+
+
+@functools.cache
+def _paired_dates() -> frozenset[int]:
+    return frozenset(date_time_pairs())
 
 
 def _values(value: object) -> tuple[str, ...]:

@@ -6,8 +6,8 @@ LongitudinalTemporalInformationModified (pipeline/scrub/method.py). The log coun
 names attributes by keyword or tag, never by value.
 
 Attributes no recipe names follow `default_action` (one table, pipeline/scrub/decisions.py,
-where each attribute's action is decided). Elements kept or removed are never decoded; U, C, Z
-and the date shift on plain ASCII values read and write the stored bytes
+where each attribute's action is decided). Elements kept or removed are never decoded; U, C, Z,
+the date shift and the patient's pseudonyms on plain ASCII values read and write the stored bytes
 (pipeline/dicom/stored.py); pydicom decodes everything else.
 """
 
@@ -26,6 +26,7 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID
 
+from pipeline.dicom.sequences import decoded
 from pipeline.dicom.stored import READ_HERE, store, stored_values
 from pipeline.errors import Cause, ScrubError
 from pipeline.profile.iod import IodTable, iod_for
@@ -93,14 +94,18 @@ class _Context:
     iod: IodTable | None = None  # the object's IOD: combined codes and requirements by Type
     offset: Offset | None = None
     times: dict[int, tuple[str, ...]] = field(default_factory=dict)  # DA tag -> its TM's original values
-    counts: Counter[Action] = field(default_factory=Counter)
-    touched: set[int] = field(default_factory=set)
+    noted: list[tuple[int, Action]] = field(default_factory=list)  # (tag, action) per element, counted at the end
+    touched: set[int] = field(default_factory=set)  # besides the noted ones (the file meta's)
     unparsable_dates: int = 0
 
     def note(self, tag: int, action: Action) -> None:
-        self.counts[action] += 1
-        if action is not Action.KEEP:
-            self.touched.add(tag)
+        self.noted.append((tag, action))
+
+    def counts(self) -> Counter[Action]:
+        return Counter(action for _, action in self.noted)
+
+    def touched_tags(self) -> set[int]:
+        return self.touched | {tag for tag, action in self.noted if action is not Action.KEEP}
 
     def shift(self) -> Offset:
         if self.offset is None:
@@ -129,8 +134,8 @@ def scrub(ds: Dataset, plan: Plan, keys: Keys) -> ScrubLog:
     if hasattr(ds, "preamble") and ds.preamble is not None:
         ds.preamble = b"\x00" * 128
     return ScrubLog(
-        actions=tuple(sorted((action.value, count) for action, count in ctx.counts.items())),
-        touched=tuple(sorted({_name(t) for t in ctx.touched})),
+        actions=tuple(sorted((action.value, count) for action, count in ctx.counts().items())),
+        touched=tuple(sorted({_name(t) for t in ctx.touched_tags()})),
         options=tuple(o.value for o in plan.options),
         dates_shifted=plan.shifts_dates,
         unparsable_dates=ctx.unparsable_dates,
@@ -179,24 +184,24 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_s
         raise ScrubError(f"sequences nested deeper than {MAX_DEPTH} levels", cause=Cause.NESTING)
     plan = ctx.plan
     elements = list(ds.items())  # as stored: raw until decoded, so a look costs no decoding
-    groups = {int(tag) >> 16 for tag, _ in elements}
+    numbers = [int(tag) for tag, _ in elements]  # compared as ints, in C (pydicom's BaseTag compares in Python)
+    groups = {number >> 16 for number in numbers}
     creators: dict[tuple[int, int], str] = {}
     if any(group & 1 for group in groups):
-        for tag, _ in elements:
-            number = int(tag)
+        for number, (tag, _) in zip(numbers, elements, strict=True):
             if number >> 16 & 1 and 0x0010 <= number & 0xFFFF <= 0x00FF:
-                creators[(number >> 16, number & 0xFFFF)] = str(ds[tag].value or "").strip()
+                creators[(number >> 16, number & 0xFFFF)] = _creator(ds, tag)
     kept_blocks: set[tuple[int, int]] = set()
-    outer_times, ctx.times = ctx.times, (original_times(elements) if plan.shifts_dates else {})
+    outer_times, ctx.times = ctx.times, (original_times(ds._dict) if plan.shifts_dates else {})
     removed_groups = _removed_repeating_groups(groups, plan)
     decided_here = decisions(plan, ctx.iod, path, in_clean_sequence, replacing)
-    for tag, raw in elements:
+    note = ctx.noted.append  # ctx.note, without a method call per element
+    for number, (tag, raw) in zip(numbers, elements, strict=True):
         refuse_malformed(raw)
-        number = int(tag)
         group, element = number >> 16, number & 0xFFFF
         is_private = group % 2 == 1
         if element == 0x0000 or (is_private and element < 0x0010) or group in removed_groups:
-            ctx.note(number, Action.REMOVE)
+            note((number, Action.REMOVE))
             del ds[tag]
             continue
         if is_private and element <= 0x00FF:
@@ -208,24 +213,24 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_s
             decided = decided_here[key] = decide(number, creator, raw.VR, plan, types, in_clean_sequence, replacing)
         rule, vr, action = decided
         if action is Action.REMOVE:
-            ctx.note(number, action)
+            note((number, action))
             if raw.VR == "SQ":
-                refuse_malformed_within(ds[tag])
+                refuse_malformed_within(decoded(ds, tag))
             del ds[tag]
             continue
         if action is Action.KEEP and vr != "SQ" and not is_private:
             if not keepable(raw, vr):  # e.g. a length that ran over the elements after it
-                ctx.note(number, Action.DUMMY)
+                note((number, Action.DUMMY))
                 ds[tag] = DataElement(tag, vr, DUMMY_VALUES[vr])
                 continue
-            ctx.note(number, action)
+            note((number, action))
             continue
         if action in _READ_AS_STORED and vr in READ_HERE and not is_private and isinstance(raw, RawDataElement):
             values = stored_values(raw, vr, ds)
             if values is not None:  # plain ASCII: read and written as stored (pipeline/dicom/stored.py)
                 _apply_stored(ds, raw, vr, values, action, rule, ctx)
                 continue
-        elem = ds[tag]
+        elem = decoded(ds, tag)
         if action not in (Action.KEEP, Action.BLANK) and needs_retyping(elem.VR, vr):
             elem = retyped(ds, elem, vr)
             ds[tag] = elem
@@ -234,9 +239,18 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_s
             kept_blocks.add((group, element >> 8))
     for (group, block) in creators:
         if (group, block) not in kept_blocks:
-            ctx.note((group << 16) | block, Action.REMOVE)
+            note(((group << 16) | block, Action.REMOVE))
             del ds[(group << 16) | block]
     ctx.times = outer_times
+
+
+def _creator(ds: Dataset, tag: BaseTag) -> str:
+    """A private creator's name (PS3.5 7.8.1: LO), `str(ds[tag].value or "").strip()`, read
+    from the stored bytes when they are plain (`stored_values`: one value or none)."""
+    values = stored_values(ds._dict[tag], "LO", ds)
+    if values is not None and len(values) <= 1:
+        return values[0].strip() if values else ""
+    return str(ds[tag].value or "").strip()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -397,14 +411,16 @@ def _shifted(values: list[object], vr: str, tag: int, ctx: _Context) -> list[str
     return shifted
 
 
-_READ_AS_STORED = frozenset({Action.UID, Action.SHIFT_DATE, Action.CLEAN, Action.BLANK})
+_READ_AS_STORED = frozenset({Action.UID, Action.SHIFT_DATE, Action.CLEAN, Action.BLANK, Action.PATIENT_ID,
+                             Action.PATIENT_NAME})
 
 
 def _apply_stored(ds: Dataset, raw: RawDataElement, vr: str, values: list[str], action: Action, rule: Rule | None,
                   ctx: _Context) -> None:
     """`_apply` for an element read as stored (`stored_values`: its values as pydicom would
     decode them), the new values stored as the bytes pydicom would write: U, C, Z and the
-    date shift, the actions most elements get, on the same strings with the same functions."""
+    date shift and the patient's pseudonyms, the actions most elements get, on the same strings
+    with the same functions."""
     tag = int(raw.tag)
     ctx.note(tag, action)
     if action is Action.BLANK:
@@ -419,6 +435,11 @@ def _apply_stored(ds: Dataset, raw: RawDataElement, vr: str, values: list[str], 
                 store(ds, raw, vr, [fit_length(clean_text(v, identifiers), vr) for v in values])
         elif vr in DATE_VRS:
             del ds[raw.tag]
+    elif action is Action.PATIENT_ID:
+        if values:
+            store(ds, raw, vr, [patient_pseudonym(v, ctx.keys) for v in values])
+    elif action is Action.PATIENT_NAME:
+        store(ds, raw, vr, [patient_name_pseudonym(ctx.pseudonym)])
     elif vr not in SHIFTED_VRS:  # as `_shift`: a date stored under another VR is removed, other values kept
         if _dictionary_vr(tag) in SHIFTED_VRS:
             del ds[raw.tag]
@@ -441,15 +462,24 @@ def _scrub_file_meta(ds: Dataset, ctx: _Context) -> None:
     new = FileMetaDataset()
     for tag in _META_KEPT_TAGS:
         if tag in meta._dict:
-            new[tag] = meta[tag]
+            new[tag] = meta._dict[tag]  # as stored: decoded, if at all, where it is written
     if _SOP_INSTANCE_UID in ds._dict:
-        new.add(DataElement(_MEDIA_INSTANCE_UID, "UI", ds[_SOP_INSTANCE_UID].value))
+        new.add(DataElement(_MEDIA_INSTANCE_UID, "UI", _uid(ds, _SOP_INSTANCE_UID)))
     elif _MEDIA_INSTANCE_UID in meta._dict:
         new.add(DataElement(_MEDIA_INSTANCE_UID, "UI", UID(remap_uid(str(meta[_MEDIA_INSTANCE_UID].value), ctx.keys))))
     for tag in meta.keys():
         if tag not in new._dict:
             ctx.touched.add(int(tag))
     ds.file_meta = new
+
+
+def _uid(ds: Dataset, tag: int) -> object:
+    """`ds[tag].value` of a UI element, read from the stored bytes when they are plain (one value
+    or none): a UID, or its text (which a UI element made of it holds as the same UID)."""
+    values = stored_values(ds._dict[tag], "UI", ds)  # type: ignore[index]
+    if values is not None and len(values) <= 1:
+        return values[0] if values else ""
+    return ds[tag].value
 
 
 _META_KEPT_TAGS = tuple(int(Tag(keyword)) for keyword in META_KEPT)

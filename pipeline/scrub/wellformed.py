@@ -109,31 +109,47 @@ def refuse_malformed(stored: DataElement | RawDataElement) -> None:
     number whose length is not a whole number of values: what it holds cannot be judged (nor
     read by the verifier), and the element is checked even where the scrub removes it unread
     (DESIGN: an unknown VR is an error)."""
-    vr, value = stored.VR, stored.value
-    dictionary = _public_vr(int(stored.tag))
+    if not isinstance(stored, RawDataElement):
+        vr = stored.VR
+        dictionary = _public_vr(int(stored.tag))
+        if vr not in (None, "UN") and dictionary is not None and (vr == "SQ") != (dictionary == "SQ"):
+            raise InputError("an element is stored as a sequence where the dictionary has a value, or the reverse",
+                             cause=Cause.VR_MISMATCH)
+        return
+    # still stored as read: what its tag and VR decide is judged once per pair (`_judged`), then its lengths
+    size, undefined_allowed = _judged(int(stored.tag), stored.VR)
+    value, length = stored.value, stored.length
+    if length == UNDEFINED_LENGTH:
+        if undefined_allowed is False:
+            raise InputError("an element has an undefined length its VR cannot have", cause=Cause.BAD_VALUE_LENGTH)
+        return
+    if isinstance(value, bytes) and len(value) != length:
+        raise InputError("an element declares more bytes than its file holds", cause=Cause.LENGTH_BEYOND_FILE)
+    if size and length % size:
+        raise InputError("a binary number's length is not a whole number of values", cause=Cause.BAD_VALUE_LENGTH)
+
+
+@functools.lru_cache(maxsize=8192)
+def _judged(tag: int, vr: str | None) -> tuple[int, bool | None]:
+    """What `refuse_malformed` decides of a stored element by its tag and VR alone (raising what
+    it raises for them): the size of one value of the binary number it is read as (0: not one),
+    and whether an undefined length is allowed (None: no VR to read it as, not judged)."""
+    dictionary = _public_vr(tag)
     if vr not in (None, "UN") and dictionary is not None and (vr == "SQ") != (dictionary == "SQ"):
         raise InputError("an element is stored as a sequence where the dictionary has a value, or the reverse",
                          cause=Cause.VR_MISMATCH)
-    if not isinstance(stored, RawDataElement):
-        return  # decoded already, or made in memory (where pydicom may leave "OB or OW")
     if vr not in KNOWN_VRS and not _ambiguous_known(vr):
         raise InputError("an element has a VR that PS3.5 does not define", cause=Cause.UNKNOWN_VR)
     if vr is None and dictionary is not None and dictionary not in KNOWN_VRS and not _ambiguous_known(dictionary):
         # implicit VR, read by the dictionary: an item or delimiter tag (FFFE,E000/E00D/E0DD, PS3.5 7.5)
         # among the elements has no VR (PS3.6 says "NONE") and no value pydicom can decode
         raise InputError("an item or delimiter tag stands where an element belongs", cause=Cause.UNKNOWN_VR)
-    if isinstance(value, bytes) and len(value) != stored.length and stored.length != UNDEFINED_LENGTH:
-        raise InputError("an element declares more bytes than its file holds", cause=Cause.LENGTH_BEYOND_FILE)
     read_as = vr if vr is not None else dictionary  # implicit VR: the dictionary's
     if read_as is None:
-        return
-    if stored.length == UNDEFINED_LENGTH:
-        if not any(part in _UNDEFINED_ALLOWED for part in read_as.split(" or ")):
-            raise InputError("an element has an undefined length its VR cannot have", cause=Cause.BAD_VALUE_LENGTH)
-        return
+        return 0, None
     size = _NUMBER_SIZES.get(read_as)
-    if size is not None and read_as != "AT" and (len(value) if isinstance(value, bytes) else stored.length) % size:
-        raise InputError("a binary number's length is not a whole number of values", cause=Cause.BAD_VALUE_LENGTH)
+    return (size if size is not None and read_as != "AT" else 0,
+            any(part in _UNDEFINED_ALLOWED for part in read_as.split(" or ")))
 
 
 def refuse_malformed_within(sequence: DataElement) -> None:

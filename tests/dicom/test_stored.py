@@ -44,6 +44,8 @@ PLAIN = [
     (DESCRIPTION, "LO", b"CT HEAD "),
     (DESCRIPTION, "LO", b""),
     (STUDY_DATE, None, b"20240131"),  # implicit VR: judged by the dictionary's
+    (DESCRIPTION, "LO", b"A LONGER DESCRIPTION " * 4),  # longer than what is remembered: read each time
+    (STUDY_UID, "UI", b"1.2.840.99999.1.2.3.4.5.6.7.8.9.10.11.12.13.14.15\\1.2.840.99999.1.2.3.4.5.6.7.8\\1.2\x00"),
 ]
 NOT_PLAIN = [
     (PATIENT_NAME, "PN", b"DOE^JANE  "),  # more than the one pad
@@ -54,6 +56,7 @@ NOT_PLAIN = [
     (DESCRIPTION, "LO", b"\x1b$B  "),  # an ISO 2022 escape
     (STUDY_UID, "UI", b"1.2.3 "),  # a UID padded with a space
     (DESCRIPTION, "SH", b"CT"),  # stored under another VR than it is judged by
+    (DESCRIPTION, "LO", b"A LONGER DESCRIPTION " * 4 + b"  "),  # longer than what is remembered, two pads
 ]
 
 
