@@ -54,6 +54,7 @@ from pydicom._uid_dict import UID_dictionary
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
+from pipeline.verify import reader
 from pipeline.verify.conformance import conformance_findings
 from pipeline.verify.findings import Finding, Severity, Verdict, VerifyRule
 from pipeline.verify.high_bits import high_bits_findings
@@ -82,6 +83,11 @@ _UTC_OFFSET = re.compile(r"[+-][0-9]{4}$")
 
 
 def _read(data: bytes) -> Dataset | None:
+    """`data` read by verify's own reader (pipeline/verify/reader.py), or by pydicom when it is
+    not in the shape that reader reads; None when neither can."""
+    own = reader.read_file(data)
+    if own is not None:
+        return own
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:

@@ -14,6 +14,7 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from pipeline.verify import reader
 from pipeline.verify.iod import IodType, attributes_at, listed_tag
 from pipeline.verify.profile import TEXT_VRS, Expect, Profile, default_expectation
 
@@ -221,8 +222,18 @@ def walk(ds: Dataset, profile: Profile, prefix: str = "", in_clean: bool = False
 
 def element_of(ds: Dataset, tag: int, stored: DataElement | RawDataElement) -> DataElement:
     """The element `ds` holds at `tag` as pydicom gives it (`stored` as it was listed; a sequence
-    or any value already decoded is used as it is, a raw one is decoded by `ds`)."""
-    return stored if isinstance(stored, DataElement) and stored.VR == "SQ" else ds[tag]
+    or any value already decoded is used as it is; a raw sequence is read by verify's reader,
+    pipeline/verify/reader.py, where it can; any other raw one is decoded by `ds`)."""
+    if isinstance(stored, DataElement):
+        return stored if stored.VR == "SQ" else ds[tag]
+    held = ds.get_item(tag) if stored.VR == "SQ" else None  # read since `stored` was listed?
+    if isinstance(held, DataElement):
+        return held
+    if isinstance(held, RawDataElement):
+        read = reader.read_sequence(ds, tag, held)
+        if read is not None:
+            return read
+    return ds[tag]
 
 
 def _plain_creator(stored: DataElement | RawDataElement) -> bool:
