@@ -115,9 +115,13 @@ def _rules_broken(cells: NDArray[Any], stored: int, high: int, signed: bool) -> 
 
 
 def _any_bit(cells: NDArray[Any], mask: int) -> bool:
-    """Whether any cell has a bit of `mask` set: eight bytes at a time where the cells fill them
-    (the mask repeated in the cells' byte order, so the same bits are tested)."""
+    """Whether any cell has a bit of `mask` set: where the mask is every bit from one up (the bits
+    above High Bit), whether the largest cell reaches that bit; else eight bytes at a time where
+    the cells fill them (the mask repeated in the cells' byte order, so the same bits are tested)."""
     size = cells.dtype.itemsize
+    lowest = mask & -mask
+    if cells.dtype.kind == "u" and mask and mask + lowest == 1 << (size * 8):  # every bit from `lowest` up
+        return bool(cells.size) and int(cells.max()) >= lowest  # one pass, no temporary array
     if size < 8 and cells.ndim == 1 and cells.flags.c_contiguous and (cells.size * size) % 8 == 0:
         pattern = np.array([mask] * (8 // size), dtype=cells.dtype).view(np.uint64)[0]
         return bool(np.any(cells.view(np.uint64) & pattern))

@@ -175,8 +175,7 @@ def read_sequence(ds: Dataset, tag: int, stored: RawDataElement) -> DataElement 
     if stored.length:  # pydicom gives an empty value the VR's empty value, not a sequence it read
         sequence.is_undefined_length = False
     elem = DataElement(stored.tag, "SQ", sequence, stored.value_tell, False, already_converted=True)
-    ds[tag] = elem
-    ds._set_pixel_representation(elem)  # as pydicom's `ds[tag]`: the Pixel Representation nearest each item
+    ds[tag] = elem  # as pydicom's `ds[tag]`, which also gives each item the Pixel Representation nearest it
     return elem
 
 
