@@ -30,7 +30,8 @@ the standard's rules, and what is present must be allowed:
 The original is given as its bytes, which verify parses itself, or, in the runner, as
 `pipeline.verify.before.as_read`'s copy of the dataset the runner parsed (once per input), taken
 before the scrub; verify decodes that copy's values itself. The output is always parsed here,
-from the very bytes that are written.
+from the very bytes that are written (by verify's own reader, pipeline/verify/reader.py, in the
+shape the pipeline writes; by pydicom otherwise).
 
 With the original at hand, every identifying value of the original that the profile does not
 keep (names, IDs, dates in common spellings, UIDs, institution, device and address values,
