@@ -77,7 +77,6 @@ from pipeline.verify.walk import TRAILING_PADDING, Visit, stored_text, tag_name,
 
 _SERIOUS_VRS = TEXT_VRS | {"DA", "DT", "UN", "SQ", "OB", "OW", "UI"}
 _META_ALLOWED = frozenset({0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013})
-_ANY_VALUE = frozenset({Expect.KEEP, Expect.CLEAN})
 _DUMMY_MARKERS = ("ANONYM", "REMOVED", "DUMMY", "REDACTED", "UNKNOWN")
 UID_2_25 = re.compile(r"2\.25\.(?:0|[1-9][0-9]{0,38})")
 _TIME = re.compile(r"([01][0-9]|2[0-3])(?:[0-5][0-9](?:([0-5][0-9]|60)(?:\.[0-9]{1,6})?)?)?")  # PS3.5 TM
@@ -316,7 +315,7 @@ def verify_file(
             walk(ds, profile, masks=masks, sop_class=sop_class))
         findings += _check_meta(ds)
         for visit in visits:
-            if visit.expect in _ANY_VALUE and visit.tag != TRAILING_PADDING:
+            if (visit.expect is Expect.KEEP or visit.expect is Expect.CLEAN) and visit.tag != TRAILING_PADDING:
                 continue  # `_check` allows any value here (C text: the search for the original's values)
             if visit.tag == TRAILING_PADDING:
                 findings.append(Finding(VerifyRule.TRAILING_PADDING, visit.path, Severity.HIGH))

@@ -19,6 +19,7 @@ pydicom's reading, at every depth, on pydicom's own test files and the bench cor
 
 from __future__ import annotations
 
+import copy
 import io
 import struct
 import warnings
@@ -179,7 +180,29 @@ def read_sequence(ds: Dataset, tag: int, stored: RawDataElement) -> DataElement 
     return elem
 
 
-def _items(value: bytes, offset: int, encoding: str | list[str]) -> list[Dataset]:
+# Speed: `Dataset.__init__` and the attributes pydicom's reader sets on an item go one by one
+# through `Dataset.__setattr__` (a dozen Python calls an item). An item is given the state a new
+# Dataset has (`_NEW`, its containers fresh) with the reading's attributes, in one update;
+# tests/verify/test_reader.py holds every attribute equal to pydicom's item's.
+_NEW: dict[str, Any] = dict(vars(Dataset()))
+_FRESH = tuple(name for name, value in _NEW.items() if isinstance(value, (dict, list, set)))
+
+
+def _item(elements: dict[BaseTag, RawDataElement | DataElement], encoding: list[str], tell: int) -> Dataset:
+    """An item as pydicom's `read_sequence_item` makes it (`Dataset(elements, parent_encoding=...)`,
+    `set_original_encoding`, the item's positions)."""
+    state = dict(_NEW)
+    for name in _FRESH:
+        state[name] = copy.copy(_NEW[name])
+    state.update(_dict=elements, _parent_encoding=encoding, _read_implicit=False, _read_little=True,
+                 _read_charset=_encoding(elements, encoding), is_undefined_length_sequence_item=False,
+                 seq_item_tell=tell, file_tell=tell)
+    item = Dataset.__new__(Dataset)
+    item.__dict__.update(state)
+    return item
+
+
+def _items(value: bytes, offset: int, encoding: list[str]) -> list[Dataset]:
     """The items of a sequence's value (PS3.5 7.5.1), each of defined length."""
     items: list[Dataset] = []
     position, end = 0, len(value)
@@ -190,12 +213,7 @@ def _items(value: bytes, offset: int, encoding: str | list[str]) -> list[Dataset
         if group << 16 | element != _ITEM_TAG or length == _UNDEFINED or position + 8 + length > end:
             raise _Unusual
         elements, _ = _elements(value, position + 8, position + 8 + length, in_meta=False, item=True)
-        item = Dataset(elements, parent_encoding=encoding)
-        item.set_original_encoding(False, True, _encoding(elements, encoding))
-        item.is_undefined_length_sequence_item = False
-        item.seq_item_tell = position + offset
-        item.file_tell = position + offset
-        items.append(item)
+        items.append(_item(elements, encoding, position + offset))
         position += 8 + length
     return items
 

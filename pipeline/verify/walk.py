@@ -15,7 +15,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 from pipeline.verify import reader
-from pipeline.verify.iod import IodType, attributes_at, listed_tag
+from pipeline.verify.iod import IodType, attributes_at
 from pipeline.verify.profile import TEXT_VRS, Expect, Profile, default_expectation
 
 STRING_VRS = TEXT_VRS | {"AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI", "UN"}
@@ -159,7 +159,15 @@ def walk(ds: Dataset, profile: Profile, prefix: str = "", in_clean: bool = False
     values are recorded; without (the original), everything is entered and what lies in a
     removed sequence counts as removed; what lies in a replaced one, as replaced. With
     `sop_class`, what the object's IOD requires at `tags` (the sequences above `ds`) may stay
-    (`required_expectation`)."""
+    (`required_expectation`). The whole walk is done before the first visit is given (the
+    visits are listed in order, without a generator per item)."""
+    visits: list[Visit] = []
+    _walk(visits, ds, profile, prefix, in_clean, removed, masks, replaced, sop_class, tags)
+    return iter(visits)
+
+
+def _walk(visits: list[Visit], ds: Dataset, profile: Profile, prefix: str, in_clean: bool, removed: bool,
+          masks: list[tuple[int, int]] | None, replaced: bool, sop_class: str | None, tags: tuple[int, ...]) -> None:
     listed = attributes_at(sop_class, tags) if sop_class else None
     elements = sorted((int(tag), stored) for tag, stored in ds.items())
     creators: dict[tuple[int, int], str] = {}
@@ -173,6 +181,7 @@ def walk(ds: Dataset, profile: Profile, prefix: str = "", in_clean: bool = False
     kept_blocks: set[tuple[int, int]] = set()
     creator_visits: list[Visit] = []
     decided = profile.walked
+    add = visits.append
     for tag, stored in elements:
         group, element = tag >> 16, tag & 0xFFFF
         is_private = group % 2 == 1
@@ -202,22 +211,22 @@ def walk(ds: Dataset, profile: Profile, prefix: str = "", in_clean: bool = False
             if replaced:
                 expect = replaced_expectation(expect, vr, tag)
             if listed is not None and not graphics:
-                kind = listed.get(listed_tag(tag))
-                if kind is not None:
+                kind = listed.get(tag)  # `listed_tag(tag)`: the tag itself outside the overlay groups
+                if kind is not None and (expect is Expect.ABSENT or expect is Expect.EMPTY):  # else unchanged
                     expect = required_expectation(expect, kind)
-        yield Visit(path, tag, vr, expect, is_private, ds, stored)
+        add(Visit(path, tag, vr, expect, is_private, ds, stored))
         if vr == "SQ" and (masks is None or expect not in (Expect.ABSENT, Expect.EMPTY)):
             inner_removed = removed or expect in (Expect.ABSENT, Expect.EMPTY)
             inner_clean = in_clean or expect is Expect.CLEAN
             inner_replaced = replaced or expect is Expect.REPLACED
             for index, item in enumerate(element_of(ds, tag, stored).value or ()):
-                yield from walk(item, profile, f"{path}[{index}].", inner_clean, inner_removed, masks,
-                                inner_replaced, sop_class, (*tags, tag))
+                _walk(visits, item, profile, f"{path}[{index}].", inner_clean, inner_removed, masks,
+                      inner_replaced, sop_class, (*tags, tag))
     for visit in creator_visits:
         keep = (visit.tag >> 16, visit.tag & 0xFFFF) in kept_blocks and not removed
         visit.expect = Expect.KEEP if keep else Expect.ABSENT
         visit.vr = "LO" if _plain_creator(visit.stored) else str(ds[visit.tag].VR)
-        yield visit
+        add(visit)
 
 
 def element_of(ds: Dataset, tag: int, stored: DataElement | RawDataElement) -> DataElement:

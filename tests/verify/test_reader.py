@@ -29,6 +29,12 @@ _ITEM_STATE = ("_parent_encoding", "_read_charset", "_read_implicit", "_read_lit
                "is_undefined_length_sequence_item", "_pixel_rep")
 
 
+def _new_state() -> dict[str, Any]:
+    from pipeline.verify.reader import _NEW
+
+    return _NEW
+
+
 def _pydicom(data: bytes) -> Dataset | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -50,6 +56,12 @@ def _same(mine: Dataset, theirs: Dataset, where: str) -> int:
     assert list(mine._dict) == list(theirs._dict), where
     for name in _ITEM_STATE:
         assert getattr(mine, name, None) == getattr(theirs, name, None), (where, name)
+    if where != "file":  # an item: every attribute pydicom's reader gives it, and no other
+        state, other = dict(vars(mine)), dict(vars(theirs))
+        assert state.pop("_dict") is not other.pop("_dict")
+        assert state == other, where
+        for name, value in state.items():  # nothing shared with another item
+            assert not isinstance(value, (dict, list, set)) or value is not _new_state().get(name), (where, name)
     compared = 0
     as_read = dict(theirs._dict)  # before reading a sequence converts Pixel Representation (both sides)
     for tag, stored in list(mine._dict.items()):
