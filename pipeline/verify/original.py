@@ -283,18 +283,20 @@ def original_identifiers(ds: Dataset, profile: Profile) -> Original:
     cleaned: list[str] = []
     visits = list(walk(ds.file_meta, profile)) if hasattr(ds, "file_meta") else []
     sop_class = stored_text(ds, 0x00080016, "SOPClassUID").strip("\x00 ") or None
+    keep, shifted, clean = Expect.KEEP, Expect.SHIFTED, Expect.CLEAN
     for visit in visits + list(walk(ds, profile, sop_class=sop_class)):
-        keeps = visit.expect is Expect.KEEP or (visit.expect is Expect.SHIFTED and visit.vr not in _MODIFIED_VRS)
-        if keeps and visit.vr in NUMBER_VRS:
+        expect, vr = visit.expect, visit.vr
+        keeps = expect is keep or (expect is shifted and vr not in _MODIFIED_VRS)
+        if keeps and vr in NUMBER_VRS:
             continue  # binary numbers spell no name, ID or date: not decoded, never an excuse
         strings = visit.strings
         values[visit.path] = strings
         if keeps:
             kept.extend(strings)  # what the output legitimately still holds (a UTC offset stays with shifted dates)
         elif strings:  # an empty value identifies no one
-            if visit.expect is Expect.CLEAN:
+            if expect is clean:
                 cleaned.extend(strings)
-            if visit.vr in _COLLECTED_VRS or keyword_of(visit.tag) in _COLLECTED_KEYWORDS:
+            if vr in _COLLECTED_VRS or keyword_of(visit.tag) in _COLLECTED_KEYWORDS:
                 _collect(visit, found, whole)
     kept_text, cleaned_text = "\n".join(kept).lower(), "\n".join(cleaned).lower()
     identifiers: dict[str, Kind] = {}
