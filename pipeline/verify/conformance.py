@@ -46,11 +46,6 @@ def too_long(vr: str, values: tuple[str, ...]) -> bool:
     return any(len(part) > limit for part in parts)
 
 
-def _is_graphics(tag: int) -> bool:
-    group = tag >> 16
-    return 0x5000 <= group <= 0x501E or 0x6000 <= group <= 0x601E
-
-
 def _strings(ds: Dataset, tag: int, vr: str, stored: DataElement | RawDataElement) -> tuple[str, ...]:
     if isinstance(stored, RawDataElement) and vr == stored.VR:
         fast = ascii_strings(vr, stored.value)
@@ -115,10 +110,11 @@ def _unchanged(tag: int, stored: DataElement | RawDataElement, out: DataElement 
 def _compare(original: Dataset, output: Dataset, sop_class: str, tags: tuple[int, ...],
              prefix: str) -> Iterator[Finding]:
     listed = attributes_at(sop_class, tags)
-    outputs = {int(tag): out for tag, out in output.items()}  # as stored: raw until decoded
-    for tag, stored in sorted((int(tag), stored) for tag, stored in original.items()):
-        if tag >> 16 & 1 or _is_graphics(tag) or tag >> 16 == 0x0002:
-            continue
+    outputs = dict(zip(map(int, output.keys()), output.values(), strict=True))  # as stored: raw until decoded
+    for tag, stored in sorted(zip(map(int, original.keys()), original.values(), strict=True)):
+        group = tag >> 16
+        if group & 1 or group == 0x0002 or 0x5000 <= group <= 0x501E or 0x6000 <= group <= 0x601E:
+            continue  # private, meta, or an overlay or curve group (50xx, 60xx)
         out = outputs.get(tag)
         if out is not None and _unchanged(tag, stored, out):
             continue

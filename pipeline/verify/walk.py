@@ -53,9 +53,10 @@ class Visit:
 
     @property
     def strings(self) -> tuple[str, ...]:
-        if self.cached is None:
-            self.cached = _strings_of(self.parent, self.tag, self.vr, self.stored)
-        return self.cached
+        cached = self.cached
+        if cached is None:
+            cached = self.cached = _strings_of(self.parent, self.tag, self.vr, self.stored)
+        return cached
 
 
 @functools.lru_cache(maxsize=8192)
@@ -169,7 +170,7 @@ def walk(ds: Dataset, profile: Profile, prefix: str = "", in_clean: bool = False
 def _walk(visits: list[Visit], ds: Dataset, profile: Profile, prefix: str, in_clean: bool, removed: bool,
           masks: list[tuple[int, int]] | None, replaced: bool, sop_class: str | None, tags: tuple[int, ...]) -> None:
     listed = attributes_at(sop_class, tags) if sop_class else None
-    elements = sorted((int(tag), stored) for tag, stored in ds.items())
+    elements = sorted(zip(map(int, ds.keys()), ds.values(), strict=True))  # (tag, element); tags are unique
     creators: dict[tuple[int, int], str] = {}
     for tag, stored in elements:
         if tag >> 16 & 1 and 0x10 <= tag & 0xFFFF <= 0xFF:
@@ -282,7 +283,15 @@ def _strings_of(ds: Dataset, tag: int, vr: str, stored: DataElement | RawDataEle
     if vr == "SQ" or tag in BULK_TAGS or ((tag >> 16) & 0xFF01 == 0x6000 and tag & 0xFFFF == 0x3000):  # overlay data
         return ()
     if isinstance(stored, RawDataElement):
-        fast = ascii_strings(vr, stored.value)
+        value = stored.value
+        if vr in _FAST_TEXT_VRS and isinstance(value, bytes) and value.isascii() and b"\x1b" not in value:
+            text = value.decode("ascii")  # `ascii_strings`, written out: the common case
+            if vr in _SINGLE_VALUED or "\\" not in text:
+                text = text.strip(" \x00")
+                return (text,) if text else ()
+            out = tuple(part.strip(" \x00") for part in text.split("\\"))
+            return out if any(out) else ()
+        fast = ascii_strings(vr, value)
         if fast is None and stored.VR is not None and vr != stored.VR:
             # judged by the dictionary's VR, decoded by pydicom in the explicit one it was stored in
             fast = ascii_strings(stored.VR, stored.value)
