@@ -27,7 +27,7 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 
 from pipeline.verify.findings import Finding, Severity, VerifyRule
-from pipeline.verify.iod import IodType, attributes_at, listed_tag
+from pipeline.verify.iod import IodType, attributes_at
 from pipeline.verify.walk import ascii_strings, dictionary_vr, element_of, element_strings, stored_text, tag_name
 
 # PS3.5 Table 6.2-1: the most characters one value of a VR may hold (PN: per component group).
@@ -119,7 +119,7 @@ def _compare(original: Dataset, output: Dataset, sop_class: str, tags: tuple[int
         if out is not None and _unchanged(tag, stored, out):
             continue
         path = prefix + tag_name(tag)
-        kind = None if listed is None else listed.get(listed_tag(tag))
+        kind = None if listed is None else listed.get(tag)  # `listed_tag`: the tag itself outside 60xx
         if out is None:
             if kind is not None and kind not in (IodType.TYPE_3,):
                 yield Finding(VerifyRule.REQUIRED_ATTRIBUTE_MISSING, path, Severity.MEDIUM, detail=f"type-{kind}")

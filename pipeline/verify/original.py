@@ -245,6 +245,7 @@ def _collect(visit: Visit, found: _Found, whole: set[str]) -> None:
                     found.add(word, Kind.FREE_TEXT)
 
 
+@functools.lru_cache(maxsize=8192)  # pure; a study's identifiers recur in its files
 def _usable(text: str, kind: Kind) -> bool:
     upper = text.upper()
     if len(upper) < 2 or upper in _SKIPPED or (upper.isdigit() and len(upper) < 6):
@@ -252,6 +253,7 @@ def _usable(text: str, kind: Kind) -> bool:
     return not (kind is Kind.FREE_TEXT and upper in _COMMON_WORDS)
 
 
+@functools.lru_cache(maxsize=8192)  # pure; a study's identifiers recur in its files
 def is_loose(text: str, kind: Kind) -> bool:
     """Whether the raw-byte search matches `text` anywhere, glued to other characters or not: long
     enough not to occur by chance, and not a run of digits (which long UIDs are full of). Values
