@@ -43,7 +43,7 @@ def too_long(vr: str, values: tuple[str, ...]) -> bool:
     if limit is None:
         return False
     parts = [group for value in values for group in value.split("=")] if vr == "PN" else list(values)
-    return any(len(part) > limit for part in parts)
+    return max(map(len, parts), default=0) > limit
 
 
 def _strings(ds: Dataset, tag: int, vr: str, stored: DataElement | RawDataElement) -> tuple[str, ...]:

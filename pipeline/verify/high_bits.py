@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 from pydicom.pixels.decoders.base import get_decoder
@@ -83,6 +83,8 @@ def _unsigned(ds: Dataset, tag: int, keyword: str) -> Any:
     if isinstance(stored, RawDataElement) and stored.VR == "US" and isinstance(stored.value, bytes) and len(
             stored.value) == 2:
         return int.from_bytes(stored.value, "little" if stored.is_little_endian else "big")
+    if isinstance(stored, DataElement):
+        return stored.value  # decoded already: what `getattr(ds, keyword)` gives
     return getattr(ds, keyword)
 
 

@@ -19,7 +19,6 @@ pydicom's reading, at every depth, on pydicom's own test files and the bench cor
 
 from __future__ import annotations
 
-import copy
 import io
 import struct
 import warnings
@@ -92,7 +91,9 @@ def _encoding(elements: dict[BaseTag, RawDataElement | DataElement], parent: str
         return parent
     if not isinstance(charset, RawDataElement):
         raise _Unusual
-    return list(convert_encodings(convert_raw_data_element(charset).value))
+    with warnings.catch_warnings():  # pydicom's word on an unknown or odd character set: not ours to give
+        warnings.simplefilter("ignore")
+        return list(convert_encodings(convert_raw_data_element(charset).value))
 
 
 def _elements(data: bytes, position: int, end: int, *, in_meta: bool,
@@ -167,9 +168,7 @@ def read_sequence(ds: Dataset, tag: int, stored: RawDataElement) -> DataElement 
     charset = ds.original_character_set or ds._character_set or [default_encoding]
     encoding = [charset] if isinstance(charset, str) else list(charset)  # as pydicom's convert_value
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            items = _items(value, stored.value_tell, encoding)
+        items = _items(value, stored.value_tell, encoding)
     except (_Unusual, struct.error, UnicodeError, ValueError, KeyError, LookupError):
         return None
     sequence = Sequence(items)
@@ -185,7 +184,7 @@ def read_sequence(ds: Dataset, tag: int, stored: RawDataElement) -> DataElement 
 # Dataset has (`_NEW`, its containers fresh) with the reading's attributes, in one update;
 # tests/verify/test_reader.py holds every attribute equal to pydicom's item's.
 _NEW: dict[str, Any] = dict(vars(Dataset()))
-_FRESH = tuple(name for name, value in _NEW.items() if isinstance(value, (dict, list, set)))
+_FRESH = tuple(name for name, value in _NEW.items() if isinstance(value, (dict, list, set)) and name != "_dict")
 
 
 def _item(elements: dict[BaseTag, RawDataElement | DataElement], encoding: list[str], tell: int) -> Dataset:
@@ -193,7 +192,7 @@ def _item(elements: dict[BaseTag, RawDataElement | DataElement], encoding: list[
     `set_original_encoding`, the item's positions)."""
     state = dict(_NEW)
     for name in _FRESH:
-        state[name] = copy.copy(_NEW[name])
+        state[name] = _NEW[name].copy()
     state.update(_dict=elements, _parent_encoding=encoding, _read_implicit=False, _read_little=True,
                  _read_charset=_encoding(elements, encoding), is_undefined_length_sequence_item=False,
                  seq_item_tell=tell, file_tell=tell)

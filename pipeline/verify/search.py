@@ -144,7 +144,7 @@ class _TextSearch:
 
     def __init__(self, original: Original, texts: list[str]) -> None:
         self._kinds = original.identifiers
-        self._ascii = all(text.isascii() for text in texts) and all(t.isascii() and t for t in self._kinds)
+        self._ascii = all(map(str.isascii, texts)) and "" not in self._kinds and all(map(str.isascii, self._kinds))
         self._matcher: _Matcher | None = None  # built at the first text that needs it
 
     @functools.cached_property
@@ -162,7 +162,7 @@ class _TextSearch:
         if self._ascii is False:
             return True
         haystack = "\n".join(texts).lower()
-        return any(text in haystack for text in self._kinds)
+        return any(map(haystack.__contains__, self._kinds))
 
     def first(self, text: str) -> Kind | None:
         if self._ascii:
@@ -188,7 +188,7 @@ def _may_occur_in_bytes(data: bytes, original: Original, masks: list[tuple[int, 
     bodies: set[bytes] = set()  # ASCII text is the same bytes in every encoding: searched once
     for text in original.identifiers:
         bodies.update(_bodies(text, original.encodings))
-    return any(body in haystack for body in bodies)
+    return any(map(haystack.__contains__, bodies))
 
 
 @functools.lru_cache(maxsize=8192)

@@ -175,7 +175,7 @@ def _walk(visits: list[Visit], ds: Dataset, profile: Profile, prefix: str, in_cl
     for tag, stored in elements:
         if tag >> 16 & 1 and 0x10 <= tag & 0xFFFF <= 0xFF:
             creators[(tag >> 16, tag & 0xFFFF)] = _creator(ds, tag, stored)
-        elif masks is not None and (tag in BULK_TAGS or is_overlay_data(tag)):
+        elif masks is not None and (tag in BULK_TAGS or tag & 0xFF01FFFF == 0x60003000):  # or overlay data
             tell = getattr(stored, "value_tell", None)
             if isinstance(tell, int) and stored.value is not None:
                 masks.append((tell, tell + len(stored.value)))
