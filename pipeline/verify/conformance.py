@@ -20,6 +20,7 @@ which the IOD allows (the modules are optional). Private attributes have no IOD 
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Iterator
 
@@ -70,7 +71,10 @@ _BLANK = b" \x00"
 
 def _stored_has_value(stored: RawDataElement) -> bool | None:
     """Whether pydicom would decode `stored` to a value, or None when only decoding can tell."""
-    vr, value = stored.VR, stored.value
+    return _has_stored_value(stored.VR, stored.value)
+
+
+def _has_stored_value(vr: str | None, value: bytes | None) -> bool | None:
     if value is None or vr is None:
         return None
     if len(value) == 0:
@@ -99,12 +103,24 @@ def _unchanged(tag: int, stored: DataElement | RawDataElement, out: DataElement 
     judges from the bytes alone (then it finds the same on both sides: nothing new)."""
     if not (isinstance(stored, RawDataElement) and isinstance(out, RawDataElement)):
         return False
-    if stored.VR != out.VR or stored.value != out.value:
+    value = stored.value
+    if stored.VR != out.VR or value != out.value:
         return False
+    if value is not None and len(value) <= _SHORT:  # a short value: judged once per tag, VR and bytes
+        return _judged_from_bytes(tag, stored.VR, value)
+    return _judged_from_bytes.__wrapped__(tag, stored.VR, value)
+
+
+_SHORT = 64  # bytes: what `_judged_from_bytes` remembers (8192 at most)
+
+
+@functools.lru_cache(maxsize=8192)
+def _judged_from_bytes(tag: int, stored_vr: str | None, value: bytes | None) -> bool:
+    """Whether `_compare` judges the element `tag` stored as `stored_vr` and `value` from its bytes alone."""
     vr = dictionary_vr(tag)
-    if vr is None or vr == "SQ" or _stored_has_value(stored) is None:
+    if vr is None or vr == "SQ" or _has_stored_value(stored_vr, value) is None:
         return False
-    return vr not in MAX_LENGTHS or (vr == stored.VR and ascii_strings(vr, stored.value) is not None)
+    return vr not in MAX_LENGTHS or (vr == stored_vr and ascii_strings(vr, value) is not None)
 
 
 def _compare(original: Dataset, output: Dataset, sop_class: str, tags: tuple[int, ...],

@@ -44,7 +44,7 @@ _UNDEFINED = 0xFFFFFFFF
 _PIXEL_DATA = 0x7FE00010
 _ITEM_TAG, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _CHARSET = 0x00080005
-_PIXEL_REPRESENTATION = 0x00280103
+_PIXEL_REPRESENTATION = BaseTag(0x00280103)
 _IMPLICIT, _BIG, _DEFLATED = "1.2.840.10008.1.2", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"
 
 
@@ -175,8 +175,36 @@ def read_sequence(ds: Dataset, tag: int, stored: RawDataElement) -> DataElement 
     if stored.length:  # pydicom gives an empty value the VR's empty value, not a sequence it read
         sequence.is_undefined_length = False
     elem = DataElement(stored.tag, "SQ", sequence, stored.value_tell, False, already_converted=True)
-    ds[tag] = elem  # as pydicom's `ds[tag]`, which also gives each item the Pixel Representation nearest it
+    if tag >> 16 & 1:
+        ds[tag] = elem  # as pydicom's `ds[tag]` (a private sequence learns its creator)
+    else:
+        ds._dict[stored.tag] = elem  # what `ds[tag] = elem` does for a public sequence, and then:
+        _pixel_representation(ds, items)
     return elem
+
+
+def _pixel_representation(ds: Dataset, items: list[Dataset]) -> None:
+    """pydicom's `Dataset._set_pixel_representation` for a sequence just read (as `ds[tag]`
+    does): `ds` and each item learn the nearest Pixel Representation, which pydicom uses to
+    resolve a US or SS element's VR; `ds`'s own is decoded, as there."""
+    pixel_rep: Any = None
+    if _PIXEL_REPRESENTATION in ds._dict:
+        pixel_rep = ds[_PIXEL_REPRESENTATION].value
+    elif "_pixel_rep" in ds.__dict__:
+        pixel_rep = ds.__dict__["_pixel_rep"]
+    if pixel_rep is not None:
+        ds.__dict__["_pixel_rep"] = int(b"\x01" in pixel_rep) if isinstance(pixel_rep, bytes) else pixel_rep
+    inherited = "_pixel_rep" in ds.__dict__
+    for item in items:
+        own = item._dict.get(_PIXEL_REPRESENTATION)
+        if own is not None:
+            value = own.value
+            if value is not None:
+                item.__dict__["_pixel_rep"] = int(b"\x01" in value) if isinstance(value, bytes) else value
+            elif inherited:
+                item.__dict__["_pixel_rep"] = ds.__dict__["_pixel_rep"]
+        elif inherited:
+            item.__dict__["_pixel_rep"] = ds.__dict__["_pixel_rep"]
 
 
 # Speed: `Dataset.__init__` and the attributes pydicom's reader sets on an item go one by one

@@ -80,6 +80,9 @@ def _same(mine: Dataset, theirs: Dataset, where: str) -> int:
             assert len(elem.value) == len(theirs_items), (where, tag)
             for index, (item, other_item) in enumerate(zip(elem.value, theirs_items, strict=True)):
                 compared += _same(item, other_item, f"{where}/{tag:08X}[{index}]")
+            # what reading the sequence decoded in `ds` (its Pixel Representation), and the state it set
+            assert [type(e) for e in mine._dict.values()] == [type(e) for e in theirs._dict.values()], where
+            assert getattr(mine, "_pixel_rep", None) == getattr(theirs, "_pixel_rep", None), where
         else:
             assert stored == other, (where, tag)
     return compared
