@@ -171,31 +171,26 @@ def _walk(visits: list[Visit], ds: Dataset, profile: Profile, prefix: str, in_cl
           masks: list[tuple[int, int]] | None, replaced: bool, sop_class: str | None, tags: tuple[int, ...]) -> None:
     listed = attributes_at(sop_class, tags) if sop_class else None
     elements = sorted(zip(map(int, ds.keys()), ds.values(), strict=True))  # (tag, element); tags are unique
-    creators: dict[tuple[int, int], str] = {}
-    for tag, stored in elements:
-        if tag >> 16 & 1 and 0x10 <= tag & 0xFFFF <= 0xFF:
-            creators[(tag >> 16, tag & 0xFFFF)] = _creator(ds, tag, stored)
-        elif masks is not None and (tag in BULK_TAGS or tag & 0xFF01FFFF == 0x60003000):  # or overlay data
-            tell = getattr(stored, "value_tell", None)
-            if isinstance(tell, int) and stored.value is not None:
-                masks.append((tell, tell + len(stored.value)))
+    creators: dict[tuple[int, int], str] = {}  # each creator comes before its block's elements (sorted)
     kept_blocks: set[tuple[int, int]] = set()
     creator_visits: list[Visit] = []
     decided = profile.walked
     add = visits.append
+    absent, empty = Expect.ABSENT, Expect.EMPTY
     for tag, stored in elements:
         group, element = tag >> 16, tag & 0xFFFF
         is_private = group % 2 == 1
         if is_private:
             path = prefix + tag_name(tag)
             if 0x10 <= element <= 0xFF:
-                creator_visits.append(Visit(path, tag, "LO", Expect.ABSENT, True, ds, stored))
+                creators[(group, element)] = _creator(ds, tag, stored)
+                creator_visits.append(Visit(path, tag, "LO", absent, True, ds, stored))
                 continue
             creator = creators.get((group, element >> 8)) if element > 0xFF else None
             vr = _vr(ds, tag, stored, creator)
             graphics = False
             rule = profile.rule_for(tag, creator) if creator is not None else None
-            expect = Expect.KEEP if rule is not None and rule.expect is Expect.KEEP else Expect.ABSENT
+            expect = Expect.KEEP if rule is not None and rule.expect is Expect.KEEP else absent
             if expect is Expect.KEEP:
                 kept_blocks.add((group, element >> 8))
         else:
@@ -206,18 +201,22 @@ def _walk(visits: list[Visit], ds: Dataset, profile: Profile, prefix: str, in_cl
                     decided[(tag, in_clean)] = known
             name, vr, expect, graphics = known
             path = prefix + name
+            if masks is not None and (tag in BULK_TAGS or tag & 0xFF01FFFF == 0x60003000):  # or overlay data
+                tell = getattr(stored, "value_tell", None)
+                if isinstance(tell, int) and stored.value is not None:
+                    masks.append((tell, tell + len(stored.value)))
         if removed:
-            expect = Expect.ABSENT
+            expect = absent
         else:
             if replaced:
                 expect = replaced_expectation(expect, vr, tag)
             if listed is not None and not graphics:
                 kind = listed.get(tag)  # `listed_tag(tag)`: the tag itself outside the overlay groups
-                if kind is not None and (expect is Expect.ABSENT or expect is Expect.EMPTY):  # else unchanged
+                if kind is not None and (expect is absent or expect is empty):  # else unchanged
                     expect = required_expectation(expect, kind)
         add(Visit(path, tag, vr, expect, is_private, ds, stored))
-        if vr == "SQ" and (masks is None or expect not in (Expect.ABSENT, Expect.EMPTY)):
-            inner_removed = removed or expect in (Expect.ABSENT, Expect.EMPTY)
+        if vr == "SQ" and (masks is None or (expect is not absent and expect is not empty)):
+            inner_removed = removed or expect is absent or expect is empty
             inner_clean = in_clean or expect is Expect.CLEAN
             inner_replaced = replaced or expect is Expect.REPLACED
             for index, item in enumerate(element_of(ds, tag, stored).value or ()):
