@@ -182,18 +182,24 @@ def identification_of(path: str) -> Kind | None:
 
 def _add_name(found: _Found, whole: set[str], group: str, separators: str) -> None:
     """A person's name, whole (never excused by a kept attribute) and by its parts."""
+    texts, wholes, spelled = _name_forms(group, separators)
+    for text in texts:
+        found.add(text, Kind.PERSON_NAME)
+    whole.update(wholes)
+    found.spelled.update(dict.fromkeys(spelled, Kind.PERSON_NAME))
+
+
+@functools.lru_cache(maxsize=4096)  # pure; a patient's and a physician's names recur in a study's files
+def _name_forms(group: str, separators: str) -> tuple[tuple[str, ...], frozenset[str], frozenset[str]]:
+    """What `_add_name` adds for a name: its texts in order, its whole forms, its spellings."""
     parts = [p for p in re.split(separators, group) if p]
-    found.add(" ".join(parts), Kind.PERSON_NAME)
-    if len(parts) > 1:
-        whole.update({group.strip().lower(), " ".join(parts).lower()})
+    texts = [" ".join(parts)]
+    wholes = {group.strip().lower(), " ".join(parts).lower()} if len(parts) > 1 else set()
     words = [w for w in re.split(r"[\^\s,\-]+", group) if w]
-    for part in words:
-        if part.upper() not in _PARTICLES:
-            found.add(part, Kind.PERSON_NAME)
+    texts += [part for part in words if part.upper() not in _PARTICLES]
     if len(words) > 1:  # run together: SMITHJOHN, JOHNSMITH (middle names too, or left out)
-        for joined in ("".join(words), "".join(reversed(words)), words[0] + words[1], words[1] + words[0]):
-            found.add(joined, Kind.PERSON_NAME)
-    found.spelled.update(dict.fromkeys(name_spellings(group), Kind.PERSON_NAME))
+        texts += ["".join(words), "".join(reversed(words)), words[0] + words[1], words[1] + words[0]]
+    return tuple(texts), frozenset(wholes), name_spellings(group)
 
 
 def _collect_code(visit: Visit, keyword: str, identifies: Kind, found: _Found, whole: set[str]) -> None:
