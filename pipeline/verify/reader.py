@@ -8,13 +8,17 @@ Explicit VR Little Endian or an encapsulated syntax that encodes it so; sequence
 defined length; encapsulated Pixel Data of undefined length). This module reads that shape
 straight from the bytes with `struct` and builds what pydicom's `dcmread` builds: datasets of
 `RawDataElement`s, each with the same VR, length, value bytes and position, left undecoded
-(verify decodes them by its own rules, pydicom converting only where verify asks it to).
+(verify decodes them by its own rules, pydicom converting only where verify asks it to). A
+sequence stays raw until verify enters it, as in pydicom; `read_sequence` then reads its items
+the same way and leaves the dataset as pydicom's `ds[tag]` would (the items, their encodings
+and positions, the Pixel Representation each inherits).
 
 Anything outside that shape (another transfer syntax, a VR pydicom would guess at, an
-undefined length but Pixel Data's, UN, a command or a repeated element, elements out of
-order, a length past the end) is not read here: the caller reads the file with pydicom,
-exactly as before. tests/verify/test_reader.py holds every element read here equal to
-pydicom's reading, at every depth, on pydicom's own test files and the bench corpus.
+undefined length but encapsulated Pixel Data's, a command, an item tag or a repeated element
+among elements, elements out of order, a length past the end) is not read here: the caller
+reads it with pydicom, exactly as before. tests/verify/test_reader.py holds every element and
+item read here equal to pydicom's reading, at every depth, on pydicom's own test files, the
+bench corpus and its outputs.
 """
 
 from __future__ import annotations
