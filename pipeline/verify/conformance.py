@@ -20,6 +20,7 @@ which the IOD allows (the modules are optional). Private attributes have no IOD 
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Iterator
 
@@ -27,7 +28,7 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 
 from pipeline.verify.findings import Finding, Severity, VerifyRule
-from pipeline.verify.iod import IodType, attributes_at, listed_tag
+from pipeline.verify.iod import IodType, attributes_at
 from pipeline.verify.walk import ascii_strings, dictionary_vr, element_of, element_strings, stored_text, tag_name
 
 # PS3.5 Table 6.2-1: the most characters one value of a VR may hold (PN: per component group).
@@ -43,12 +44,7 @@ def too_long(vr: str, values: tuple[str, ...]) -> bool:
     if limit is None:
         return False
     parts = [group for value in values for group in value.split("=")] if vr == "PN" else list(values)
-    return any(len(part) > limit for part in parts)
-
-
-def _is_graphics(tag: int) -> bool:
-    group = tag >> 16
-    return 0x5000 <= group <= 0x501E or 0x6000 <= group <= 0x601E
+    return max(map(len, parts), default=0) > limit
 
 
 def _strings(ds: Dataset, tag: int, vr: str, stored: DataElement | RawDataElement) -> tuple[str, ...]:
@@ -75,7 +71,10 @@ _BLANK = b" \x00"
 
 def _stored_has_value(stored: RawDataElement) -> bool | None:
     """Whether pydicom would decode `stored` to a value, or None when only decoding can tell."""
-    vr, value = stored.VR, stored.value
+    return _has_stored_value(stored.VR, stored.value)
+
+
+def _has_stored_value(vr: str | None, value: bytes | None) -> bool | None:
     if value is None or vr is None:
         return None
     if len(value) == 0:
@@ -104,26 +103,39 @@ def _unchanged(tag: int, stored: DataElement | RawDataElement, out: DataElement 
     judges from the bytes alone (then it finds the same on both sides: nothing new)."""
     if not (isinstance(stored, RawDataElement) and isinstance(out, RawDataElement)):
         return False
-    if stored.VR != out.VR or stored.value != out.value:
+    value = stored.value
+    if stored.VR != out.VR or value != out.value:
         return False
+    if value is not None and len(value) <= _SHORT:  # a short value: judged once per tag, VR and bytes
+        return _judged_from_bytes(tag, stored.VR, value)
+    return _judged_from_bytes.__wrapped__(tag, stored.VR, value)
+
+
+_SHORT = 64  # bytes: what `_judged_from_bytes` remembers (8192 at most)
+
+
+@functools.lru_cache(maxsize=8192)
+def _judged_from_bytes(tag: int, stored_vr: str | None, value: bytes | None) -> bool:
+    """Whether `_compare` judges the element `tag` stored as `stored_vr` and `value` from its bytes alone."""
     vr = dictionary_vr(tag)
-    if vr is None or vr == "SQ" or _stored_has_value(stored) is None:
+    if vr is None or vr == "SQ" or _has_stored_value(stored_vr, value) is None:
         return False
-    return vr not in MAX_LENGTHS or (vr == stored.VR and ascii_strings(vr, stored.value) is not None)
+    return vr not in MAX_LENGTHS or (vr == stored_vr and ascii_strings(vr, value) is not None)
 
 
 def _compare(original: Dataset, output: Dataset, sop_class: str, tags: tuple[int, ...],
              prefix: str) -> Iterator[Finding]:
     listed = attributes_at(sop_class, tags)
-    outputs = {int(tag): out for tag, out in output.items()}  # as stored: raw until decoded
-    for tag, stored in sorted((int(tag), stored) for tag, stored in original.items()):
-        if tag >> 16 & 1 or _is_graphics(tag) or tag >> 16 == 0x0002:
-            continue
+    outputs = dict(zip(map(int, output.keys()), output.values(), strict=True))  # as stored: raw until decoded
+    for tag, stored in sorted(zip(map(int, original.keys()), original.values(), strict=True)):
+        group = tag >> 16
+        if group & 1 or group == 0x0002 or 0x5000 <= group <= 0x501E or 0x6000 <= group <= 0x601E:
+            continue  # private, meta, or an overlay or curve group (50xx, 60xx)
         out = outputs.get(tag)
         if out is not None and _unchanged(tag, stored, out):
             continue
         path = prefix + tag_name(tag)
-        kind = None if listed is None else listed.get(listed_tag(tag))
+        kind = None if listed is None else listed.get(tag)  # `listed_tag`: the tag itself outside 60xx
         if out is None:
             if kind is not None and kind not in (IodType.TYPE_3,):
                 yield Finding(VerifyRule.REQUIRED_ATTRIBUTE_MISSING, path, Severity.MEDIUM, detail=f"type-{kind}")

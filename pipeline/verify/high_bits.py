@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 from pydicom.pixels.decoders.base import get_decoder
@@ -83,6 +83,8 @@ def _unsigned(ds: Dataset, tag: int, keyword: str) -> Any:
     if isinstance(stored, RawDataElement) and stored.VR == "US" and isinstance(stored.value, bytes) and len(
             stored.value) == 2:
         return int.from_bytes(stored.value, "little" if stored.is_little_endian else "big")
+    if isinstance(stored, DataElement):
+        return stored.value  # decoded already: what `getattr(ds, keyword)` gives
     return getattr(ds, keyword)
 
 
@@ -115,9 +117,13 @@ def _rules_broken(cells: NDArray[Any], stored: int, high: int, signed: bool) -> 
 
 
 def _any_bit(cells: NDArray[Any], mask: int) -> bool:
-    """Whether any cell has a bit of `mask` set: eight bytes at a time where the cells fill them
-    (the mask repeated in the cells' byte order, so the same bits are tested)."""
+    """Whether any cell has a bit of `mask` set: where the mask is every bit from one up (the bits
+    above High Bit), whether the largest cell reaches that bit; else eight bytes at a time where
+    the cells fill them (the mask repeated in the cells' byte order, so the same bits are tested)."""
     size = cells.dtype.itemsize
+    lowest = mask & -mask
+    if cells.dtype.kind == "u" and mask and mask + lowest == 1 << (size * 8):  # every bit from `lowest` up
+        return bool(cells.size) and int(cells.max()) >= lowest  # one pass, no temporary array
     if size < 8 and cells.ndim == 1 and cells.flags.c_contiguous and (cells.size * size) % 8 == 0:
         pattern = np.array([mask] * (8 // size), dtype=cells.dtype).view(np.uint64)[0]
         return bool(np.any(cells.view(np.uint64) & pattern))

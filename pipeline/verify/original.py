@@ -153,7 +153,15 @@ class _Found:
         if not key.isascii():  # "müller" is also typed "mueller" and "muller" (verify/transliteration.py)
             for spelled in ascii_spellings(key):
                 self._add(spelled, kind)
-        self._add(key, kind)
+        known = self.kinds.get(key)  # `_add(key, kind)`, written out: the common case
+        if known is None or _PRIORITY[kind] < _PRIORITY[known]:
+            self.kinds[key] = kind
+        if len(key) < LONG:
+            origins = self.origins.get(key)
+            if origins is None:
+                self.origins[key] = {self.tag}
+            else:
+                origins.add(self.tag)
 
     def _add(self, key: str, kind: Kind) -> None:
         known = self.kinds.get(key)
@@ -182,18 +190,24 @@ def identification_of(path: str) -> Kind | None:
 
 def _add_name(found: _Found, whole: set[str], group: str, separators: str) -> None:
     """A person's name, whole (never excused by a kept attribute) and by its parts."""
+    texts, wholes, spelled = _name_forms(group, separators)
+    for text in texts:
+        found.add(text, Kind.PERSON_NAME)
+    whole.update(wholes)
+    found.spelled.update(dict.fromkeys(spelled, Kind.PERSON_NAME))
+
+
+@functools.lru_cache(maxsize=4096)  # pure; a patient's and a physician's names recur in a study's files
+def _name_forms(group: str, separators: str) -> tuple[tuple[str, ...], frozenset[str], frozenset[str]]:
+    """What `_add_name` adds for a name: its texts in order, its whole forms, its spellings."""
     parts = [p for p in re.split(separators, group) if p]
-    found.add(" ".join(parts), Kind.PERSON_NAME)
-    if len(parts) > 1:
-        whole.update({group.strip().lower(), " ".join(parts).lower()})
+    texts = [" ".join(parts)]
+    wholes = {group.strip().lower(), " ".join(parts).lower()} if len(parts) > 1 else set()
     words = [w for w in re.split(r"[\^\s,\-]+", group) if w]
-    for part in words:
-        if part.upper() not in _PARTICLES:
-            found.add(part, Kind.PERSON_NAME)
+    texts += [part for part in words if part.upper() not in _PARTICLES]
     if len(words) > 1:  # run together: SMITHJOHN, JOHNSMITH (middle names too, or left out)
-        for joined in ("".join(words), "".join(reversed(words)), words[0] + words[1], words[1] + words[0]):
-            found.add(joined, Kind.PERSON_NAME)
-    found.spelled.update(dict.fromkeys(name_spellings(group), Kind.PERSON_NAME))
+        texts += ["".join(words), "".join(reversed(words)), words[0] + words[1], words[1] + words[0]]
+    return tuple(texts), frozenset(wholes), name_spellings(group)
 
 
 def _collect_code(visit: Visit, keyword: str, identifies: Kind, found: _Found, whole: set[str]) -> None:
@@ -245,6 +259,7 @@ def _collect(visit: Visit, found: _Found, whole: set[str]) -> None:
                     found.add(word, Kind.FREE_TEXT)
 
 
+@functools.lru_cache(maxsize=8192)  # pure; a study's identifiers recur in its files
 def _usable(text: str, kind: Kind) -> bool:
     upper = text.upper()
     if len(upper) < 2 or upper in _SKIPPED or (upper.isdigit() and len(upper) < 6):
@@ -252,6 +267,7 @@ def _usable(text: str, kind: Kind) -> bool:
     return not (kind is Kind.FREE_TEXT and upper in _COMMON_WORDS)
 
 
+@functools.lru_cache(maxsize=8192)  # pure; a study's identifiers recur in its files
 def is_loose(text: str, kind: Kind) -> bool:
     """Whether the raw-byte search matches `text` anywhere, glued to other characters or not: long
     enough not to occur by chance, and not a run of digits (which long UIDs are full of). Values
@@ -283,18 +299,20 @@ def original_identifiers(ds: Dataset, profile: Profile) -> Original:
     cleaned: list[str] = []
     visits = list(walk(ds.file_meta, profile)) if hasattr(ds, "file_meta") else []
     sop_class = stored_text(ds, 0x00080016, "SOPClassUID").strip("\x00 ") or None
+    keep, shifted, clean = Expect.KEEP, Expect.SHIFTED, Expect.CLEAN
     for visit in visits + list(walk(ds, profile, sop_class=sop_class)):
-        keeps = visit.expect is Expect.KEEP or (visit.expect is Expect.SHIFTED and visit.vr not in _MODIFIED_VRS)
-        if keeps and visit.vr in NUMBER_VRS:
+        expect, vr = visit.expect, visit.vr
+        keeps = expect is keep or (expect is shifted and vr not in _MODIFIED_VRS)
+        if keeps and vr in NUMBER_VRS:
             continue  # binary numbers spell no name, ID or date: not decoded, never an excuse
         strings = visit.strings
         values[visit.path] = strings
         if keeps:
             kept.extend(strings)  # what the output legitimately still holds (a UTC offset stays with shifted dates)
         elif strings:  # an empty value identifies no one
-            if visit.expect is Expect.CLEAN:
+            if expect is clean:
                 cleaned.extend(strings)
-            if visit.vr in _COLLECTED_VRS or keyword_of(visit.tag) in _COLLECTED_KEYWORDS:
+            if vr in _COLLECTED_VRS or keyword_of(visit.tag) in _COLLECTED_KEYWORDS:
                 _collect(visit, found, whole)
     kept_text, cleaned_text = "\n".join(kept).lower(), "\n".join(cleaned).lower()
     identifiers: dict[str, Kind] = {}

@@ -143,10 +143,13 @@ class _TextSearch:
     """The first identifier in a piece of text, for one file's identifiers."""
 
     def __init__(self, original: Original, texts: list[str]) -> None:
-        self._identifiers = tuple(sorted(original.identifiers.items()))
         self._kinds = original.identifiers
-        self._ascii = all(text.isascii() for text in texts) and all(t.isascii() and t for t in self._kinds)
+        self._ascii = all(map(str.isascii, texts)) and "" not in self._kinds and all(map(str.isascii, self._kinds))
         self._matcher: _Matcher | None = None  # built at the first text that needs it
+
+    @functools.cached_property
+    def _identifiers(self) -> tuple[tuple[str, Kind], ...]:
+        return tuple(sorted(self._kinds.items()))
 
     def _ascii_matcher(self) -> _Matcher:
         if self._matcher is None:
@@ -159,7 +162,7 @@ class _TextSearch:
         if self._ascii is False:
             return True
         haystack = "\n".join(texts).lower()
-        return any(text in haystack for text in self._kinds)
+        return any(map(haystack.__contains__, self._kinds))
 
     def first(self, text: str) -> Kind | None:
         if self._ascii:
@@ -184,12 +187,21 @@ def _may_occur_in_bytes(data: bytes, original: Original, masks: list[tuple[int, 
     haystack = b"\x00".join(parts).lower()  # a joint can only add occurrences, never hide one
     bodies: set[bytes] = set()  # ASCII text is the same bytes in every encoding: searched once
     for text in original.identifiers:
-        for encoding in original.encodings:
-            try:
-                bodies.add(text.encode(encoding).lower())
-            except (UnicodeError, LookupError):
-                continue
-    return any(body in haystack for body in bodies)
+        bodies.update(_bodies(text, original.encodings))
+    return any(map(haystack.__contains__, bodies))
+
+
+@functools.lru_cache(maxsize=8192)
+def _bodies(text: str, encodings: tuple[str, ...]) -> frozenset[bytes]:
+    """`text` lower-cased in each of `encodings` it can be written in (remembered: a study's
+    names, IDs and UIDs recur in its files)."""
+    bodies: set[bytes] = set()
+    for encoding in encodings:
+        try:
+            bodies.add(text.encode(encoding).lower())
+        except (UnicodeError, LookupError):
+            continue
+    return frozenset(bodies)
 
 
 def _severity(kind: Kind) -> Severity:

@@ -96,7 +96,20 @@ def may_hold(text: str) -> bool:
 
 def fold(text: str) -> str:
     """`text` as the spellings are written: NFKC, hiragana as katakana, case-folded, month
-    names as tokens."""
+    names as tokens. Short texts (names, codes, descriptions: the same in many files of a
+    study) are remembered, a bounded number of them."""
+    return _fold_short(text) if len(text) <= _SHORT else _fold(text)
+
+
+_SHORT = 128  # characters: what `fold` remembers (4096 of them at most)
+
+
+@functools.lru_cache(maxsize=4096)
+def _fold_short(text: str) -> str:
+    return _fold(text)
+
+
+def _fold(text: str) -> str:
     if not text.isascii():
         text = "".join(_KANA.get(c, c) for c in unicodedata.normalize("NFKC", text))
     text = text.casefold()

@@ -14,7 +14,8 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from pipeline.verify.iod import IodType, attributes_at, listed_tag
+from pipeline.verify import reader
+from pipeline.verify.iod import IodType, attributes_at
 from pipeline.verify.profile import TEXT_VRS, Expect, Profile, default_expectation
 
 STRING_VRS = TEXT_VRS | {"AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI", "UN"}
@@ -52,9 +53,10 @@ class Visit:
 
     @property
     def strings(self) -> tuple[str, ...]:
-        if self.cached is None:
-            self.cached = _strings_of(self.parent, self.tag, self.vr, self.stored)
-        return self.cached
+        cached = self.cached
+        if cached is None:
+            cached = self.cached = _strings_of(self.parent, self.tag, self.vr, self.stored)
+        return cached
 
 
 @functools.lru_cache(maxsize=8192)
@@ -158,33 +160,37 @@ def walk(ds: Dataset, profile: Profile, prefix: str = "", in_clean: bool = False
     values are recorded; without (the original), everything is entered and what lies in a
     removed sequence counts as removed; what lies in a replaced one, as replaced. With
     `sop_class`, what the object's IOD requires at `tags` (the sequences above `ds`) may stay
-    (`required_expectation`)."""
+    (`required_expectation`). The whole walk is done before the first visit is given (the
+    visits are listed in order, without a generator per item)."""
+    visits: list[Visit] = []
+    _walk(visits, ds, profile, prefix, in_clean, removed, masks, replaced, sop_class, tags)
+    return iter(visits)
+
+
+def _walk(visits: list[Visit], ds: Dataset, profile: Profile, prefix: str, in_clean: bool, removed: bool,
+          masks: list[tuple[int, int]] | None, replaced: bool, sop_class: str | None, tags: tuple[int, ...]) -> None:
     listed = attributes_at(sop_class, tags) if sop_class else None
-    elements = sorted((int(tag), stored) for tag, stored in ds.items())
-    creators: dict[tuple[int, int], str] = {}
-    for tag, stored in elements:
-        if tag >> 16 & 1 and 0x10 <= tag & 0xFFFF <= 0xFF:
-            creators[(tag >> 16, tag & 0xFFFF)] = _creator(ds, tag, stored)
-        elif masks is not None and (tag in BULK_TAGS or is_overlay_data(tag)):
-            tell = getattr(stored, "value_tell", None)
-            if isinstance(tell, int) and stored.value is not None:
-                masks.append((tell, tell + len(stored.value)))
+    elements = sorted(zip(map(int, ds.keys()), ds.values(), strict=True))  # (tag, element); tags are unique
+    creators: dict[tuple[int, int], str] = {}  # each creator comes before its block's elements (sorted)
     kept_blocks: set[tuple[int, int]] = set()
     creator_visits: list[Visit] = []
     decided = profile.walked
+    add = visits.append
+    absent, empty = Expect.ABSENT, Expect.EMPTY
     for tag, stored in elements:
         group, element = tag >> 16, tag & 0xFFFF
         is_private = group % 2 == 1
         if is_private:
             path = prefix + tag_name(tag)
             if 0x10 <= element <= 0xFF:
-                creator_visits.append(Visit(path, tag, "LO", Expect.ABSENT, True, ds, stored))
+                creators[(group, element)] = _creator(ds, tag, stored)
+                creator_visits.append(Visit(path, tag, "LO", absent, True, ds, stored))
                 continue
             creator = creators.get((group, element >> 8)) if element > 0xFF else None
             vr = _vr(ds, tag, stored, creator)
             graphics = False
             rule = profile.rule_for(tag, creator) if creator is not None else None
-            expect = Expect.KEEP if rule is not None and rule.expect is Expect.KEEP else Expect.ABSENT
+            expect = Expect.KEEP if rule is not None and rule.expect is Expect.KEEP else absent
             if expect is Expect.KEEP:
                 kept_blocks.add((group, element >> 8))
         else:
@@ -195,34 +201,48 @@ def walk(ds: Dataset, profile: Profile, prefix: str = "", in_clean: bool = False
                     decided[(tag, in_clean)] = known
             name, vr, expect, graphics = known
             path = prefix + name
+            if masks is not None and (tag in BULK_TAGS or tag & 0xFF01FFFF == 0x60003000):  # or overlay data
+                tell = getattr(stored, "value_tell", None)
+                if isinstance(tell, int) and stored.value is not None:
+                    masks.append((tell, tell + len(stored.value)))
         if removed:
-            expect = Expect.ABSENT
+            expect = absent
         else:
             if replaced:
                 expect = replaced_expectation(expect, vr, tag)
             if listed is not None and not graphics:
-                kind = listed.get(listed_tag(tag))
-                if kind is not None:
+                kind = listed.get(tag)  # `listed_tag(tag)`: the tag itself outside the overlay groups
+                if kind is not None and (expect is absent or expect is empty):  # else unchanged
                     expect = required_expectation(expect, kind)
-        yield Visit(path, tag, vr, expect, is_private, ds, stored)
-        if vr == "SQ" and (masks is None or expect not in (Expect.ABSENT, Expect.EMPTY)):
-            inner_removed = removed or expect in (Expect.ABSENT, Expect.EMPTY)
+        add(Visit(path, tag, vr, expect, is_private, ds, stored))
+        if vr == "SQ" and (masks is None or (expect is not absent and expect is not empty)):
+            inner_removed = removed or expect is absent or expect is empty
             inner_clean = in_clean or expect is Expect.CLEAN
             inner_replaced = replaced or expect is Expect.REPLACED
             for index, item in enumerate(element_of(ds, tag, stored).value or ()):
-                yield from walk(item, profile, f"{path}[{index}].", inner_clean, inner_removed, masks,
-                                inner_replaced, sop_class, (*tags, tag))
+                _walk(visits, item, profile, f"{path}[{index}].", inner_clean, inner_removed, masks,
+                      inner_replaced, sop_class, (*tags, tag))
     for visit in creator_visits:
         keep = (visit.tag >> 16, visit.tag & 0xFFFF) in kept_blocks and not removed
         visit.expect = Expect.KEEP if keep else Expect.ABSENT
         visit.vr = "LO" if _plain_creator(visit.stored) else str(ds[visit.tag].VR)
-        yield visit
+        add(visit)
 
 
 def element_of(ds: Dataset, tag: int, stored: DataElement | RawDataElement) -> DataElement:
     """The element `ds` holds at `tag` as pydicom gives it (`stored` as it was listed; a sequence
-    or any value already decoded is used as it is, a raw one is decoded by `ds`)."""
-    return stored if isinstance(stored, DataElement) and stored.VR == "SQ" else ds[tag]
+    or any value already decoded is used as it is; a raw sequence is read by verify's reader,
+    pipeline/verify/reader.py, where it can; any other raw one is decoded by `ds`)."""
+    if isinstance(stored, DataElement):
+        return stored if stored.VR == "SQ" else ds[tag]
+    held = ds.get_item(tag) if stored.VR == "SQ" else None  # read since `stored` was listed?
+    if isinstance(held, DataElement):
+        return held
+    if isinstance(held, RawDataElement):
+        read = reader.read_sequence(ds, tag, held)
+        if read is not None:
+            return read
+    return ds[tag]
 
 
 def _plain_creator(stored: DataElement | RawDataElement) -> bool:
@@ -262,7 +282,15 @@ def _strings_of(ds: Dataset, tag: int, vr: str, stored: DataElement | RawDataEle
     if vr == "SQ" or tag in BULK_TAGS or ((tag >> 16) & 0xFF01 == 0x6000 and tag & 0xFFFF == 0x3000):  # overlay data
         return ()
     if isinstance(stored, RawDataElement):
-        fast = ascii_strings(vr, stored.value)
+        value = stored.value
+        if vr in _FAST_TEXT_VRS and isinstance(value, bytes) and value.isascii() and b"\x1b" not in value:
+            text = value.decode("ascii")  # `ascii_strings`, written out: the common case
+            if vr in _SINGLE_VALUED or "\\" not in text:
+                text = text.strip(" \x00")
+                return (text,) if text else ()
+            out = tuple(part.strip(" \x00") for part in text.split("\\"))
+            return out if any(out) else ()
+        fast = ascii_strings(vr, value)
         if fast is None and stored.VR is not None and vr != stored.VR:
             # judged by the dictionary's VR, decoded by pydicom in the explicit one it was stored in
             fast = ascii_strings(stored.VR, stored.value)

@@ -196,3 +196,20 @@ def test_a_bit_above_high_bit_is_seen_in_any_cell_of_any_byte_order(dtype: str) 
                     cells = np.zeros(count, dtype=dtype)
                     cells[position] = 1 << bit
                     assert _any_bit(cells, above), (count, high, position, bit)
+
+
+@pytest.mark.parametrize("dtype", ["<u1", "<u2", ">u2", "<u4", ">u4", "<u8"])
+def test_any_bit_agrees_with_a_plain_test_of_every_cell(dtype: str) -> None:
+    """Masks of every bit from one up (read by the largest cell) and any other mask: the same
+    answer as testing each cell's bits."""
+    from pipeline.verify.high_bits import _any_bit
+
+    size = np.dtype(dtype).itemsize * 8
+    rng = np.random.default_rng(7)
+    for count in (0, 1, 5, 16):
+        for top in range(1, size + 1):
+            cells = (rng.integers(0, 1 << min(top, 63), size=count, dtype=np.uint64)).astype(dtype)
+            for mask in (~((1 << low) - 1) & ((1 << size) - 1) for low in range(size)):
+                assert _any_bit(cells, mask) == bool(np.any(cells & cells.dtype.type(mask))), (count, top, mask)
+            odd = 0b1010 & ((1 << size) - 1)
+            assert _any_bit(cells, odd) == bool(np.any(cells & cells.dtype.type(odd)))
