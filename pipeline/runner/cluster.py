@@ -44,8 +44,10 @@ TICK_CONFIG = {"distributed.admin.tick.interval": "1s"}
 # A nanny starts its worker with MALLOC_TRIM_THRESHOLD_=65536, so glibc hands every freed buffer
 # above 64 KB back to the system at once: each file's bytes (its input, output and the copies a
 # read and a write make) were then mapped and faulted in afresh, ~1.3 ms of a worker's CPU per
-# file of the benchmark (~500 KB). Left to glibc's own threshold, freed memory is reused; a
-# worker's peak stays that of its largest file (the benchmark checks memory stays flat).
+# file of the benchmark (~500 KB). Left to glibc's own sliding threshold, freed memory was mostly
+# reused (100 to 250 faults a file remained); a worker now also sets fixed thresholds at its first
+# task (`pipeline.runner.task.tune_allocator`), which holds for workers a scheduler of ours did not
+# start too. A worker's peak stays that of the files it holds (the benchmark checks it stays flat).
 WORKER_ENVIRONMENT_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
 
