@@ -100,6 +100,7 @@ class RssSampler:
         self.root = psutil.Process(pid)
         self.peaks: dict[int, tuple[str, int]] = {}
         self.cpu: dict[int, float] = {}  # CPU seconds (user + system) last seen per process
+        self.split: dict[int, tuple[float, float, int]] = {}  # (user s, system s, minor page faults) last seen
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -119,6 +120,7 @@ class RssSampler:
                         rss = process.memory_info().rss
                         times = process.cpu_times()
                         self.cpu[process.pid] = times.user + times.system
+                        self.split[process.pid] = (times.user, times.system, _minor_faults(process.pid))
                         role = self.peaks.get(process.pid, (None, 0))[0] or _role(process, self.root)
                         self.peaks[process.pid] = (role, max(rss, self.peaks.get(process.pid, ("", 0))[1]))
             self.stop.wait(SAMPLE_SECONDS)
@@ -133,7 +135,20 @@ class RssSampler:
                 # where a run's time goes besides the workers' own work
                 "client_cpu_seconds": round(sum(c for pid, c in self.cpu.items() if roles.get(pid) == "client"), 2),
                 "worker_cpu_seconds": sorted((round(c, 2) for pid, c in self.cpu.items()
-                                              if roles.get(pid) == "worker"), reverse=True)}
+                                              if roles.get(pid) == "worker"), reverse=True),
+                # the same CPU split into user and system, and the minor page faults (a count the
+                # other processes on a shared machine do not change, unlike CPU time), all workers
+                **{f"worker_{name}": round(sum(split[i] for pid, split in self.split.items()
+                                               if roles.get(pid) == "worker"), 2)
+                   for i, name in enumerate(("user_cpu_seconds", "system_cpu_seconds", "minor_faults"))}}
+
+
+def _minor_faults(pid: int) -> int:
+    """Minor page faults of a process so far (/proc/PID/stat's 10th field; 0 where there is none)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def _role(process: psutil.Process, root: psutil.Process) -> str:
@@ -357,6 +372,12 @@ def _runs(info: CorpusInfo, workers: int, reps: int, scratch: Path, key_file: Pa
             "worker_cpu_ms_per_file": _per_file(statistics.median(sum(r["worker_cpu_seconds"]) for r in runs),
                                                 statistics.median(sum(s["worker_cpu_seconds"]) for s in startup),
                                                 info.files),
+            **{f"worker_{name}_per_file": _per_file(statistics.median(r[f"worker_{key}"] for r in runs),
+                                                    statistics.median(s[f"worker_{key}"] for s in startup), info.files)
+               for name, key in (("user_ms", "user_cpu_seconds"), ("system_ms", "system_cpu_seconds"))},
+            "worker_minor_faults_per_file": round(max(
+                statistics.median(r["worker_minor_faults"] for r in runs)
+                - statistics.median(s["worker_minor_faults"] for s in startup), 0) / max(info.files - 1, 1), 1),
             "median_startup_cpu_seconds": {
                 "client": statistics.median(s["client_cpu_seconds"] for s in startup),
                 "workers": statistics.median(sum(s["worker_cpu_seconds"]) for s in startup)},
@@ -510,6 +531,8 @@ def table(results: dict[str, Any]) -> str:
                      f"{r['median_worker_cpu_seconds']:>10.1f}")
         lines.append(f"{'  CPU ms/file client / workers':<34}{r['client_cpu_ms_per_file']:>10.2f}"
                      f"{r['worker_cpu_ms_per_file']:>10.2f}  (beyond a one-file run's)")
+        lines.append(f"{'  workers user / sys ms/file':<34}{r['worker_user_ms_per_file']:>10.2f}"
+                     f"{r['worker_system_ms_per_file']:>10.2f}  ({r['worker_minor_faults_per_file']} page faults/file)")
     if "ocr" in results:
         ocr = results["ocr"]
         lines.append(f"OCR: {ocr['corpus_sent_to_ocr']} of {ocr['corpus_images']} corpus images sent to OCR "

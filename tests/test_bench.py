@@ -26,6 +26,8 @@ def test_bench_runs_on_a_tiny_corpus_and_writes_its_results(tmp_path: Path) -> N
         (run,) = results["runs"][workers]["runs"]
         assert run["processed"] == {"written": 20}
         assert run["client_peak_mb"] > 0 and run["worker_peaks_mb"]
+        assert run["worker_user_cpu_seconds"] > 0 and run["worker_minor_faults"] > 0
+        assert results["runs"][workers]["worker_minor_faults_per_file"] >= 0
     assert set(results["ratios"]) >= {"pipeline_serial_vs_floor_b", "run_2_vs_1_excluding_startup",
                                       "pipeline_vs_deid", "pipeline_vs_dicognito", "worker_memory_growth",
                                       "floor_b_vs_floor_c"}

@@ -32,12 +32,22 @@ POLL_SECONDS = 0.02  # how often a waiting client checks that its scheduler is s
 DASK_LOG_LENGTH = 16
 # A worker's statistical profiler samples its threads every 10 ms for the dashboard's profile
 # page: CPU taken from the files, and of no use without the dashboard, where it stays off.
-NO_DASHBOARD_CONFIG = {"distributed.worker.profile.enabled": False}
+# Its system monitor (CPU, memory, network and disk counters read every 0.5 s, in the scheduler's
+# process and every worker's) feeds the dashboard's plots: without them, every 5 s is enough for
+# the scheduler's view of its workers' memory.
+NO_DASHBOARD_CONFIG = {"distributed.worker.profile.enabled": False,
+                       "distributed.admin.system-monitor.interval": "5s"}
+# Every server (the scheduler, each nanny and worker) wakes every 20 ms to measure how late its
+# event loop runs, which only feeds a warning after 3 s: half of an idle worker's CPU, and 50 GIL
+# requests a second in the thread that runs the files. Once a second still catches a 3 s stall.
+TICK_CONFIG = {"distributed.admin.tick.interval": "1s"}
 # A nanny starts its worker with MALLOC_TRIM_THRESHOLD_=65536, so glibc hands every freed buffer
 # above 64 KB back to the system at once: each file's bytes (its input, output and the copies a
 # read and a write make) were then mapped and faulted in afresh, ~1.3 ms of a worker's CPU per
-# file of the benchmark (~500 KB). Left to glibc's own threshold, freed memory is reused; a
-# worker's peak stays that of its largest file (the benchmark checks memory stays flat).
+# file of the benchmark (~500 KB). Left to glibc's own sliding threshold, freed memory was mostly
+# reused (100 to 250 faults a file remained); a worker now also sets fixed thresholds at its first
+# task (`pipeline.runner.task.tune_allocator`), which holds for workers a scheduler of ours did not
+# start too. A worker's peak stays that of the files it holds (the benchmark checks it stays flat).
 WORKER_ENVIRONMENT_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
 
@@ -56,7 +66,7 @@ def connect(workers: int | None, scheduler: str | None, memory_limit: str,
         stack.enter_context(quiet_logger("distributed"))
         # Set for the cluster's whole life: a connection opened later (a restarted worker's) reads it too.
         stack.enter_context(dask_config.set({"distributed.admin.low-level-log-length": DASK_LOG_LENGTH,
-                                             **WORKER_ENVIRONMENT_CONFIG,
+                                             **WORKER_ENVIRONMENT_CONFIG, **TICK_CONFIG,
                                              **({} if dashboard else NO_DASHBOARD_CONFIG)}))
         if scheduler is not None:
             try:

@@ -126,15 +126,17 @@ def test_dask_keeps_short_debug_logs_so_memory_does_not_grow_with_each_batch() -
     assert list(in_workers.values()) == [(DASK_LOG_LENGTH,) * 3]
 
 
-def _worker_settings() -> tuple[str | None, bool]:
+def _worker_settings() -> tuple[str | None, bool, str, str]:
     import os
 
     import dask
 
-    return os.environ.get("MALLOC_TRIM_THRESHOLD_"), bool(dask.config.get("distributed.worker.profile.enabled"))
+    return (os.environ.get("MALLOC_TRIM_THRESHOLD_"), bool(dask.config.get("distributed.worker.profile.enabled")),
+            str(dask.config.get("distributed.admin.tick.interval")),
+            str(dask.config.get("distributed.admin.system-monitor.interval")))
 
 
-def test_a_local_cluster_without_dashboard_runs_workers_without_profiler_or_forced_memory_trimming(
+def test_a_local_cluster_without_dashboard_runs_workers_without_profiler_forced_trimming_or_frequent_monitors(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # A nanny's MALLOC_TRIM_THRESHOLD_=65536 made every file's buffers be mapped afresh (~1.3 ms a
     # file); the profiler samples the worker every 10 ms for a dashboard that is not there.
@@ -143,7 +145,8 @@ def test_a_local_cluster_without_dashboard_runs_workers_without_profiler_or_forc
     with connect(1, None, "1GiB", notices.append, dashboard=False) as (client, _):
         client.submit(sum, [1, 2], pure=False).result()
         settings = client.run(_worker_settings)
-    assert list(settings.values()) == [(None, False)]
+    # nor wakes it every 20 ms to time its event loop, nor reads the system's counters twice a second
+    assert list(settings.values()) == [(None, False, "1s", "5s")]
     assert notices == []
 
 
