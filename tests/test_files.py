@@ -1,0 +1,213 @@
+"""The staging folder a run publishes through (pipeline/files.py `StagingFolder`): an output is
+staged as an unnamed file where the file system and ``/proc`` allow it, else as a named
+``.partial`` file, and in every way it is staged: its data are fsynced before it gets a release
+name, an existing name is never replaced (identical bytes accepted, different ones refused), and
+nothing stays in the staging folder, published, refused or failed. A process killed while it holds
+a staged file leaves nothing behind when the file was unnamed, a named file the sweep removes
+otherwise."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline import files
+from pipeline.errors import Cause, WriteError
+from pipeline.files import DuplicateOutputError, StagingFolder
+
+# How an output is staged: as the platform allows here (unnamed on this repository's ext4 and on
+# tmpfs), or named because the platform, /proc or the file system does not give unnamed files.
+WAYS = ("as-allowed", "no-o-tmpfile", "no-proc", "refused-by-file-system", "link-refused")
+
+
+@pytest.fixture(params=WAYS)
+def way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Stage the way the parameter names (each test starts with nothing probed)."""
+    monkeypatch.setattr(files, "_UNNAMED", {})
+    name: str = request.param
+    if name == "no-o-tmpfile":
+        monkeypatch.setattr(files, "_O_TMPFILE", 0)
+    elif name == "no-proc":
+        monkeypatch.setattr(files, "_FD_LINKS", "/nonexistent/proc/self/fd")
+    elif name == "refused-by-file-system":
+        monkeypatch.setattr(os, "open", _refusing(os.open, lambda flags: flags & os.O_TMPFILE == os.O_TMPFILE,
+                                                  errno.EOPNOTSUPP))
+    elif name == "link-refused":
+        monkeypatch.setattr(os, "link", _refusing_link(os.link))
+    return name
+
+
+def _refusing(real: Callable[..., int], when: Callable[[int], bool], code: int) -> Callable[..., int]:
+    def refused(path: object, flags: int, *args: object, **kwargs: object) -> int:
+        if when(flags):
+            raise OSError(code, os.strerror(code))
+        return real(path, flags, *args, **kwargs)
+    return refused
+
+
+def _refusing_link(real: Callable[..., None]) -> Callable[..., None]:
+    def link(src: object, dst: object, **kwargs: object) -> None:
+        if kwargs.get("src_dir_fd") is not None:  # an unnamed file, through /proc/self/fd
+            raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+        real(src, dst, **kwargs)
+    return link
+
+
+def _expect_unnamed(way: str, folder: Path) -> bool:
+    return way == "as-allowed" and _allows_unnamed(folder)
+
+
+def _allows_unnamed(folder: Path) -> bool:
+    """This test's own look at whether `folder` takes unnamed files linked through /proc."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(folder, os.O_RDWR | os.O_TMPFILE, 0o600)
+    except OSError:
+        return False
+    try:
+        links = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.link(str(descriptor), folder / "probe", src_dir_fd=links, follow_symlinks=True)
+        finally:
+            os.close(links)
+        (folder / "probe").unlink()
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(descriptor)
+
+
+def _open_descriptors() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture
+def synced(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, int, str]]]:
+    """Every fsync and link, in order, as (what, inode, name): the inode fsynced, or the inode
+    linked and the name it was given."""
+    events: list[tuple[str, int, str]] = []
+    real_fsync, real_link = os.fsync, os.link
+
+    def fsync(descriptor: int) -> None:
+        real_fsync(descriptor)
+        events.append(("fsync", os.fstat(descriptor).st_ino, ""))
+
+    def link(src: object, dst: str | Path, **kwargs: object) -> None:
+        real_link(src, dst, **kwargs)  # type: ignore[arg-type]
+        events.append(("link", os.stat(dst).st_ino, str(dst)))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "link", link)
+    yield events
+
+
+def test_an_output_is_fsynced_before_it_is_named_and_the_staging_folder_is_left_empty(
+    tmp_path: Path, way: str, synced: list[tuple[str, int, str]]
+) -> None:
+    staging, release = tmp_path / "release.staging", tmp_path / "release"
+    before = _open_descriptors()
+    with StagingFolder(staging) as folder:
+        staged = folder.stage(b"output bytes")
+        assert folder.unnamed is _expect_unnamed(way, staging)
+        if folder.unnamed:
+            assert staged.path is None and os.readlink(f"/proc/self/fd/{staged.descriptor}").endswith("(deleted)")
+            assert list(staging.iterdir()) == []  # nothing with a name, even while staged
+        else:
+            assert staged.path is not None and staged.path.parent == staging
+            assert staged.path.name.endswith(".partial")
+        folder.publish(staged, release / "p" / "s" / "x.dcm")
+    assert (release / "p" / "s" / "x.dcm").read_bytes() == b"output bytes"
+    assert list(staging.iterdir()) == []
+    assert _open_descriptors() == before
+    target = release / "p" / "s" / "x.dcm"
+    named = synced.index(("link", target.stat().st_ino, str(target)))
+    assert ("fsync", target.stat().st_ino, "") in synced[:named]  # its data were on disk before its name
+    assert [event for event in synced if event[0] == "link" and not event[2].startswith(str(staging))] == [
+        synced[named]]  # the probe (once a process) links in the staging folder only
+
+
+def test_an_identical_file_under_the_name_is_accepted_and_a_different_one_refused(tmp_path: Path, way: str) -> None:
+    staging, target = tmp_path / "staging", tmp_path / "release" / "x.dcm"
+    before = _open_descriptors()
+    with StagingFolder(staging) as folder:
+        folder.publish(folder.stage(b"same"), target)
+        folder.publish(folder.stage(b"same"), target)
+        with pytest.raises(DuplicateOutputError) as caught:
+            folder.publish(folder.stage(b"different"), target)
+        with pytest.raises(DuplicateOutputError):
+            folder.publish(folder.stage(b"samf"), target)  # the same size
+    assert caught.value.code == "duplicate-sop-instance"
+    assert target.read_bytes() == b"same" and [p.name for p in target.parent.iterdir()] == ["x.dcm"]
+    assert list(staging.iterdir()) == []
+    assert _open_descriptors() == before
+
+
+def test_a_write_that_fails_leaves_nothing_staged_and_says_why(
+    tmp_path: Path, way: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    staging = tmp_path / "staging"
+    before = _open_descriptors()
+
+    def full(descriptor: int, data: object) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with StagingFolder(staging) as folder:
+        monkeypatch.setattr(os, "write", full)
+        with pytest.raises(WriteError) as caught:
+            folder.stage(b"output bytes")
+        monkeypatch.undo()
+    assert caught.value.cause is Cause.NO_SPACE
+    assert list(staging.iterdir()) == []
+    assert _open_descriptors() == before
+
+
+def test_the_staging_folder_is_made_owner_only_and_made_again_if_it_goes(tmp_path: Path, way: str) -> None:
+    staging = tmp_path / "out" / "release.staging"
+    with StagingFolder(staging) as folder:
+        folder.publish(folder.stage(b"one"), tmp_path / "out" / "release" / "1.dcm")
+        assert staging.stat().st_mode & 0o777 == 0o700
+        staging.rmdir()
+        with pytest.raises(WriteError):
+            folder.stage(b"two")  # the folder is gone: this file fails (and is quarantined)
+        folder.publish(folder.stage(b"three"), tmp_path / "out" / "release" / "3.dcm")  # made again
+    assert (tmp_path / "out" / "release" / "3.dcm").read_bytes() == b"three"
+
+
+_HOLD = """
+import os, sys
+from pathlib import Path
+from pipeline import files
+if sys.argv[2] == "named":
+    files._O_TMPFILE = 0
+folder = files.StagingFolder(Path(sys.argv[1]))
+staged = folder.stage(b"unverified output")
+print("named" if staged.path is not None else "unnamed", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("staged_as", ["unnamed", "named"])
+def test_a_process_killed_while_it_holds_a_staged_file_leaves_no_name_or_one_the_sweep_removes(
+    tmp_path: Path, staged_as: str
+) -> None:
+    staging = tmp_path / "staging"
+    if staged_as == "unnamed" and not _allows_unnamed(staging):
+        staged_as = "named"  # this file system gives no unnamed files: the folder falls back, as here
+    with subprocess.Popen([sys.executable, "-c", _HOLD, str(staging), staged_as], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE) as holder:
+        assert holder.stdout is not None and holder.stdout.readline().decode().strip() == staged_as
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=10)
+    left = [p.name for p in staging.iterdir()]
+    if staged_as == "unnamed":
+        assert left == []
+    else:
+        assert len(left) == 1 and left[0].endswith(".partial")
