@@ -131,7 +131,7 @@ class StagingFolder:
     def __exit__(self, *exc: object) -> None:
         if self._links is not None:
             os.close(self._links)
-            self._links = None
+            self._links, self.unnamed = None, None  # probed again if used again
 
     def stage(self, data: bytes, mode: int = 0o666) -> StagedFile:
         """Write `data` to a new file in the folder, unnamed where possible; not fsynced

@@ -7,16 +7,17 @@ clean pixels and encode, as a pure function of the file's bytes, the plan and th
 file's name in every record), scrubs them, verifies the output's bytes independently
 (`pipeline.verify.checks.verify_file`, given the very bytes that are written next, which it
 parses itself, and verify's own copy of the original as read, `pipeline.verify.before.as_read`,
-taken before the scrub: the input is parsed once), stages them in the staging folder beside the
-release (never inside it), then promotes only on a positive `Verdict` (elements
-checked, the original searched, no finding): a verifier that cannot be imported
-(``verify-unavailable``) or returns anything else, an empty list included
-(``verify-no-verdict``), publishes nothing. Any error, expected or not, quarantines the file
-with a reason code that names the cause (`PipelineError.code`, e.g. ``bad-input:unknown-vr``;
-pydicom's own errors while a value is decoded by their kind, `pipeline.dicom.file.decode_cause`;
-else ``unexpected-<Class>``), never a message that could quote a value. A file that is clearly
-not DICOM (empty; no ``DICM`` prefix and no dataset at its start) or is a DICOMDIR is skipped,
-not quarantined.
+taken before the scrub: the input is parsed once), and publishes them only on a positive
+`Verdict` (elements checked, the original searched, no finding): a verifier that cannot be
+imported (``verify-unavailable``) or returns anything else, an empty list included
+(``verify-no-verdict``), publishes nothing. Published bytes are staged in the staging folder
+beside the release (never inside it; unnamed where the file system allows,
+`pipeline.files.StagingFolder`) and linked into the release once they are on disk. Any error,
+expected or not, quarantines the file with a reason code that names the cause
+(`PipelineError.code`, e.g. ``bad-input:unknown-vr``; pydicom's own errors while a value is
+decoded by their kind, `pipeline.dicom.file.decode_cause`; else ``unexpected-<Class>``), never a
+message that could quote a value. A file that is clearly not DICOM (empty; no ``DICM`` prefix and
+no dataset at its start) or is a DICOMDIR is skipped, not quarantined.
 
 Every file runs under limits, in a Dask worker and in the serial loop alike: a file larger
 than ``max_input_bytes`` is not read (``too-large``); one that declares more than it holds
