@@ -8,6 +8,7 @@ otherwise."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
@@ -211,3 +212,41 @@ def test_a_process_killed_while_it_holds_a_staged_file_leaves_no_name_or_one_the
         assert left == []
     else:
         assert len(left) == 1 and left[0].endswith(".partial")
+
+
+@contextlib.contextmanager
+def _mounted(kind: str, folder: Path) -> Iterator[Path]:
+    """`folder` as a fresh tmpfs or an overlay (over folders of this file system), if this process
+    may mount one (root in a container usually may; CI's own disk may be either); else as it is."""
+    folder.mkdir()
+    if kind == "tmpfs":
+        command = ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)]
+    else:
+        layers = {name: folder.with_name(f"{folder.name}.{name}") for name in ("lower", "upper", "work")}
+        for layer in layers.values():
+            layer.mkdir()
+        command = ["mount", "-t", "overlay", "overlay", "-o", ",".join(f"{name}dir={layer}" for name, layer
+                                                                       in layers.items()), str(folder)]
+    mounted = subprocess.run(command, capture_output=True).returncode == 0
+    try:
+        yield folder
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@pytest.mark.parametrize("kind", ["tmpfs", "overlay"])
+def test_staging_on_a_tmpfs_or_an_overlay_publishes_the_same_way(tmp_path: Path, kind: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(files, "_UNNAMED", {})
+    with _mounted(kind, tmp_path / "disk") as disk:
+        staging, target = disk / "release.staging", disk / "release" / "p" / "x.dcm"
+        before = _open_descriptors()
+        with StagingFolder(staging) as folder:
+            folder.publish(folder.stage(b"same"), target)
+            assert folder.unnamed is _allows_unnamed(disk / "look")
+            folder.publish(folder.stage(b"same"), target)
+            with pytest.raises(DuplicateOutputError):
+                folder.publish(folder.stage(b"other"), target)
+        assert target.read_bytes() == b"same" and list(staging.iterdir()) == []
+        assert _open_descriptors() == before
