@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
+import mmap
 import os
 import signal
 import subprocess
@@ -250,3 +252,66 @@ def test_staging_on_a_tmpfs_or_an_overlay_publishes_the_same_way(tmp_path: Path,
                 folder.publish(folder.stage(b"other"), target)
         assert target.read_bytes() == b"same" and list(staging.iterdir()) == []
         assert _open_descriptors() == before
+
+
+def _takes_direct_writes(folder: Path) -> bool:
+    """This test's own look at whether `folder`'s file system takes an aligned direct write."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(folder / "direct", os.O_RDWR | os.O_CREAT | os.O_DIRECT, 0o600)
+    except OSError:
+        return False
+    try:
+        with mmap.mmap(-1, 4096) as block:
+            return os.write(descriptor, block) == 4096
+    except OSError:
+        return False
+    finally:
+        os.close(descriptor)
+        (folder / "direct").unlink()
+
+
+@pytest.mark.parametrize("length", [0, 1, 4095, 4096, 4097, 3 * 8192 + 5])
+@pytest.mark.parametrize("writes", ["as-allowed", "no-o-direct", "open-refused", "write-refused", "short"])
+def test_an_output_is_written_exactly_its_whole_blocks_directly_where_allowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writes: str, length: int
+) -> None:
+    """Its whole 4 KiB blocks are written with O_DIRECT, aligned, 8 KiB at a time here (the chunk
+    made small), the rest buffered; where the platform has no O_DIRECT, the file system refuses it
+    at open or at the first write, or a direct write comes short, the rest is written buffered.
+    Whatever the way, the published file holds exactly the output's bytes."""
+    monkeypatch.setattr(files, "_DIRECT_CHUNK", 8192)
+    data = bytes((i * 7 + i // 251) % 256 for i in range(length))
+    direct_writes: list[tuple[int, int]] = []  # (offset, length) of each direct write
+    real_open, real_write = os.open, os.write
+
+    def write(descriptor: int, buffer: bytes | memoryview) -> int:
+        if fcntl.fcntl(descriptor, fcntl.F_GETFL) & os.O_DIRECT:
+            if writes == "write-refused":
+                raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+            direct_writes.append((os.lseek(descriptor, 0, os.SEEK_CUR), len(buffer)))
+            if writes == "short" and len(buffer) > 4096:
+                return real_write(descriptor, memoryview(buffer)[:4096])
+        return real_write(descriptor, buffer)
+
+    monkeypatch.setattr(os, "write", write)
+    if writes == "no-o-direct":
+        monkeypatch.setattr(files, "_O_DIRECT", 0)
+    elif writes == "open-refused":
+        monkeypatch.setattr(os, "open", _refusing(real_open, lambda flags: bool(flags & os.O_DIRECT), errno.EINVAL))
+    target = tmp_path / "release" / "x.dcm"
+    with StagingFolder(tmp_path / "staging") as folder:
+        folder.publish(folder.stage(data), target)
+        folder.publish(folder.stage(data), target)  # identical: accepted
+        direct = folder.direct
+    monkeypatch.undo()
+    assert target.read_bytes() == data
+    if writes == "as-allowed" and _takes_direct_writes(tmp_path / "look"):
+        assert direct is True
+        whole = length - length % 4096
+        assert direct_writes == [(offset, min(8192, whole - offset)) for offset in range(0, whole, 8192)] * 2
+    elif writes == "short":
+        assert all(offset == 0 for offset, _ in direct_writes)  # the first one came short: the rest buffered
+    else:
+        assert direct is False or length < 4096
+        assert direct_writes == []

@@ -69,7 +69,7 @@ class Publisher(Generic[Job]):
 
     def __exit__(self, *exc: object) -> None:
         self._pool.shutdown(wait=True)
-        self._staging.__exit__()
+        self._staging.close()
 
     def submit(self, job: Job, data: bytes, target: Path) -> None:
         """Queue `data` for publication as `target`; wait for the oldest beyond MAX_PENDING."""
