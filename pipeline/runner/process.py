@@ -7,16 +7,17 @@ clean pixels and encode, as a pure function of the file's bytes, the plan and th
 file's name in every record), scrubs them, verifies the output's bytes independently
 (`pipeline.verify.checks.verify_file`, given the very bytes that are written next, which it
 parses itself, and verify's own copy of the original as read, `pipeline.verify.before.as_read`,
-taken before the scrub: the input is parsed once), stages them in the staging folder beside the
-release (never inside it), then promotes only on a positive `Verdict` (elements
-checked, the original searched, no finding): a verifier that cannot be imported
-(``verify-unavailable``) or returns anything else, an empty list included
-(``verify-no-verdict``), publishes nothing. Any error, expected or not, quarantines the file
-with a reason code that names the cause (`PipelineError.code`, e.g. ``bad-input:unknown-vr``;
-pydicom's own errors while a value is decoded by their kind, `pipeline.dicom.file.decode_cause`;
-else ``unexpected-<Class>``), never a message that could quote a value. A file that is clearly
-not DICOM (empty; no ``DICM`` prefix and no dataset at its start) or is a DICOMDIR is skipped,
-not quarantined.
+taken before the scrub: the input is parsed once), and publishes them only on a positive
+`Verdict` (elements checked, the original searched, no finding): a verifier that cannot be
+imported (``verify-unavailable``) or returns anything else, an empty list included
+(``verify-no-verdict``), publishes nothing. Published bytes are staged in the staging folder
+beside the release (never inside it; unnamed where the file system allows,
+`pipeline.files.StagingFolder`) and linked into the release once they are on disk. Any error,
+expected or not, quarantines the file with a reason code that names the cause
+(`PipelineError.code`, e.g. ``bad-input:unknown-vr``; pydicom's own errors while a value is
+decoded by their kind, `pipeline.dicom.file.decode_cause`; else ``unexpected-<Class>``), never a
+message that could quote a value. A file that is clearly not DICOM (empty; no ``DICM`` prefix and
+no dataset at its start) or is a DICOMDIR is skipped, not quarantined.
 
 Every file runs under limits, in a Dask worker and in the serial loop alike: a file larger
 than ``max_input_bytes`` is not read (``too-large``); one that declares more than it holds
@@ -40,7 +41,7 @@ from pydicom.dataset import Dataset
 
 from pipeline.dicom.file import TooLargeError, decode_cause, encode, read_dataset
 from pipeline.errors import Cause, InputError, PipelineError, SourceError, WriteError, is_codec_failure
-from pipeline.files import promote, stage, sync_directories
+from pipeline.files import StagingFolder, sync_directories
 from pipeline.pixels.clean import PixelLog, assess, clean_pixels
 from pipeline.pixels.preview import write_preview
 from pipeline.pixels.review import PixelsNeedReview
@@ -50,7 +51,7 @@ from pipeline.runner.destination import Destination, InstanceUids, publish
 from pipeline.runner.discover import SourceFile, source_location_key
 from pipeline.runner.mapping import OriginalIds, mapping_pairs, original_ids
 from pipeline.runner.outcome import Disposition, Outcome
-from pipeline.runner.publisher import Publisher
+from pipeline.runner.publisher import Publisher, publish_now, release_folders
 from pipeline.runner.quarantine import QuarantineMode, quarantine
 from pipeline.runner.release import release_name, staging_folder
 from pipeline.runner.source_remote import fetch
@@ -65,6 +66,7 @@ log = logging.getLogger(__name__)
 DICOMDIR_CLASS = b"1.2.840.10008.1.3.10"
 DEFAULT_TIME_LIMIT = 300.0  # seconds per file
 DEFAULT_MAX_INPUT_BYTES = 4 << 30  # a file is read whole into memory
+_READ_CHUNK = 1 << 30  # at most this much a read, once the file's size is passed (one read gives < 2 GiB)
 # The first tag of a DICOM dataset stored without preamble: group 0002 or 0008, either byte order.
 _RAW_DATASET_STARTS = (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08")
 
@@ -201,22 +203,23 @@ _Job = tuple[int, SourceFile, str, bytes]
 
 def process_batch(sources: Sequence[SourceFile], plan: Plan, keys: Keys, cfg: WorkerConfig) -> tuple[Outcome, ...]:
     """The unit of work sent to a worker: `process_one` over a batch of files, each verified
-    output fsynced and linked into the release by a background thread while the next file is
-    scrubbed (`pipeline.runner.publisher`: an output's data are on disk before its name is).
-    The release folders that received names are fsynced once, at the end of the batch, before
-    the outcomes are returned (and so before the client records any of them as published). A
-    crash before that loses at most names of unrecorded files, whose durable, identical bytes a
-    rerun links again. An output the publisher could not link quarantines its input."""
+    output staged, fsynced and linked into the release by a background thread while the next
+    file is scrubbed (`pipeline.runner.publisher`: an output's data are on disk before its name
+    is). The release folders that received names, and those above them, are fsynced once, at the
+    end of the batch, before the outcomes are returned (and so before the client records any of
+    them as published). A crash before that loses at most names of unrecorded files, whose
+    durable, identical bytes a rerun links again. An output the publisher could not stage or
+    link quarantines its input."""
     outcomes: list[Outcome] = []
-    with Publisher[_Job]() as publisher:
+    with Publisher[_Job](cfg.staging_dir) as publisher:
         for src in sources:
             outcomes.append(process_one(src, plan, keys, cfg, sync_directory=False, publisher=publisher,
                                         position=len(outcomes)))
             _settle(publisher.settled(), outcomes, cfg)
         _settle(publisher.drain(), outcomes, cfg)
     if cfg.remote is None:
-        sync_directories({(cfg.release / o.output).parent for o in outcomes
-                          if o.disposition is Disposition.WRITTEN and o.output is not None})
+        sync_directories(release_folders(cfg.release, [PurePosixPath(o.output) for o in outcomes
+                                                       if o.disposition is Disposition.WRITTEN and o.output]))
     return tuple(outcomes)
 
 
@@ -229,9 +232,9 @@ def _settle(results: Iterable[tuple[_Job, BaseException | None]], outcomes: list
 
 def process_one(src: SourceFile, plan: Plan, keys: Keys, cfg: WorkerConfig, *, sync_directory: bool = True,
                 publisher: Publisher[_Job] | None = None, position: int = 0) -> Outcome:
-    """Read, scrub, verify, stage and promote one file within the time limit; quarantine it
-    on any error. With `sync_directory` False the caller fsyncs the release folder; with a
-    `publisher` the output is fsynced and promoted in its background thread, and the caller
+    """Read, scrub, verify, stage and publish one file within the time limit; quarantine it
+    on any error. With `sync_directory` False the caller fsyncs the release folders; with a
+    `publisher` the output is staged, fsynced and linked in its background thread, and the caller
     settles its result (see `process_batch`; `position` is the outcome's place in its list)."""
     deadline = Deadline(cfg.time_limit)
     try:
@@ -289,14 +292,22 @@ def _process_one(src: SourceFile, plan: Plan, keys: Keys, cfg: WorkerConfig, dea
 
 def _read_local(path: Path, limit: int) -> bytes:
     """At most `limit` + 1 bytes of the file (more than `limit`: too large), read into a buffer of
-    the file's size (`read(limit + 1)` first allocated the limit: 0.2 ms a file); one that grew
-    since its size was taken is read on, up to the limit."""
-    with path.open("rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        data = handle.read(min(size, limit) + 1)
-        if size < len(data) <= limit:
-            data += handle.read(limit + 1 - len(data))
-    return data
+    the file's size (`read(limit + 1)` first allocated the limit: 0.2 ms a file) by one read of
+    its descriptor (a buffered file object cost an isatty ioctl, a seek and a second fstat); one
+    that read short or grew since its size was taken is read on, to its end or the limit."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(descriptor).st_size
+        data = os.read(descriptor, min(size, limit) + 1)
+        if len(data) == size:
+            return data
+        parts, total = [data], len(data)
+        while total <= limit and (more := os.read(descriptor, min(limit + 1 - total, _READ_CHUNK))):
+            parts.append(more)
+            total += len(more)
+        return b"".join(parts)
+    finally:
+        os.close(descriptor)
 
 
 def unread_outcome(src: SourceFile, keys: Keys, reason: str, cfg: WorkerConfig | None = None) -> Outcome:
@@ -328,11 +339,13 @@ def _publish(
         if refused is not None:
             return _quarantined(src, sid, data, refused, cfg)
         deadline.expire_or_cancel()  # a promoted file is published: it must not be reported otherwise
-        staged = stage(scrubbed.data, target, into=cfg.staging_dir, sync=publisher is None)
         if publisher is None:
-            promote(staged, target, sync_directory=sync_directory)
+            with StagingFolder(cfg.staging_dir) as staging:
+                publish_now(staging, scrubbed.data, target)
+            if sync_directory:
+                sync_directories(release_folders(cfg.release, [name]))
         else:
-            publisher.submit((position, src, sid, data), staged, target)
+            publisher.submit((position, src, sid, data), scrubbed.data, target)
     if cfg.preview_dir is not None and scrubbed.pixels is not None and scrubbed.pixels.preview is not None:
         write_preview(*scrubbed.pixels.preview, cfg.preview_dir / f"{sid[:16]}.png")
     uid_pairs: tuple[tuple[str, str], ...] = ()

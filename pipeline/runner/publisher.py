@@ -1,13 +1,17 @@
-"""Publishing verified outputs in the background: fsync, then link into the release.
+"""Publishing verified outputs in the background: stage, fsync, then link into the release.
 
-A worker hands each verified, staged output (written without fsync) to one background thread,
-which fsyncs its data and only then links it under its release name (`pipeline.files.promote`),
-and goes on with the next file meanwhile: the disk's write-back overlaps the next file's scrub and
-verify instead of stalling the worker (4 ms a file on the benchmark's disk against 0.4 ms without
-the fsync). The promise is the one a synchronous fsync gave, unchanged: a name in the release
-always points at data already on disk, so a crash at any moment leaves no published file whose
-bytes may be lost; the batch's outcomes go back to the client (which records them as published)
-only after every link and the folders that received them were synced (`process.process_batch`).
+A worker hands each verified output's bytes to one background thread, which writes them to an
+unnamed file in the staging folder (`pipeline.files.StagingFolder`; a named ``.partial`` file
+where the file system has none), fsyncs its data and only then links it under its release name
+(`pipeline.files.StagingFolder.publish`), and the worker goes on with the next file meanwhile: the disk's
+write-back overlaps the next file's scrub and verify instead of stalling the worker (4 ms a file on
+the benchmark's disk against 0.4 ms without the fsync), and only this thread works in the staging
+folder (a worker creating the next staged name while the thread removed the last one contended for
+the folder's lock). The promise is the one a synchronous fsync gave, unchanged: a name in the
+release always points at data already on disk, so a crash at any moment leaves no published file
+whose bytes may be lost; the batch's outcomes go back to the client (which records them as
+published) only after every link and the folders on the way to it were synced
+(`release_folders`, `process.process_batch`).
 
 At most `MAX_PENDING` outputs wait for the thread (memory stays flat): `submit` waits for the
 oldest beyond that. Each result comes back once, in submission order, from `settled` or `drain`:
@@ -19,32 +23,42 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Iterable, Iterator
+from pathlib import Path, PurePosixPath
 from typing import Generic, TypeVar
 
-from pipeline.files import discard, promote, sync_file
+from pipeline.files import StagingFolder
 
 Job = TypeVar("Job")
 MAX_PENDING = 4
 
 
-def publish_now(staged: Path, target: Path) -> None:
-    """fsync `staged` and link it to `target` (the release folder is synced by the caller)."""
-    try:
-        sync_file(staged)
-    except BaseException:
-        discard(staged)
-        raise
-    promote(staged, target, sync_directory=False)
+def publish_now(staging: StagingFolder, data: bytes, target: Path) -> None:
+    """Stage `data` in `staging`, fsync it and link it to `target` (the folders on the way to
+    it are synced by the caller, `release_folders`)."""
+    staging.publish(staging.stage(data), target)
+
+
+def release_folders(release: Path, names: Iterable[PurePosixPath]) -> set[Path]:
+    """The folders to fsync before files published under `names` are recorded: each one's
+    folder and every folder above it up to `release`, which hold the names on the way to it
+    (some may have been created for it, by this worker or another)."""
+    folders = {release}
+    for name in names:
+        folder = release.joinpath(*name.parts[:-1])
+        while folder not in folders:
+            folders.add(folder)
+            folder = folder.parent
+    return folders
 
 
 class Publisher(Generic[Job]):
-    """One background thread that fsyncs and links staged outputs in order. Use as a context
-    manager; `drain` before leaving it, or the results not taken are lost (never the files:
-    the thread finishes what it was given)."""
+    """One background thread that stages, fsyncs and links outputs in order, in the staging
+    folder given. Use as a context manager; `drain` before leaving it, or the results not taken
+    are lost (never the files: the thread finishes what it was given)."""
 
-    def __init__(self, max_pending: int = MAX_PENDING) -> None:
+    def __init__(self, staging: Path, max_pending: int = MAX_PENDING) -> None:
+        self._staging = StagingFolder(staging)
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish")
         self._pending: collections.deque[tuple[Job, concurrent.futures.Future[None]]] = collections.deque()
         self._done: list[tuple[Job, BaseException | None]] = []
@@ -55,10 +69,11 @@ class Publisher(Generic[Job]):
 
     def __exit__(self, *exc: object) -> None:
         self._pool.shutdown(wait=True)
+        self._staging.close()
 
-    def submit(self, job: Job, staged: Path, target: Path) -> None:
-        """Queue `staged` for publication as `target`; wait for the oldest beyond MAX_PENDING."""
-        self._pending.append((job, self._pool.submit(publish_now, staged, target)))
+    def submit(self, job: Job, data: bytes, target: Path) -> None:
+        """Queue `data` for publication as `target`; wait for the oldest beyond MAX_PENDING."""
+        self._pending.append((job, self._pool.submit(publish_now, self._staging, data, target)))
         while len(self._pending) > self._max_pending:
             self._take_oldest()
 

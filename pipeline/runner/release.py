@@ -1,10 +1,11 @@
 """The release tree: names built from the new identifiers, leftovers of a dead run, the lock.
 
 Release names come from the scrubbed dataset's new identifiers (`release_name`), never from
-input names or paths. Files reach the release through `pipeline.files.stage` and `promote`,
-staged in the staging folder beside the release (`staging_folder`), never inside it: a run
-killed at any moment leaves its unverified files there, and the next run sweeps them
-(`clean_staging`).
+input names or paths. Files reach the release through `pipeline.files.StagingFolder`, staged in
+the staging folder beside the release (`staging_folder`), never inside it: as unnamed files where
+the file system allows, which a run killed at any moment leaves nowhere, else as named ones,
+which it leaves there and the next run sweeps (`clean_staging`, which also removes the name a
+process killed while it probed the folder for unnamed files may leave).
 """
 
 from __future__ import annotations

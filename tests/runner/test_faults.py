@@ -2,9 +2,11 @@
 killed (SIGKILL, while it stages a file and later), the scheduler killed, the client
 interrupted (SIGINT), the release's disk full. After each, the release holds only files that
 pass `verify_bytes` and no hidden or staged file (outputs are staged in ``release.staging``
-beside it, which the next run sweeps), every 'written' row of the manifest names a file that
-exists, and a rerun completes. Where a `Watcher` runs, a thread walked the release over and
-over during the run and never saw a hidden, staged or unexpected name.
+beside it: as unnamed files where the file system allows, which a killed process leaves nowhere,
+else as named ones, which the next run sweeps; the tests of a kill while staging run both ways),
+every 'written' row of the manifest names a file that exists, and a rerun completes. Where a
+`Watcher` runs, a thread walked the release over and over during the run and never saw a hidden,
+staged or unexpected name.
 
 Two runs on one release: the second is refused by the lock, shown in
 tests/test_run_command.py (``release_lock``) and not repeated here.
@@ -31,6 +33,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from pipeline.files import StagingFolder
 from pipeline.verify.checks import verify_bytes
 from tests.conftest_run import release_files, write_key
 
@@ -95,11 +98,13 @@ class Cluster:
         self.port = _free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.environment: dict[str, str] | None = None  # the processes' environment (None: this one's)
         folder.mkdir(parents=True, exist_ok=True)
 
     def _start(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
         with (self.folder / f"{name}.log").open("ab") as log:
-            process = subprocess.Popen(command, cwd=self.folder, stdout=subprocess.DEVNULL, stderr=log)
+            process = subprocess.Popen(command, cwd=self.folder, stdout=subprocess.DEVNULL, stderr=log,
+                                       env=self.environment)
         self.processes.append(process)
         return process
 
@@ -159,6 +164,35 @@ def _staged(staging: Path) -> list[Path]:
     return []
 
 
+def _held(pid: int, staging: Path) -> int:
+    """How many unnamed staged outputs `pid` holds open: its descriptors of files in `staging`
+    that have no name there (``#<inode> (deleted)``) and hold bytes (not the empty probe)."""
+    held = 0
+    with contextlib.suppress(OSError):
+        for descriptor in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(descriptor)
+                if target.startswith(f"{staging}/#") and target.endswith(" (deleted)") and descriptor.stat().st_size:
+                    held += 1
+    return held
+
+
+@pytest.fixture(params=["unnamed", "named"])
+def staged_as(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, str] | None]:
+    """How the run's processes stage outputs, and the environment that makes them: unnamed where
+    this file system allows it (else named, as the run falls back), or named as on a platform
+    without O_TMPFILE (a sitecustomize module removes it from `os` in every Python started)."""
+    if request.param == "named":
+        site = tmp_path / "site"
+        site.mkdir()
+        (site / "sitecustomize.py").write_text("import os\n\ndel os.O_TMPFILE\n")
+        path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+        return "named", {**os.environ, "PYTHONPATH": path}
+    with StagingFolder(tmp_path / "probe") as probe:
+        probe.publish(probe.stage(b"probe"), tmp_path / "probe.out")
+        return ("unnamed" if probe.unnamed else "named"), None
+
+
 def _frozen(pid: int) -> bool:
     """Every thread of `pid` is stopped (state T in /proc): SIGSTOP takes effect a moment after it is
     sent, and a thread still running then (the publisher's link and unlink) could move a staged file."""
@@ -171,12 +205,13 @@ def _frozen(pid: int) -> bool:
 
 
 def _stop_while_staging(process: subprocess.Popen[bytes], staging: Path) -> bool:
-    """Freeze `process` (SIGSTOP) at a moment its staged output exists; False if it ended first."""
+    """Freeze `process` (SIGSTOP) at a moment its staged output exists, named in `staging` or
+    unnamed and held by it; False if it ended first."""
     while process.poll() is None:
-        if _staged(staging):
+        if _staged(staging) or _held(process.pid, staging):
             process.send_signal(signal.SIGSTOP)
             _when(lambda: _frozen(process.pid) or process.poll() is not None, timeout=10)
-            if _staged(staging):
+            if _staged(staging) or _held(process.pid, staging):
                 return True
             process.send_signal(signal.SIGCONT)
         time.sleep(0.001)
@@ -247,10 +282,11 @@ def _check_release(release: Path, manifest: Path) -> dict[str, int]:
     return {"published": len(published), "rows": len(rows), "written": len(written), "partials": len(partials)}
 
 
-def _rerun_completes(release: Path, inputs: Path, key: Path, expected: dict[str, bytes], *extra: str) -> str:
+def _rerun_completes(release: Path, inputs: Path, key: Path, expected: dict[str, bytes], *extra: str,
+                     env: dict[str, str] | None = None) -> str:
     """A serial rerun (retrying quarantined inputs) exits 0 or 1 and leaves exactly the bytes
     an undisturbed run publishes, with no unexpected-* reason in its manifest."""
-    process = _run(release, inputs, key, "--workers", "0", "--retry-quarantined", *extra)
+    process = _run(release, inputs, key, "--workers", "0", "--retry-quarantined", *extra, env=env)
     out, err = process.communicate(timeout=240)
     assert process.returncode in (0, 1), err.decode()[-2000:]
     manifest = Path(extra[extra.index("--manifest") + 1]) if "--manifest" in extra else release.with_name(
@@ -282,42 +318,52 @@ def _assert_records_describe(release: Path) -> None:
 
 
 def test_a_worker_killed_while_staging_leaves_its_staged_file_outside_the_release(
-    tmp_path: Path, corpus: Path, cluster: Cluster, reference: Callable[[Path], dict[str, bytes]]
+    tmp_path: Path, corpus: Path, cluster: Cluster, reference: Callable[[Path], dict[str, bytes]],
+    staged_as: tuple[str, dict[str, str] | None],
 ) -> None:
     """The worker is frozen at a moment its staged output exists, then killed (SIGKILL): the
-    staged file stays in release.staging, the release never shows it, and the rerun sweeps it."""
+    release never shows it; a named staged file stays in release.staging and the rerun sweeps it,
+    an unnamed one is gone with the process."""
+    way, environment = staged_as
     key = write_key(tmp_path / "secrets")
     release = tmp_path / "out" / "release"
     manifest, staging = release.with_name("release.manifest.sqlite"), release.with_name("release.staging")
     expected = reference(corpus)
+    cluster.environment = environment
     cluster.scheduler()
     doomed = cluster.worker("worker-a")
     with Watcher(release, set(expected)) as watcher:
-        process = _run(release, corpus, key, "--scheduler", cluster.address)
+        process = _run(release, corpus, key, "--scheduler", cluster.address, env=environment)
         _when(lambda: _rows(manifest) >= 6)
         assert _stop_while_staging(doomed, staging)
-        left = {p.name for p in _staged(staging)}
+        left, held = {p.name for p in _staged(staging)}, _held(doomed.pid, staging)
         cluster.worker("worker-b")  # the survivor, so the run can finish
         doomed.send_signal(signal.SIGKILL)
         doomed.wait(timeout=10)
         _out, err = process.communicate(timeout=240)
     assert process.returncode in (0, 1), err.decode()[-2000:]
-    assert left and left <= {p.name for p in _staged(staging)}  # the dead worker's, still outside the release
+    if way == "named":
+        assert left and not held and left <= {p.name for p in _staged(staging)}  # the dead worker's, outside
+    else:
+        assert held and not left and not _staged(staging)  # held unnamed, gone with the worker
     stats = _check_release(release, manifest)
     files = _only_verified_outputs(release, expected)
-    print(f"worker killed while staging: exit {process.returncode}, {stats}, staged left {len(left)}, "
-          f"watcher {watcher.snapshots} snapshots / {watcher.files_seen} files seen")
+    print(f"worker killed while staging ({way}): exit {process.returncode}, {stats}, staged left {len(left)}, "
+          f"held {held}, watcher {watcher.snapshots} snapshots / {watcher.files_seen} files seen")
     assert watcher.bad == set() and watcher.snapshots > 0 and files == stats["published"]
-    text = _rerun_completes(release, corpus, key, expected)
-    assert "leftover partial file" in text
+    text = _rerun_completes(release, corpus, key, expected, env=environment)
+    assert ("leftover partial file" in text) if way == "named" else ("leftover" not in text)
 
 
 def test_a_run_killed_with_sigkill_never_leaves_an_unverified_file_in_the_release(
-    tmp_path: Path, corpus: Path, reference: Callable[[Path], dict[str, bytes]]
+    tmp_path: Path, corpus: Path, reference: Callable[[Path], dict[str, bytes]],
+    staged_as: tuple[str, dict[str, str] | None],
 ) -> None:
     """The whole run (serial) is killed with SIGKILL three times: frozen while it stages a file,
     after a few files, after more; a thread watches the release throughout. Then a rerun
-    sweeps the staged leftovers and publishes every good input exactly once."""
+    sweeps the staged leftovers (none when staged unnamed) and publishes every good input
+    exactly once."""
+    way, environment = staged_as
     key = write_key(tmp_path / "secrets")
     release = tmp_path / "out" / "release"
     manifest, staging = release.with_name("release.manifest.sqlite"), release.with_name("release.staging")
@@ -325,9 +371,10 @@ def test_a_run_killed_with_sigkill_never_leaves_an_unverified_file_in_the_releas
     figures, first_left = [], set[str]()
     with Watcher(release, set(expected)) as watcher:
         for moment in ("staging", 10, 60):
-            process = _run(release, corpus, key, "--workers", "0")
+            process = _run(release, corpus, key, "--workers", "0", env=environment)
             if moment == "staging":
                 assert _stop_while_staging(process, staging)
+                held = _held(process.pid, staging)
             else:
                 _when(lambda n=moment: _rows(manifest) >= n)  # type: ignore[misc]
             process.send_signal(signal.SIGKILL)
@@ -335,16 +382,21 @@ def test_a_run_killed_with_sigkill_never_leaves_an_unverified_file_in_the_releas
             assert process.returncode == -signal.SIGKILL
             if moment == "staging":
                 first_left = {p.name for p in _staged(staging)}
-                assert first_left  # the unverified file is left, outside the release
+                if way == "named":
+                    assert first_left and not held  # the unverified file is left, outside the release
+                else:
+                    assert held and not first_left  # it was held unnamed: nothing is left anywhere
             else:
                 assert not first_left & {p.name for p in _staged(staging)}  # swept by the next run
+            if way == "unnamed":
+                assert not _staged(staging)
             figures.append((moment, _only_verified_outputs(release, expected), len(_staged(staging))))
-    print(f"run killed: (moment, release files, staged left) {figures}; "
+    print(f"run killed ({way}): (moment, release files, staged left) {figures}; "
           f"watcher {watcher.snapshots} snapshots / {watcher.files_seen} files seen")
     assert watcher.bad == set() and watcher.snapshots > 0
     assert 0 < figures[-1][1] < len(expected)
     left = len(_staged(staging))
-    text = _rerun_completes(release, corpus, key, expected)
+    text = _rerun_completes(release, corpus, key, expected, env=environment)
     assert (f"removed {left} leftover partial file" in text) if left else "leftover" not in text
 
 

@@ -5,6 +5,8 @@ through `process_one`, and none holds a value."""
 from __future__ import annotations
 
 import io
+import os
+import stat
 import struct
 import warnings
 from pathlib import Path
@@ -20,6 +22,7 @@ from pydicom.tag import Tag
 from pipeline.dicom.file import decode_cause
 from pipeline.errors import Cause, InputError
 from pipeline.profile.plan import PixelMode, Plan, compile_plan
+from pipeline.runner import process
 from pipeline.runner.discover import SourceFile
 from pipeline.runner.outcome import Disposition, Outcome
 from pipeline.runner.process import WorkerConfig, process_one
@@ -211,3 +214,35 @@ def test_encapsulated_pixel_data_whose_items_do_not_parse_is_bad_input_bad_encap
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     _quarantined(_process(tmp_path, buffer.getvalue()), "bad-input:bad-encapsulation")
+
+
+@pytest.mark.parametrize("reads", ["whole", "short"])
+@pytest.mark.parametrize("size_seen", ["exact", "smaller", "larger", "zero"])
+@pytest.mark.parametrize("limit", [10, 999, 1000, 1001, 5000])
+def test_an_input_is_read_whole_up_to_one_byte_past_the_limit_however_its_reads_and_size_come(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reads: str, size_seen: str, limit: int
+) -> None:
+    """`_read_local` reads by its descriptor: a file that grew or shrank after its size was taken,
+    or whose reads come short (a network file system), is read to its end or to one byte past the
+    limit (which the caller refuses as too large), never cut short."""
+    path = tmp_path / "input.dcm"
+    data = bytes(range(256)) * 4 + b"end"  # 1027 bytes
+    path.write_bytes(data)
+    real_fstat, real_read = os.fstat, os.read
+    sizes = {"exact": len(data), "smaller": 500, "larger": 4000, "zero": 0}
+
+    def fstat(descriptor: int) -> os.stat_result:
+        seen = list(real_fstat(descriptor))
+        seen[stat.ST_SIZE] = sizes[size_seen]
+        return os.stat_result(seen)
+
+    def read(descriptor: int, count: int) -> bytes:
+        return real_read(descriptor, min(count, 100) if reads == "short" else count)
+
+    monkeypatch.setattr(os, "fstat", fstat)
+    monkeypatch.setattr(os, "read", read)
+    got = process._read_local(path, limit)
+    monkeypatch.undo()
+    if size_seen == "larger" and reads == "whole" and limit >= len(data):
+        assert got == data  # read short of the size seen: read on, to its end
+    assert got == data[:limit + 1]

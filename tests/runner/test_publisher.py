@@ -4,16 +4,19 @@ file that cannot be linked quarantines its input instead of being reported publi
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pydicom
+import pytest
 
-from pipeline.files import DuplicateOutputError, stage
+from pipeline import files
+from pipeline.files import DuplicateOutputError
 from pipeline.profile.plan import compile_plan
+from pipeline.runner import process
 from pipeline.runner.discover import SourceFile
 from pipeline.runner.outcome import Disposition
 from pipeline.runner.process import WorkerConfig, process_batch, process_one
-from pipeline.runner.publisher import Publisher
+from pipeline.runner.publisher import Publisher, release_folders
 from pipeline.scrub.keys import Keys
 from tests.conftest import bundled
 from tests.conftest_run import KEY_HEX, release_files
@@ -26,11 +29,10 @@ def test_every_job_is_published_in_order_and_a_refused_link_is_returned_with_its
     staging, release = tmp_path / "staging", tmp_path / "release"
     release.mkdir()
     (release / "taken.dcm").write_bytes(b"another file")
-    with Publisher[int](max_pending=2) as publisher:
+    with Publisher[int](staging, max_pending=2) as publisher:
         for number in range(6):
             name = "taken.dcm" if number == 3 else f"{number}.dcm"
-            publisher.submit(number, stage(f"bytes {number}".encode(), release / name, into=staging, sync=False),
-                             release / name)
+            publisher.submit(number, f"bytes {number}".encode(), release / name)
         results = publisher.settled() + list(publisher.drain())
     assert [job for job, _ in results] == list(range(6))
     errors = {job: error for job, error in results if error is not None}
@@ -72,4 +74,37 @@ def test_a_batch_publishes_what_one_file_at_a_time_publishes_and_quarantines_an_
     for outcome in (outcomes[0], outcomes[2]):
         assert published[str(outcome.output)] == release_files(alone.release)[str(outcome.output)]
         pydicom.dcmread(cfg.release / str(outcome.output))
+    assert list(cfg.staging_dir.iterdir()) == []
+
+
+def test_the_folders_synced_for_a_name_are_every_folder_from_it_up_to_the_release(tmp_path: Path) -> None:
+    release = tmp_path / "release"
+    names = [PurePosixPath("p/st/se/1.dcm"), PurePosixPath("p/st/se/2.dcm"), PurePosixPath("p/st2/se/3.dcm"),
+             PurePosixPath("top.dcm")]
+    assert release_folders(release, names) == {release, release / "p", release / "p" / "st",
+                                               release / "p" / "st" / "se", release / "p" / "st2",
+                                               release / "p" / "st2" / "se"}
+    assert release_folders(release, []) == {release}
+
+
+@pytest.mark.parametrize("unnamed", [True, False])
+def test_a_batch_returns_only_after_its_outputs_and_every_folder_above_them_are_synced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unnamed: bool
+) -> None:
+    """Unnamed staging where the file system allows it, and named (no O_TMPFILE): each output's
+    data are fsynced before its name exists; the batch syncs the folders on the way to every name
+    before it returns its outcomes; nothing stays in the staging folder."""
+    monkeypatch.setattr(files, "_UNNAMED", {})
+    if not unnamed:
+        monkeypatch.setattr(files, "_O_TMPFILE", 0)
+    synced: list[Path] = []
+    monkeypatch.setattr(process, "sync_directories", lambda folders: synced.extend(sorted(folders)))
+    sources = _inputs(tmp_path / "in")
+    cfg = WorkerConfig(tmp_path / "release", tmp_path / "quarantine")
+    outcomes = process_batch(sources, BASIC, KEYS, cfg)
+    assert [o.disposition for o in outcomes] == [Disposition.WRITTEN] * 3
+    outputs = [cfg.release / str(o.output) for o in outcomes]
+    assert all(path.is_file() for path in outputs)
+    assert set(synced) == release_folders(cfg.release, [PurePosixPath(str(o.output)) for o in outcomes])
+    assert {path.parent for path in outputs} | {cfg.release} <= set(synced)
     assert list(cfg.staging_dir.iterdir()) == []
