@@ -132,6 +132,7 @@ def _date_spellings(value: str) -> set[str]:
     return {text, f"{y}-{m}-{d}", f"{y}/{m}/{d}", f"{y}.{m}.{d}", f"{d}/{m}/{y}", f"{m}/{d}/{y}", f"{d}.{m}.{y}"}
 
 
+_CLEANED_KINDS = frozenset({Kind.FREE_TEXT, Kind.DEVICE, Kind.INSTITUTION})  # C's descriptors may keep them
 _PRIORITY = {kind: rank for rank, kind in enumerate(Kind)}  # PERSON_NAME strongest, FREE_TEXT weakest
 
 
@@ -320,10 +321,10 @@ def original_identifiers(ds: Dataset, profile: Profile) -> Original:
     for key, kind in found.kinds.items():
         if not _usable(key, kind):
             continue
-        loose = is_loose(key, kind)
-        if key not in whole and _occurs(key, kept_text, loose):
+        # `key in text` first: most keys occur in neither text, and then `_occurs` is not called
+        if key in kept_text and key not in whole and _occurs(key, kept_text, is_loose(key, kind)):
             continue  # a kept attribute holds it; a whole name or ID is never excused
-        if kind in (Kind.FREE_TEXT, Kind.DEVICE, Kind.INSTITUTION) and _occurs(key, cleaned_text, loose):
+        if kind in _CLEANED_KINDS and key in cleaned_text and _occurs(key, cleaned_text, is_loose(key, kind)):
             continue  # C keeps the words of descriptors; names, IDs, dates and UIDs it must remove
         if len(key) < LONG:
             short[key] = (kind, frozenset(found.origins[key]))
