@@ -162,31 +162,41 @@ def _file_meta(meta: FileMetaDataset) -> bytes | None:
     missing), or None when it is not that simple (an element outside group 0002, a missing
     required element, a value this path does not encode): dcmwrite then decides."""
     elements: dict[int, DataElement] = {}
-    for tag in meta.keys():
+    stored: dict[int, tuple[str, bytes]] = {}  # non-empty values pydicom would write as stored
+    for tag, raw in meta._dict.items():
         number = int(tag)
         if number >> 16 != 2:
             return None
-        elements[number] = meta[tag]
+        plain = _as_stored(raw, meta)
+        if plain is None:  # decoded (an empty value too), as the rules below judge it
+            elements[number] = meta[tag]
+        else:
+            stored[number] = plain
     version = elements.get(_META_VERSION)
-    if version is None or version.is_empty:
+    if _META_VERSION not in stored and (version is None or version.is_empty):
         elements[_META_VERSION] = DataElement(_META_VERSION, "OB", b"\x00\x01")
     implementation = elements.get(_IMPLEMENTATION_CLASS)
-    if implementation is None or implementation.is_empty:
+    if _IMPLEMENTATION_CLASS not in stored and (implementation is None or implementation.is_empty):
         elements[_IMPLEMENTATION_CLASS] = DataElement(_IMPLEMENTATION_CLASS, "UI", PYDICOM_IMPLEMENTATION_UID)
-    if _IMPLEMENTATION_VERSION not in elements:
+    if _IMPLEMENTATION_VERSION not in elements and _IMPLEMENTATION_VERSION not in stored:
         elements[_IMPLEMENTATION_VERSION] = DataElement(_IMPLEMENTATION_VERSION, "SH",
                                                         f"PYDICOM {'.'.join(__version_info__)}")
     for number in _REQUIRED_META:
         found = elements.get(number)
-        if found is None or found.is_empty:
+        if number not in stored and (found is None or found.is_empty):
             return None
     body: list[bytes] = []
-    for number in sorted(elements):
+    for number in sorted([*elements, *stored]):
         if number == 0x00020000:
             continue
-        elem = elements[number]
-        vr = elem.VR
-        data = value_bytes(elem, [default_encoding], True) if isinstance(vr, str) and len(vr) == 2 else None
+        plain = stored.get(number)
+        data: bytes | None
+        if plain is not None:
+            vr, data = plain
+        else:
+            vr = elements[number].VR
+            data = value_bytes(elements[number], [default_encoding], True) if isinstance(vr, str) and len(
+                vr) == 2 else None
         if data is None:
             return None
         group, element = number >> 16, number & 0xFFFF
@@ -199,6 +209,18 @@ def _file_meta(meta: FileMetaDataset) -> bytes | None:
         body.append(data)
     encoded = b"".join(body)
     return _META_SHORT_HEADER.pack(2, 0, b"UL", 4) + struct.pack("<L", len(encoded)) + encoded
+
+
+def _as_stored(raw: object, meta: FileMetaDataset) -> tuple[str, bytes] | None:
+    """(VR, stored bytes) of a file meta element still stored as read with a value whose bytes
+    pydicom would write again unchanged (`stored_values`; OB bytes of even length, PS3.5 7.1.2),
+    else None."""
+    if not isinstance(raw, RawDataElement) or not isinstance(raw.VR, str) or not isinstance(raw.value, bytes):
+        return None
+    vr, data = raw.VR, raw.value
+    if vr == "OB":
+        return (vr, data) if data and len(data) % 2 == 0 else None
+    return (vr, data) if stored_values(raw, vr, meta) else None  # a value pydicom reads, not empty
 
 
 def _in_file_encoding(item: Dataset, implicit: bool, little: bool) -> bool:

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 from pydicom.uid import UID, ExplicitVRBigEndian, RLELossless
@@ -112,9 +113,13 @@ def is_clean(cells: NDArray[Any], bits: BitLayout) -> bool:
     """Whether every unused bit of `cells` (integers of the cell's width, any signedness, any
     shape) holds nothing, by the module's table."""
     words = _unsigned(cells, bits.allocated)
-    if bits.low_bit and (words & _word(words, (1 << bits.low_bit) - 1)).any():
-        return False
     above = bits.allocated - 1 - bits.high_bit
+    low = (1 << bits.low_bit) - 1
+    # Clean data is the common case: every unused bit, below and above, checked in one pass.
+    if not (words & _word(words, low | (((1 << above) - 1) << (bits.high_bit + 1)))).any():
+        return True
+    if bits.low_bit and (words & _word(words, low)).any():
+        return False
     if not above:
         return True
     upper = words >> _word(words, bits.high_bit + 1)
@@ -158,7 +163,10 @@ def _word(words: NDArray[Any], value: int) -> Any:
 def native_cells(ds: Dataset, bits: BitLayout, syntax: UID) -> NDArray[Any]:
     """The cells of native Pixel Data as a read-only view on its bytes (no copy): every whole
     cell the value holds, the trailing pad byte excluded."""
-    data = ds.PixelData
+    stored = ds._dict.get(_PIXEL_DATA)  # type: ignore[call-overload]
+    value = getattr(stored, "value", None)
+    # the bytes as read are the value pydicom gives OB and OW (PS3.5 8.1.1): not decoded here
+    data = value if isinstance(stored, RawDataElement) and isinstance(value, bytes) else ds.PixelData
     dtype = np.dtype(_NATIVE_WIDTHS[bits.allocated]).newbyteorder(">" if syntax == ExplicitVRBigEndian else "<")
     count = len(data) // dtype.itemsize
     return np.frombuffer(data, dtype=dtype, count=count)

@@ -358,25 +358,28 @@ def _signature(fields: tuple[tuple[str, int | None], ...], ds: Dataset) -> tuple
     """What deid's verdict on `ds` depends on: each field's stored VR and bytes while undecoded
     (with the encoding and character set they decode by), else its decoded element's repr.
     Cheaper than the repr of every field, and it needs no keyword look-up."""
-    values: list[object] = [tuple(ds.original_encoding), _stored(ds, _CHARACTER_SET, "SpecificCharacterSet")]
-    values.extend(_stored(ds, tag, name) for name, tag in fields)
+    held: dict[int, object] = ds._dict  # type: ignore[assignment]  # `ds.get_item`, without its Tag() per field
+    values: list[object] = [tuple(ds.original_encoding), _stored(ds, held.get(_CHARACTER_SET), _CHARACTER_SET)]
+    for name, tag in fields:
+        if tag is None:
+            values.append(repr(ds.get(name)))
+        else:
+            stored = held.get(tag)
+            values.append(None if stored is None else _stored(ds, stored, tag))
     return tuple(values)
 
 
-def _stored(ds: Dataset, tag: int | None, name: str) -> object:
-    """The field's stored VR and bytes, or its decoded value's repr (None: absent). A stored
-    value pydicom would not write back as stored is decoded in place, as deid would leave it
-    (the output's bytes are then those of the decoded value, as ever)."""
-    if tag is None:
-        return repr(ds.get(name))
-    stored = ds.get_item(tag)
+def _stored(ds: Dataset, stored: object, tag: int) -> object:
+    """The field's stored VR and bytes, or its decoded value's repr. A stored value pydicom
+    would not write back as stored is decoded in place, as deid would leave it (the output's
+    bytes are then those of the decoded value, as ever)."""
     if stored is None:
         return None
     if isinstance(stored, RawDataElement) and isinstance(stored.value, bytes):
         if not as_written(stored, _dictionary_vr(tag) if stored.VR is None else stored.VR, ds):
             ds[tag]
         return (stored.VR, stored.value)
-    return repr(stored.value)
+    return repr(stored.value)  # type: ignore[attr-defined]
 
 
 @functools.lru_cache(maxsize=1024)

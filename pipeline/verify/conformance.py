@@ -152,9 +152,17 @@ def _compare(original: Dataset, output: Dataset, sop_class: str, tags: tuple[int
             continue
         if kind in _NEEDS_VALUE and before_value and not after_value:
             yield Finding(VerifyRule.REQUIRED_VALUE_EMPTIED, path, Severity.MEDIUM, detail=f"type-{kind}")
-        if vr in MAX_LENGTHS and too_long(vr, _strings(output, tag, vr, out)) and not too_long(
-                vr, _strings(original, tag, vr, original.get_item(tag))):
+        if vr in MAX_LENGTHS and not _short_ascii(out, vr) and too_long(vr, _strings(output, tag, vr, out)) and (
+                not too_long(vr, _strings(original, tag, vr, original.get_item(tag)))):
             yield Finding(VerifyRule.VALUE_TOO_LONG, path, Severity.MEDIUM, detail=vr)
+
+
+def _short_ascii(stored: DataElement | RawDataElement, vr: str) -> bool:
+    """Whether `stored` holds ASCII bytes, stored under `vr`, no longer than `vr`'s limit: each of
+    its values (a part of those bytes) is then within it (`too_long` is False) without reading it."""
+    value = stored.value
+    return (isinstance(stored, RawDataElement) and vr == stored.VR and isinstance(value, bytes)
+            and len(value) <= MAX_LENGTHS[vr] and value.isascii())
 
 
 def conformance_findings(original: Dataset, output: Dataset) -> list[Finding]:

@@ -132,6 +132,7 @@ def _date_spellings(value: str) -> set[str]:
     return {text, f"{y}-{m}-{d}", f"{y}/{m}/{d}", f"{y}.{m}.{d}", f"{d}/{m}/{y}", f"{m}/{d}/{y}", f"{d}.{m}.{y}"}
 
 
+_CLEANED_KINDS = frozenset({Kind.FREE_TEXT, Kind.DEVICE, Kind.INSTITUTION})  # C's descriptors may keep them
 _PRIORITY = {kind: rank for rank, kind in enumerate(Kind)}  # PERSON_NAME strongest, FREE_TEXT weakest
 
 
@@ -259,6 +260,46 @@ def _collect(visit: Visit, found: _Found, whole: set[str]) -> None:
                     found.add(word, Kind.FREE_TEXT)
 
 
+# Speed: `_collect` is pure in the element (its tag, VR, strings, whether C cleans it, and the
+# identifying sequence around a code), and a study's values recur in its files: what it adds is
+# recorded once and added again as recorded. Adding is idempotent and order-free (the strongest
+# kind wins, origins are a union), so the replay gives what `_collect` would.
+_Record = tuple[tuple[tuple[str, Kind], ...], frozenset[str], tuple[tuple[str, Kind], ...], tuple[str, ...]]
+_RECORDS: dict[tuple[object, ...], _Record] = {}
+_RECORDS_SIZE = 8192
+_RECORDED_LENGTH = 256  # characters: longer values (free text) are rarely repeated; collected each time
+
+
+def _collect_recorded(visit: Visit, found: _Found, whole: set[str]) -> None:
+    """`_collect(visit, found, whole)`, from the record of an element seen before."""
+    strings = visit.strings
+    if sum(map(len, strings)) > _RECORDED_LENGTH:
+        _collect(visit, found, whole)
+        return
+    tag, keyword = visit.tag, keyword_of(visit.tag)
+    identifies = identification_of(visit.path) if keyword in _CODE_VALUES or keyword == "CodeMeaning" else None
+    key = (tag, visit.vr, identifies, visit.expect is Expect.CLEAN, strings)
+    record = _RECORDS.get(key)
+    if record is None:
+        fresh, fresh_whole = _Found(), set[str]()
+        _collect(visit, fresh, fresh_whole)
+        record = (tuple(fresh.kinds.items()), frozenset(fresh_whole), tuple(fresh.spelled.items()),
+                  tuple(fresh.dates))
+        if len(_RECORDS) >= _RECORDS_SIZE:
+            _RECORDS.clear()
+        _RECORDS[key] = record
+    kinds, wholes, spelled, dates = record
+    found.tag = tag
+    for text, kind in kinds:
+        found._add(text, kind)
+    if wholes:
+        whole.update(wholes)
+    if spelled:
+        found.spelled.update(spelled)
+    if dates:
+        found.dates.update(dates)
+
+
 @functools.lru_cache(maxsize=8192)  # pure; a study's identifiers recur in its files
 def _usable(text: str, kind: Kind) -> bool:
     upper = text.upper()
@@ -313,17 +354,17 @@ def original_identifiers(ds: Dataset, profile: Profile) -> Original:
             if expect is clean:
                 cleaned.extend(strings)
             if vr in _COLLECTED_VRS or keyword_of(visit.tag) in _COLLECTED_KEYWORDS:
-                _collect(visit, found, whole)
+                _collect_recorded(visit, found, whole)
     kept_text, cleaned_text = "\n".join(kept).lower(), "\n".join(cleaned).lower()
     identifiers: dict[str, Kind] = {}
     short: dict[str, tuple[Kind, frozenset[int]]] = {}
     for key, kind in found.kinds.items():
         if not _usable(key, kind):
             continue
-        loose = is_loose(key, kind)
-        if key not in whole and _occurs(key, kept_text, loose):
+        # `key in text` first: most keys occur in neither text, and then `_occurs` is not called
+        if key in kept_text and key not in whole and _occurs(key, kept_text, is_loose(key, kind)):
             continue  # a kept attribute holds it; a whole name or ID is never excused
-        if kind in (Kind.FREE_TEXT, Kind.DEVICE, Kind.INSTITUTION) and _occurs(key, cleaned_text, loose):
+        if kind in _CLEANED_KINDS and key in cleaned_text and _occurs(key, cleaned_text, is_loose(key, kind)):
             continue  # C keeps the words of descriptors; names, IDs, dates and UIDs it must remove
         if len(key) < LONG:
             short[key] = (kind, frozenset(found.origins[key]))

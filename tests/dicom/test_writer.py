@@ -64,3 +64,52 @@ def test_a_deflated_file_is_left_to_dcmwrite() -> None:
         ds = read_dataset(bundled("image_dfl.dcm").read_bytes())
     ds.preamble = b"\x00" * 128
     assert encode_file(ds) is None
+
+
+# File meta elements as read (raw): plain ones are written as stored, the bytes pydicom writes for
+# their decoded values; an empty or NUL-only value, an odd-length or padded one, and a missing one
+# are judged and written as pydicom's writer does the decoded elements.
+_META_VALUES = {
+    "as read": {},
+    "version empty": {0x00020001: ("OB", b"")},
+    "version odd": {0x00020001: ("OB", b"\x00\x01\x02")},
+    "implementation class NUL": {0x00020012: ("UI", b"\x00\x00")},
+    "implementation class empty": {0x00020012: ("UI", b"")},
+    "implementation version padded": {0x00020013: ("SH", b" PYDICOM  ")},
+    "implementation version empty": {0x00020013: ("SH", b"")},
+    "implementation version missing": {0x00020013: None},
+    "source AE odd": {0x00020016: ("AE", b"ABC")},
+    "source AE plain": {0x00020016: ("AE", b"ABCD")},
+}
+
+
+@pytest.mark.parametrize("case", list(_META_VALUES))
+def test_file_meta_as_stored_is_written_as_dcmwrite_writes_it(case: str) -> None:
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    def prepared() -> Dataset:
+        ds = _prepared("CT_small.dcm", False)
+        meta = ds.file_meta
+        for tag in list(meta.keys()):  # every meta element raw, as the reader leaves it
+            elem = meta[tag]
+            if elem.VR in ("UI", "SH", "OB", "AE"):
+                data = elem.value if isinstance(elem.value, bytes) else str(elem.value).encode("ascii")
+                if len(data) % 2:
+                    data += b"\x00" if elem.VR == "UI" else b" "
+                meta._dict[tag] = RawDataElement(Tag(tag), elem.VR, len(data), data, 0, False, True)
+        for number, new in _META_VALUES[case].items():
+            if new is None:
+                meta._dict.pop(Tag(number), None)
+            else:
+                meta._dict[Tag(number)] = RawDataElement(Tag(number), new[0], len(new[1]), new[1], 0, False, True)
+        return ds
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fast = encode_file(prepared())
+    assert fast is not None
+    decoded = prepared()
+    for tag in list(decoded.file_meta.keys()):
+        decoded.file_meta[tag]  # decoded in place
+    assert fast == _dcmwrite(decoded)

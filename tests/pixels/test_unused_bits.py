@@ -235,6 +235,30 @@ def test_the_rule_and_the_rewrite_by_cell_width(bits: BitLayout, cells: list[int
     assert is_clean(array, bits)
 
 
+def _clean_by_cells(values: list[int], bits: BitLayout) -> bool:
+    """The module's table for 8-bit cells, bit by bit: low unused bits zero in every cell; above
+    High Bit zero in every cell, or (signed) copies of the sign bit in every cell."""
+    if any(value & ((1 << bits.low_bit) - 1) for value in values):
+        return False
+    above = [[value >> bit & 1 for bit in range(bits.high_bit + 1, 8)] for value in values]
+    if not any(any(bits_above) for bits_above in above):
+        return True
+    return bits.signed and all(all(b == value >> bits.high_bit & 1 for b in bits_above)
+                               for value, bits_above in zip(values, above, strict=True))
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_the_rule_agrees_with_a_bit_by_bit_reading_for_every_8_bit_layout(signed: bool) -> None:
+    for stored in range(1, 8):
+        for high_bit in range(stored - 1, 8):
+            bits = BitLayout(8, stored, high_bit, signed)
+            for base in ([0], [1 << (bits.low_bit + stored - 1)], [0xFF]):  # zero, a sign bit, all ones
+                for value in range(256):
+                    cells = [*base, value]
+                    expected = _clean_by_cells(cells, bits)
+                    assert is_clean(np.array(cells, dtype=np.uint8), bits) is expected, (bits, cells)
+
+
 def test_a_layout_that_does_not_fit_its_cell_is_refused() -> None:
     ds = image(samples((4, 4), signed=False))
     ds.HighBit = 9  # below Bits Stored - 1

@@ -6,14 +6,17 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 
+import pytest
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+from pydicom.tag import Tag
 
 from pipeline.profile.plan import compile_plan
 from pipeline.runner.process import scrub_bytes
 from pipeline.scrub.keys import Keys
 from pipeline.verify.checks import verify_bytes
-from pipeline.verify.conformance import too_long
+from pipeline.verify.conformance import MAX_LENGTHS, _short_ascii, _strings, too_long
 from pipeline.verify.findings import Finding, VerifyRule
 from tests.conftest import TEST_KEY, bundled, encode, read
 
@@ -84,3 +87,16 @@ def test_length_limits_follow_ps3_5() -> None:
     assert too_long("SH", ("A" * 17,)) and not too_long("SH", ("A" * 16,))
     assert not too_long("PN", ("A" * 64 + "=" + "B" * 64,)) and too_long("PN", ("A" * 65,))
     assert not too_long("UT", ("A" * 100000,))
+
+
+@pytest.mark.parametrize("vr", sorted(MAX_LENGTHS))
+def test_a_short_ascii_value_is_never_too_long_and_one_byte_more_is_read(vr: str) -> None:
+    limit = MAX_LENGTHS[vr]
+    for data in (b"1" * limit, b"1" * (limit - 2) + b"\\1", b"1" * (limit + 1), b"1" * (limit + 2),
+                 b"1\\" * (limit // 2 + 1), b"", b"\xc3\xa9" * (limit // 2)):
+        raw = RawDataElement(Tag(0x00100010), vr, len(data), data, 0, False, True)
+        if _short_ascii(raw, vr):
+            assert len(data) <= limit
+            assert not too_long(vr, _strings(Dataset(), 0x00100010, vr, raw)), (vr, data)
+        elif len(data) > limit and b"\\" not in data:
+            assert too_long(vr, _strings(Dataset(), 0x00100010, vr, raw)), (vr, data)

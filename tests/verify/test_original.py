@@ -5,6 +5,9 @@ identifier, at the place they were planted (issue 18, item 10)."""
 
 from __future__ import annotations
 
+import warnings
+
+import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
@@ -78,3 +81,42 @@ def test_an_id_in_a_private_value_is_found_as_an_identifier(keyword: str) -> Non
 def test_an_id_in_the_release_path_is_found_as_an_identifier(keyword: str) -> None:
     findings = searched(scrubbed(), f"release/{IDS[keyword]}/2.25.2.dcm")
     assert findings == [Finding(VerifyRule.VALUE_IN_PATH, "path", Severity.HIGH, detail="identifier")]
+
+
+# ----------------------------------------------------------------------------- recorded collection
+_RECORD_FILES = ("CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "rtstruct.dcm", "reportsi.dcm", "nested_priv_SQ.dcm",
+                 "rtdose.dcm", "CT_small.dcm")
+
+
+@pytest.mark.parametrize("options", [(), ("clean-descriptors",), ("clean-structured-content",)])
+def test_identifiers_from_records_are_those_collected_afresh(options: tuple[str, ...],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """What `_collect_recorded` replays (a second pass over the same values, and values shared
+    across files) is exactly what `_collect` collects, in the same order."""
+
+
+    from pipeline.verify import original as module
+    from pipeline.verify.checks import load_profile
+
+    profile = load_profile(options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        datasets = [pydicom.dcmread(bundled(name), force=True) for name in _RECORD_FILES]
+        named = pydicom.dcmread(bundled("CT_small.dcm"))  # a name outside ASCII, a code naming a person
+        named.SpecificCharacterSet, named.PatientName = "ISO_IR 100", "Müller^Jürgen"
+        named.OperatorsName, named.StudyDescription = "Ab", "Müller's follow-up HEADSCAN"
+        datasets.append(named)
+        written = pydicom.dcmread(bundled("MR_small.dcm"))  # a name written without spaces (its spellings)
+        written.SpecificCharacterSet, written.PatientName = "ISO_IR 192", "山田^太郎"
+        datasets.append(written)
+        module._RECORDS.clear()
+        recorded = [module.original_identifiers(ds, profile) for ds in datasets]  # records made
+        replayed = [module.original_identifiers(ds, profile) for ds in datasets]  # records replayed
+        monkeypatch.setattr(module, "_collect_recorded", module._collect)
+        fresh = [module.original_identifiers(ds, profile) for ds in datasets]
+    assert any(found.short for found in fresh) and any("山田太郎" in found.spelled for found in fresh)
+    for one, two, three in zip(recorded, replayed, fresh, strict=True):
+        for got in (one, two):
+            assert list(got.identifiers.items()) == list(three.identifiers.items())
+            assert got.short == three.short and list(got.spelled.items()) == list(three.spelled.items())
+            assert got.values == three.values
