@@ -81,7 +81,7 @@ def _read(data: bytes) -> FileDataset:
     # elements' dict, and the first is dropped, so only the second is made here.
     file_meta = FileMetaDataset(meta_elements)
     file_meta.set_original_encoding(is_implicit_vr=False, is_little_endian=True, character_encoding=default_encoding)
-    file_meta[next(iter(file_meta._dict))]  # pydicom decodes the first element (its implicit VR test)
+    file_meta[min(file_meta._dict)]  # pydicom decodes the first element by tag (its implicit VR test)
     if _GROUP_LENGTH in file_meta._dict:
         file_meta[_GROUP_LENGTH]  # ... and reads the group length
     if end >= len(data) or data[end:end + 2] == b"\x00\x00":

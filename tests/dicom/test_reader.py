@@ -131,3 +131,19 @@ def test_read_dataset_reads_a_plain_file_with_the_fast_reader() -> None:
     theirs = pydicom.dcmread(io.BytesIO(data))
     _assert_same(ds.file_meta, theirs.file_meta)
     _assert_same(ds, theirs)
+
+
+def test_a_file_meta_out_of_tag_order_is_read_as_pydicom_reads_it() -> None:
+    """pydicom decodes the file meta's first element by tag (`Dataset.elements` is sorted), not
+    the first in the file: with the elements out of order, the same one is decoded here."""
+    syntax = b"1.2.840.10008.1.2.1\x00"
+    meta = (b"\x02\x00\x10\x00UI" + len(syntax).to_bytes(2, "little") + syntax
+            + b"\x02\x00\x01\x00OB\x00\x00\x02\x00\x00\x00\x00\x01")  # (0002,0001) after (0002,0010)
+    data = b"\x00" * 128 + b"DICM" + meta + b"\x08\x00\x16\x00UI\x04\x001.2\x00"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = read_part10(data)
+        theirs = pydicom.dcmread(io.BytesIO(data), force=False)
+    assert ours is not None and ours.file_meta is not None
+    _assert_same(ours.file_meta, theirs.file_meta)
+    _assert_same(ours, theirs)

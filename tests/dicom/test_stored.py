@@ -147,3 +147,14 @@ def test_a_person_name_read_as_stored_is_pydicoms_or_left_to_pydicom(data: bytes
     raw = _raw(PATIENT_NAME, "PN", data)
     values = stored_values(raw, "PN", ds)
     assert values is None or values == _decoded(raw, ds)
+
+
+def test_the_same_bytes_are_judged_by_each_datasets_character_set() -> None:
+    """The reading of short bytes is remembered, the character set is not: bytes read as ASCII in
+    one dataset are left to pydicom in another whose character set needs escapes, either order."""
+    latin, japanese = Dataset(), Dataset()
+    latin.SpecificCharacterSet, japanese.SpecificCharacterSet = "ISO_IR 100", ["", "ISO 2022 IR 87"]
+    raw = _raw(PATIENT_NAME, "PN", b"DOE^JANE")
+    for _ in range(2):
+        assert stored_values(raw, "PN", latin) == ["DOE^JANE"]
+        assert stored_values(raw, "PN", japanese) is None

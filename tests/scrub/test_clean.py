@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.profile.plan import compile_plan
 from pipeline.runner.process import scrub_bytes
-from pipeline.scrub.clean import ascii_forms
+from pipeline.scrub.clean import Identifiers, ascii_forms, clean_text
 from pipeline.scrub.keys import Keys
 from tests.conftest import encode, make_dataset
 
@@ -38,3 +38,16 @@ def test_ascii_forms_of_an_ascii_value_are_none_and_a_cjk_name_has_none() -> Non
     assert ascii_forms("SMITH") == set()
     assert ascii_forms("\u674e\u660e") == set()
     assert ascii_forms("Stra\u00dfe") == {"Strasse"}
+
+
+def test_a_remembered_cleaning_belongs_to_the_identifiers_it_was_made_with() -> None:
+    """clean_text remembers short texts by the text and the identifiers' pattern: the same text
+    cleaned for two patients keeps each patient's own result, in either order."""
+    first, second = make_dataset(), make_dataset()
+    first.PatientName, second.PatientName = "TANAKA^OLGA", "SMITH^JOHN"
+    tanaka, smith = Identifiers.of(first), Identifiers.of(second)
+    for _ in range(2):
+        assert "TANAKA" not in clean_text("FOLLOW-UP TANAKA", tanaka)
+        assert clean_text("FOLLOW-UP TANAKA", smith) == "FOLLOW-UP TANAKA"
+        assert "SMITH" not in clean_text("FOLLOW-UP SMITH", smith)
+        assert clean_text("FOLLOW-UP SMITH", tanaka) == "FOLLOW-UP SMITH"
