@@ -204,14 +204,18 @@ def _frozen(pid: int) -> bool:
     return bool(states) and all(state in ("T", "t") for state in states)
 
 
-def _stop_while_staging(process: subprocess.Popen[bytes], staging: Path) -> bool:
-    """Freeze `process` (SIGSTOP) at a moment its staged output exists, named in `staging` or
-    unnamed and held by it; False if it ended first."""
+def _stop_while_staging(process: subprocess.Popen[bytes], staging: Path, way: str) -> bool:
+    """Freeze `process` (SIGSTOP) at a moment its staged output exists: named in `staging` (`way`
+    "named") or unnamed and held by it ("unnamed"; not the moment the folder's one-time probe has
+    its short-lived name there); False if it ended first."""
+    def staged() -> bool:
+        return bool(_staged(staging)) if way == "named" else _held(process.pid, staging) > 0
+
     while process.poll() is None:
-        if _staged(staging) or _held(process.pid, staging):
+        if staged():
             process.send_signal(signal.SIGSTOP)
             _when(lambda: _frozen(process.pid) or process.poll() is not None, timeout=10)
-            if _staged(staging) or _held(process.pid, staging):
+            if staged():
                 return True
             process.send_signal(signal.SIGCONT)
         time.sleep(0.001)
@@ -335,7 +339,7 @@ def test_a_worker_killed_while_staging_leaves_its_staged_file_outside_the_releas
     with Watcher(release, set(expected)) as watcher:
         process = _run(release, corpus, key, "--scheduler", cluster.address, env=environment)
         _when(lambda: _rows(manifest) >= 6)
-        assert _stop_while_staging(doomed, staging)
+        assert _stop_while_staging(doomed, staging, way)
         left, held = {p.name for p in _staged(staging)}, _held(doomed.pid, staging)
         cluster.worker("worker-b")  # the survivor, so the run can finish
         doomed.send_signal(signal.SIGKILL)
@@ -373,7 +377,7 @@ def test_a_run_killed_with_sigkill_never_leaves_an_unverified_file_in_the_releas
         for moment in ("staging", 10, 60):
             process = _run(release, corpus, key, "--workers", "0", env=environment)
             if moment == "staging":
-                assert _stop_while_staging(process, staging)
+                assert _stop_while_staging(process, staging, way)
                 held = _held(process.pid, staging)
             else:
                 _when(lambda n=moment: _rows(manifest) >= n)  # type: ignore[misc]
