@@ -154,15 +154,7 @@ class _Found:
         if not key.isascii():  # "müller" is also typed "mueller" and "muller" (verify/transliteration.py)
             for spelled in ascii_spellings(key):
                 self._add(spelled, kind)
-        known = self.kinds.get(key)  # `_add(key, kind)`, written out: the common case
-        if known is None or _PRIORITY[kind] < _PRIORITY[known]:
-            self.kinds[key] = kind
-        if len(key) < LONG:
-            origins = self.origins.get(key)
-            if origins is None:
-                self.origins[key] = {self.tag}
-            else:
-                origins.add(self.tag)
+        self._add(key, kind)
 
     def _add(self, key: str, kind: Kind) -> None:
         known = self.kinds.get(key)
