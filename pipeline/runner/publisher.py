@@ -13,8 +13,12 @@ whose bytes may be lost; the batch's outcomes go back to the client (which recor
 published) only after every link and the folders on the way to it were synced
 (`release_folders`, `process.process_batch`).
 
-At most `MAX_PENDING` outputs wait for the thread (memory stays flat): `submit` waits for the
-oldest beyond that. Each result comes back once, in submission order, from `settled` or `drain`:
+At most `MAX_PENDING` outputs, and at most `MAX_PENDING_BYTES` of them (one always may), wait for
+the thread (memory stays flat): `submit` waits for the oldest beyond that. The queue is deep enough
+that the worker seldom waits for the thread: the thread needs the GIL back after each write and
+fsync, which the working thread gives up only every switch interval (with 4 places the worker spent
+~9% of its time waiting in `submit`, py-spy of a one-worker run). Each result comes back once, in
+submission order, from `settled` or `drain`:
 the job given to `submit` and the exception that stopped it (a `WriteError` such as a full disk
 or a different file under the same name, `DuplicateOutputError`), or None when it is published.
 """
@@ -30,7 +34,8 @@ from typing import Generic, TypeVar
 from pipeline.files import StagingFolder
 
 Job = TypeVar("Job")
-MAX_PENDING = 4
+MAX_PENDING = 16
+MAX_PENDING_BYTES = 64 << 20  # of outputs waiting; one larger output may still wait alone
 
 
 def publish_now(staging: StagingFolder, data: bytes, target: Path) -> None:
@@ -57,12 +62,12 @@ class Publisher(Generic[Job]):
     folder given. Use as a context manager; `drain` before leaving it, or the results not taken
     are lost (never the files: the thread finishes what it was given)."""
 
-    def __init__(self, staging: Path, max_pending: int = MAX_PENDING) -> None:
+    def __init__(self, staging: Path, max_pending: int = MAX_PENDING, max_bytes: int = MAX_PENDING_BYTES) -> None:
         self._staging = StagingFolder(staging)
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish")
-        self._pending: collections.deque[tuple[Job, concurrent.futures.Future[None]]] = collections.deque()
+        self._pending: collections.deque[tuple[Job, int, concurrent.futures.Future[None]]] = collections.deque()
         self._done: list[tuple[Job, BaseException | None]] = []
-        self._max_pending = max_pending
+        self._max_pending, self._max_bytes, self._bytes = max_pending, max_bytes, 0
 
     def __enter__(self) -> Publisher[Job]:
         return self
@@ -72,14 +77,21 @@ class Publisher(Generic[Job]):
         self._staging.close()
 
     def submit(self, job: Job, data: bytes, target: Path) -> None:
-        """Queue `data` for publication as `target`; wait for the oldest beyond MAX_PENDING."""
-        self._pending.append((job, self._pool.submit(publish_now, self._staging, data, target)))
-        while len(self._pending) > self._max_pending:
+        """Queue `data` for publication as `target`; wait for the oldest beyond `max_pending`
+        outputs or `max_bytes` of them."""
+        self._pending.append((job, len(data), self._pool.submit(publish_now, self._staging, data, target)))
+        self._bytes += len(data)
+        while len(self._pending) > self._max_pending or (self._bytes > self._max_bytes and len(self._pending) > 1):
             self._take_oldest()
+
+    @property
+    def waiting(self) -> tuple[int, int]:
+        """(outputs, bytes of them) submitted whose result was not taken yet."""
+        return len(self._pending), self._bytes
 
     def settled(self) -> list[tuple[Job, BaseException | None]]:
         """The results that are in (without waiting), oldest first, each given once."""
-        while self._pending and self._pending[0][1].done():
+        while self._pending and self._pending[0][2].done():
             self._take_oldest()
         done, self._done = self._done, []
         return done
@@ -92,5 +104,6 @@ class Publisher(Generic[Job]):
         yield from done
 
     def _take_oldest(self) -> None:
-        job, future = self._pending.popleft()
+        job, size, future = self._pending.popleft()
+        self._bytes -= size
         self._done.append((job, future.exception()))

@@ -43,6 +43,25 @@ def test_every_job_is_published_in_order_and_a_refused_link_is_returned_with_its
     assert list(staging.iterdir()) == []  # nothing staged stays behind, linked or refused
 
 
+def test_outputs_waiting_are_bounded_by_count_and_by_bytes_and_a_large_one_still_goes(tmp_path: Path) -> None:
+    staging, release = tmp_path / "staging", tmp_path / "release"
+    release.mkdir()
+    sizes = [300, 300, 300, 2000, 300, 100, 100, 100, 100, 100]
+    seen = []
+    with Publisher[int](staging, max_pending=4, max_bytes=1000) as publisher:
+        for number, size in enumerate(sizes):
+            publisher.submit(number, bytes([number]) * size, release / f"{number}.dcm")
+            count, waiting = publisher.waiting
+            seen.append((count, waiting))
+            assert count <= 4 and (waiting <= 1000 or count == 1)
+        results = publisher.settled() + list(publisher.drain())
+        assert publisher.waiting == (0, 0)
+    assert [job for job, error in results if error is None] == list(range(len(sizes)))
+    assert {name: len(data) for name, data in release_files(release).items()} == {
+        f"{n}.dcm": size for n, size in enumerate(sizes)}
+    assert (1, 2000) in seen  # the output larger than the bound waited alone
+
+
 def _inputs(folder: Path) -> list[SourceFile]:
     folder.mkdir(parents=True)
     sources = []
