@@ -429,6 +429,8 @@ def decode_cause(exc: BaseException) -> Cause | None:
         return Cause.UNKNOWN_VR  # pydicom: "Unknown Value Representation '..' in tag (gggg,eeee)"
     if isinstance(exc, MemoryError):
         return Cause.OUT_OF_MEMORY
+    if isinstance(exc, OSError) and str(exc).startswith("No tag to read at file position"):
+        return Cause.TRUNCATED_HEADER  # pydicom's read_sequence_item: an item's tag and length cut short (PS3.5 7.5)
     return None
 
 

@@ -84,6 +84,19 @@ def test_an_unknown_vr_in_a_private_element_is_bad_input_unknown_vr(tmp_path: Pa
     _quarantined(_process(tmp_path, _insert_before(CT, 0x0020, 0x000D, raw)), "bad-input:unknown-vr")
 
 
+def test_pydicoms_error_for_an_item_header_cut_short_is_named_truncated_header() -> None:
+    """A sequence whose value ends inside an item's tag and length: pydicom raises an OSError when
+    it is decoded (the CI's make fuzz, seed 3819846985, made such an input inside Other Patient IDs
+    Sequence; it was quarantined as unexpected-OSError, the same at a22ddfa)."""
+    ds = Dataset()
+    half_item = b"\xfe\xff\x00\xe0"
+    ds[0x00101002] = RawDataElement(Tag(0x00101002), "SQ", len(half_item), half_item, 0, False, True)
+    with pytest.raises(OSError) as cut:
+        ds[0x00101002]
+    assert decode_cause(cut.value) is Cause.TRUNCATED_HEADER
+    assert decode_cause(OSError("another")) is None
+
+
 def test_pydicoms_lazy_unknown_vr_error_is_named_unknown_vr() -> None:
     """Where an unknown VR is only met when a value is decoded (pydicom's own error, raised here
     by pydicom itself), `decode_cause` names it; a length that does not fit its VR too."""
