@@ -59,8 +59,9 @@ _UNDEFINED_READ = frozenset({"SQ", "OB", "OW"})  # undefined length read here (b
 _new_raw = tuple.__new__
 
 
-class _NotHere(Exception):
-    """The file is not one this reader reads as pydicom would: pydicom reads it."""
+class NotReadHere(Exception):
+    """Not read here as pydicom reads it (a file, or a sequence in `pipeline.dicom.sequences`):
+    pydicom reads it."""
 
 
 def read_part10(data: bytes) -> FileDataset | None:
@@ -68,13 +69,13 @@ def read_part10(data: bytes) -> FileDataset | None:
     module's table), or None when pydicom must read it itself."""
     try:
         return _read(data)
-    except Exception:  # _NotHere, or anything pydicom may raise too: pydicom reads it and decides
+    except Exception:  # NotReadHere, or anything pydicom may raise too: pydicom reads it and decides
         return None
 
 
 def _read(data: bytes) -> FileDataset:
     if len(data) < 138 or data[128:132] != b"DICM":
-        raise _NotHere
+        raise NotReadHere
     preamble = data[:128]
     meta_elements, end = _elements(data, 132, only_group=2)
     # pydicom reads the meta into a Dataset and makes a FileMetaDataset of it: they share the
@@ -85,14 +86,14 @@ def _read(data: bytes) -> FileDataset:
     if _GROUP_LENGTH in file_meta._dict:
         file_meta[_GROUP_LENGTH]  # ... and reads the group length
     if end >= len(data) or data[end:end + 2] == b"\x00\x00":
-        raise _NotHere  # no dataset, or a command set: pydicom
+        raise NotReadHere  # no dataset, or a command set: pydicom
     syntax = file_meta.get("TransferSyntaxUID")
     if syntax is None or syntax in (ImplicitVRLittleEndian, ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian) \
             or syntax in PrivateTransferSyntaxes:
-        raise _NotHere
+        raise NotReadHere
     elements, end = _elements(data, end, only_group=None)
     if end != len(data):
-        raise _NotHere
+        raise NotReadHere
     # pydicom reads the dataset into a Dataset and makes a FileDataset of it: they share the
     # elements' dict, and the first is dropped, so only the second is made here (the encodings it
     # records come from that dict: its Specific Character Set, decoded there).
@@ -115,42 +116,44 @@ def _elements(data: bytes, position: int, only_group: int | None) -> tuple[dict[
             break
         known = VRS.get(code)
         if known is None:
-            raise _NotHere  # implicit VR (pydicom's first-element test), or a VR pydicom guesses at
+            raise NotReadHere  # implicit VR (pydicom's first-element test), or a VR pydicom guesses at
         first = False
         vr, long = known
         start = position + 8
         if long:
             if start + 4 > end_of_file:
-                raise _NotHere
+                raise NotReadHere
             (length,) = _LONG_LENGTH(data, start)
             start += 4
         tag = group << 16 | element
         if tag == _ITEM_DELIMITER or tag in elements:
-            raise _NotHere
+            raise NotReadHere
         if length == _UNDEFINED:
-            if vr not in _UNDEFINED_READ:
-                raise _NotHere
-            stored, position = _undefined(data, start, tag, vr, encoding)
+            stored, position = read_undefined(data, start, tag, vr, encoding)
             elements[BaseTag(tag)] = stored
             continue
         position = start + length
         if position > end_of_file:
-            raise _NotHere
+            raise NotReadHere
         value: Any = data[start:position] if length else empty_value_for_VR(vr, raw=True)
         if tag == _CHARACTER_SET:
             encoding = convert_encodings(convert_string(value or b"", True))
         key = BaseTag(tag)
         elements[key] = _new_raw(RawDataElement, (key, vr, length, value, start, False, True, True, False))
     if first or (only_group is None and position != end_of_file):
-        raise _NotHere
+        raise NotReadHere
     return elements, position
 
 
-def _undefined(data: bytes, start: int, tag: int, vr: str, encoding: str | MutableSequence[str],
-               ) -> tuple[DataElement | RawDataElement, int]:
-    """An element of undefined length, read by pydicom's functions as `data_element_generator`
-    reads it (PS3.5 7.5.2, A.4): a sequence whole, else the value up to its delimiter."""
-    fp = io.BytesIO(data)  # what dcmread is given (`pipeline.dicom.file`): pydicom reads from there
+def read_undefined(data: bytes, start: int, tag: int, vr: str, encoding: str | MutableSequence[str],
+                   ) -> tuple[DataElement | RawDataElement, int]:
+    """An element of undefined length whose value starts at `start` in `data` (the file's bytes,
+    or a sequence's value), read by pydicom's functions as `data_element_generator` reads it
+    there (PS3.5 7.5.2, A.4): a sequence whole, else the value up to its delimiter; and where it
+    ends. `NotReadHere` for a VR that cannot have an undefined length or what pydicom refuses."""
+    if vr not in _UNDEFINED_READ:
+        raise NotReadHere
+    fp = io.BytesIO(data)  # what pydicom is given (`pipeline.dicom.file`, `convert_SQ`): it reads from there
     fp.seek(start)
     try:
         if vr == "SQ":
@@ -161,5 +164,5 @@ def _undefined(data: bytes, start: int, tag: int, vr: str, encoding: str | Mutab
             value = read_undefined_length_value(fp, True, SequenceDelimiterTag, None)
             stored = RawDataElement(BaseTag(tag), vr, _UNDEFINED, value, start, False, True)
     except Exception:
-        raise _NotHere from None
+        raise NotReadHere from None
     return stored, fp.tell()

@@ -13,7 +13,6 @@ conversion hooks changed) is left to pydicom: `decoded` then returns `ds[tag]`.
 
 from __future__ import annotations
 
-import io
 import struct
 from collections.abc import MutableSequence
 from typing import Any
@@ -22,14 +21,12 @@ from pydicom import config
 from pydicom.charset import convert_encodings, default_encoding
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element, empty_value_for_VR
 from pydicom.dataset import Dataset
-from pydicom.filereader import read_sequence
-from pydicom.fileutil import read_undefined_length_value
 from pydicom.hooks import hooks, raw_element_value, raw_element_vr
 from pydicom.sequence import Sequence
-from pydicom.tag import BaseTag, SequenceDelimiterTag
+from pydicom.tag import BaseTag
 from pydicom.values import convert_string
 
-from pipeline.dicom.reader import VRS
+from pipeline.dicom.reader import VRS, NotReadHere, read_undefined
 
 _ITEM_HEADER = struct.Struct("<HHL").unpack_from  # item tag and 32-bit length (PS3.5 7.5)
 _SHORT_HEADER = struct.Struct("<HH2sH").unpack_from
@@ -40,10 +37,6 @@ _CHARACTER_SET = 0x00080005
 _new_raw = tuple.__new__  # RawDataElement without its Python-level __new__, every field given
 
 Encodings = str | MutableSequence[str]
-
-
-class _NotHere(Exception):
-    """Not a sequence read here as pydicom reads it: pydicom decodes it."""
 
 
 def decoded(ds: Dataset, tag: int) -> Any:
@@ -70,7 +63,7 @@ def _sequence_element(ds: Dataset, raw: RawDataElement) -> DataElement | None:
         encodings = [encodings]
     try:
         items = _items(value, encodings, raw.value_tell)
-    except _NotHere:
+    except NotReadHere:
         return None
     sequence = Sequence(items)
     sequence.is_undefined_length = False
@@ -85,13 +78,13 @@ def _items(data: bytes, encodings: Encodings, offset: int) -> list[Dataset]:
     position, end = 0, len(data)
     while position < end:
         if position + 8 > end:
-            raise _NotHere
+            raise NotReadHere
         group, element, length = _ITEM_HEADER(data, position)
         tag = group << 16 | element
         if tag == _SEQUENCE_END:
             break
         if tag != _ITEM:
-            raise _NotHere
+            raise NotReadHere
         start = position + 8
         implicit = _reads_implicit(data, start)
         if length == _UNDEFINED:
@@ -131,57 +124,37 @@ def _elements(data: bytes, position: int, end: int | None, implicit: bool, encod
             return elements, position + 8
         if end == position:
             return elements, position
-        raise _NotHere
+        raise NotReadHere
     while end is None or position < end:
         if position + 8 > size:
-            raise _NotHere
+            raise NotReadHere
         group, element, code, length = _SHORT_HEADER(data, position)
         tag = group << 16 | element
         if tag == _ITEM_END:
             if end is not None:
-                raise _NotHere
+                raise NotReadHere
             return elements, position + 8
         known = VRS.get(code)
         if known is None or tag in elements:
-            raise _NotHere
+            raise NotReadHere
         vr, long = known
         start = position + 8
         if long:
             if start + 4 > size:
-                raise _NotHere
+                raise NotReadHere
             (length,) = _LONG_LENGTH(data, start)
             start += 4
         key = BaseTag(tag)
         if length == _UNDEFINED:
-            elements[key], position = _undefined(data, start, key, vr, encoding)
+            elements[key], position = read_undefined(data, start, key, vr, encoding)
         else:
             position = start + length
             if position > size:
-                raise _NotHere
+                raise NotReadHere
             value: Any = data[start:position] if length else empty_value_for_VR(vr, raw=True)
             if tag == _CHARACTER_SET:
                 encoding = convert_encodings(convert_string(value or b"", True))
             elements[key] = _new_raw(RawDataElement, (key, vr, length, value, start, False, True, True, False))
         if end is not None and position > end:
-            raise _NotHere  # pydicom reads on past the item's end
+            raise NotReadHere  # pydicom reads on past the item's end
     return elements, position
-
-
-def _undefined(data: bytes, start: int, tag: BaseTag, vr: str, encoding: Encodings,
-               ) -> tuple[DataElement | RawDataElement, int]:
-    """An element of undefined length inside an item, read by pydicom's functions from the
-    sequence's value as `data_element_generator` reads it there."""
-    if vr not in ("SQ", "OB", "OW"):
-        raise _NotHere
-    fp = io.BytesIO(data)  # pydicom reads the items from the sequence's value (convert_SQ)
-    fp.seek(start)
-    try:
-        if vr == "SQ":
-            sequence = read_sequence(fp, False, True, _UNDEFINED, encoding)
-            stored: DataElement | RawDataElement = DataElement(tag, vr, sequence, start, is_undefined_length=True)
-        else:
-            value = read_undefined_length_value(fp, True, SequenceDelimiterTag, None)
-            stored = RawDataElement(tag, vr, _UNDEFINED, value, start, False, True)
-    except Exception:
-        raise _NotHere from None
-    return stored, fp.tell()
