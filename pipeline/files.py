@@ -213,14 +213,15 @@ class StagingFolder:
         fcntl.fcntl(descriptor, fcntl.F_SETFL, fcntl.fcntl(descriptor, fcntl.F_GETFL) & ~_O_DIRECT)
         return done
 
-    def publish(self, staged: StagedFile, target: Path) -> None:
-        """fsync a staged file's data, then give it the name `target` without replacing
-        anything: an identical file already there is accepted, a different one is refused
-        (`DuplicateOutputError`). The target's folders are created as needed; the caller fsyncs
-        them before it records the file as published. The staged file is closed, and its staging
-        name removed, whatever happens."""
+    def publish(self, staged: StagedFile, target: Path, *, synced: bool = False) -> None:
+        """fsync a staged file's data (unless the caller did: `synced`), then give it the name
+        `target` without replacing anything: an identical file already there is accepted, a
+        different one is refused (`DuplicateOutputError`). The target's folders are created as
+        needed; the caller fsyncs them before it records the file as published. The staged file is
+        closed, and its staging name removed, whatever happens."""
         try:
-            os.fsync(staged.descriptor)
+            if not synced:
+                os.fsync(staged.descriptor)
             try:
                 try:
                     self._link(staged, target)

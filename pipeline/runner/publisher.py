@@ -13,12 +13,20 @@ whose bytes may be lost; the batch's outcomes go back to the client (which recor
 published) only after every link and the folders on the way to it were synced
 (`release_folders`, `process.process_batch`).
 
+`THREADS` threads stage and fsync outputs at once, and each links its output only after every
+output submitted before it was linked or refused, so the outputs of a batch get their names in
+submission order (of two different outputs under one release name, the first submitted is
+published, the other refused as a duplicate, however the threads ran). An fsync waits for the file
+system's journal to commit and for the disk: one thread at a time made every file wait for its own
+commit (one publisher thread was busy 93% of a one-worker run, 59% of it in fsync, py-spy), while
+the fsyncs of several threads share one commit, and their direct writes reach the disk together.
+
 At most `MAX_PENDING` outputs, and at most `MAX_PENDING_BYTES` of them (one always may), wait for
-the thread (memory stays flat): `submit` waits for the oldest beyond that. The queue is deep enough
-that the worker seldom waits for the thread: the thread needs the GIL back after each write and
-fsync, which the working thread gives up only every switch interval (with 4 places the worker spent
-~9% of its time waiting in `submit`, py-spy of a one-worker run). Each result comes back once, in
-submission order, from `settled` or `drain`:
+the threads (memory stays flat): `submit` waits for the oldest beyond that. The queue is deep
+enough that the worker seldom waits for the threads: they need the GIL back after each write and
+fsync, which the working thread gives up only every switch interval (with 4 places the worker
+spent ~9% of its time waiting in `submit`, py-spy of a one-worker run). Each result comes back
+once, in submission order, from `settled` or `drain`:
 the job given to `submit` and the exception that stopped it (a `WriteError` such as a full disk
 or a different file under the same name, `DuplicateOutputError`), or None when it is published.
 """
@@ -27,14 +35,19 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import itertools
+import os
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Generic, TypeVar
 
-from pipeline.files import StagingFolder
+from pipeline.errors import WriteError
+from pipeline.files import StagedFile, StagingFolder, drop_staged, os_cause
 
 Job = TypeVar("Job")
 MAX_PENDING = 16
+THREADS = 2  # outputs staged and fsynced at once
 MAX_PENDING_BYTES = 64 << 20  # of outputs waiting; one larger output may still wait alone
 
 
@@ -58,13 +71,20 @@ def release_folders(release: Path, names: Iterable[PurePosixPath]) -> set[Path]:
 
 
 class Publisher(Generic[Job]):
-    """One background thread that stages, fsyncs and links outputs in order, in the staging
-    folder given. Use as a context manager; `drain` before leaving it, or the results not taken
-    are lost (never the files: the thread finishes what it was given)."""
+    """`threads` background threads that stage and fsync outputs, and link them in submission
+    order, in the staging folder given (each thread with its own `StagingFolder`: buffers and
+    descriptors are not shared). Use as a context manager; `drain` before leaving it, or the
+    results not taken are lost (never the files: the threads finish what they were given)."""
 
-    def __init__(self, staging: Path, max_pending: int = MAX_PENDING, max_bytes: int = MAX_PENDING_BYTES) -> None:
-        self._staging = StagingFolder(staging)
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish")
+    def __init__(self, staging: Path, max_pending: int = MAX_PENDING, max_bytes: int = MAX_PENDING_BYTES,
+                 threads: int = THREADS) -> None:
+        self._staging = staging
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="publish")
+        self._folders: list[StagingFolder] = []  # every thread's, closed on leaving
+        self._local = threading.local()
+        self._turn = threading.Condition()  # a job links when `_linked` reaches its number
+        self._numbers = itertools.count()
+        self._linked = 0
         self._pending: collections.deque[tuple[Job, int, concurrent.futures.Future[None]]] = collections.deque()
         self._done: list[tuple[Job, BaseException | None]] = []
         self._max_pending, self._max_bytes, self._bytes = max_pending, max_bytes, 0
@@ -74,12 +94,14 @@ class Publisher(Generic[Job]):
 
     def __exit__(self, *exc: object) -> None:
         self._pool.shutdown(wait=True)
-        self._staging.close()
+        for folder in self._folders:
+            folder.close()
 
     def submit(self, job: Job, data: bytes, target: Path) -> None:
         """Queue `data` for publication as `target`; wait for the oldest beyond `max_pending`
         outputs or `max_bytes` of them."""
-        self._pending.append((job, len(data), self._pool.submit(publish_now, self._staging, data, target)))
+        future = self._pool.submit(self._publish, next(self._numbers), data, target)
+        self._pending.append((job, len(data), future))
         self._bytes += len(data)
         while len(self._pending) > self._max_pending or (self._bytes > self._max_bytes and len(self._pending) > 1):
             self._take_oldest()
@@ -107,3 +129,46 @@ class Publisher(Generic[Job]):
         job, size, future = self._pending.popleft()
         self._bytes -= size
         self._done.append((job, future.exception()))
+
+    def _folder(self) -> StagingFolder:
+        """This thread's staging folder."""
+        folder: StagingFolder | None = getattr(self._local, "folder", None)
+        if folder is None:
+            folder = self._local.folder = StagingFolder(self._staging)
+            with self._turn:
+                self._folders.append(folder)
+        return folder
+
+    def _publish(self, number: int, data: bytes, target: Path) -> None:
+        """Stage and fsync `data` (at once with the other threads), then, in its turn (`number`,
+        from 0 in submission order), link it as `target` (`StagingFolder.publish`)."""
+        folder = self._folder()
+        staged = _stage_synced(folder, data)
+        try:
+            with self._turn:
+                while self._linked != number:
+                    self._turn.wait()
+            if isinstance(staged, BaseException):
+                raise staged
+            folder.publish(staged, target, synced=True)
+        finally:
+            with self._turn:
+                self._linked += 1
+                self._turn.notify_all()
+
+
+def _stage_synced(folder: StagingFolder, data: bytes) -> StagedFile | BaseException:
+    """`data` staged in `folder` and fsynced, or the error that stopped it (nothing staged stays)."""
+    try:
+        staged = folder.stage(data)  # a WriteError: what it staged is dropped
+    except BaseException as exc:
+        return exc
+    try:
+        os.fsync(staged.descriptor)
+    except OSError as exc:
+        drop_staged(staged)
+        return WriteError(f"cannot stage an output ({type(exc).__name__})", cause=os_cause(exc))
+    except BaseException as exc:
+        drop_staged(staged)
+        return exc
+    return staged

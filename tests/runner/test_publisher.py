@@ -1,18 +1,25 @@
-"""The background publisher of a batch (pipeline/runner/publisher.py): outputs are fsynced and
-linked by one thread while the worker goes on, each result comes back once and in order, and a
-file that cannot be linked quarantines its input instead of being reported published."""
+"""The background publisher of a batch (pipeline/runner/publisher.py): outputs are staged and
+fsynced by two threads at once while the worker goes on, and linked in submission order, each
+only after its fsync; each result comes back once and in order, and a file that cannot be
+fsynced or linked quarantines its input instead of being reported published."""
 
 from __future__ import annotations
 
+import errno
+import os
+import threading
+import time
 from pathlib import Path, PurePosixPath
 
 import pydicom
 import pytest
 
 from pipeline import files
-from pipeline.files import DuplicateOutputError
+from pipeline.errors import Cause, WriteError
+from pipeline.files import DuplicateOutputError, StagingFolder
 from pipeline.profile.plan import compile_plan
 from pipeline.runner import process
+from pipeline.runner import publisher as publisher_module
 from pipeline.runner.discover import SourceFile
 from pipeline.runner.outcome import Disposition
 from pipeline.runner.process import WorkerConfig, process_batch, process_one
@@ -60,6 +67,100 @@ def test_outputs_waiting_are_bounded_by_count_and_by_bytes_and_a_large_one_still
     assert {name: len(data) for name, data in release_files(release).items()} == {
         f"{n}.dcm": size for n, size in enumerate(sizes)}
     assert (1, 2000) in seen  # the output larger than the bound waited alone
+
+
+def test_outputs_are_staged_at_once_and_linked_in_submission_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first two outputs are staged at the same time (they meet at a barrier, which one
+    thread could not pass); the first is held back until the second is staged and fsynced, and
+    both go to one release name with different bytes: the first submitted is published, the
+    second refused as a duplicate, as one thread would have done."""
+    staging, release = tmp_path / "staging", tmp_path / "release"
+    release.mkdir()
+    meet, real_stage = threading.Barrier(2, timeout=10), StagingFolder.stage
+    second_staged = threading.Event()
+
+    def stage(folder: StagingFolder, data: bytes, mode: int = 0o666) -> files.StagedFile:
+        if data in (b"first", b"second"):
+            meet.wait()
+        if data == b"first":
+            assert second_staged.wait(timeout=10)
+        staged = real_stage(folder, data, mode)
+        if data == b"second":
+            second_staged.set()
+        return staged
+
+    monkeypatch.setattr(StagingFolder, "stage", stage)
+    with Publisher[str](staging) as publisher:
+        for data in (b"first", b"second", b"third"):
+            publisher.submit(data.decode(), data, release / ("third.dcm" if data == b"third" else "same.dcm"))
+        results = list(publisher.drain())
+    assert [job for job, _ in results] == ["first", "second", "third"]
+    assert results[0][1] is None and isinstance(results[1][1], DuplicateOutputError) and results[2][1] is None
+    assert release_files(release) == {"same.dcm": b"first", "third.dcm": b"third"}
+    assert list(staging.iterdir()) == []
+
+
+def test_an_output_whose_fsync_fails_is_refused_alone_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    staging, release = tmp_path / "staging", tmp_path / "release"
+    release.mkdir()
+    real_fsync = os.fsync
+
+    def fsync(descriptor: int) -> None:
+        if os.pread(descriptor, 3, 0) == b"bad":
+            raise OSError(errno.EIO, "I/O error")
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(publisher_module.os, "fsync", fsync)
+    with Publisher[int](staging) as publisher:
+        for number, data in enumerate((b"good 0", b"bad 1", b"good 2")):
+            publisher.submit(number, data, release / f"{number}.dcm")
+        results = list(publisher.drain())
+    error = results[1][1]
+    assert isinstance(error, WriteError) and error.cause is Cause.IO_ERROR
+    assert results[0][1] is None and results[2][1] is None
+    assert release_files(release) == {"0.dcm": b"good 0", "2.dcm": b"good 2"}
+    assert list(staging.iterdir()) == []
+
+
+@pytest.mark.parametrize("unnamed", [True, False])
+def test_every_output_is_fsynced_before_its_name_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unnamed: bool
+) -> None:
+    """The order of the calls, per file (by inode): its fsync, then the link that names it."""
+    monkeypatch.setattr(files, "_UNNAMED", {})
+    if not unnamed:
+        monkeypatch.setattr(files, "_O_TMPFILE", 0)
+    events: list[tuple[str, int]] = []
+    lock, real_fsync, real_link = threading.Lock(), os.fsync, os.link
+
+    def fsync(descriptor: int) -> None:
+        real_fsync(descriptor)
+        with lock:
+            events.append(("fsync", os.fstat(descriptor).st_ino))
+
+    def link(source: str | Path, target: str | Path, **kwargs: object) -> None:
+        real_link(source, target, **kwargs)  # type: ignore[arg-type]
+        if Path(target).parent == release:  # not the probe for unnamed files, in the staging folder
+            with lock:
+                events.append(("link", os.stat(target).st_ino))
+
+    staging, release = tmp_path / "staging", tmp_path / "release"
+    release.mkdir()
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "link", link)
+    with Publisher[int](staging) as publisher:
+        for number in range(12):
+            time.sleep(0.001 * (number % 3))
+            publisher.submit(number, bytes([number]) * (5000 + 4096 * number), release / f"{number}.dcm")
+        assert all(error is None for _, error in publisher.drain())
+    linked = [inode for kind, inode in events if kind == "link"]
+    assert len(linked) == 12 and linked == [(release / f"{n}.dcm").stat().st_ino for n in range(12)]
+    for inode in linked:
+        assert events.index(("fsync", inode)) < events.index(("link", inode))
 
 
 def _inputs(folder: Path) -> list[SourceFile]:
