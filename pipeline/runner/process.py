@@ -203,7 +203,7 @@ _Job = tuple[int, SourceFile, str, bytes]
 
 def process_batch(sources: Sequence[SourceFile], plan: Plan, keys: Keys, cfg: WorkerConfig) -> tuple[Outcome, ...]:
     """The unit of work sent to a worker: `process_one` over a batch of files, each verified
-    output staged, fsynced and linked into the release by a background thread while the next
+    output staged, fsynced and linked into the release by background threads while the next
     file is scrubbed (`pipeline.runner.publisher`: an output's data are on disk before its name
     is). The release folders that received names, and those above them, are fsynced once, at the
     end of the batch, before the outcomes are returned (and so before the client records any of
@@ -234,7 +234,7 @@ def process_one(src: SourceFile, plan: Plan, keys: Keys, cfg: WorkerConfig, *, s
                 publisher: Publisher[_Job] | None = None, position: int = 0) -> Outcome:
     """Read, scrub, verify, stage and publish one file within the time limit; quarantine it
     on any error. With `sync_directory` False the caller fsyncs the release folders; with a
-    `publisher` the output is staged, fsynced and linked in its background thread, and the caller
+    `publisher` the output is staged, fsynced and linked in its background threads, and the caller
     settles its result (see `process_batch`; `position` is the outcome's place in its list)."""
     deadline = Deadline(cfg.time_limit)
     try:

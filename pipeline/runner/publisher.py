@@ -1,12 +1,12 @@
 """Publishing verified outputs in the background: stage, fsync, then link into the release.
 
-A worker hands each verified output's bytes to one background thread, which writes them to an
+A worker hands each verified output's bytes to background threads, which write them to an
 unnamed file in the staging folder (`pipeline.files.StagingFolder`; a named ``.partial`` file
-where the file system has none), fsyncs its data and only then links it under its release name
+where the file system has none), fsync its data and only then link it under its release name
 (`pipeline.files.StagingFolder.publish`), and the worker goes on with the next file meanwhile: the disk's
 write-back overlaps the next file's scrub and verify instead of stalling the worker (4 ms a file on
-the benchmark's disk against 0.4 ms without the fsync), and only this thread works in the staging
-folder (a worker creating the next staged name while the thread removed the last one contended for
+the benchmark's disk against 0.4 ms without the fsync), and only these threads work in the staging
+folder (a worker creating the next staged name while a thread removed the last one contended for
 the folder's lock). The promise is the one a synchronous fsync gave, unchanged: a name in the
 release always points at data already on disk, so a crash at any moment leaves no published file
 whose bytes may be lost; the batch's outcomes go back to the client (which records them as
