@@ -21,7 +21,7 @@ from pipeline.runner.accounting import Batch
 from pipeline.runner.cluster import BATCHES_PER_WORKER, SchedulerLostError, connect, submit_bounded
 from pipeline.runner.outcome import Outcome
 from pipeline.runner.process import WorkerConfig, process_batch, unread_outcome
-from pipeline.runner.task import pack, process_packed, tune_allocator
+from pipeline.runner.task import pack, process_packed, tune_allocator, tune_switch_interval
 from pipeline.scrub.keys import Keys
 
 Done = tuple[Batch, tuple[Outcome, ...]]
@@ -49,6 +49,7 @@ def start_executor(
 
 def _run_serial(batches: Iterator[Batch], plan: Plan, keys: Keys, worker_cfg: WorkerConfig) -> Iterator[Done]:
     tune_allocator()  # as a Dask worker does before its first batch (`pipeline.runner.task`)
+    tune_switch_interval()
     for batch in batches:
         yield batch, process_batch([src for src, _ in batch], plan, keys, worker_cfg)
 

@@ -1,7 +1,8 @@
 """A run's Dask task (pipeline/runner/task.py): the plan, keys and worker configuration travel as
 bytes pickled once, are unpickled once per process while they stay the same, and give the same
 outcomes as `process_batch` given the objects themselves; bytes holding anything else are refused.
-A process that runs files keeps the memory it frees for the next (`tune_allocator`).
+A process that runs files keeps the memory it frees for the next (`tune_allocator`) and lets a
+thread waiting for the GIL have it sooner (`tune_switch_interval`).
 Batches (pipeline/runner/executors.py `chunked`) hold every input once, in order, and get smaller at
 the end when workers share them."""
 
@@ -98,3 +99,26 @@ def test_a_tuned_process_reuses_the_memory_it_frees_even_under_a_nannys_trim_thr
     untuned, tuned = probe("untuned"), probe("tuned")
     assert untuned[1] > 20 * 500  # each 4 MB buffer faulted in again
     assert tuned == ("True", tuned[1]) and tuned[1] < 20 * 50
+
+
+_SWITCH_PROBE = """
+import sys
+from pathlib import Path
+from pipeline.profile.plan import compile_plan
+from pipeline.runner import task
+from pipeline.runner.process import WorkerConfig
+from pipeline.scrub.keys import Keys
+before = sys.getswitchinterval()
+cfg = WorkerConfig(release=Path(sys.argv[1]) / "release", quarantine=Path(sys.argv[1]) / "quarantine")
+task.unpack(task.pack(compile_plan("basic", []), Keys(key=sys.argv[2].encode("ascii")), cfg))
+print(before, sys.getswitchinterval())
+"""
+
+
+def test_a_process_that_runs_files_lets_a_waiting_thread_have_the_gil_after_a_millisecond(tmp_path: Path) -> None:
+    """Its first context shortens the switch interval from Python's 5 ms to `SWITCH_INTERVAL`,
+    so the publisher's threads get the GIL back soon after each system call (`tune_switch_interval`)."""
+    done = subprocess.run([sys.executable, "-c", _SWITCH_PROBE, str(tmp_path), KEY_HEX], capture_output=True,
+                          text=True, check=True)
+    before, after = (float(value) for value in done.stdout.split())
+    assert before == 0.005 and after == task.SWITCH_INTERVAL == 0.001
