@@ -115,8 +115,13 @@ def is_clean(cells: NDArray[Any], bits: BitLayout) -> bool:
     words = _unsigned(cells, bits.allocated)
     above = bits.allocated - 1 - bits.high_bit
     low = (1 << bits.low_bit) - 1
-    # Clean data is the common case: every unused bit, below and above, checked in one pass.
-    if not (words & _word(words, low | (((1 << above) - 1) << (bits.high_bit + 1)))).any():
+    # Clean data is the common case: every unused bit, below and above, checked in one pass. With
+    # no bit below the sample, a cell has a bit above High Bit exactly when it is at least
+    # 2**(High Bit + 1): its largest cell says it, read without a temporary array the size of the image.
+    if not bits.low_bit:
+        if not words.size or int(words.max()) < 1 << (bits.high_bit + 1):
+            return True
+    elif not (words & _word(words, low | (((1 << above) - 1) << (bits.high_bit + 1)))).any():
         return True
     if bits.low_bit and (words & _word(words, low)).any():
         return False
