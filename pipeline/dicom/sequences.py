@@ -67,9 +67,11 @@ def _sequence_element(ds: Dataset, raw: RawDataElement) -> DataElement | None:
         return None
     sequence = Sequence(items)
     sequence.is_undefined_length = False
-    ds[raw.tag] = DataElement(raw.tag, "SQ", sequence, raw.value_tell, False, already_converted=True)
-    ds._set_pixel_representation(ds[raw.tag])
-    return ds[raw.tag]
+    elem = DataElement(raw.tag, "SQ", sequence, raw.value_tell, False, already_converted=True)
+    # pydicom sets it (its __setitem__ sets each item's pixel representation), then sets the
+    # items' pixel representation again, to the same values: once is the same dataset.
+    ds[raw.tag] = elem
+    return elem
 
 
 def _items(data: bytes, encodings: Encodings, offset: int) -> list[Dataset]:
