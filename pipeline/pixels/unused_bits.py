@@ -211,7 +211,7 @@ def may_hold_unused_bits(ds: Dataset, bits: BitLayout, syntax: UID) -> bool:
 def codestream_precision(frame: bytes) -> int | None:
     """The largest sample precision a JPEG, JPEG-LS (SOF: P) or JPEG 2000 (SIZ: Ssiz) codestream
     declares, or None when it declares none that can be read."""
-    at = frame.find(_J2K_SIZ)
+    at = frame.find(_J2K_SIZ, 0, 64 + len(_J2K_SIZ) - 1)  # where it counts: not the whole frame's bytes
     if 0 <= at < 64:  # a bare codestream, or one behind a short JP2 header
         siz = at + 4
         count_at = siz + 2 + 2 + 32

@@ -214,6 +214,19 @@ def test_codestream_precision_reads_jpeg_and_jpeg_2000_headers() -> None:
     assert codestream_precision(b"\xff\xd8\xff\xda\x00\x02") is None  # scan data before any frame header
 
 
+def test_a_jpeg_2000_header_is_read_only_within_a_frames_first_64_bytes() -> None:
+    """A SIZ marker (after SOC) starting in the first 64 bytes is read, wherever else the frame
+    repeats those bytes; one starting later is not (the frame is then judged as JPEG)."""
+    siz = b"\xff\x4f\xff\x51" + bytes(36) + b"\x00\x01" + b"\x0b\x01\x01"  # one component, Ssiz 11: 12 bits
+    for at in (0, 1, 62, 63):
+        frame = bytes(at) + siz + bytes(200) + siz.replace(b"\x0b", b"\x0f")
+        assert codestream_precision(frame) == 12, at
+    for at in (64, 65, 1000):
+        assert codestream_precision(bytes(at) + siz) is None, at
+    jpeg = b"\xff\xd8\xff\xc0\x00\x0b\x0c" + bytes(200) + siz
+    assert codestream_precision(jpeg) == 12  # SOF0's P, not the SIZ far behind it
+
+
 # ----------------------------------------------------------------------------- the rule itself
 
 
