@@ -118,10 +118,11 @@ def _read_part10(data: bytes) -> Dataset:
 
 def _check_pixel_length(ds: Dataset) -> None:
     """Native pixel data shorter than Rows x Columns x Samples x Bits x Frames is truncated."""
-    if _PIXEL_DATA not in ds._dict or ds.file_meta.get("TransferSyntaxUID") is None:
+    syntax = None if _PIXEL_DATA not in ds._dict else _get(ds.file_meta, _TRANSFER_SYNTAX)  # without keyword look-ups
+    if syntax is None:
         return
     try:
-        compressed = ds.file_meta.TransferSyntaxUID.is_compressed
+        compressed = syntax.is_compressed
     except ValueError:  # not a transfer syntax pydicom knows
         raise InputError("the file meta names an unknown transfer syntax",
                          cause=Cause.UNKNOWN_TRANSFER_SYNTAX) from None
@@ -324,7 +325,7 @@ def _media_storage_hint(data: bytes) -> str:
 def encode(ds: Dataset) -> bytes:
     """Encode a dataset as a DICOM file (preamble, DICM, file meta) in its transfer syntax."""
     meta = getattr(ds, "file_meta", None) or FileMetaDataset()
-    if "TransferSyntaxUID" not in meta:
+    if _TRANSFER_SYNTAX not in meta._dict:  # `"TransferSyntaxUID" not in meta`, without the keyword look-up
         implicit, little = ds.original_encoding if ds.original_encoding[0] is not None else (True, True)
         if implicit:
             meta.TransferSyntaxUID = ImplicitVRLittleEndian
@@ -350,6 +351,7 @@ def encode(ds: Dataset) -> bytes:
 
 
 _SOP_CLASS_UID, _SOP_INSTANCE_UID, _DIRECTORY_RECORDS = 0x00080016, 0x00080018, 0x00041220
+_TRANSFER_SYNTAX = 0x00020010
 _SAMPLES_PER_PIXEL, _PHOTOMETRIC_INTERPRETATION, _NUMBER_OF_FRAMES = 0x00280002, 0x00280004, 0x00280008
 _ROWS, _COLUMNS, _BITS_ALLOCATED, _PIXEL_DATA = 0x00280010, 0x00280011, 0x00280100, 0x7FE00010
 

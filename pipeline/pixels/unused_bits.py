@@ -71,7 +71,7 @@ class BitLayout:
 
 
 _BITS_ALLOCATED, _BITS_STORED, _HIGH_BIT, _PIXEL_REPRESENTATION = 0x00280100, 0x00280101, 0x00280102, 0x00280103
-_PIXEL_DATA = 0x7FE00010
+_PIXEL_DATA, _TRANSFER_SYNTAX = 0x7FE00010, 0x00020010
 
 
 def layout(ds: Dataset) -> BitLayout | None:
@@ -99,7 +99,11 @@ def may_be_set(ds: Dataset) -> bool:
     """Native data: an unused bit is set (checked on the bytes). Encapsulated: the codestream can
     hold one (`may_hold_unused_bits`; pipeline/pixels/clean.py decodes and checks it)."""
     bits = layout(ds)
-    syntax = getattr(ds, "file_meta", {}).get("TransferSyntaxUID")
+    meta = getattr(ds, "file_meta", {})
+    if isinstance(meta, Dataset):  # `meta.get("TransferSyntaxUID")` without the keyword look-up
+        syntax = meta[_TRANSFER_SYNTAX].value if _TRANSFER_SYNTAX in meta._dict else None
+    else:
+        syntax = meta.get("TransferSyntaxUID")
     if bits is None or not syntax:
         return False
     source = UID(str(syntax))
