@@ -118,10 +118,11 @@ def _read_part10(data: bytes) -> Dataset:
 
 def _check_pixel_length(ds: Dataset) -> None:
     """Native pixel data shorter than Rows x Columns x Samples x Bits x Frames is truncated."""
-    if _PIXEL_DATA not in ds._dict or ds.file_meta.get("TransferSyntaxUID") is None:
+    syntax = None if _PIXEL_DATA not in ds._dict else _get(ds.file_meta, _TRANSFER_SYNTAX)  # without keyword look-ups
+    if syntax is None:
         return
     try:
-        compressed = ds.file_meta.TransferSyntaxUID.is_compressed
+        compressed = syntax.is_compressed
     except ValueError:  # not a transfer syntax pydicom knows
         raise InputError("the file meta names an unknown transfer syntax",
                          cause=Cause.UNKNOWN_TRANSFER_SYNTAX) from None
@@ -240,77 +241,78 @@ def _inflate(body: bytes) -> bytes:
 
 def _walk_headers(body: bytes, implicit: bool, little: bool, start: int = 0) -> None:
     """Check every header against the end of its enclosing container; `stack` holds the open
-    sequences and items (twice the nesting)."""
+    sequences and items (twice the nesting), each with the end that bounds what it holds (its
+    own, else the nearest one around it, else the file's)."""
     order = "<" if little else ">"
-    tag_of = struct.Struct(order + "HH").unpack_from  # unpack_from: no slice copied per header
+    header_of = struct.Struct(order + "HH2sH").unpack_from  # tag, VR, 16-bit length; no slice copied
     long_of = struct.Struct(order + "I").unpack_from
-    short_of = struct.Struct(order + "H").unpack_from
     implicit_of = struct.Struct("<I").unpack_from
     position, end_of_file = start, len(body)
     first = True  # pydicom decides on the first element whether the encoding is what the meta says
-    # (end offset or None, is encapsulated pixel data, implicit) per open container
-    stack: list[tuple[int | None, bool, bool]] = []
+    # (end offset or None, is encapsulated pixel data, implicit, the end bounding it) per open container
+    stack: list[tuple[int | None, bool, bool, int]] = []
+    limit, fragments, here_implicit = end_of_file, False, implicit
     while position + 8 <= end_of_file:
-        while stack and stack[-1][0] is not None and position >= (stack[-1][0] or 0):
-            stack.pop()
         if stack:
-            limit = next((end for end, _, _ in reversed(stack) if end is not None), end_of_file)
-            fragments, here_implicit = stack[-1][1], stack[-1][2]
-        else:
-            limit, fragments, here_implicit = end_of_file, False, implicit
-        group, element = tag_of(body, position)
+            while stack and stack[-1][0] is not None and position >= (stack[-1][0] or 0):
+                stack.pop()
+            if stack:
+                _, fragments, here_implicit, limit = stack[-1]
+            else:
+                limit, fragments, here_implicit = end_of_file, False, implicit
+        group, element, vr, length = header_of(body, position)
         if group == 0xFFFE:
             (length,) = long_of(body, position + 4)
             position += 8
             if element in (_ITEM_END, _SEQUENCE_END):
                 if stack and stack[-1][0] is None:
                     stack.pop()
+                    if not stack:
+                        limit, fragments, here_implicit = end_of_file, False, implicit
                 continue
             if element != _ITEM:
                 return
             if length == _UNDEFINED:
                 if fragments:
                     return
-                stack.append((None, False, here_implicit))
+                stack.append((None, False, here_implicit, limit))
             elif position + length > limit:
                 raise InputError("an item declares more bytes than its file holds", cause=Cause.LENGTH_BEYOND_FILE)
             elif fragments:
                 position += length
+                continue
             else:
-                stack.append((position + length, False, here_implicit))
+                stack.append((position + length, False, here_implicit, position + length))
             if len(stack) > 2 * MAX_NESTING:
                 raise InputError("sequences are nested deeper than the pipeline reads", cause=Cause.NESTING_TOO_DEEP)
             continue
         if here_implicit:
             vr, (length,), header = b"", implicit_of(body, position + 4), 8
+        elif vr in _LONG_VRS:
+            if position + 12 > end_of_file:
+                raise InputError("an element header runs past the end of the file", cause=Cause.TRUNCATED_HEADER)
+            (length,), header = long_of(body, position + 8), 12
+        elif vr in _SHORT_VRS:
+            header = 8
+        elif not first and vr.isalpha() and vr.isupper():
+            raise InputError("an element has a VR that PS3.5 does not define", cause=Cause.UNKNOWN_VR)
         else:
-            vr = body[position + 4:position + 6]
-            if vr in _LONG_VRS:
-                if position + 12 > end_of_file:
-                    raise InputError("an element header runs past the end of the file", cause=Cause.TRUNCATED_HEADER)
-                (length,), header = long_of(body, position + 8), 12
-            elif vr in _SHORT_VRS:
-                (length,), header = short_of(body, position + 6), 8
-            elif not first and len(vr) == 2 and vr.isalpha() and vr.isupper():
-                raise InputError("an element has a VR that PS3.5 does not define", cause=Cause.UNKNOWN_VR)
-            else:
-                return  # not a structure this walk knows: pydicom decides
+            return  # not a structure this walk knows: pydicom decides
         first = False
         position += header
-        is_sequence = vr == b"SQ" or (here_implicit and length == _UNDEFINED) or (
-            vr == b"UN" and length == _UNDEFINED)
-        if length == _UNDEFINED:
-            pixels = (group, element) == (0x7FE0, 0x0010) or (vr in (b"OB", b"OW") and not is_sequence)
-            stack.append((None, pixels, here_implicit or vr == b"UN"))
+        if length == _UNDEFINED:  # a sequence (SQ, implicit, UN) or encapsulated pixel data (PS3.5 7.5, A.4)
+            pixels = (group, element) == (0x7FE0, 0x0010) or vr in (b"OB", b"OW")
+            stack.append((None, pixels, here_implicit or vr == b"UN", limit))
         elif position + length > limit:
             raise InputError("an element declares more bytes than its file holds", cause=Cause.LENGTH_BEYOND_FILE)
         elif vr == b"SQ":
-            stack.append((position + length, False, here_implicit))
+            stack.append((position + length, False, here_implicit, position + length))
         else:
             position += length
+            continue
         if len(stack) > 2 * MAX_NESTING:
             raise InputError("sequences are nested deeper than the pipeline reads", cause=Cause.NESTING_TOO_DEEP)
-    if any(end is None and fragments for end, fragments, _ in stack):
+    if any(end is None and fragments for end, fragments, _, _ in stack):
         raise InputError("encapsulated pixel data ends before its sequence delimiter (truncated file)",
                          cause=Cause.TRUNCATED_PIXEL_DATA)
 
@@ -323,7 +325,7 @@ def _media_storage_hint(data: bytes) -> str:
 def encode(ds: Dataset) -> bytes:
     """Encode a dataset as a DICOM file (preamble, DICM, file meta) in its transfer syntax."""
     meta = getattr(ds, "file_meta", None) or FileMetaDataset()
-    if "TransferSyntaxUID" not in meta:
+    if _TRANSFER_SYNTAX not in meta._dict:  # `"TransferSyntaxUID" not in meta`, without the keyword look-up
         implicit, little = ds.original_encoding if ds.original_encoding[0] is not None else (True, True)
         if implicit:
             meta.TransferSyntaxUID = ImplicitVRLittleEndian
@@ -349,6 +351,7 @@ def encode(ds: Dataset) -> bytes:
 
 
 _SOP_CLASS_UID, _SOP_INSTANCE_UID, _DIRECTORY_RECORDS = 0x00080016, 0x00080018, 0x00041220
+_TRANSFER_SYNTAX = 0x00020010
 _SAMPLES_PER_PIXEL, _PHOTOMETRIC_INTERPRETATION, _NUMBER_OF_FRAMES = 0x00280002, 0x00280004, 0x00280008
 _ROWS, _COLUMNS, _BITS_ALLOCATED, _PIXEL_DATA = 0x00280010, 0x00280011, 0x00280100, 0x7FE00010
 

@@ -13,6 +13,7 @@ conversion hooks changed) is left to pydicom: `decoded` then returns `ds[tag]`.
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import MutableSequence
 from typing import Any
@@ -67,9 +68,11 @@ def _sequence_element(ds: Dataset, raw: RawDataElement) -> DataElement | None:
         return None
     sequence = Sequence(items)
     sequence.is_undefined_length = False
-    ds[raw.tag] = DataElement(raw.tag, "SQ", sequence, raw.value_tell, False, already_converted=True)
-    ds._set_pixel_representation(ds[raw.tag])
-    return ds[raw.tag]
+    elem = DataElement(raw.tag, "SQ", sequence, raw.value_tell, False, already_converted=True)
+    # pydicom sets it (its __setitem__ sets each item's pixel representation), then sets the
+    # items' pixel representation again, to the same values: once is the same dataset.
+    ds[raw.tag] = elem
+    return elem
 
 
 def _items(data: bytes, encodings: Encodings, offset: int) -> list[Dataset]:
@@ -91,17 +94,63 @@ def _items(data: bytes, encodings: Encodings, offset: int) -> list[Dataset]:
             elements, after = _elements(data, start, None, implicit, encodings)
         else:
             elements, after = _elements(data, start, start + length, implicit, encodings)
-        item = Dataset(elements, parent_encoding=encodings)
         charset: Encodings = encodings
         if _CHARACTER_SET in elements:
             charset = convert_encodings(convert_raw_data_element(elements[BaseTag(_CHARACTER_SET)]).value)
-        item.set_original_encoding(implicit, True, charset)
-        item.is_undefined_length_sequence_item = length == _UNDEFINED
-        item.seq_item_tell = position + offset
-        item.file_tell = position + offset
-        items.append(item)
+        items.append(_item(elements, encodings, implicit, charset, length == _UNDEFINED, position + offset))
         position = after
     return items
+
+
+def _item(elements: dict[BaseTag, Any], encodings: Encodings, implicit: bool, charset: Encodings, undefined: bool,
+          tell: int) -> Dataset:
+    """`Dataset(elements, parent_encoding=encodings)` with its reading recorded as pydicom's
+    `read_sequence_item` records it (`set_original_encoding(implicit, True, charset)`, the item's
+    length kind, its offset twice). The same attributes in the same order, written into the new
+    item's __dict__ from what `Dataset()` records (`_blank`), where `Dataset.__init__` sets each
+    through `Dataset.__setattr__` (~0.4 us apiece)."""
+    blank = _blank(config._use_future)
+    if blank is None:  # Dataset() records something not copied here: pydicom makes the item
+        item = Dataset(elements, parent_encoding=encodings)
+        item.set_original_encoding(implicit, True, charset)
+        item.is_undefined_length_sequence_item = undefined
+        item.seq_item_tell = tell
+        item.file_tell = tell
+        return item
+    state, tables = blank
+    made = dict(state)
+    for name in tables:  # each item its own (private blocks, pixel options)
+        made[name] = dict(state[name])
+    made["_parent_encoding"] = encodings
+    made["_dict"] = elements
+    made["_read_implicit"] = implicit
+    made["_read_little"] = True
+    made["_read_charset"] = charset
+    made["is_undefined_length_sequence_item"] = undefined
+    made["seq_item_tell"] = tell
+    made["file_tell"] = tell
+    item = Dataset.__new__(Dataset)
+    object.__setattr__(item, "__dict__", made)
+    return item
+
+
+_SET_HERE = ("_parent_encoding", "_dict", "_read_implicit", "_read_little", "_read_charset",
+             "is_undefined_length_sequence_item")
+
+
+@functools.cache
+def _blank(use_future: bool) -> tuple[dict[str, Any], tuple[str, ...]] | None:
+    """What `Dataset()` records (its __dict__; pydicom's config decides some of it), and which of
+    its values are dicts (copied for each item), or None unless every value is None, a bool, an
+    int, a string or a dict of those, and the attributes `_item` sets are among them."""
+    state = dict(vars(Dataset()))
+    plain = (type(None), bool, int, str)
+    tables = tuple(name for name, value in state.items() if type(value) is dict)
+    if not all(name in state for name in _SET_HERE) or not all(
+            type(value) in plain or (type(value) is dict and all(type(v) in plain for v in value.values()))
+            for name, value in state.items() if name != "_dict"):
+        return None
+    return state, tuple(name for name in tables if name != "_dict")
 
 
 def _reads_implicit(data: bytes, start: int) -> bool:

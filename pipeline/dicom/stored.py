@@ -46,7 +46,7 @@ def reads_ascii(dataset: Dataset) -> bool:
     charset = dataset._read_charset or dataset._character_set  # `original_character_set`, unwrapped
     if isinstance(charset, str):
         return charset in _ASCII_DECODING
-    return all(encoding in _ASCII_DECODING for encoding in charset)
+    return all(map(_ASCII_DECODING.__contains__, charset))  # each encoding (no generator frame per call)
 
 
 def stored_values(raw: object, vr: str, dataset: Dataset) -> list[str] | None:

@@ -71,7 +71,7 @@ class BitLayout:
 
 
 _BITS_ALLOCATED, _BITS_STORED, _HIGH_BIT, _PIXEL_REPRESENTATION = 0x00280100, 0x00280101, 0x00280102, 0x00280103
-_PIXEL_DATA = 0x7FE00010
+_PIXEL_DATA, _TRANSFER_SYNTAX = 0x7FE00010, 0x00020010
 
 
 def layout(ds: Dataset) -> BitLayout | None:
@@ -99,7 +99,11 @@ def may_be_set(ds: Dataset) -> bool:
     """Native data: an unused bit is set (checked on the bytes). Encapsulated: the codestream can
     hold one (`may_hold_unused_bits`; pipeline/pixels/clean.py decodes and checks it)."""
     bits = layout(ds)
-    syntax = getattr(ds, "file_meta", {}).get("TransferSyntaxUID")
+    meta = getattr(ds, "file_meta", {})
+    if isinstance(meta, Dataset):  # `meta.get("TransferSyntaxUID")` without the keyword look-up
+        syntax = meta[_TRANSFER_SYNTAX].value if _TRANSFER_SYNTAX in meta._dict else None
+    else:
+        syntax = meta.get("TransferSyntaxUID")
     if bits is None or not syntax:
         return False
     source = UID(str(syntax))
@@ -115,8 +119,13 @@ def is_clean(cells: NDArray[Any], bits: BitLayout) -> bool:
     words = _unsigned(cells, bits.allocated)
     above = bits.allocated - 1 - bits.high_bit
     low = (1 << bits.low_bit) - 1
-    # Clean data is the common case: every unused bit, below and above, checked in one pass.
-    if not (words & _word(words, low | (((1 << above) - 1) << (bits.high_bit + 1)))).any():
+    # Clean data is the common case: every unused bit, below and above, checked in one pass. With
+    # no bit below the sample, a cell has a bit above High Bit exactly when it is at least
+    # 2**(High Bit + 1): its largest cell says it, read without a temporary array the size of the image.
+    if not bits.low_bit:
+        if not words.size or int(words.max()) < 1 << (bits.high_bit + 1):
+            return True
+    elif not (words & _word(words, low | (((1 << above) - 1) << (bits.high_bit + 1)))).any():
         return True
     if bits.low_bit and (words & _word(words, low)).any():
         return False
@@ -206,7 +215,7 @@ def may_hold_unused_bits(ds: Dataset, bits: BitLayout, syntax: UID) -> bool:
 def codestream_precision(frame: bytes) -> int | None:
     """The largest sample precision a JPEG, JPEG-LS (SOF: P) or JPEG 2000 (SIZ: Ssiz) codestream
     declares, or None when it declares none that can be read."""
-    at = frame.find(_J2K_SIZ)
+    at = frame.find(_J2K_SIZ, 0, 64 + len(_J2K_SIZ) - 1)  # where it counts: not the whole frame's bytes
     if 0 <= at < 64:  # a bare codestream, or one behind a short JP2 header
         siz = at + 4
         count_at = siz + 2 + 2 + 32

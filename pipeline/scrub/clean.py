@@ -14,11 +14,13 @@ text as it was written.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from pydicom._dicom_dict import DicomDictionary, RepeatersDictionary
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
@@ -195,9 +197,29 @@ def _collected_vr(tag: int, stored: str | None) -> str | None:
     return vr
 
 
+@functools.cache
+def _collectable() -> frozenset[int]:
+    """Every tag `_collected_vr` may collect when it is stored under a VR other than SQ or PN: the
+    identifying keywords, and every tag the dictionary gives SQ or PN (repeating groups included:
+    the `x` of a mask stands for any hex digit, PS3.6)."""
+    tags = set(_IDENTIFYING_TAGS)
+    tags.update(tag for tag, entry in DicomDictionary.items() if entry[0] in _ALWAYS_COLLECTED)
+    for mask, entry in RepeatersDictionary.items():
+        if entry[0] in _ALWAYS_COLLECTED:
+            digits = [("0123456789ABCDEF" if c in "xX" else c) for c in mask]
+            tags.update(int("".join(spelled), 16) for spelled in itertools.product(*digits))
+    return frozenset(tags)
+
+
+_ALWAYS_COLLECTED = ("SQ", "PN")  # stored under these VRs an element is collected whatever its tag
+
+
 def _collect(dataset: Dataset, found: set[str]) -> None:
     """Gather identifiers, decoding only PN values, sequences and the identifying keywords."""
+    collectable = _collectable()
     for tag, raw in list(dataset.items()):  # as stored: raw until decoded
+        if raw.VR not in _ALWAYS_COLLECTED and tag not in collectable:
+            continue  # `_collected_vr` is None: nothing to collect, judged without a call
         vr = _collected_vr(int(tag), raw.VR)
         if vr is None:
             continue

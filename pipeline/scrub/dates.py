@@ -36,7 +36,7 @@ from pydicom._dicom_dict import DicomDictionary
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.multival import MultiValue
 
-from pipeline.scrub.keys import Keys
+from pipeline.scrub.keys import REMEMBERED, Keys
 
 MAX_SHIFT_DAYS = 3650
 SECONDS_PER_DAY = 86400
@@ -74,6 +74,13 @@ def time_offset_seconds(patient: str, keys: Keys) -> int:
 
 def patient_offset(patient: str, keys: Keys) -> Offset:
     """The keyed offset of one patient (same key, same patient: the same offset in every file)."""
+    return _offset(keys.key, patient)
+
+
+@functools.lru_cache(maxsize=REMEMBERED)
+def _offset(key: bytes, patient: str) -> Offset:
+    """Remembered (bounded) by key and patient: a patient's files repeat it."""
+    keys = Keys(key=key)
     return Offset(date_offset_days(patient, keys), time_offset_seconds(patient, keys))
 
 

@@ -35,7 +35,15 @@ class Keys:
 
     def derive(self, purpose: str, value: str) -> bytes:
         """Keyed digest of `value` for one `purpose` (UIDs, patient IDs, date offsets)."""
-        return hmac.digest(self.key, purpose.encode("ascii") + b"\x00" + value.encode("utf-8"), "sha256")
+        return derive(self.key, purpose, value)
+
+
+def derive(key: bytes, purpose: str, value: str) -> bytes:
+    """`Keys.derive` under the key `key` (for what is remembered by key and value)."""
+    return hmac.digest(key, purpose.encode("ascii") + b"\x00" + value.encode("utf-8"), "sha256")
+
+
+REMEMBERED = 4096  # pseudonyms remembered by key and original: a series repeats its UIDs and patient
 
 
 def key_from_bytes(raw: bytes) -> bytes:

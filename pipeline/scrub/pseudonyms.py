@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import base64
+import functools
 
-from pipeline.scrub.keys import Keys
+from pipeline.scrub.keys import REMEMBERED, Keys, derive
 
 
 def patient_pseudonym(original_id: str, keys: Keys) -> str:
@@ -12,7 +13,13 @@ def patient_pseudonym(original_id: str, keys: Keys) -> str:
     original = original_id.strip()
     if original in keys.lookup:
         return keys.lookup[original]
-    digest = keys.derive("patient-id", original)
+    return _keyed(keys.key, original)
+
+
+@functools.lru_cache(maxsize=REMEMBERED)
+def _keyed(key: bytes, original: str) -> str:
+    """The keyed research ID, remembered (bounded) by key and original: a patient's files repeat it."""
+    digest = derive(key, "patient-id", original)
     return "PAT-" + base64.b32encode(digest[:10]).decode("ascii")
 
 

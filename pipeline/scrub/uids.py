@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 
 from pydicom._uid_dict import UID_dictionary
 
-from pipeline.scrub.keys import Keys
+from pipeline.scrub.keys import REMEMBERED, Keys, derive
 
 
 def remap_uid(uid: str, keys: Keys) -> str:
     """Return the pseudonym of `uid`: the same original gives the same new UID in every file,
     run and worker under one key; different keys give unrelated UIDs."""
-    digest = keys.derive("uid", uid.strip().rstrip("\x00"))
+    return _remapped(keys.key, uid.strip().rstrip("\x00"))
+
+
+@functools.lru_cache(maxsize=REMEMBERED)
+def _remapped(key: bytes, uid: str) -> str:
+    """Remembered (bounded) by key and UID: the files of a series repeat their study's, series'
+    and frame of reference's UIDs."""
+    digest = derive(key, "uid", uid)
     return f"2.25.{uuid.UUID(bytes=digest[:16], version=4).int}"
 
 

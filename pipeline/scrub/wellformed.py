@@ -69,7 +69,7 @@ def refuse_broken_encapsulation(ds: Dataset) -> None:
     into the pad: no reader, verify included, can split it into frames."""
     meta = getattr(ds, "file_meta", None)
     syntax = meta[_TRANSFER_SYNTAX].value if meta is not None and _TRANSFER_SYNTAX in meta._dict else None
-    if syntax is None or not UID(str(syntax)).is_encapsulated or _PIXEL_DATA not in ds._dict:
+    if syntax is None or not _is_encapsulated(str(syntax)) or _PIXEL_DATA not in ds._dict:
         return
     value = ds[_PIXEL_DATA].value
     if not isinstance(value, bytes):
@@ -81,6 +81,12 @@ def refuse_broken_encapsulation(ds: Dataset) -> None:
             pass
     except Exception:
         raise InputError("the encapsulated Pixel Data's items do not parse", cause=Cause.BAD_ENCAPSULATION) from None
+
+
+@functools.lru_cache(maxsize=64)
+def _is_encapsulated(syntax: str) -> bool:
+    """`UID(syntax).is_encapsulated` (raising what it raises), remembered: a run meets a few syntaxes."""
+    return bool(UID(syntax).is_encapsulated)
 
 
 @functools.lru_cache(maxsize=8192)

@@ -214,6 +214,19 @@ def test_codestream_precision_reads_jpeg_and_jpeg_2000_headers() -> None:
     assert codestream_precision(b"\xff\xd8\xff\xda\x00\x02") is None  # scan data before any frame header
 
 
+def test_a_jpeg_2000_header_is_read_only_within_a_frames_first_64_bytes() -> None:
+    """A SIZ marker (after SOC) starting in the first 64 bytes is read, wherever else the frame
+    repeats those bytes; one starting later is not (the frame is then judged as JPEG)."""
+    siz = b"\xff\x4f\xff\x51" + bytes(36) + b"\x00\x01" + b"\x0b\x01\x01"  # one component, Ssiz 11: 12 bits
+    for at in (0, 1, 62, 63):
+        frame = bytes(at) + siz + bytes(200) + siz.replace(b"\x0b", b"\x0f")
+        assert codestream_precision(frame) == 12, at
+    for at in (64, 65, 1000):
+        assert codestream_precision(bytes(at) + siz) is None, at
+    jpeg = b"\xff\xd8\xff\xc0\x00\x0b\x0c" + bytes(200) + siz
+    assert codestream_precision(jpeg) == 12  # SOF0's P, not the SIZ far behind it
+
+
 # ----------------------------------------------------------------------------- the rule itself
 
 
@@ -257,6 +270,38 @@ def test_the_rule_agrees_with_a_bit_by_bit_reading_for_every_8_bit_layout(signed
                     cells = [*base, value]
                     expected = _clean_by_cells(cells, bits)
                     assert is_clean(np.array(cells, dtype=np.uint8), bits) is expected, (bits, cells)
+
+
+def _clean_by_table(values: list[int], bits: BitLayout) -> bool:
+    """The module's table on cells of any width: low unused bits zero in every cell; above High
+    Bit zero in every cell, or (signed) the sign bit and every bit above it equal in every cell."""
+    if any(value & ((1 << bits.low_bit) - 1) for value in values):
+        return False
+    if not any(value >> (bits.high_bit + 1) for value in values):
+        return True
+    ones = (1 << (bits.allocated - bits.high_bit)) - 1
+    return bits.signed and all(value >> bits.high_bit in (0, ones) for value in values)
+
+
+@pytest.mark.parametrize("width", [16, 32, 64])
+def test_the_rule_on_wide_cells_agrees_with_the_table(width: int) -> None:
+    """Wide cells (read by their largest cell when no bit lies below the sample), and no cell at
+    all, in either signedness: `is_clean` says what the module's table says."""
+    unsigned = np.dtype(f"uint{width}")
+    rng = np.random.default_rng(width)
+    for stored, high_bit in ((12, 11), (width - 1, width - 2), (10, 13)):
+        for signed in (False, True):
+            bits = BitLayout(width, stored, high_bit, signed)
+            samples = rng.integers(0, 1 << stored, 64, dtype=np.uint64).astype(unsigned) << unsigned.type(bits.low_bit)
+            assert is_clean(samples[:0], bits)
+            sign = 1 << high_bit
+            extended = ((1 << width) - 1) ^ (sign - 1)  # the sign bit and every bit above it
+            for cell in (0, sign, sign << 1, extended, extended | 1, (1 << width) - 1, (1 << (high_bit + 1)) - 1):
+                cells = samples.copy()
+                cells[17] = cell
+                values = [int(v) for v in cells]
+                assert is_clean(cells, bits) is _clean_by_table(values, bits), (bits, cell)
+                assert is_clean(cells.view(np.dtype(f"int{width}")), bits) is _clean_by_table(values, bits)
 
 
 def test_a_layout_that_does_not_fit_its_cell_is_refused() -> None:

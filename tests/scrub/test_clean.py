@@ -8,10 +8,11 @@ import io
 
 import pydicom
 import pytest
+from pydicom._dicom_dict import DicomDictionary, RepeatersDictionary
 
 from pipeline.profile.plan import compile_plan
 from pipeline.runner.process import scrub_bytes
-from pipeline.scrub.clean import Identifiers, ascii_forms, clean_text
+from pipeline.scrub.clean import Identifiers, _collectable, _collected_vr, ascii_forms, clean_text
 from pipeline.scrub.keys import Keys
 from tests.conftest import encode, make_dataset
 
@@ -51,3 +52,17 @@ def test_a_remembered_cleaning_belongs_to_the_identifiers_it_was_made_with() -> 
         assert clean_text("FOLLOW-UP TANAKA", smith) == "FOLLOW-UP TANAKA"
         assert "SMITH" not in clean_text("FOLLOW-UP SMITH", smith)
         assert clean_text("FOLLOW-UP SMITH", tanaka) == "FOLLOW-UP SMITH"
+
+
+def test_every_element_collected_by_tag_and_vr_is_among_those_the_collection_looks_at() -> None:
+    """`_collect` skips an element unless its stored VR is SQ or PN or its tag is `_collectable`:
+    every public tag of the dictionary (and of the repeating groups), a private one and an
+    unknown one, under every VR, is collected only where that filter lets it through."""
+    tags = [*DicomDictionary, *(int(mask.replace("x", digit), 16) for mask in RepeatersDictionary
+                                for digit in "0123456789ABCDEF"), 0x00091010, 0x00290020, 0x7FFF0100]
+    vrs = [None, "UN", "OB", "OW", "SQ", "PN", "LO", "CS", "UI", "DA", "US"]
+    collectable = _collectable()
+    missed = [(hex(tag), vr) for tag in tags for vr in vrs
+              if _collected_vr(tag, vr) is not None and vr not in ("SQ", "PN") and tag not in collectable]
+    assert not missed
+    assert 0x50002600 in collectable and 0x501E2600 in collectable  # a repeating group's sequence (50xx,2600)
