@@ -33,6 +33,7 @@ from pydicom.pixels.utils import get_j2k_parameters
 
 from pipeline.errors import is_codec_failure
 from pipeline.verify.findings import Finding, Severity
+from pipeline.verify.walk import stored_text
 
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
 _NATIVE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99", _BIG_ENDIAN})
@@ -61,7 +62,8 @@ def high_bits_findings(ds: Dataset) -> list[Finding]:
         return []  # no cell layout: conformance's question, not a hidden bitmap's
     if allocated not in (8, 16, 32, 64) or stored >= allocated:
         return []
-    syntax = str(getattr(ds, "file_meta", {}).get("TransferSyntaxUID", "") or "")
+    meta = getattr(ds, "file_meta", None)
+    syntax = stored_text(meta, 0x00020010, "TransferSyntaxUID") if isinstance(meta, Dataset) else ""
     if syntax in _NATIVE:
         order = ">" if syntax == _BIG_ENDIAN else "<"
         data = _pixel_bytes(ds)

@@ -277,19 +277,40 @@ def _public(tag: int, profile: Profile, in_clean: bool, vr: str) -> tuple[str, s
     return tag_name(tag), vr, expect, graphics
 
 
+# Speed: the strings of plain ASCII text of a VR that holds several values depend on its stored
+# bytes alone, and a study's values recur in its files as an output's recur in its original: each
+# is read from its bytes once (remembered while short; the memo is emptied when full).
+_SPLIT_TEXT: dict[bytes, tuple[str, ...]] = {}
+_SPLIT_TEXT_SIZE = 8192
+_SPLIT_TEXT_BYTES = 128
+
+
 def _strings_of(ds: Dataset, tag: int, vr: str, stored: DataElement | RawDataElement) -> tuple[str, ...]:
     """`element_strings` of the element `tag` of `ds`, reading plain ASCII text from the raw bytes."""
     if vr == "SQ" or tag in BULK_TAGS or ((tag >> 16) & 0xFF01 == 0x6000 and tag & 0xFFFF == 0x3000):  # overlay data
         return ()
     if isinstance(stored, RawDataElement):
         value = stored.value
-        if vr in _FAST_TEXT_VRS and isinstance(value, bytes) and value.isascii() and b"\x1b" not in value:
-            text = value.decode("ascii")  # `ascii_strings`, written out: the common case
-            if vr in _SINGLE_VALUED or "\\" not in text:
-                text = text.strip(" \x00")
-                return (text,) if text else ()
-            out = tuple(part.strip(" \x00") for part in text.split("\\"))
-            return out if any(out) else ()
+        if vr in _FAST_TEXT_VRS and isinstance(value, bytes):
+            single = vr in _SINGLE_VALUED
+            if not single:
+                known = _SPLIT_TEXT.get(value)
+                if known is not None:
+                    return known
+            if value.isascii() and b"\x1b" not in value:
+                text = value.decode("ascii")  # `ascii_strings`, written out: the common case
+                out: tuple[str, ...]
+                if single or "\\" not in text:
+                    text = text.strip(" \x00")
+                    out = (text,) if text else ()
+                else:
+                    out = tuple(part.strip(" \x00") for part in text.split("\\"))
+                    out = out if any(out) else ()
+                if not single and len(value) <= _SPLIT_TEXT_BYTES:
+                    if len(_SPLIT_TEXT) >= _SPLIT_TEXT_SIZE:
+                        _SPLIT_TEXT.clear()
+                    _SPLIT_TEXT[value] = out
+                return out
         fast = ascii_strings(vr, value)
         if fast is None and stored.VR is not None and vr != stored.VR:
             # judged by the dictionary's VR, decoded by pydicom in the explicit one it was stored in
