@@ -104,11 +104,11 @@ def _unchanged(tag: int, stored: DataElement | RawDataElement, out: DataElement 
     if not (isinstance(stored, RawDataElement) and isinstance(out, RawDataElement)):
         return False
     value = stored.value
-    if stored.VR != out.VR or value != out.value:
-        return False
     if value is not None and len(value) <= _SHORT:  # a short value: judged once per tag, VR and bytes
-        return _judged_from_bytes(tag, stored.VR, value)
-    return _judged_from_bytes.__wrapped__(tag, stored.VR, value)
+        return stored.VR == out.VR and value == out.value and _judged_from_bytes(tag, stored.VR, value)
+    vr = dictionary_vr(tag)  # first: no long value of a tag never judged from its bytes (Pixel Data) is compared
+    return vr is not None and vr != "SQ" and stored.VR == out.VR and value == out.value and (
+        _judged_from_bytes.__wrapped__(tag, stored.VR, value))
 
 
 _SHORT = 64  # bytes: what `_judged_from_bytes` remembers (8192 at most)

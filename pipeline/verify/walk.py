@@ -167,6 +167,9 @@ def walk(ds: Dataset, profile: Profile, prefix: str = "", in_clean: bool = False
     return iter(visits)
 
 
+_IN_CLEAN = 1 << 32  # `Profile.walked`'s key of a tag inside a cleaned sequence: the tag with this bit
+
+
 def _walk(visits: list[Visit], ds: Dataset, profile: Profile, prefix: str, in_clean: bool, removed: bool,
           masks: list[tuple[int, int]] | None, replaced: bool, sop_class: str | None, tags: tuple[int, ...]) -> None:
     listed = attributes_at(sop_class, tags) if sop_class else None
@@ -174,13 +177,13 @@ def _walk(visits: list[Visit], ds: Dataset, profile: Profile, prefix: str, in_cl
     creators: dict[tuple[int, int], str] = {}  # each creator comes before its block's elements (sorted)
     kept_blocks: set[tuple[int, int]] = set()
     creator_visits: list[Visit] = []
-    decided = profile.walked
+    decided, clean_bit = profile.walked, _IN_CLEAN if in_clean else 0
     add = visits.append
     absent, empty = Expect.ABSENT, Expect.EMPTY
     for tag, stored in elements:
-        group, element = tag >> 16, tag & 0xFFFF
-        is_private = group % 2 == 1
+        is_private = tag & 0x10000 != 0  # an odd group
         if is_private:
+            group, element = tag >> 16, tag & 0xFFFF
             path = prefix + tag_name(tag)
             if 0x10 <= element <= 0xFF:
                 creators[(group, element)] = _creator(ds, tag, stored)
@@ -194,11 +197,11 @@ def _walk(visits: list[Visit], ds: Dataset, profile: Profile, prefix: str, in_cl
             if expect is Expect.KEEP:
                 kept_blocks.add((group, element >> 8))
         else:
-            known = decided.get((tag, in_clean))
+            known = decided.get(tag | clean_bit)
             if known is None:
                 known = _public(tag, profile, in_clean, _vr(ds, tag, stored, None))
                 if dictionary_vr(tag) is not None:  # decided by the tag alone: the same in every file
-                    decided[(tag, in_clean)] = known
+                    decided[tag | clean_bit] = known
             name, vr, expect, graphics = known
             path = prefix + name
             if masks is not None and (tag in BULK_TAGS or tag & 0xFF01FFFF == 0x60003000):  # or overlay data
@@ -210,9 +213,9 @@ def _walk(visits: list[Visit], ds: Dataset, profile: Profile, prefix: str, in_cl
         else:
             if replaced:
                 expect = replaced_expectation(expect, vr, tag)
-            if listed is not None and not graphics:
+            if (expect is absent or expect is empty) and listed is not None and not graphics:  # else unchanged
                 kind = listed.get(tag)  # `listed_tag(tag)`: the tag itself outside the overlay groups
-                if kind is not None and (expect is absent or expect is empty):  # else unchanged
+                if kind is not None:
                     expect = required_expectation(expect, kind)
         add(Visit(path, tag, vr, expect, is_private, ds, stored))
         if vr == "SQ" and (masks is None or (expect is not absent and expect is not empty)):
