@@ -69,12 +69,9 @@ _NUMBER_SIZES = {vr: struct.calcsize("=" + code) for vr, code in (
 _BLANK = b" \x00"
 
 
-def _stored_has_value(stored: RawDataElement) -> bool | None:
-    """Whether pydicom would decode `stored` to a value, or None when only decoding can tell."""
-    return _has_stored_value(stored.VR, stored.value)
-
-
 def _has_stored_value(vr: str | None, value: bytes | None) -> bool | None:
+    """Whether pydicom would decode a raw element stored as `vr` and `value` to a value, or None
+    when only decoding can tell."""
     if value is None or vr is None:
         return None
     if len(value) == 0:
@@ -89,10 +86,12 @@ def _has_stored_value(vr: str | None, value: bytes | None) -> bool | None:
 
 def _has_value(ds: Dataset, tag: int, stored: DataElement | RawDataElement) -> bool:
     if isinstance(stored, RawDataElement):
-        fast = _stored_has_value(stored)
+        fast = _has_stored_value(stored.VR, stored.value)
         if fast is not None:
             return fast
-    elem = ds[tag]
+        elem = ds[tag]
+    else:
+        elem = stored  # decoded already: what `ds[tag]` gives (pydicom replaces only a raw element)
     if elem.VR == "SQ":
         return len(elem.value or ()) > 0
     return elem.value not in (None, "", b"") and not (isinstance(elem.value, list) and not elem.value)

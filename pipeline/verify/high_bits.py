@@ -39,6 +39,7 @@ _BIG_ENDIAN = "1.2.840.10008.1.2.2"
 _NATIVE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99", _BIG_ENDIAN})
 _RLE = "1.2.840.10008.1.2.5"
 _WHERE = "PixelData"
+_PIXEL_DATA = 0x7FE00010  # looked up by tag: a keyword costs a dictionary look-up
 
 
 class BitsRule(StrEnum):
@@ -51,7 +52,7 @@ class BitsRule(StrEnum):
 
 def high_bits_findings(ds: Dataset) -> list[Finding]:
     """Findings about the unused bits of `ds`'s Pixel Data (empty when clean or when it has none)."""
-    if "PixelData" not in ds:
+    if _PIXEL_DATA not in ds:
         return []
     try:
         allocated = int(_unsigned(ds, 0x00280100, "BitsAllocated"))

@@ -83,6 +83,7 @@ TOLERANCE = 0  # grey levels of difference still "unchanged"; see the module's n
 CROSS_SECTIONAL = frozenset({"CT", "MR", "PT", "NM"})  # not read whole without originals (`says_no_burned_in_text`)
 ZONE_ROWS, ZONE_COLUMNS = 24, 96  # pixels around the changes that re-OCR reads
 EDGE = 4  # pixels: a word this close to a cleaned place is in it (a letter cut by the box)
+_PIXEL_DATA = 0x7FE00010  # looked up by tag: a keyword costs a dictionary look-up
 
 
 class PixelRule(StrEnum):
@@ -120,8 +121,8 @@ class PixelChange:
 def pixel_findings(output: Dataset, original: Dataset, bound: PixelBound | None = None) -> list[Finding]:
     """The pixel findings for one output against its original (see the module's notes)."""
     bound = bound or PixelBound()
-    if "PixelData" not in output or "PixelData" not in original:
-        if ("PixelData" in output) != ("PixelData" in original):
+    if _PIXEL_DATA not in output or _PIXEL_DATA not in original:  # by tag: no keyword look-up
+        if (_PIXEL_DATA in output) != (_PIXEL_DATA in original):
             return [Finding(PixelRule.OUTSIDE_CLEANED, "PixelData", Severity.HIGH, detail="present in one file only")]
         return []
     if _same_bytes(output, original):

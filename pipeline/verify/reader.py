@@ -49,6 +49,7 @@ _UNDEFINED = 0xFFFFFFFF
 _PIXEL_DATA = 0x7FE00010
 _ITEM_TAG, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _CHARSET = 0x00080005
+_CHARSET_TAG = BaseTag(_CHARSET)
 _PIXEL_REPRESENTATION = BaseTag(0x00280103)
 _IMPLICIT, _BIG, _DEFLATED = "1.2.840.10008.1.2", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"
 
@@ -88,7 +89,7 @@ def _read_file(data: bytes) -> FileDataset:
                               buffer=io.BytesIO(data), fileobj_type=io.BytesIO, filename=None, timestamp=None,
                               _is_implicit_VR=False, _is_little_endian=True, _read_implicit=False,
                               _read_little=True, _read_charset=default_encoding))
-    if BaseTag(_CHARSET) in elements:  # pydicom's `dataset._character_set`, which decodes it in place
+    if _CHARSET_TAG in elements:  # pydicom's `dataset._character_set`, which decodes it in place
         ds.set_original_encoding(False, True, ds._character_set)
     return ds
 
@@ -104,7 +105,7 @@ def _read_here(syntax: str) -> bool:
 
 def _encoding(elements: dict[BaseTag, RawDataElement | DataElement], parent: str | list[str]) -> str | list[str]:
     """The character set a dataset's text is read in (PS3.5 6.1.2.5.3): its own, else its parent's."""
-    charset = elements.get(BaseTag(_CHARSET))
+    charset = elements.get(_CHARSET_TAG)
     if charset is None:
         return parent
     if not isinstance(charset, RawDataElement):
@@ -206,8 +207,11 @@ def _pixel_representation(ds: Dataset, items: list[Dataset]) -> None:
     does): `ds` and each item learn the nearest Pixel Representation, which pydicom uses to
     resolve a US or SS element's VR; `ds`'s own is decoded, as there."""
     pixel_rep: Any = None
-    if _PIXEL_REPRESENTATION in ds._dict:
-        pixel_rep = ds[_PIXEL_REPRESENTATION].value
+    own = ds._dict.get(_PIXEL_REPRESENTATION)
+    if isinstance(own, DataElement):  # decoded already: what `ds[tag]` gives
+        pixel_rep = own.value
+    elif own is not None:
+        pixel_rep = ds[_PIXEL_REPRESENTATION].value  # decoded, in place, as pydicom does
     elif "_pixel_rep" in ds.__dict__:
         pixel_rep = ds.__dict__["_pixel_rep"]
     if pixel_rep is not None:
