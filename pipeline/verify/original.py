@@ -264,7 +264,9 @@ _RECORDED_LENGTH = 256  # characters: longer values (free text) are rarely repea
 
 def _collect_recorded(visit: Visit, found: _Found, whole: set[str]) -> None:
     """`_collect(visit, found, whole)`, from the record of an element seen before."""
-    strings = visit.strings
+    strings = visit.cached  # read by the caller: `visit.strings` without the property's call
+    if strings is None:
+        strings = visit.strings
     if sum(map(len, strings)) > _RECORDED_LENGTH:
         _collect(visit, found, whole)
         return

@@ -292,8 +292,9 @@ def _search_spelled(strings: list[tuple[Visit, tuple[str, ...]]], original: Orig
     names without word edges."""
     matcher: Spellings | None = None  # built (or found) at the first value that may hold a spelling
     findings: list[Finding] = []
+    keep = Expect.KEEP
     for visit, values in strings:
-        if visit.path in flagged or visit.vr not in _SPELLED_VRS or visit.expect is Expect.KEEP:
+        if visit.vr not in _SPELLED_VRS or visit.expect is keep or visit.path in flagged:
             continue
         for value in values:
             spelling = None

@@ -358,9 +358,11 @@ def stored_text(ds: Dataset, tag: int, keyword: str) -> str:
     """`str(ds.get(keyword, "") or "")`, read from the stored bytes when the element holds one plain
     ASCII value of a code, short or long string or UID (pydicom strips trailing spaces and NULs
     from those); anything else as pydicom gives it."""
-    stored = ds.get_item(tag)
+    stored = ds._dict.get(tag)  # type: ignore[call-overload]  # `ds.get_item(tag)` without its BaseTag
     if stored is None:
         return ""
+    if isinstance(stored, RawDataElement) and stored.value is None:  # a deferred read: pydicom reads it
+        stored = ds.get_item(tag)
     if isinstance(stored, RawDataElement) and stored.VR in _SINGLE_TEXT_VRS:
         value = stored.value
         if isinstance(value, bytes) and value.isascii() and b"\\" not in value and b"\x1b" not in value:
