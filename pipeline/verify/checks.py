@@ -314,11 +314,12 @@ def verify_file(
         visits = (list(walk(meta, profile, masks=masks)) if meta is not None else []) + list(
             walk(ds, profile, masks=masks, sop_class=sop_class))
         findings += _check_meta(ds)
+        keep, clean = Expect.KEEP, Expect.CLEAN
         for visit in visits:
-            if (visit.expect is Expect.KEEP or visit.expect is Expect.CLEAN) and visit.tag != TRAILING_PADDING:
-                continue  # `_check` allows any value here (C text: the search for the original's values)
             if visit.tag == TRAILING_PADDING:
                 findings.append(Finding(VerifyRule.TRAILING_PADDING, visit.path, Severity.HIGH))
+            elif visit.expect is keep or visit.expect is clean:
+                continue  # `_check` allows any value here (C text: the search for the original's values)
             elif visit.expect is Expect.LITERAL:
                 findings += _check_literal(visit, profile)
             else:

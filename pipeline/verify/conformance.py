@@ -69,12 +69,9 @@ _NUMBER_SIZES = {vr: struct.calcsize("=" + code) for vr, code in (
 _BLANK = b" \x00"
 
 
-def _stored_has_value(stored: RawDataElement) -> bool | None:
-    """Whether pydicom would decode `stored` to a value, or None when only decoding can tell."""
-    return _has_stored_value(stored.VR, stored.value)
-
-
 def _has_stored_value(vr: str | None, value: bytes | None) -> bool | None:
+    """Whether pydicom would decode a raw element stored as `vr` and `value` to a value, or None
+    when only decoding can tell."""
     if value is None or vr is None:
         return None
     if len(value) == 0:
@@ -89,10 +86,12 @@ def _has_stored_value(vr: str | None, value: bytes | None) -> bool | None:
 
 def _has_value(ds: Dataset, tag: int, stored: DataElement | RawDataElement) -> bool:
     if isinstance(stored, RawDataElement):
-        fast = _stored_has_value(stored)
+        fast = _has_stored_value(stored.VR, stored.value)
         if fast is not None:
             return fast
-    elem = ds[tag]
+        elem = ds[tag]
+    else:
+        elem = stored  # decoded already: what `ds[tag]` gives (pydicom replaces only a raw element)
     if elem.VR == "SQ":
         return len(elem.value or ()) > 0
     return elem.value not in (None, "", b"") and not (isinstance(elem.value, list) and not elem.value)
@@ -104,11 +103,11 @@ def _unchanged(tag: int, stored: DataElement | RawDataElement, out: DataElement 
     if not (isinstance(stored, RawDataElement) and isinstance(out, RawDataElement)):
         return False
     value = stored.value
-    if stored.VR != out.VR or value != out.value:
-        return False
     if value is not None and len(value) <= _SHORT:  # a short value: judged once per tag, VR and bytes
-        return _judged_from_bytes(tag, stored.VR, value)
-    return _judged_from_bytes.__wrapped__(tag, stored.VR, value)
+        return stored.VR == out.VR and value == out.value and _judged_from_bytes(tag, stored.VR, value)
+    vr = dictionary_vr(tag)  # first: no long value of a tag never judged from its bytes (Pixel Data) is compared
+    return vr is not None and vr != "SQ" and stored.VR == out.VR and value == out.value and (
+        _judged_from_bytes.__wrapped__(tag, stored.VR, value))
 
 
 _SHORT = 64  # bytes: what `_judged_from_bytes` remembers (8192 at most)

@@ -33,11 +33,13 @@ from pydicom.pixels.utils import get_j2k_parameters
 
 from pipeline.errors import is_codec_failure
 from pipeline.verify.findings import Finding, Severity
+from pipeline.verify.walk import stored_text
 
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
 _NATIVE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99", _BIG_ENDIAN})
 _RLE = "1.2.840.10008.1.2.5"
 _WHERE = "PixelData"
+_PIXEL_DATA = 0x7FE00010  # looked up by tag: a keyword costs a dictionary look-up
 
 
 class BitsRule(StrEnum):
@@ -50,7 +52,7 @@ class BitsRule(StrEnum):
 
 def high_bits_findings(ds: Dataset) -> list[Finding]:
     """Findings about the unused bits of `ds`'s Pixel Data (empty when clean or when it has none)."""
-    if "PixelData" not in ds:
+    if _PIXEL_DATA not in ds:
         return []
     try:
         allocated = int(_unsigned(ds, 0x00280100, "BitsAllocated"))
@@ -61,7 +63,8 @@ def high_bits_findings(ds: Dataset) -> list[Finding]:
         return []  # no cell layout: conformance's question, not a hidden bitmap's
     if allocated not in (8, 16, 32, 64) or stored >= allocated:
         return []
-    syntax = str(getattr(ds, "file_meta", {}).get("TransferSyntaxUID", "") or "")
+    meta = getattr(ds, "file_meta", None)
+    syntax = stored_text(meta, 0x00020010, "TransferSyntaxUID") if isinstance(meta, Dataset) else ""
     if syntax in _NATIVE:
         order = ">" if syntax == _BIG_ENDIAN else "<"
         data = _pixel_bytes(ds)

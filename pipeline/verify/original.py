@@ -256,7 +256,7 @@ def _collect(visit: Visit, found: _Found, whole: set[str]) -> None:
 # identifying sequence around a code), and a study's values recur in its files: what it adds is
 # recorded once and added again as recorded. Adding is idempotent and order-free (the strongest
 # kind wins, origins are a union), so the replay gives what `_collect` would.
-_Record = tuple[tuple[tuple[str, Kind], ...], frozenset[str], tuple[tuple[str, Kind], ...], tuple[str, ...]]
+_Record = tuple[tuple[tuple[str, Kind, int, bool], ...], frozenset[str], tuple[tuple[str, Kind], ...], tuple[str, ...]]
 _RECORDS: dict[tuple[object, ...], _Record] = {}
 _RECORDS_SIZE = 8192
 _RECORDED_LENGTH = 256  # characters: longer values (free text) are rarely repeated; collected each time
@@ -264,7 +264,9 @@ _RECORDED_LENGTH = 256  # characters: longer values (free text) are rarely repea
 
 def _collect_recorded(visit: Visit, found: _Found, whole: set[str]) -> None:
     """`_collect(visit, found, whole)`, from the record of an element seen before."""
-    strings = visit.strings
+    strings = visit.cached  # read by the caller: `visit.strings` without the property's call
+    if strings is None:
+        strings = visit.strings
     if sum(map(len, strings)) > _RECORDED_LENGTH:
         _collect(visit, found, whole)
         return
@@ -275,15 +277,24 @@ def _collect_recorded(visit: Visit, found: _Found, whole: set[str]) -> None:
     if record is None:
         fresh, fresh_whole = _Found(), set[str]()
         _collect(visit, fresh, fresh_whole)
-        record = (tuple(fresh.kinds.items()), frozenset(fresh_whole), tuple(fresh.spelled.items()),
-                  tuple(fresh.dates))
+        record = (tuple((text, kind, _PRIORITY[kind], len(text) < LONG) for text, kind in fresh.kinds.items()),
+                  frozenset(fresh_whole), tuple(fresh.spelled.items()), tuple(fresh.dates))
         if len(_RECORDS) >= _RECORDS_SIZE:
             _RECORDS.clear()
         _RECORDS[key] = record
     kinds, wholes, spelled, dates = record
     found.tag = tag
-    for text, kind in kinds:
-        found._add(text, kind)
+    known_kinds, origins = found.kinds, found.origins
+    for text, kind, rank, short in kinds:  # `found._add(text, kind)`, written out
+        known = known_kinds.get(text)
+        if known is None or rank < _PRIORITY[known]:
+            known_kinds[text] = kind
+        if short:
+            origin = origins.get(text)
+            if origin is None:
+                origins[text] = {tag}
+            else:
+                origin.add(tag)
     if wholes:
         whole.update(wholes)
     if spelled:

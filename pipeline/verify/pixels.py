@@ -60,6 +60,7 @@ from typing import Any
 import numpy as np
 import pydicom
 from numpy.typing import NDArray
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
     UID,
@@ -74,6 +75,7 @@ from pipeline.errors import is_codec_failure
 from pipeline.pixels import codestream, ocr
 from pipeline.verify.findings import Finding, Severity
 from pipeline.verify.pixel_text import MIN_CONFIDENCE, MIN_WORD_PIXELS
+from pipeline.verify.walk import stored_text
 
 MIN_BOX = 3  # pixels: the smallest blanked rectangle (a text line is at least 6 + 2 x 2 margin)
 CEILING = 0.5  # of the pixels: no image this changed is published, whatever the bound
@@ -81,6 +83,7 @@ TOLERANCE = 0  # grey levels of difference still "unchanged"; see the module's n
 CROSS_SECTIONAL = frozenset({"CT", "MR", "PT", "NM"})  # not read whole without originals (`says_no_burned_in_text`)
 ZONE_ROWS, ZONE_COLUMNS = 24, 96  # pixels around the changes that re-OCR reads
 EDGE = 4  # pixels: a word this close to a cleaned place is in it (a letter cut by the box)
+_PIXEL_DATA = 0x7FE00010  # looked up by tag: a keyword costs a dictionary look-up
 
 
 class PixelRule(StrEnum):
@@ -118,8 +121,8 @@ class PixelChange:
 def pixel_findings(output: Dataset, original: Dataset, bound: PixelBound | None = None) -> list[Finding]:
     """The pixel findings for one output against its original (see the module's notes)."""
     bound = bound or PixelBound()
-    if "PixelData" not in output or "PixelData" not in original:
-        if ("PixelData" in output) != ("PixelData" in original):
+    if _PIXEL_DATA not in output or _PIXEL_DATA not in original:  # by tag: no keyword look-up
+        if (_PIXEL_DATA in output) != (_PIXEL_DATA in original):
             return [Finding(PixelRule.OUTSIDE_CLEANED, "PixelData", Severity.HIGH, detail="present in one file only")]
         return []
     if _same_bytes(output, original):
@@ -237,7 +240,8 @@ def _by(box: ocr.Box, cleaned: NDArray[np.bool_]) -> bool:
 def _syntax(ds: Dataset) -> str:
     """The file's transfer syntax; for a dataset stored without file meta, the encoding it was
     read in (implicit or explicit VR, little or big endian: PS3.5 A.1-A.3)."""
-    stated = str(getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID", "") or "")
+    meta = getattr(ds, "file_meta", None)
+    stated = stored_text(meta, 0x00020010, "TransferSyntaxUID") if isinstance(meta, Dataset) else ""
     if stated:
         return stated
     implicit, little = getattr(ds, "original_encoding", (None, None))
@@ -249,9 +253,17 @@ def _syntax(ds: Dataset) -> str:
 def _same_bytes(output: Dataset, original: Dataset) -> bool:
     """Pixel data stored identically (same transfer syntax, same bytes): nothing changed."""
     try:
-        return _syntax(output) == _syntax(original) != "" and bytes(output.PixelData) == bytes(original.PixelData)
+        return _syntax(output) == _syntax(original) != "" and _pixel_bytes(output) == _pixel_bytes(original)
     except Exception:
         return False
+
+
+def _pixel_bytes(ds: Dataset) -> bytes:
+    """Pixel Data's bytes as stored (pydicom gives OB and OW values as their bytes, unconverted)."""
+    stored = ds.get_item(0x7FE00010)
+    if isinstance(stored, RawDataElement) and stored.VR in ("OB", "OW") and isinstance(stored.value, bytes):
+        return stored.value
+    return bytes(ds.PixelData)
 
 
 def _frames(ds: Dataset) -> NDArray[Any] | None:

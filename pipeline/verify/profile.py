@@ -88,8 +88,8 @@ class Profile:
     private: dict[tuple[int, str, int], Rule]
     patterns: tuple[tuple[re.Pattern[str], Rule], ...]
     resolved: dict[tuple[int, str | None], Rule | None] = field(default_factory=dict)
-    # pipeline/verify/walk.py's cache: (public tag, inside a cleaned sequence) -> what it decides
-    walked: dict[tuple[int, bool], tuple[str, str, Expect, bool]] = field(default_factory=dict)
+    # pipeline/verify/walk.py's cache: public tag (with bit 32 set inside a cleaned sequence) -> what it decides
+    walked: dict[int, tuple[str, str, Expect, bool]] = field(default_factory=dict)
 
     def rule_for(self, tag: int, creator: str | None) -> Rule | None:
         """The rule from the latest recipe line that names `tag` (layer order, then line order)."""

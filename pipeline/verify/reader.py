@@ -23,6 +23,7 @@ bench corpus and its outputs.
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import warnings
@@ -48,6 +49,7 @@ _UNDEFINED = 0xFFFFFFFF
 _PIXEL_DATA = 0x7FE00010
 _ITEM_TAG, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _CHARSET = 0x00080005
+_CHARSET_TAG = BaseTag(_CHARSET)
 _PIXEL_REPRESENTATION = BaseTag(0x00280103)
 _IMPLICIT, _BIG, _DEFLATED = "1.2.840.10008.1.2", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"
 
@@ -71,26 +73,39 @@ def _read_file(data: bytes) -> FileDataset:
     if len(data) < 144 or data[128:132] != b"DICM":
         raise _Unusual
     meta_elements, position = _elements(data, 132, len(data), in_meta=True)
-    meta = FileMetaDataset(meta_elements)
-    meta.set_original_encoding(False, True, default_encoding)
     syntax_element = meta_elements.get(BaseTag(0x00020010))
     if not isinstance(syntax_element, RawDataElement) or syntax_element.value is None:
         raise _Unusual
-    syntax = UID(syntax_element.value.decode("ascii").rstrip("\x00 "))
-    if syntax in (_IMPLICIT, _BIG, _DEFLATED) or not (syntax.is_transfer_syntax and syntax.is_little_endian
-                                                        and not syntax.is_implicit_VR):
+    if not _read_here(syntax_element.value.decode("ascii").rstrip("\x00 ")):
         raise _Unusual
     elements, _ = _elements(data, position, len(data), in_meta=False)
-    dataset = Dataset(elements)
-    dataset.set_original_encoding(False, True, _encoding(elements, default_encoding))
-    ds = FileDataset(io.BytesIO(data), dataset, data[:128], meta, False, True)
-    ds.set_original_encoding(False, True, dataset._character_set)
+    # `FileMetaDataset(meta_elements)` and `FileDataset(io.BytesIO(data), Dataset(elements), ...)`
+    # as pydicom's `dcmread` leaves them (see `_item`); the meta's elements are all of group 0002
+    meta = FileMetaDataset.__new__(FileMetaDataset)
+    meta.__dict__.update(_state(_NEW, _dict=meta_elements, _read_implicit=False, _read_little=True,
+                                _read_charset=default_encoding))
+    ds = FileDataset.__new__(FileDataset)
+    ds.__dict__.update(_state(_FILE_NEW, _dict=elements, preamble=data[:128], file_meta=meta,
+                              buffer=io.BytesIO(data), fileobj_type=io.BytesIO, filename=None, timestamp=None,
+                              _is_implicit_VR=False, _is_little_endian=True, _read_implicit=False,
+                              _read_little=True, _read_charset=default_encoding))
+    if _CHARSET_TAG in elements:  # pydicom's `dataset._character_set`, which decodes it in place
+        ds.set_original_encoding(False, True, ds._character_set)
     return ds
+
+
+@functools.lru_cache(maxsize=64)
+def _read_here(syntax: str) -> bool:
+    """Whether a file of transfer syntax `syntax` is read here: Explicit VR Little Endian, or an
+    encapsulated syntax that encodes its dataset so (PS3.5 A.4), never deflated."""
+    uid = UID(syntax)
+    return syntax not in (_IMPLICIT, _BIG, _DEFLATED) and uid.is_transfer_syntax and uid.is_little_endian and (
+        not uid.is_implicit_VR)
 
 
 def _encoding(elements: dict[BaseTag, RawDataElement | DataElement], parent: str | list[str]) -> str | list[str]:
     """The character set a dataset's text is read in (PS3.5 6.1.2.5.3): its own, else its parent's."""
-    charset = elements.get(BaseTag(_CHARSET))
+    charset = elements.get(_CHARSET_TAG)
     if charset is None:
         return parent
     if not isinstance(charset, RawDataElement):
@@ -192,8 +207,11 @@ def _pixel_representation(ds: Dataset, items: list[Dataset]) -> None:
     does): `ds` and each item learn the nearest Pixel Representation, which pydicom uses to
     resolve a US or SS element's VR; `ds`'s own is decoded, as there."""
     pixel_rep: Any = None
-    if _PIXEL_REPRESENTATION in ds._dict:
-        pixel_rep = ds[_PIXEL_REPRESENTATION].value
+    own = ds._dict.get(_PIXEL_REPRESENTATION)
+    if isinstance(own, DataElement):  # decoded already: what `ds[tag]` gives
+        pixel_rep = own.value
+    elif own is not None:
+        pixel_rep = ds[_PIXEL_REPRESENTATION].value  # decoded, in place, as pydicom does
     elif "_pixel_rep" in ds.__dict__:
         pixel_rep = ds.__dict__["_pixel_rep"]
     if pixel_rep is not None:
@@ -217,17 +235,24 @@ def _pixel_representation(ds: Dataset, items: list[Dataset]) -> None:
 # tests/verify/test_reader.py holds every attribute equal to pydicom's item's.
 _NEW: dict[str, Any] = dict(vars(Dataset()))
 _FRESH = tuple(name for name, value in _NEW.items() if isinstance(value, (dict, list, set)) and name != "_dict")
+_FILE_NEW: dict[str, Any] = dict(vars(FileDataset(io.BytesIO(), Dataset(), None, FileMetaDataset(), False, True)))
+
+
+def _state(template: dict[str, Any], **given: Any) -> dict[str, Any]:
+    """A new dataset's state: `template`'s, its containers fresh, with what is `given`."""
+    state = dict(template)
+    for name in _FRESH:
+        state[name] = template[name].copy()
+    state.update(given)
+    return state
 
 
 def _item(elements: dict[BaseTag, RawDataElement | DataElement], encoding: list[str], tell: int) -> Dataset:
     """An item as pydicom's `read_sequence_item` makes it (`Dataset(elements, parent_encoding=...)`,
     `set_original_encoding`, the item's positions)."""
-    state = dict(_NEW)
-    for name in _FRESH:
-        state[name] = _NEW[name].copy()
-    state.update(_dict=elements, _parent_encoding=encoding, _read_implicit=False, _read_little=True,
-                 _read_charset=_encoding(elements, encoding), is_undefined_length_sequence_item=False,
-                 seq_item_tell=tell, file_tell=tell)
+    state = _state(_NEW, _dict=elements, _parent_encoding=encoding, _read_implicit=False, _read_little=True,
+                   _read_charset=_encoding(elements, encoding), is_undefined_length_sequence_item=False,
+                   seq_item_tell=tell, file_tell=tell)
     item = Dataset.__new__(Dataset)
     item.__dict__.update(state)
     return item

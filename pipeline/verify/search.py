@@ -25,7 +25,7 @@ from pipeline.verify import casefold
 from pipeline.verify.findings import Finding, Severity, VerifyRule
 from pipeline.verify.original import WORD, Kind, Original, is_loose
 from pipeline.verify.profile import Expect
-from pipeline.verify.spellings import fold, may_hold, spellings_of
+from pipeline.verify.spellings import Spellings, fold, may_hold, spellings_of
 from pipeline.verify.walk import STRING_VRS, Visit
 
 _NAME_TEXT_VRS = frozenset({"PN", "LO", "LT", "ST", "UT", "UC"})  # text that can name a person
@@ -290,13 +290,18 @@ def _search_spelled(strings: list[tuple[Visit, tuple[str, ...]]], original: Orig
     text attributes the profile does not keep as they are (a kept value is the profile's to
     allow): folded text, so full-width, other cases and month names in any language match; CJK
     names without word edges."""
-    matcher = spellings_of(frozenset(original.spelled))
+    matcher: Spellings | None = None  # built (or found) at the first value that may hold a spelling
     findings: list[Finding] = []
+    keep = Expect.KEEP
     for visit, values in strings:
-        if visit.path in flagged or visit.vr not in _SPELLED_VRS or visit.expect is Expect.KEEP:
+        if visit.vr not in _SPELLED_VRS or visit.expect is keep or visit.path in flagged:
             continue
         for value in values:
-            spelling = next(matcher.find(fold(value)), None) if may_hold(value) else None
+            spelling = None
+            if may_hold(value):
+                if matcher is None:
+                    matcher = spellings_of(frozenset(original.spelled))
+                spelling = next(matcher.find(fold(value)), None)
             if spelling is not None:
                 findings.append(Finding(VerifyRule.ORIGINAL_VALUE_IN_ATTRIBUTE, visit.path, Severity.HIGH,
                                         detail=original.spelled[spelling].value))

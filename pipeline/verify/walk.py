@@ -167,6 +167,9 @@ def walk(ds: Dataset, profile: Profile, prefix: str = "", in_clean: bool = False
     return iter(visits)
 
 
+_IN_CLEAN = 1 << 32  # `Profile.walked`'s key of a tag inside a cleaned sequence: the tag with this bit
+
+
 def _walk(visits: list[Visit], ds: Dataset, profile: Profile, prefix: str, in_clean: bool, removed: bool,
           masks: list[tuple[int, int]] | None, replaced: bool, sop_class: str | None, tags: tuple[int, ...]) -> None:
     listed = attributes_at(sop_class, tags) if sop_class else None
@@ -174,13 +177,13 @@ def _walk(visits: list[Visit], ds: Dataset, profile: Profile, prefix: str, in_cl
     creators: dict[tuple[int, int], str] = {}  # each creator comes before its block's elements (sorted)
     kept_blocks: set[tuple[int, int]] = set()
     creator_visits: list[Visit] = []
-    decided = profile.walked
+    decided, clean_bit = profile.walked, _IN_CLEAN if in_clean else 0
     add = visits.append
     absent, empty = Expect.ABSENT, Expect.EMPTY
     for tag, stored in elements:
-        group, element = tag >> 16, tag & 0xFFFF
-        is_private = group % 2 == 1
+        is_private = tag & 0x10000 != 0  # an odd group
         if is_private:
+            group, element = tag >> 16, tag & 0xFFFF
             path = prefix + tag_name(tag)
             if 0x10 <= element <= 0xFF:
                 creators[(group, element)] = _creator(ds, tag, stored)
@@ -194,11 +197,11 @@ def _walk(visits: list[Visit], ds: Dataset, profile: Profile, prefix: str, in_cl
             if expect is Expect.KEEP:
                 kept_blocks.add((group, element >> 8))
         else:
-            known = decided.get((tag, in_clean))
+            known = decided.get(tag | clean_bit)
             if known is None:
                 known = _public(tag, profile, in_clean, _vr(ds, tag, stored, None))
                 if dictionary_vr(tag) is not None:  # decided by the tag alone: the same in every file
-                    decided[(tag, in_clean)] = known
+                    decided[tag | clean_bit] = known
             name, vr, expect, graphics = known
             path = prefix + name
             if masks is not None and (tag in BULK_TAGS or tag & 0xFF01FFFF == 0x60003000):  # or overlay data
@@ -210,9 +213,9 @@ def _walk(visits: list[Visit], ds: Dataset, profile: Profile, prefix: str, in_cl
         else:
             if replaced:
                 expect = replaced_expectation(expect, vr, tag)
-            if listed is not None and not graphics:
+            if (expect is absent or expect is empty) and listed is not None and not graphics:  # else unchanged
                 kind = listed.get(tag)  # `listed_tag(tag)`: the tag itself outside the overlay groups
-                if kind is not None and (expect is absent or expect is empty):  # else unchanged
+                if kind is not None:
                     expect = required_expectation(expect, kind)
         add(Visit(path, tag, vr, expect, is_private, ds, stored))
         if vr == "SQ" and (masks is None or (expect is not absent and expect is not empty)):
@@ -277,19 +280,40 @@ def _public(tag: int, profile: Profile, in_clean: bool, vr: str) -> tuple[str, s
     return tag_name(tag), vr, expect, graphics
 
 
+# Speed: the strings of plain ASCII text of a VR that holds several values depend on its stored
+# bytes alone, and a study's values recur in its files as an output's recur in its original: each
+# is read from its bytes once (remembered while short; the memo is emptied when full).
+_SPLIT_TEXT: dict[bytes, tuple[str, ...]] = {}
+_SPLIT_TEXT_SIZE = 8192
+_SPLIT_TEXT_BYTES = 128
+
+
 def _strings_of(ds: Dataset, tag: int, vr: str, stored: DataElement | RawDataElement) -> tuple[str, ...]:
     """`element_strings` of the element `tag` of `ds`, reading plain ASCII text from the raw bytes."""
     if vr == "SQ" or tag in BULK_TAGS or ((tag >> 16) & 0xFF01 == 0x6000 and tag & 0xFFFF == 0x3000):  # overlay data
         return ()
     if isinstance(stored, RawDataElement):
         value = stored.value
-        if vr in _FAST_TEXT_VRS and isinstance(value, bytes) and value.isascii() and b"\x1b" not in value:
-            text = value.decode("ascii")  # `ascii_strings`, written out: the common case
-            if vr in _SINGLE_VALUED or "\\" not in text:
-                text = text.strip(" \x00")
-                return (text,) if text else ()
-            out = tuple(part.strip(" \x00") for part in text.split("\\"))
-            return out if any(out) else ()
+        if vr in _FAST_TEXT_VRS and isinstance(value, bytes):
+            single = vr in _SINGLE_VALUED
+            if not single:
+                known = _SPLIT_TEXT.get(value)
+                if known is not None:
+                    return known
+            if value.isascii() and b"\x1b" not in value:
+                text = value.decode("ascii")  # `ascii_strings`, written out: the common case
+                out: tuple[str, ...]
+                if single or "\\" not in text:
+                    text = text.strip(" \x00")
+                    out = (text,) if text else ()
+                else:
+                    out = tuple(part.strip(" \x00") for part in text.split("\\"))
+                    out = out if any(out) else ()
+                if not single and len(value) <= _SPLIT_TEXT_BYTES:
+                    if len(_SPLIT_TEXT) >= _SPLIT_TEXT_SIZE:
+                        _SPLIT_TEXT.clear()
+                    _SPLIT_TEXT[value] = out
+                return out
         fast = ascii_strings(vr, value)
         if fast is None and stored.VR is not None and vr != stored.VR:
             # judged by the dictionary's VR, decoded by pydicom in the explicit one it was stored in
@@ -334,9 +358,11 @@ def stored_text(ds: Dataset, tag: int, keyword: str) -> str:
     """`str(ds.get(keyword, "") or "")`, read from the stored bytes when the element holds one plain
     ASCII value of a code, short or long string or UID (pydicom strips trailing spaces and NULs
     from those); anything else as pydicom gives it."""
-    stored = ds.get_item(tag)
+    stored = ds._dict.get(tag)  # type: ignore[call-overload]  # `ds.get_item(tag)` without its BaseTag
     if stored is None:
         return ""
+    if isinstance(stored, RawDataElement) and stored.value is None:  # a deferred read: pydicom reads it
+        stored = ds.get_item(tag)
     if isinstance(stored, RawDataElement) and stored.VR in _SINGLE_TEXT_VRS:
         value = stored.value
         if isinstance(value, bytes) and value.isascii() and b"\\" not in value and b"\x1b" not in value:

@@ -101,6 +101,15 @@ def _compare_file(data: bytes) -> int | None:
         assert [(t, mine.file_meta[t].value) for t in mine.file_meta.keys()] == [
             (t, theirs.file_meta[t].value) for t in theirs.file_meta.keys()]
     assert mine.file_meta._read_implicit == theirs.file_meta._read_implicit
+    for ours, pydicoms in ((mine, theirs), (mine.file_meta, theirs.file_meta)):  # every attribute, and no other
+        assert type(ours) is type(pydicoms)
+        state, other = dict(vars(ours)), dict(vars(pydicoms))
+        for name in ("_dict", "buffer", "file_meta"):  # compared above and below; the buffers hold the same bytes
+            state.pop(name, None), other.pop(name, None)
+        assert state == other
+        for name, value in state.items():  # nothing shared with another dataset
+            assert not isinstance(value, (dict, list, set)) or value is not _new_state().get(name), name
+    assert mine.buffer.getvalue() == theirs.buffer.getvalue()
     return _same(mine, theirs, "file")
 
 
