@@ -14,12 +14,12 @@ value as it is, would publish what the scrub never judged. So:
 | a public attribute stored as SQ that the dictionary gives | bad-input:vr-mismatch          |
 |   a value VR, or the reverse (items cannot be judged as   |                                |
 |   a value, nor a value as items)                          |                                |
-| an undefined length where PS3.5 7.1.1 allows none (only  | bad-input:bad-value-length     |
-|   SQ, UN, and OB or OW Pixel Data, which A.4 encapsulates;|                                |
-|   the file's syntax: `pipeline.dicom.file`), read raw or  |                                |
-|   decoded before the scrub reached it; a binary number    |                                |
-|   (US SS UL SL FL FD SV UV) whose length is not a whole   |                                |
-|   number of values                                        |                                |
+| an undefined length where PS3.5 7.1.1 allows none (only   | bad-input:bad-value-length     |
+|   SQ, UN, and Pixel Data in OB or OW, encapsulated (A.4;  |                                |
+|   whether the syntax encapsulates: `pipeline.dicom.file`),|                                |
+|   read raw or decoded before the scrub reached it; a      |                                |
+|   binary number (US SS UL SL FL FD SV UV) whose length is |                                |
+|   not a whole number of values                            |                                |
 | a transfer syntax PS3.6 does not register (file meta)     | bad-input:unknown-transfer-syntax |
 | a value kept as it is (K, or kept by default) holding     | replaced by a dummy of its VR  |
 |   characters its VR excludes (PS3.5 6.2: control         |   (`keepable` is False)        |
