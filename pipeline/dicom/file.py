@@ -117,9 +117,13 @@ def _read_part10(data: bytes) -> Dataset:
 
 
 def _check_pixel_length(ds: Dataset) -> None:
-    """Native pixel data shorter than Rows x Columns x Samples x Bits x Frames is truncated."""
-    syntax = None if _PIXEL_DATA not in ds._dict else _get(ds.file_meta, _TRANSFER_SYNTAX)  # without keyword look-ups
+    """Native pixel data shorter than Rows x Columns x Samples x Bits x Frames is truncated;
+    encapsulated pixel data (an undefined length) needs a syntax that encapsulates (PS3.5 A.4)."""
+    if _PIXEL_DATA not in ds._dict:
+        return
+    syntax = _get(ds.file_meta, _TRANSFER_SYNTAX)  # without keyword look-ups
     if syntax is None:
+        _refuse_encapsulated(ds)  # the output would name a native syntax (`encode`)
         return
     try:
         compressed = syntax.is_compressed
@@ -129,6 +133,7 @@ def _check_pixel_length(ds: Dataset) -> None:
     if compressed:
         _check_decoded_size(ds)
         return
+    _refuse_encapsulated(ds)
     try:
         frames = int(_get(ds, _NUMBER_OF_FRAMES) or 1)
         bits = int(_number(ds, _BITS_ALLOCATED, "BitsAllocated"))
@@ -146,6 +151,17 @@ def _check_pixel_length(ds: Dataset) -> None:
     if _length(ds, _PIXEL_DATA) < expected:
         raise InputError("pixel data is shorter than its header declares (truncated file)",
                          cause=Cause.TRUNCATED_PIXEL_DATA)
+
+
+def _refuse_encapsulated(ds: Dataset) -> None:
+    """Pixel Data of undefined length in a file whose transfer syntax is native or not named:
+    PS3.5 7.1.1 allows an undefined length on OB or OW only as the transfer syntax says, and
+    A.4 only in the encapsulated syntaxes (native Pixel Data, A.1-A.2, has a defined length).
+    Read to its delimiter, its items and fragments would be published as native pixels."""
+    stored = ds._dict[_PIXEL_DATA]  # type: ignore[index]
+    if stored.length == _UNDEFINED if isinstance(stored, RawDataElement) else stored.is_undefined_length:
+        raise InputError("encapsulated (undefined length) Pixel Data under a transfer syntax that is native or "
+                         "not named", cause=Cause.BAD_VALUE_LENGTH)
 
 
 def _check_decoded_size(ds: Dataset) -> None:

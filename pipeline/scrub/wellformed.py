@@ -14,10 +14,12 @@ value as it is, would publish what the scrub never judged. So:
 | a public attribute stored as SQ that the dictionary gives | bad-input:vr-mismatch          |
 |   a value VR, or the reverse (items cannot be judged as   |                                |
 |   a value, nor a value as items)                          |                                |
-| an undefined length on a VR that cannot have one          | bad-input:bad-value-length     |
-|   (PS3.5 7.1.1: only SQ, UN, OB and OW), a binary number  |                                |
-|   (US SS UL SL FL FD SV UV) whose length is not a whole   |                                |
-|   number of values                                        |                                |
+| an undefined length where PS3.5 7.1.1 allows none (only   | bad-input:bad-value-length     |
+|   SQ, UN, and Pixel Data in OB or OW, encapsulated (A.4;  |                                |
+|   whether the syntax encapsulates: `pipeline.dicom.file`),|                                |
+|   read raw or decoded before the scrub reached it; a      |                                |
+|   binary number (US SS UL SL FL FD SV UV) whose length is |                                |
+|   not a whole number of values                            |                                |
 | a transfer syntax PS3.6 does not register (file meta)     | bad-input:unknown-transfer-syntax |
 | a value kept as it is (K, or kept by default) holding     | replaced by a dummy of its VR  |
 |   characters its VR excludes (PS3.5 6.2: control         |   (`keepable` is False)        |
@@ -47,7 +49,8 @@ KNOWN_VRS = frozenset({"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS
                        "OL", "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN",
                        "UR", "US", "UT", "UV", None})
 UNDEFINED_LENGTH = 0xFFFFFFFF
-_UNDEFINED_ALLOWED = frozenset({"SQ", "UN", "OB", "OW"})
+_UNDEFINED_ALLOWED = frozenset({"SQ", "UN"})  # PS3.5 7.1.1; and OB or OW on Pixel Data (A.4): `_PIXEL_VRS`
+_PIXEL_VRS = frozenset({"OB", "OW"})
 
 # Characters a value of the VR cannot hold (PS3.5 6.1.2-6.1.3, 6.2), its padding stripped; bytes
 # are read as Latin-1, one character per byte. ESC starts an ISO 2022 escape in the text VRs.
@@ -121,6 +124,10 @@ def refuse_malformed(stored: DataElement | RawDataElement) -> None:
         if vr not in (None, "UN") and dictionary is not None and (vr == "SQ") != (dictionary == "SQ"):
             raise InputError("an element is stored as a sequence where the dictionary has a value, or the reverse",
                              cause=Cause.VR_MISMATCH)
+        if stored.is_undefined_length and not _undefined_allowed(int(stored.tag), vr):
+            # decoded before the scrub reached it (the patient's name and ID, the identifiers C
+            # reads): pydicom keeps the flag, and would write the new value with an undefined length
+            raise InputError("an element has an undefined length its VR cannot have", cause=Cause.BAD_VALUE_LENGTH)
         return
     # still stored as read: what its tag and VR decide is judged once per pair (`_judged`), then its lengths
     size, undefined_allowed = _judged(int(stored.tag), stored.VR)
@@ -154,8 +161,19 @@ def _judged(tag: int, vr: str | None) -> tuple[int, bool | None]:
     if read_as is None:
         return 0, None
     size = _NUMBER_SIZES.get(read_as)
-    return (size if size is not None and read_as != "AT" else 0,
-            any(part in _UNDEFINED_ALLOWED for part in read_as.split(" or ")))
+    return size if size is not None and read_as != "AT" else 0, _undefined_allowed(tag, read_as)
+
+
+@functools.lru_cache(maxsize=8192)
+def _undefined_allowed(tag: int, vr: str | None) -> bool:
+    """Whether an element of `tag` stored under `vr` ("OB or OW": implicit VR, by the dictionary)
+    may have an undefined length (PS3.5 7.1.1): a sequence (SQ, or UN holding one, 6.2.2), or
+    Pixel Data in OB or OW, at any depth (an icon's too), encapsulated (A.4; whether the transfer
+    syntax is one that encapsulates is the file's to say, `pipeline.dicom.file`). Any other
+    value's end is not its delimiter: read to one, it is not the value the file meant."""
+    parts = (vr or "").split(" or ")
+    return any(part in _UNDEFINED_ALLOWED for part in parts) or (
+        tag == _PIXEL_DATA and any(part in _PIXEL_VRS for part in parts))
 
 
 def refuse_malformed_within(sequence: DataElement) -> None:

@@ -73,6 +73,7 @@ from pipeline.verify.profile import (
     normalise_options,
 )
 from pipeline.verify.search import search_bytes, search_path, search_values
+from pipeline.verify.shifted_dates import excuse_shifted_dates
 from pipeline.verify.walk import TRAILING_PADDING, Visit, stored_text, tag_name, walk
 
 _SERIOUS_VRS = TEXT_VRS | {"DA", "DT", "UN", "SQ", "OB", "OW", "UI"}
@@ -336,8 +337,8 @@ def verify_file(
         except Exception:  # tesseract failed, a codec broke: not compared is not passed
             findings.append(Finding(PixelRule.NOT_COMPARED, "PixelData", Severity.MEDIUM, detail="check failed"))
     if before is not None:
-        findings += search_bytes(output, before, masks)
-        findings += search_values(visits, before)
+        found = search_bytes(output, before, masks) + search_values(visits, before)
+        findings += excuse_shifted_dates(found, output, ds, visits, before) if ds is not None else found
         if output_path:
             findings += search_path(output_path, before)
     return Verdict(tuple(findings), len(visits), before is not None)

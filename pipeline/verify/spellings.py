@@ -209,9 +209,12 @@ def _cjk_spellings(y: int, m: int, d: int) -> set[str]:
 
 @functools.lru_cache(maxsize=1024)
 def date_spellings(value: str) -> frozenset[str]:
-    """Every spelling, folded, of the date a DA or DT value starts with (empty for no date)."""
+    """Every spelling, folded, of the date a DA or DT value starts with (empty for no date).
+    Its first eight characters must be decimal digits (PS3.5 Table 6.2-1: DA is YYYYMMDD of
+    "0"-"9"): `isdecimal`, what `int` reads, not `isdigit`, which also takes superscripts and
+    circled digits ("²0180624", a bit flipped in "20180624", is no date and raised here)."""
     text = value.strip().replace("-", "").replace(".", "")
-    if len(text) < 8 or not text[:8].isdigit():
+    if len(text) < 8 or not text[:8].isdecimal():
         return frozenset()
     y, m, d = int(text[:4]), int(text[4:6]), int(text[6:8])
     if not (1 <= m <= 12 and 1 <= d <= 31) or y <= 1900:

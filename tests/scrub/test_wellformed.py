@@ -188,3 +188,62 @@ def test_an_item_tag_among_the_elements_of_an_item_is_refused_as_bad_input(keys:
     head = data.index(b"\x10\x00\x02\x10SQ\x00\x00")  # Other Patient IDs Sequence: tag, VR, reserved
     data = data[:head + 8] + b"\x00\x00\x00\x00" + data[head + 12:]  # its length 0: the item follows
     assert _refused(data, keys) == "bad-input:unknown-vr"
+
+
+def _with_delimiter_after(ds: Dataset, keyword: str) -> Dataset:
+    """`ds` with an undefined-length sequence `keyword`, empty of meaning: its delimiter ends a
+    value read to one (PS3.5 7.5.2), as in the file the fuzzer made."""
+    item = Dataset()
+    item.CodeValue = "X1"
+    setattr(ds, keyword, Sequence([item]))
+    ds[keyword].is_undefined_length = True
+    return ds
+
+
+def _undefined(ds: Dataset, keyword: str) -> bytes:
+    """`ds` encoded with the VR and 16-bit length bytes of `keyword` all 0xFF: pydicom reads a VR
+    that is not two letters as the start of an implicit VR header, so the length is undefined."""
+    tag = pydicom.datadict.tag_for_keyword(keyword)
+    assert tag is not None
+    header = (tag >> 16).to_bytes(2, "little") + (tag & 0xFFFF).to_bytes(2, "little")
+    stored = str(ds[keyword].value).encode()
+    length = len(stored) + len(stored) % 2
+    vr = pydicom.datadict.dictionary_VR(keyword).encode()
+    return _spliced(ds, header + vr + length.to_bytes(2, "little"), header + b"\xff\xff\xff\xff")
+
+
+@pytest.mark.parametrize(("keyword", "options", "after"), [
+    ("PatientName", (), "IssuerOfPatientIDQualifiersSequence"),  # read for the pseudonym's basis (no PatientID)
+    ("PatientID", (), "IssuerOfPatientIDQualifiersSequence"),  # read for the pseudonym
+    ("OperatorsName", ("clean-descriptors",), "ReferencedStudySequence"),  # read by C: the identifiers it removes
+])
+def test_a_value_with_an_undefined_length_read_before_the_scrub_is_refused(
+        keyword: str, options: tuple[str, ...], after: str, keys: Keys) -> None:
+    """Was verify:identity-removed-missing (`make fuzz`, seed 3245392528): Patient Name's VR and
+    length bytes read as an undefined length, its value ran to the next sequence delimiter, and
+    the name was read before the scrub came to it, so the scrub saw a decoded element, replaced
+    its value, and wrote it back with an undefined length: the output read as ending there.
+    PS3.5 7.1.1 allows an undefined length only on SQ, UN and encapsulated Pixel Data."""
+    ds = _with_delimiter_after(make_dataset(patient_id="" if keyword == "PatientName" else "MRN0001"), after)
+    ds.OperatorsName = "QJXOPERATOR^ANNE"
+    data = _undefined(ds, keyword)
+    with pytest.raises(InputError) as caught:
+        scrub_bytes(data, compile_plan("basic", list(options)), keys)
+    assert caught.value.code == "bad-input:bad-value-length"
+
+
+@pytest.mark.parametrize("keyword", ["RedPaletteColorLookupTableData", "ICCProfile"])
+def test_an_ob_or_ow_value_other_than_pixel_data_with_an_undefined_length_is_refused(keyword: str,
+                                                                                      keys: Keys) -> None:
+    """PS3.5 7.1.1 leaves an undefined length on OB and OW to the transfer syntax, and A.4 gives
+    it to encapsulated Pixel Data alone: any other OB or OW value read to a delimiter is not the
+    value the file meant (one kept as it was read was published with the bytes up to the
+    delimiter)."""
+    ds = _with_delimiter_after(make_dataset(), "ModalityLUTSequence")
+    setattr(ds, keyword, b"\x01\x02\x03\x04")
+    tag = pydicom.datadict.tag_for_keyword(keyword)
+    assert tag is not None
+    vr = pydicom.datadict.dictionary_VR(keyword).encode()
+    header = (tag >> 16).to_bytes(2, "little") + (tag & 0xFFFF).to_bytes(2, "little") + vr + b"\x00\x00"
+    data = _spliced(ds, header + b"\x04\x00\x00\x00", header + b"\xff\xff\xff\xff")
+    assert _refused(data, keys) == "bad-input:bad-value-length"

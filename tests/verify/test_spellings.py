@@ -13,13 +13,16 @@ from hypothesis import strategies as st
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from pipeline.profile.plan import compile_plan
+from pipeline.runner.process import scrub_bytes
 from pipeline.scrub.clean import Identifiers, clean_text
+from pipeline.scrub.keys import Keys
 from pipeline.scrub.textdates import date_spans
 from pipeline.verify.checks import verify_bytes
 from pipeline.verify.findings import Finding, VerifyRule
 from pipeline.verify.original import Kind
 from pipeline.verify.spellings import _SPACES, date_spellings, fold, name_spellings, spellings_of
-from tests.conftest import encode, read
+from tests.conftest import encode, make_dataset, read
 from tests.scrub.test_textdates import (
     KEPT_TEXT,
     NAMES,
@@ -175,3 +178,22 @@ def test_any_cjk_name_run_together_is_removed_by_the_scrub_and_found_by_verify(
     assert next(found.find(fold(text)), None) is not None
     if len(family) == 1 and family not in given_name:  # alone, a one-character family name is no finding
         assert next(found.find(fold(f"患者{family}様の所見")), None) is None
+
+
+@pytest.mark.parametrize("value", ["\u00b20180624", "2018\u00b906\u00b324", "".join(map(chr, range(0x2460, 0x2468)))])
+def test_a_date_of_digits_int_cannot_read_spells_no_date(value: str) -> None:
+    """Superscripts and circled digits are digits to `str.isdigit` but not decimal: `int` could
+    not read them, and date_spellings raised (PS3.5 Table 6.2-1: DA is "0"-"9")."""
+    assert date_spellings(value) == frozenset()
+
+
+def test_an_original_date_holding_a_superscript_digit_is_searched_not_unreadable() -> None:
+    """Was verify:original-unreadable (`make fuzz`, seed 3819846985): a flipped bit made the 2 of
+    a date the byte 0xB2, read as Latin-1 "²"; the original's dates could not be spelled, so
+    verify could not search the output for the original's values."""
+    ds = make_dataset()
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.StudyDate = "20180624"
+    data = encode(ds).replace(b"20180624", b"\xb20180624")
+    output = scrub_bytes(data, compile_plan("basic"), Keys(key=b"k" * 32)).data
+    assert verify_bytes(output, (), original=data) == []
