@@ -52,6 +52,7 @@ from datetime import date
 
 import pydicom
 from pydicom._uid_dict import UID_dictionary
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
@@ -217,7 +218,8 @@ def _check_record(ds: Dataset, profile: Profile) -> list[Finding]:
     if stored_text(ds, 0x00120062, "PatientIdentityRemoved").strip().upper() != "YES":
         findings.append(Finding(VerifyRule.IDENTITY_REMOVED_MISSING, "PatientIdentityRemoved", Severity.MEDIUM))
     expected = sorted([BASIC_PROFILE_CODE] + [OPTION_CODES[o] for o in profile.options])
-    items = ds.get("DeidentificationMethodCodeSequence") or []
+    held = ds._dict.get(0x00120064)  # type: ignore[call-overload]  # read by the walk already, as a rule
+    items = (held.value if isinstance(held, DataElement) else ds.get("DeidentificationMethodCodeSequence")) or []
     codes = sorted(stored_text(item, 0x00080100, "CodeValue") for item in items)
     schemes = {stored_text(item, 0x00080102, "CodingSchemeDesignator") for item in items}
     if codes != expected or (items and schemes != {"DCM"}):
