@@ -40,6 +40,7 @@ _NATIVE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.
 _RLE = "1.2.840.10008.1.2.5"
 _WHERE = "PixelData"
 _PIXEL_DATA = 0x7FE00010  # looked up by tag: a keyword costs a dictionary look-up
+_NO_META = object()  # a dataset without file meta (`getattr`'s default)
 
 
 class BitsRule(StrEnum):
@@ -63,8 +64,9 @@ def high_bits_findings(ds: Dataset) -> list[Finding]:
         return []  # no cell layout: conformance's question, not a hidden bitmap's
     if allocated not in (8, 16, 32, 64) or stored >= allocated:
         return []
-    meta = getattr(ds, "file_meta", None)
-    syntax = stored_text(meta, 0x00020010, "TransferSyntaxUID") if isinstance(meta, Dataset) else ""
+    meta: Any = getattr(ds, "file_meta", _NO_META)
+    syntax = (stored_text(meta, 0x00020010, "TransferSyntaxUID") if isinstance(meta, Dataset)
+              else "" if meta is _NO_META else str(meta.get("TransferSyntaxUID", "") or ""))  # any other: as before
     if syntax in _NATIVE:
         order = ">" if syntax == _BIG_ENDIAN else "<"
         data = _pixel_bytes(ds)

@@ -259,6 +259,7 @@ def _collect(visit: Visit, found: _Found, whole: set[str]) -> None:
 _Record = tuple[tuple[tuple[str, Kind, int, bool], ...], frozenset[str], tuple[tuple[str, Kind], ...], tuple[str, ...]]
 _RECORDS: dict[tuple[object, ...], _Record] = {}
 _RECORDS_SIZE = 8192
+_CLEAN = Expect.CLEAN  # a module constant: `Expect.CLEAN` is a look-up on the Enum class per element
 _RECORDED_LENGTH = 256  # characters: longer values (free text) are rarely repeated; collected each time
 
 
@@ -272,7 +273,7 @@ def _collect_recorded(visit: Visit, found: _Found, whole: set[str]) -> None:
         return
     tag, keyword = visit.tag, keyword_of(visit.tag)
     identifies = identification_of(visit.path) if keyword in _CODE_VALUES or keyword == "CodeMeaning" else None
-    key = (tag, visit.vr, identifies, visit.expect is Expect.CLEAN, strings)
+    key = (tag, visit.vr, identifies, visit.expect is _CLEAN, strings)
     record = _RECORDS.get(key)
     if record is None:
         fresh, fresh_whole = _Found(), set[str]()

@@ -84,6 +84,7 @@ CROSS_SECTIONAL = frozenset({"CT", "MR", "PT", "NM"})  # not read whole without 
 ZONE_ROWS, ZONE_COLUMNS = 24, 96  # pixels around the changes that re-OCR reads
 EDGE = 4  # pixels: a word this close to a cleaned place is in it (a letter cut by the box)
 _PIXEL_DATA = 0x7FE00010  # looked up by tag: a keyword costs a dictionary look-up
+_NO_META = object()  # a dataset without file meta (`getattr`'s default)
 
 
 class PixelRule(StrEnum):
@@ -240,8 +241,9 @@ def _by(box: ocr.Box, cleaned: NDArray[np.bool_]) -> bool:
 def _syntax(ds: Dataset) -> str:
     """The file's transfer syntax; for a dataset stored without file meta, the encoding it was
     read in (implicit or explicit VR, little or big endian: PS3.5 A.1-A.3)."""
-    meta = getattr(ds, "file_meta", None)
-    stated = stored_text(meta, 0x00020010, "TransferSyntaxUID") if isinstance(meta, Dataset) else ""
+    meta: Any = getattr(ds, "file_meta", _NO_META)
+    stated = (stored_text(meta, 0x00020010, "TransferSyntaxUID") if isinstance(meta, Dataset)
+              else "" if meta is _NO_META else str(meta.get("TransferSyntaxUID", "") or ""))  # any other: as before
     if stated:
         return stated
     implicit, little = getattr(ds, "original_encoding", (None, None))

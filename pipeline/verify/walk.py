@@ -129,16 +129,17 @@ STRUCTURAL: frozenset[int] = frozenset({
 })
 _NEEDS_VALUE = frozenset({IodType.TYPE_1, IodType.TYPE_1C})
 _NEEDS_PRESENCE = _NEEDS_VALUE | {IodType.TYPE_2, IodType.TYPE_2C}
+_ABSENT, _EMPTY, _REPLACED = Expect.ABSENT, Expect.EMPTY, Expect.REPLACED  # `Expect.X` is a look-up on the Enum class
 
 
 def required_expectation(expect: Expect, kind: IodType | None) -> Expect:
     """What the object's IOD allows on top of the profile (PS3.15 E.1.1: conformance is kept): a
     Type 1 attribute the profile removes or empties may hold a dummy; a Type 2 one it removes
     may stay, empty (PS3.5 7.4)."""
-    if kind in _NEEDS_VALUE and expect in (Expect.ABSENT, Expect.EMPTY):
-        return Expect.REPLACED
-    if kind in _NEEDS_PRESENCE and expect is Expect.ABSENT:
-        return Expect.EMPTY
+    if kind in _NEEDS_VALUE and (expect is _ABSENT or expect is _EMPTY):
+        return _REPLACED
+    if kind in _NEEDS_PRESENCE and expect is _ABSENT:
+        return _EMPTY
     return expect
 
 
