@@ -26,6 +26,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element
+from pydicom.tag import BaseTag
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
@@ -408,11 +409,26 @@ def _set(ds: Dataset, tag: int, vr: str, value: object) -> None:
     a new element of `vr` and `value` (the same, without decoding the old value)."""
     stored = ds._dict.get(tag)  # type: ignore[call-overload]
     if isinstance(stored, RawDataElement) and vr == stored.VR:
-        ds[tag] = DataElement(tag, vr, value)
+        put_meta_element(ds, tag, DataElement(tag, vr, value))
+    elif isinstance(stored, DataElement):
+        stored.value = value  # the element `ds[tag]` returns
     elif stored is not None:
         ds[tag].value = value
     else:
-        ds.add(DataElement(tag, vr, value))
+        put_meta_element(ds, tag, DataElement(tag, vr, value))
+
+
+def put_meta_element(ds: Dataset, tag: int, elem: DataElement | RawDataElement) -> None:
+    """`ds[tag] = elem`. An element of group 0002 under its own tag that is not a sequence is
+    stored in the table as pydicom's `__setitem__` (FileMetaDataset's too) stores it, without its
+    checks per call, which decide nothing for it (group 0002 is not private, holds no pixel
+    data); anything else goes through them."""
+    key = elem.tag
+    if (type(key) is BaseTag and key >> 16 == 2 and int(key) == tag and elem.VR != "SQ"
+            and isinstance(elem, (DataElement, RawDataElement))):
+        ds._dict[key] = elem
+    else:
+        ds[tag] = elem
 
 
 def _encode_file(ds: Dataset) -> bytes | None:
