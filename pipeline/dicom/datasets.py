@@ -9,7 +9,9 @@ arguments, taken once): the same attributes in the same order, each table (`dict
 its own, the ones given here set (tests/dicom/test_reader.py and test_sequences.py compare every
 attribute with pydicom's own reading). Where the constructor records anything but plain values
 (None, bools, ints, strings, bytes, classes, tables of those) or the arguments are not what this
-module covers (a file meta element outside group 0002), pydicom's constructor makes it.
+module covers (a file meta element outside group 0002), pydicom's constructor makes it. A file
+meta element is stored (`put_meta_element`) as `FileMetaDataset.__setitem__` stores it, without
+its checks per call where they decide nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import MutableSequence
 from typing import Any, TypeVar
 
 from pydicom import config
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.tag import BaseTag
 
@@ -54,6 +57,19 @@ def new_file_dataset(buffer: io.BytesIO, elements: dict[BaseTag, Any], preamble:
         return FileDataset(buffer, elements, preamble, file_meta, implicit, little)
     return _made(FileDataset, blank, {"_dict": elements, "preamble": preamble, "file_meta": file_meta,
                                       "buffer": buffer})
+
+
+def put_meta_element(ds: Dataset, tag: int, elem: DataElement | RawDataElement) -> None:
+    """`ds[tag] = elem`. An element of group 0002 under its own tag that is not a sequence is
+    stored in the table as pydicom's `__setitem__` (FileMetaDataset's too) stores it, without its
+    checks per call, which decide nothing for it (group 0002 is not private, holds no pixel
+    data); anything else goes through them."""
+    key = elem.tag
+    if (type(key) is BaseTag and key >> 16 == 2 and int(key) == tag and elem.VR != "SQ"
+            and isinstance(elem, (DataElement, RawDataElement))):
+        ds._dict[key] = elem
+    else:
+        ds[tag] = elem
 
 
 def _made(kind: type[_D], blank: _Blank, given: dict[str, Any]) -> _D:

@@ -26,7 +26,6 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element
-from pydicom.tag import BaseTag
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
@@ -35,6 +34,7 @@ from pydicom.uid import (
 )
 
 from pipeline.dicom import raw
+from pipeline.dicom.datasets import put_meta_element
 from pipeline.dicom.reader import read_part10
 from pipeline.dicom.stored import number, stored_values
 from pipeline.dicom.writer import encode_file
@@ -416,19 +416,6 @@ def _set(ds: Dataset, tag: int, vr: str, value: object) -> None:
         ds[tag].value = value
     else:
         put_meta_element(ds, tag, DataElement(tag, vr, value))
-
-
-def put_meta_element(ds: Dataset, tag: int, elem: DataElement | RawDataElement) -> None:
-    """`ds[tag] = elem`. An element of group 0002 under its own tag that is not a sequence is
-    stored in the table as pydicom's `__setitem__` (FileMetaDataset's too) stores it, without its
-    checks per call, which decide nothing for it (group 0002 is not private, holds no pixel
-    data); anything else goes through them."""
-    key = elem.tag
-    if (type(key) is BaseTag and key >> 16 == 2 and int(key) == tag and elem.VR != "SQ"
-            and isinstance(elem, (DataElement, RawDataElement))):
-        ds._dict[key] = elem
-    else:
-        ds[tag] = elem
 
 
 def _encode_file(ds: Dataset) -> bytes | None:

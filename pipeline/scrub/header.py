@@ -28,8 +28,7 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID
 
-from pipeline.dicom.datasets import new_file_meta
-from pipeline.dicom.file import put_meta_element
+from pipeline.dicom.datasets import new_file_meta, put_meta_element
 from pipeline.dicom.sequences import decoded
 from pipeline.dicom.stored import READ_HERE, store, stored_values
 from pipeline.errors import Cause, ScrubError

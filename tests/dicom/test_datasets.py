@@ -6,11 +6,11 @@ from __future__ import annotations
 import io
 
 import pytest
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.tag import BaseTag
 
-from pipeline.dicom.datasets import new_file_dataset, new_file_meta, new_item
+from pipeline.dicom.datasets import new_file_dataset, new_file_meta, new_item, put_meta_element
 
 
 def _attributes(ds: Dataset) -> list[tuple[str, object]]:
@@ -54,3 +54,18 @@ def test_each_made_dataset_has_tables_of_its_own() -> None:
     tables = [name for name, value in vars(first).items() if isinstance(value, dict)]
     assert "_private_blocks" in tables and "_pixel_array_opts" in tables
     assert all(vars(first)[name] is not vars(second)[name] for name in tables)
+
+
+def test_a_file_meta_element_is_stored_as_pydicom_stores_it() -> None:
+    ours, theirs = FileMetaDataset(), FileMetaDataset()
+    for tag, raw in _meta_elements().items():
+        put_meta_element(ours, tag, raw)
+        theirs[tag] = raw
+    elem = DataElement(0x00020003, "UI", "1.2.3")
+    put_meta_element(ours, 0x00020003, elem)
+    theirs[0x00020003] = elem
+    assert list(ours._dict.items()) == list(theirs._dict.items())
+    assert all(type(tag) is BaseTag for tag in ours._dict)
+    assert _attributes(ours) == _attributes(theirs)
+    with pytest.raises(ValueError, match="group 2"):  # through pydicom's checks
+        put_meta_element(FileMetaDataset(), 0x00080016, DataElement(0x00080016, "UI", "1.2"))
