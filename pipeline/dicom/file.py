@@ -34,6 +34,7 @@ from pydicom.uid import (
 )
 
 from pipeline.dicom import raw
+from pipeline.dicom.datasets import put_meta_element
 from pipeline.dicom.reader import read_part10
 from pipeline.dicom.stored import number, stored_values
 from pipeline.dicom.writer import encode_file
@@ -424,11 +425,13 @@ def _set(ds: Dataset, tag: int, vr: str, value: object) -> None:
     a new element of `vr` and `value` (the same, without decoding the old value)."""
     stored = ds._dict.get(tag)  # type: ignore[call-overload]
     if isinstance(stored, RawDataElement) and vr == stored.VR:
-        ds[tag] = DataElement(tag, vr, value)
+        put_meta_element(ds, tag, DataElement(tag, vr, value))
+    elif isinstance(stored, DataElement):
+        stored.value = value  # the element `ds[tag]` returns
     elif stored is not None:
         ds[tag].value = value
     else:
-        ds.add(DataElement(tag, vr, value))
+        put_meta_element(ds, tag, DataElement(tag, vr, value))
 
 
 def _encode_file(ds: Dataset) -> bytes | None:

@@ -30,7 +30,7 @@ from typing import Any
 
 from pydicom.charset import convert_encodings, default_encoding
 from pydicom.dataelem import DataElement, RawDataElement, empty_value_for_VR
-from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.dataset import FileDataset
 from pydicom.filereader import ENCODED_VR, read_sequence
 from pydicom.fileutil import read_undefined_length_value
 from pydicom.tag import BaseTag, SequenceDelimiterTag
@@ -42,6 +42,8 @@ from pydicom.uid import (
 )
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 from pydicom.values import convert_string
+
+from pipeline.dicom.datasets import new_file_dataset, new_file_meta
 
 _SHORT_HEADER = struct.Struct("<HH2sH").unpack_from  # tag, VR, 16-bit length (PS3.5 7.1.2)
 _LONG_LENGTH = struct.Struct("<L").unpack_from  # the 32-bit length after two reserved bytes
@@ -80,14 +82,15 @@ def _read(data: bytes) -> FileDataset:
     meta_elements, end = _elements(data, 132, only_group=2)
     # pydicom reads the meta into a Dataset and makes a FileMetaDataset of it: they share the
     # elements' dict, and the first is dropped, so only the second is made here.
-    file_meta = FileMetaDataset(meta_elements)
+    file_meta = new_file_meta(meta_elements)  # FileMetaDataset(meta_elements)
     file_meta.set_original_encoding(is_implicit_vr=False, is_little_endian=True, character_encoding=default_encoding)
     file_meta[min(file_meta._dict)]  # pydicom decodes the first element by tag (its implicit VR test)
     if _GROUP_LENGTH in file_meta._dict:
         file_meta[_GROUP_LENGTH]  # ... and reads the group length
     if end >= len(data) or data[end:end + 2] == b"\x00\x00":
         raise NotReadHere  # no dataset, or a command set: pydicom
-    syntax = file_meta.get("TransferSyntaxUID")
+    # file_meta.get("TransferSyntaxUID"), by tag
+    syntax = file_meta[_TRANSFER_SYNTAX].value if _TRANSFER_SYNTAX in file_meta._dict else None
     if syntax is None or syntax in (ImplicitVRLittleEndian, ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian) \
             or syntax in PrivateTransferSyntaxes:
         raise NotReadHere
@@ -97,7 +100,7 @@ def _read(data: bytes) -> FileDataset:
     # pydicom reads the dataset into a Dataset and makes a FileDataset of it: they share the
     # elements' dict, and the first is dropped, so only the second is made here (the encodings it
     # records come from that dict: its Specific Character Set, decoded there).
-    ds = FileDataset(io.BytesIO(data), elements, preamble, file_meta, False, True)
+    ds = new_file_dataset(io.BytesIO(data), elements, preamble, file_meta, False, True)  # FileDataset(...)
     ds.set_original_encoding(False, True, ds._character_set)
     return ds
 

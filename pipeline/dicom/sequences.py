@@ -13,7 +13,6 @@ conversion hooks changed) is left to pydicom: `decoded` then returns `ds[tag]`.
 
 from __future__ import annotations
 
-import functools
 import struct
 from collections.abc import MutableSequence
 from typing import Any
@@ -27,6 +26,7 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.values import convert_string
 
+from pipeline.dicom.datasets import new_item
 from pipeline.dicom.reader import VRS, NotReadHere, read_undefined
 
 _ITEM_HEADER = struct.Struct("<HHL").unpack_from  # item tag and 32-bit length (PS3.5 7.5)
@@ -43,10 +43,13 @@ Encodings = str | MutableSequence[str]
 def decoded(ds: Dataset, tag: int) -> Any:
     """`ds[tag]`, a sequence still stored as read decoded here (see the module's docstring)."""
     stored = ds._dict.get(tag)  # type: ignore[call-overload]
-    if isinstance(stored, RawDataElement) and stored.VR == "SQ":
-        elem = _sequence_element(ds, stored)
-        if elem is not None:
-            return elem
+    if isinstance(stored, RawDataElement):
+        if stored.VR == "SQ":
+            elem = _sequence_element(ds, stored)
+            if elem is not None:
+                return elem
+    elif isinstance(stored, DataElement):
+        return stored  # decoded already: what `ds[tag]` returns
     return ds[tag]
 
 
@@ -106,51 +109,17 @@ def _item(elements: dict[BaseTag, Any], encodings: Encodings, implicit: bool, ch
           tell: int) -> Dataset:
     """`Dataset(elements, parent_encoding=encodings)` with its reading recorded as pydicom's
     `read_sequence_item` records it (`set_original_encoding(implicit, True, charset)`, the item's
-    length kind, its offset twice). The same attributes in the same order, written into the new
-    item's __dict__ from what `Dataset()` records (`_blank`), where `Dataset.__init__` sets each
-    through `Dataset.__setattr__` (~0.4 us apiece)."""
-    blank = _blank(config._use_future)
-    if blank is None:  # Dataset() records something not copied here: pydicom makes the item
-        item = Dataset(elements, parent_encoding=encodings)
-        item.set_original_encoding(implicit, True, charset)
-        item.is_undefined_length_sequence_item = undefined
-        item.seq_item_tell = tell
-        item.file_tell = tell
-        return item
-    state, tables = blank
-    made = dict(state)
-    for name in tables:  # each item its own (private blocks, pixel options)
-        made[name] = dict(state[name])
-    made["_parent_encoding"] = encodings
-    made["_dict"] = elements
-    made["_read_implicit"] = implicit
-    made["_read_little"] = True
-    made["_read_charset"] = charset
-    made["is_undefined_length_sequence_item"] = undefined
-    made["seq_item_tell"] = tell
-    made["file_tell"] = tell
-    item = Dataset.__new__(Dataset)
-    object.__setattr__(item, "__dict__", made)
+    length kind, its offset twice), each attribute written into its __dict__ in pydicom's order
+    (`pipeline.dicom.datasets`: not through `Dataset.__setattr__`, ~0.4 us apiece)."""
+    item = new_item(elements, encodings)
+    state = vars(item)
+    state["_read_implicit"] = implicit  # set_original_encoding
+    state["_read_little"] = True
+    state["_read_charset"] = charset
+    state["is_undefined_length_sequence_item"] = undefined
+    state["seq_item_tell"] = tell
+    state["file_tell"] = tell
     return item
-
-
-_SET_HERE = ("_parent_encoding", "_dict", "_read_implicit", "_read_little", "_read_charset",
-             "is_undefined_length_sequence_item")
-
-
-@functools.cache
-def _blank(use_future: bool) -> tuple[dict[str, Any], tuple[str, ...]] | None:
-    """What `Dataset()` records (its __dict__; pydicom's config decides some of it), and which of
-    its values are dicts (copied for each item), or None unless every value is None, a bool, an
-    int, a string or a dict of those, and the attributes `_item` sets are among them."""
-    state = dict(vars(Dataset()))
-    plain = (type(None), bool, int, str)
-    tables = tuple(name for name, value in state.items() if type(value) is dict)
-    if not all(name in state for name in _SET_HERE) or not all(
-            type(value) in plain or (type(value) is dict and all(type(v) in plain for v in value.values()))
-            for name, value in state.items() if name != "_dict"):
-        return None
-    return state, tuple(name for name in tables if name != "_dict")
 
 
 def _reads_implicit(data: bytes, start: int) -> bool:

@@ -30,6 +30,7 @@ from pydicom.filewriter import write_data_element, write_dataset
 from pydicom.tag import ItemDelimiterTag, ItemTag, SequenceDelimiterTag
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, DeflatedExplicitVRLittleEndian
 from pydicom.valuerep import AMBIGUOUS_VR, EXPLICIT_VR_LENGTH_32
+from pydicom.valuerep import VR as VR_
 
 from pipeline.dicom.stored import stored_values
 from pipeline.dicom.values import value_bytes
@@ -37,6 +38,11 @@ from pipeline.dicom.values import value_bytes
 _UNDEFINED = 0xFFFFFFFF
 _PIXEL_DATA = 0x7FE00010
 _LONG_VRS = frozenset(str(vr) for vr in EXPLICIT_VR_LENGTH_32)
+# a VR's two bytes in an explicit VR header, encoded once (pydicom: vr.encode("latin-1"))
+_VR_CODES = {str(vr): str(vr).encode("latin-1") for vr in VR_ if len(str(vr)) == 2}
+# (implicit VR, explicit VR short, explicit VR long) element headers, by endianness (little: True)
+_HEADERS = {little: (struct.Struct(order + "HHL"), struct.Struct(order + "HH2sH"), struct.Struct(order + "HH2sHL"))
+            for little, order in ((True, "<"), (False, ">"))}
 _AMBIGUOUS = frozenset(str(vr) for vr in AMBIGUOUS_VR)
 
 
@@ -96,10 +102,7 @@ def encode_file(ds: Dataset) -> bytes | None:
 def _write_dataset(fp: DicomBytesIO, ds: Dataset, implicit: bool, little: bool,
                    parent_encoding: str | list[str] = default_encoding) -> None:
     """pydicom's `write_dataset` for a dataset already in the file's encoding and character set."""
-    order = "<" if little else ">"
-    implicit_header = struct.Struct(order + "HHL")
-    short_header = struct.Struct(order + "HH2sH")
-    long_header = struct.Struct(order + "HH2sHL")
+    implicit_header, short_header, long_header = _HEADERS[little]
     character_set = ds[_CHARACTER_SET].value if _CHARACTER_SET in ds._dict else parent_encoding
     encodings: list[str] | None = None  # the character set as Python codecs, once needed
     write = fp.write
@@ -112,19 +115,21 @@ def _write_dataset(fp: DicomBytesIO, ds: Dataset, implicit: bool, little: bool,
         if isinstance(elem, RawDataElement) and number != _PIXEL_DATA and elem.length != _UNDEFINED:
             value = elem.value
             vr = elem.VR
-            if isinstance(value, bytes) and (implicit or isinstance(vr, str)):
+            if isinstance(value, bytes):
                 if implicit:
                     write(implicit_header.pack(group, element, len(value)))
                     write(value)
                     continue
-                assert isinstance(vr, str)
-                if vr in _LONG_VRS:
-                    write(long_header.pack(group, element, vr.encode("latin-1"), 0, len(value)))
-                    write(value)
-                    continue
-                if len(vr) == 2 and len(value) <= 0xFFFF:  # a short value: header and value in one write
-                    write(short_header.pack(group, element, vr.encode("latin-1"), len(value)) + value)
-                    continue
+                if isinstance(vr, str):
+                    if vr in _LONG_VRS:
+                        write(long_header.pack(group, element, _VR_CODES.get(vr) or vr.encode("latin-1"), 0,
+                                               len(value)))
+                        write(value)
+                        continue
+                    if len(vr) == 2 and len(value) <= 0xFFFF:  # a short value: header and value in one write
+                        write(short_header.pack(group, element, _VR_CODES.get(vr) or vr.encode("latin-1"),
+                                                len(value)) + value)
+                        continue
         elif isinstance(elem, DataElement):
             vr = elem.VR
             if vr == "SQ" and not elem.is_buffered:
@@ -230,10 +235,18 @@ def _in_file_encoding(item: Dataset, implicit: bool, little: bool) -> bool:
     its character set is then the item's SpecificCharacterSet or its parent's, here too)."""
     encoding = tuple(item.original_encoding)
     if encoding == (implicit, little):
-        return bool(item.original_character_set == item._character_set)
+        return bool(item.original_character_set == _character_set(item))
     return encoding == (None, None) and all(
         isinstance(elem, DataElement) and isinstance(elem.VR, str) and len(elem.VR) == 2
         and elem.VR not in _AMBIGUOUS and elem.VR != "SQ" for elem in item._dict.values())
+
+
+def _character_set(ds: Dataset) -> str | list[str]:
+    """`ds._character_set`: its Specific Character Set's encodings, else its parent's (pydicom
+    raises and catches a KeyError to find it has none: an item seldom has one)."""
+    if _CHARACTER_SET not in ds._dict:
+        return ds._parent_encoding
+    return ds._character_set
 
 
 def _write_sequence(fp: DicomBytesIO, elem: DataElement, character_set: str | list[str], implicit: bool,

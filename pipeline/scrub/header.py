@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID
 
+from pipeline.dicom.datasets import new_file_meta, put_meta_element
 from pipeline.dicom.sequences import decoded
 from pipeline.dicom.stored import READ_HERE, store, stored_values
 from pipeline.errors import Cause, ScrubError
@@ -435,7 +436,7 @@ def _apply_stored(ds: Dataset, raw: RawDataElement, vr: str, values: list[str], 
     date shift and the patient's pseudonyms, the actions most elements get, on the same strings
     with the same functions."""
     tag = int(raw.tag)
-    ctx.note(tag, action)
+    ctx.noted.append((tag, action))  # ctx.note, without a method call per element
     if action is _DO_BLANK:
         store(ds, raw, vr, None)
     elif action is _DO_UID:
@@ -474,31 +475,19 @@ def _scrub_file_meta(ds: Dataset, ctx: _Context) -> None:
         refuse_malformed(stored)
     refuse_unknown_transfer_syntax(meta)
     refuse_broken_encapsulation(ds)
-    new = FileMetaDataset()
+    new = new_file_meta({})  # FileMetaDataset()
     for tag in _META_KEPT_TAGS:
         if tag in meta._dict:
-            _put(new, tag, meta._dict[tag])  # as stored: decoded, if at all, where it is written
+            put_meta_element(new, tag, meta._dict[tag])  # as stored: decoded, if at all, where it is written
     if _SOP_INSTANCE_UID in ds._dict:
-        _put(new, _MEDIA_INSTANCE_UID, DataElement(_MEDIA_INSTANCE_UID, "UI", _uid(ds, _SOP_INSTANCE_UID)))
+        put_meta_element(new, _MEDIA_INSTANCE_UID, DataElement(_MEDIA_INSTANCE_UID, "UI", _uid(ds, _SOP_INSTANCE_UID)))
     elif _MEDIA_INSTANCE_UID in meta._dict:
-        _put(new, _MEDIA_INSTANCE_UID, DataElement(_MEDIA_INSTANCE_UID, "UI", UID(remap_uid(
+        put_meta_element(new, _MEDIA_INSTANCE_UID, DataElement(_MEDIA_INSTANCE_UID, "UI", UID(remap_uid(
             str(meta[_MEDIA_INSTANCE_UID].value), ctx.keys))))
     for tag in meta.keys():
         if tag not in new._dict:
             ctx.touched.add(int(tag))
     ds.file_meta = new
-
-
-def _put(meta: FileMetaDataset, tag: int, elem: DataElement | RawDataElement) -> None:
-    """`meta[tag] = elem`. An element of group 0002 under its own tag (so neither private, pixel
-    data nor, unless it is a sequence, anything pydicom's __setitem__ does more for) is stored
-    in the table as pydicom stores it, without its checks per call; anything else through them."""
-    key = elem.tag
-    if type(key) is BaseTag and key >> 16 == 2 and int(key) == tag and elem.VR != "SQ" and isinstance(
-            elem, (DataElement, RawDataElement)):
-        meta._dict[key] = elem
-    else:
-        meta[tag] = elem
 
 
 def _uid(ds: Dataset, tag: int) -> object:

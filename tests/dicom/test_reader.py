@@ -35,11 +35,14 @@ def _corpus(root: Path) -> list[Path]:
 
 
 def _dataset_state(ds: Dataset) -> dict[str, Any]:
-    """What a dataset records besides its elements."""
-    state = {name: getattr(ds, name, None) for name in (
-        "_read_implicit", "_read_little", "_read_charset", "_parent_encoding", "_character_set",
-        "is_undefined_length_sequence_item", "preamble", "fileobj_type", "filename", "timestamp")}
+    """What a dataset records besides its elements (compared apart), its file meta (the same) and
+    the buffer it was read from (the same bytes, a buffer of each reading): every attribute, in
+    the order it was recorded."""
+    state = {name: getattr(ds, name, None) for name in ("_character_set", "preamble", "fileobj_type", "filename",
+                                                        "timestamp")}
     state["type"] = type(ds)
+    state["attributes"] = [(name, value) for name, value in vars(ds).items()
+                           if name not in ("_dict", "file_meta", "buffer")]
     return state
 
 
