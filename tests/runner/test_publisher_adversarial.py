@@ -457,3 +457,36 @@ def test_a_batch_with_one_link_refused_quarantines_that_input_alone(
     assert published == {name: data for name, data in alone_files.items() if name != refused_name}
     assert list(cfg.staging_dir.iterdir()) == []
 
+
+# -- a file system that refuses direct writes, named fallback ------------------------------------
+
+def test_a_refused_direct_open_in_the_named_fallback_leaves_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Linux creates the file of an ``open(O_CREAT | O_DIRECT)`` before it finds that the file
+    system has no direct I/O and fails with EINVAL (the check is in do_dentry_open, after the
+    create: tmpfs before 6.6, some FUSE file systems). The folder then stages buffered; the name
+    the refused open created must not stay behind."""
+    monkeypatch.setattr(files, "_UNNAMED", {})
+    monkeypatch.setattr(files, "_O_TMPFILE", 0)
+    if not files._O_DIRECT:
+        pytest.skip("no O_DIRECT on this platform")
+    real_open = os.open
+
+    def open_(path: str | Path, flags: int, mode: int = 0o777, **kwargs: object) -> int:
+        if flags & files._O_DIRECT and flags & os.O_CREAT:
+            os.close(real_open(path, flags & ~files._O_DIRECT, mode))  # created, then refused
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_open(path, flags, mode, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", open_)
+    staging, release = tmp_path / "staging", tmp_path / "release"
+    release.mkdir()
+    with Publisher[int](staging) as publisher:
+        _with_turn(publisher)
+        for number in range(4):
+            publisher.submit(number, bytes([number]) * 9000, release / f"{number}.dcm")
+        results = _drain(publisher)
+    assert all(error is None for _, error in results)
+    assert len(release_files(release)) == 4
+    assert list(staging.iterdir()) == []
