@@ -186,6 +186,8 @@ class StagingFolder:
         except OSError as exc:
             if not direct or exc.errno != errno.EINVAL:
                 raise
+            if path is not None:  # Linux creates the file before it refuses O_DIRECT (EINVAL): ours (O_EXCL)
+                discard(path)
             self.direct = False  # no direct writes on this file system
             return self._open(mode, direct=False)
 

@@ -84,7 +84,8 @@ class Publisher(Generic[Job]):
         self._local = threading.local()
         self._turn = threading.Condition()  # a job links when `_linked` reaches its number
         self._numbers = itertools.count()
-        self._linked = 0
+        self._linked = 0  # every job numbered below it linked or refused
+        self._finished: set[int] = set()  # jobs done, out of turn or in it, not yet passed by `_linked`
         self._pending: collections.deque[tuple[Job, int, concurrent.futures.Future[None]]] = collections.deque()
         self._done: list[tuple[Job, BaseException | None]] = []
         self._max_pending, self._max_bytes, self._bytes = max_pending, max_bytes, 0
@@ -142,18 +143,26 @@ class Publisher(Generic[Job]):
     def _publish(self, number: int, data: bytes, target: Path) -> None:
         """Stage and fsync `data` (at once with the other threads), then, in its turn (`number`,
         from 0 in submission order), link it as `target` (`StagingFolder.publish`)."""
-        folder = self._folder()
-        staged = _stage_synced(folder, data)
+        staged: StagedFile | BaseException | None = None
         try:
+            folder = self._folder()
+            staged = _stage_synced(folder, data)
             with self._turn:
                 while self._linked != number:
                     self._turn.wait()
             if isinstance(staged, BaseException):
                 raise staged
-            folder.publish(staged, target, synced=True)
+            linking: StagedFile = staged
+            staged = None  # `publish` closes it, whatever happens
+            folder.publish(linking, target, synced=True)
         finally:
-            with self._turn:
-                self._linked += 1
+            if isinstance(staged, StagedFile):  # stopped before its turn (an exception in the wait)
+                drop_staged(staged)
+            with self._turn:  # done, in its turn or not: the turn passes over it once it comes
+                self._finished.add(number)
+                while self._linked in self._finished:
+                    self._finished.remove(self._linked)
+                    self._linked += 1
                 self._turn.notify_all()
 
 
