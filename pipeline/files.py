@@ -57,6 +57,13 @@ def os_cause(exc: OSError) -> Cause:
     return Cause.IO_ERROR
 
 
+def write_error(step: str, exc: OSError) -> WriteError:
+    """The `WriteError` for an operating-system error while an output is at `step` ("stage",
+    "promote"): named by the error's class, never its message (which may quote a path), with its
+    `os_cause`."""
+    return WriteError(f"cannot {step} an output ({type(exc).__name__})", cause=os_cause(exc))
+
+
 def stage(data: bytes, target: Path, mode: int = 0o666, into: Path | None = None) -> Path:
     """Write `data` to a fresh ``.partial`` file, fsync it, and return its path: named
     ``<random>.partial`` in the folder `into` (created owner-only if missing), or hidden beside
@@ -72,7 +79,7 @@ def stage(data: bytes, target: Path, mode: int = 0o666, into: Path | None = None
             make_private_dir(into)
         descriptor = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     except OSError as exc:
-        raise WriteError(f"cannot stage an output ({type(exc).__name__})", cause=os_cause(exc)) from None
+        raise write_error("stage", exc) from None
     try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
@@ -81,7 +88,7 @@ def stage(data: bytes, target: Path, mode: int = 0o666, into: Path | None = None
     except BaseException as exc:  # a full disk, or an interruption: no partial file stays behind
         discard(staged)
         if isinstance(exc, OSError):
-            raise WriteError(f"cannot stage an output ({type(exc).__name__})", cause=os_cause(exc)) from None
+            raise write_error("stage", exc) from None
         raise
     return staged
 
@@ -103,7 +110,7 @@ def promote(staged: Path, target: Path, *, sync_directory: bool = True) -> None:
         if sync_directory:
             _fsync_directory(target.parent)
     except OSError as exc:
-        raise WriteError(f"cannot promote an output ({type(exc).__name__})", cause=os_cause(exc)) from None
+        raise write_error("promote", exc) from None
     finally:
         discard(staged)
 
@@ -162,7 +169,7 @@ class StagingFolder:
             direct = direct and self.direct  # False if this file system refused it just now
         except OSError as exc:
             self.unnamed = None  # probed again with the next file (the folder may be back)
-            raise WriteError(f"cannot stage an output ({type(exc).__name__})", cause=os_cause(exc)) from None
+            raise write_error("stage", exc) from None
         try:
             view = memoryview(data)
             if direct:
@@ -172,7 +179,7 @@ class StagingFolder:
         except BaseException as exc:  # a full disk, or an interruption: no partial file stays behind
             drop_staged(staged)
             if isinstance(exc, OSError):
-                raise WriteError(f"cannot stage an output ({type(exc).__name__})", cause=os_cause(exc)) from None
+                raise write_error("stage", exc) from None
             raise
         return staged
 
@@ -238,7 +245,7 @@ class StagingFolder:
                     raise
                 _replace_if_absent(staged.path, target)  # named staging on a file system without hard links
         except OSError as exc:
-            raise WriteError(f"cannot promote an output ({type(exc).__name__})", cause=os_cause(exc)) from None
+            raise write_error("promote", exc) from None
         finally:
             drop_staged(staged)
 

@@ -42,8 +42,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Generic, TypeVar
 
-from pipeline.errors import WriteError
-from pipeline.files import StagedFile, StagingFolder, drop_staged, os_cause
+from pipeline.files import StagedFile, StagingFolder, drop_staged, write_error
 
 Job = TypeVar("Job")
 MAX_PENDING = 16
@@ -174,10 +173,7 @@ def _stage_synced(folder: StagingFolder, data: bytes) -> StagedFile | BaseExcept
         return exc
     try:
         os.fsync(staged.descriptor)
-    except OSError as exc:
-        drop_staged(staged)
-        return WriteError(f"cannot stage an output ({type(exc).__name__})", cause=os_cause(exc))
     except BaseException as exc:
         drop_staged(staged)
-        return exc
+        return write_error("stage", exc) if isinstance(exc, OSError) else exc
     return staged
