@@ -181,17 +181,31 @@ _IDENTIFYING_TAGS: frozenset[int] = frozenset(
 )
 
 
+_TEXT_VRS = frozenset(("AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "SH", "ST", "TM", "UC", "UI", "UR", "UT"))
+
+
+def _dictionary_vr(tag: int) -> str | None:
+    """The dictionary's VR of `tag` (PS3.6, repeating groups included), None for a tag it lacks."""
+    try:
+        return dictionary_VR(tag)
+    except KeyError:
+        return None
+
+
 @functools.lru_cache(maxsize=8192)
 def _collected_vr(tag: int, stored: str | None) -> str | None:
     """The VR an element is collected by (the dictionary's when it is stored as None, UN, OB or
-    OW: never the one claimed, vr.py), or None when it holds no identifier to collect: not a
-    sequence, not a person name, not one of the identifying keywords."""
+    OW, and PN where the dictionary says PN and the file claims another text VR: never the one
+    claimed, vr.py), or None when it holds no identifier to collect: not a sequence, not a person
+    name, not one of the identifying keywords."""
     vr = stored
     if vr in (None, "UN", "OB", "OW"):
         try:
             vr = dictionary_VR(tag)
         except KeyError:
             return None
+    elif vr in _TEXT_VRS and _dictionary_vr(tag) == "PN":
+        vr = "PN"  # e.g. PatientName written as LO: its words are a name's (split at ^ and =)
     if vr != "SQ" and vr != "PN" and tag not in _IDENTIFYING_TAGS:
         return None
     return vr
@@ -237,9 +251,9 @@ def _collect(dataset: Dataset, found: set[str]) -> None:
             for item in elem.value or ():
                 _collect(item, found)
             continue
-        for value in _values(elem.value):
-            found.update(_tokens(value, is_name=elem.VR == "PN"))
-            if elem.VR == "DA":
+        for value in _values(elem.value):  # read as `vr` says: a name claimed as LO is split as a name
+            found.update(_tokens(value, is_name=vr == "PN"))
+            if vr == "DA":
                 found.update(date_spellings(value))
 
 

@@ -9,11 +9,13 @@ import io
 import pydicom
 import pytest
 from pydicom._dicom_dict import DicomDictionary, RepeatersDictionary
+from pydicom.dataelem import DataElement
 
 from pipeline.profile.plan import compile_plan
 from pipeline.runner.process import scrub_bytes
 from pipeline.scrub.clean import Identifiers, _collectable, _collected_vr, ascii_forms, clean_text
 from pipeline.scrub.keys import Keys
+from pipeline.verify.checks import verify_bytes
 from tests.conftest import encode, make_dataset
 
 CLEAN = compile_plan("basic", ["clean-descriptors"])
@@ -66,3 +68,32 @@ def test_every_element_collected_by_tag_and_vr_is_among_those_the_collection_loo
               if _collected_vr(tag, vr) is not None and vr not in ("SQ", "PN") and tag not in collectable]
     assert not missed
     assert 0x50002600 in collectable and 0x501E2600 in collectable  # a repeating group's sequence (50xx,2600)
+
+
+@pytest.mark.parametrize("claimed", ["LO", "SH", "UT"])
+def test_a_name_the_file_claims_as_other_text_is_collected_as_the_name_the_dictionary_says(
+    claimed: str, keys: Keys
+) -> None:
+    """PatientName (PS3.6: PN) written under explicit VR LO, SH or UT: its words are collected as
+    a name's, by the dictionary's VR, never the one claimed, so clean-descriptors removes them from
+    free text (they were left, and verify quarantined the file: original-value-in-attribute)."""
+    ds = make_dataset(patient="QUIXOTIC^ZEBULON")
+    del ds.PatientName
+    ds.add(DataElement(0x00100010, claimed, "QUIXOTIC^ZEBULON"))
+    ds.StudyDescription = "Follow-up for Zebulon Quixotic"
+    ds.ImageComments = "zebulon seen, quixotic case"
+    data = encode(ds)
+    assert claimed == pydicom.dcmread(io.BytesIO(data))["PatientName"].VR  # explicit VR: written as claimed
+    scrubbed = scrub_bytes(data, CLEAN, keys, keep_original=True)
+    out = pydicom.dcmread(io.BytesIO(scrubbed.data))
+    for text in (str(out.get("StudyDescription", "")), str(out.get("ImageComments", ""))):
+        assert "QUIXOTIC" not in text.upper() and "ZEBULON" not in text.upper()
+    assert "case" in str(out.ImageComments)  # the rest of the text stays
+    assert _collected_vr(0x00100010, claimed) == "PN"
+    assert not verify_bytes(scrubbed.data, ("clean-descriptors",), original=scrubbed.before, output_path="x.dcm")
+
+
+def test_a_text_vr_the_dictionary_gives_a_tag_is_kept_and_an_unknown_tag_keeps_the_claimed_one() -> None:
+    assert _collected_vr(0x00081030, "LO") is None  # StudyDescription: LO, not an identifier to collect
+    assert _collected_vr(0x00100020, "LO") == "LO"  # PatientID: an identifying keyword, collected as LO
+    assert _collected_vr(0x00091010, "LO") is None  # a private tag: no dictionary VR, not collected
