@@ -171,6 +171,11 @@ class Manifest:
         self.close()
 
     def close(self) -> None:
+        """Close the manifest, left in rollback-journal mode: a reader after the run (the report's
+        read-only connection) then makes no ``-wal`` and ``-shm`` files that, read-only, it could not
+        remove (the next run turns WAL on again). Another connection still open keeps WAL on."""
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("PRAGMA journal_mode=DELETE")  # checkpoints, then removes the WAL
         self._db.close()
 
     # --- the release's settings ---------------------------------------------------------

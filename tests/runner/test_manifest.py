@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from pipeline.errors import KeyMaterialError, ProfileError
 from pipeline.profile.plan import compile_plan
-from pipeline.runner.manifest import Location, Manifest, Settings, plan_digest, settings_of
+from pipeline.runner.manifest import Location, Manifest, Settings, plan_digest, quarantined_now, settings_of
 from pipeline.runner.outcome import Disposition, Outcome
 from pipeline.scrub.keys import Keys
 
@@ -64,12 +65,25 @@ def test_the_manifest_is_in_wal_mode_and_stores_action_counts(tmp_path: Path) ->
     path = tmp_path / "m.sqlite"
     with Manifest(path, SETTINGS) as manifest:
         manifest.record([(_written("s1"), Location("k1", 1, 1))])
-    db = sqlite3.connect(path)
-    try:
-        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # while a run writes
+    with contextlib.closing(sqlite3.connect(path)) as db:
         assert db.execute("SELECT summary FROM inputs").fetchone()[0] == '{"U": 3, "X": 2}'
-    finally:
-        db.close()
+
+
+def test_a_closed_manifest_leaves_no_wal_files_after_a_read_only_reader(tmp_path: Path) -> None:
+    """The report reads the manifest read-only after the run: it left release.manifest.sqlite-wal
+    and -shm behind (a read-only connection cannot remove them); closed in rollback-journal mode,
+    the manifest keeps its rows and nothing else is left beside it. A new run turns WAL on again."""
+    path = tmp_path / "m.sqlite"
+    with Manifest(path, SETTINGS) as manifest:
+        manifest.record([(_written("s1"), Location("k1", 1, 1)),
+                         (Outcome("s2", 2, Disposition.QUARANTINED, reason="verify:x"), Location("k2", 1, 1))])
+    assert quarantined_now(path) == {"s2": "verify:x"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.sqlite"]
+    with Manifest(path, SETTINGS) as manifest, contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert manifest.counts() == {"written": 1, "quarantined": 1}
 
 
 def test_runs_record_the_release_settings(tmp_path: Path) -> None:
