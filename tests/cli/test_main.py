@@ -86,10 +86,15 @@ def test_scrub_without_a_key_exits_2(tmp_path: Path) -> None:
 
 
 def test_keygen_writes_an_owner_only_key(tmp_path: Path) -> None:
-    path = tmp_path / "keys" / "new.key"
+    path = tmp_path / "secrets" / "keys" / "new.key"
+    before = stat.S_IMODE(tmp_path.stat().st_mode)
     result = run("keygen", str(path))
     assert result.returncode == 0
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    # the folders it created are owner-only (they were 0755: the README's secrets/); one that existed is untouched
+    assert stat.S_IMODE((tmp_path / "secrets").stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == before
     assert len(path.read_text().strip()) == 64
     assert path.read_text().strip() not in result.stdout
 
