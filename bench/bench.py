@@ -21,7 +21,10 @@ On one seeded corpus (bench/corpus.py) and one worker count, in one run:
              10 x N (`--memory`), sampled with psutil;
 7. OCR       the share of the corpus's images `--clean-pixels ocr` sends to OCR, and images
              per second of scrub (and scrub + verify) with OCR on the sample archive's
-             burned-in images (`ocr_measures`).
+             burned-in images (`ocr_measures`);
+8. limits    what bounds the run's ratios on this machine: the per-file cost of reading,
+             hashing and publishing, the core in one and two fresh processes, and the
+             ceilings they set (limits.py).
 
 Serial measures are the median of `--reps` repetitions (default 3). Prints a table and writes
 bench/results.json. Usage: python bench/bench.py --files 2000 [--memory] [--reps 3]
@@ -55,6 +58,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus import ROOT, CorpusInfo, ensure_corpus, list_files
 from destinations import line as orthanc_line
 from destinations import orthanc_runs
+from limits import ceilings, core_scaling, plumbing
+from limits import lines as limit_lines
 
 from pipeline.dicom.file import read_dataset
 from pipeline.pixels.clean import assess
@@ -434,6 +439,9 @@ def main(argv: list[str] | None = None) -> int:
         plan = compile_plan("basic", list(OPTIONS))  # once, as a run does before reading any file
         step("pipeline_scrub_only", lambda: pipeline_serial(datas, plan, verify=False), args.reps)
         step("pipeline_scrub_verify", lambda: pipeline_serial(datas, plan, verify=True), args.reps)
+        print("  limits: plumbing, core in fresh processes ...", flush=True)
+        results["limits"] = {"plumbing": plumbing(paths, datas, scratch, args.reps),
+                             "core_scaling": core_scaling(paths, pipeline_serial, plan, args.reps)}
         print("  ocr ...", flush=True)
         results["ocr"] = ocr_measures(datas, args.reps)
         datas.clear()  # the baselines read their files themselves
@@ -484,6 +492,8 @@ def main(argv: list[str] | None = None) -> int:
         "scrub_only_vs_floor_b": _ratio(measures["pipeline_scrub_only"]["files_per_second"],
                                         measures["floor_b_pydicom"]["files_per_second"]),
         "run_2_vs_1_wall": _ratio(one["median_wall_seconds"], two["median_wall_seconds"]),
+        f"floor_w{args.workers}_vs_w1": _ratio(measures[f"floor_w{args.workers}_pydicom_processes"]["files_per_second"],
+                                              measures["floor_w1_pydicom_processes"]["files_per_second"]),
         "run_2_vs_1_excluding_startup": _ratio(two["files_per_second_excluding_startup"],
                                                one["files_per_second_excluding_startup"]),
         "pipeline_vs_deid": _ratio(measures["pipeline_scrub_verify"]["files_per_second"],
@@ -497,6 +507,7 @@ def main(argv: list[str] | None = None) -> int:
         "memory_growth_files": _ratio(max(other.files, info.files), min(other.files, info.files)),
     }
     results["ratios"] = ratios
+    results["limits"]["ceilings"] = ceilings(results["limits"], core_fps, runs, args.workers)
     results["targets_met"] = {
         "serial_at_least_0.4_floor_b": (ratios["pipeline_serial_vs_floor_b"] or 0) >= TARGETS["serial_vs_floor_b"],
         "run_2_at_least_0.35_floor_w2": (ratios[f"run_{args.workers}_vs_floor_w{args.workers}"] or 0)
@@ -544,6 +555,7 @@ def table(results: dict[str, Any]) -> str:
     mem = results["memory"]
     lines.append(f"memory at N={mem['other_n']}: client {mem['at_other_n']['client_peak_mb']:.0f} MB, "
                  f"worker {mem['at_other_n']['worker_peak_mb']:.0f} MB")
+    lines.extend(limit_lines(results["limits"], results["limits"]["ceilings"]))
     lines.append("ratios: " + ", ".join(f"{k} {v}" for k, v in results["ratios"].items()))
     lines.append("targets met: " + ", ".join(f"{k} {v}" for k, v in results["targets_met"].items()))
     return "\n".join(lines)

@@ -32,6 +32,14 @@ def test_bench_runs_on_a_tiny_corpus_and_writes_its_results(tmp_path: Path) -> N
                                       "pipeline_vs_deid", "pipeline_vs_dicognito", "worker_memory_growth",
                                       "floor_b_vs_floor_c"}
     assert "pipeline_scrub_verify" in done.stdout
+    limits = results["limits"]  # what bounds the ratios: plumbing per file, the core in fresh processes
+    assert set(limits["plumbing"]) == {"read", "sha256", "write", "publish"}
+    assert all(m["cpu_ms_per_file"] > 0 and m["wall_ms_per_file"] > 0 for m in limits["plumbing"].values())
+    assert limits["core_scaling"]["files_per_second_1"] > 0 and limits["core_scaling"]["files_per_second_2"] > 0
+    ceilings = limits["ceilings"]
+    assert 0 < ceilings["run_1_vs_core_ceiling_one_core"] < 1
+    assert 0 < ceilings["run_1_vs_core_ceiling_one_core_no_fsync"] < 1
+    assert "plumbing, CPU (wall) ms per file: read" in done.stdout and "limits: run_1_vs_core_ceiling" in done.stdout
     orthanc = results["orthanc"]  # the DICOMweb line: every output stored in a fresh Orthanc
     assert orthanc["source"] == "orthanc" and orthanc["orthanc_vs_folders"] > 0
     assert [r["instances_stored"] for r in orthanc["runs"]] == [20]
