@@ -39,7 +39,8 @@ from pathlib import Path, PurePosixPath
 
 from pydicom.dataset import Dataset
 
-from pipeline.dicom.file import TooLargeError, decode_cause, encode, read_dataset
+from pipeline.dicom.file import decode_cause, encode, read_dataset
+from pipeline.dicom.lengths import TooLargeError
 from pipeline.errors import Cause, InputError, PipelineError, SourceError, WriteError, is_codec_failure
 from pipeline.files import StagingFolder, sync_directories
 from pipeline.pixels.clean import PixelLog, assess, clean_pixels
