@@ -9,7 +9,8 @@ from pathlib import Path
 from pipeline.cli.common import EXIT_FINDINGS, EXIT_OK, Subparsers, add_key_arguments, add_profile_arguments, plan_from
 from pipeline.errors import InputError, PipelineError
 from pipeline.files import write_atomically
-from pipeline.runner.process import scrub_bytes, source_id
+from pipeline.runner.process import source_id
+from pipeline.runner.scrubbed import scrub_bytes
 from pipeline.scrub.keys import load_keys
 
 

@@ -1,17 +1,13 @@
-"""One input file, start to finish, fail-closed: `scrub_bytes` and `process_one`.
-
-`scrub_bytes(data, plan, keys)` is the heart of the pipeline (DESIGN.md): read, scrub,
-clean pixels and encode, as a pure function of the file's bytes, the plan and the key.
+"""One input file of a run, start to finish, fail-closed: `process_one` (and `process_batch`).
 
 `process_one(src, plan, keys, cfg) -> Outcome` reads the bytes once (their SHA-256 is the
-file's name in every record), scrubs them, verifies the output's bytes independently
-(`pipeline.verify.checks.verify_file`, given the very bytes that are written next, which it
-parses itself, and verify's own copy of the original as read, `pipeline.verify.before.as_read`,
-taken before the scrub: the input is parsed once), and publishes them only on a positive
-`Verdict` (elements checked, the original searched, no finding): a verifier that cannot be
-imported (``verify-unavailable``) or returns anything else, an empty list included
-(``verify-no-verdict``), publishes nothing. Published bytes are staged in the staging folder
-beside the release (never inside it; unnamed where the file system allows,
+file's name in every record), scrubs them (`pipeline.runner.scrubbed.scrub_bytes`, the heart of
+the pipeline), verifies the output's bytes independently (`pipeline.verify.checks.verify_file`,
+given the very bytes that are written next, which it parses itself, and verify's own copy of the
+original as read, `pipeline.verify.before.as_read`, taken before the scrub: the input is parsed
+once), and publishes them only on a positive `Verdict` (`pipeline.runner.verdict`: anything
+else, or no verifier at all, publishes nothing). Published bytes are staged in the staging
+folder beside the release (never inside it; unnamed where the file system allows,
 `pipeline.files.StagingFolder`) and linked into the release once they are on disk. Any error,
 expected or not, quarantines the file with a reason code that names the cause
 (`PipelineError.code`, e.g. ``bad-input:unknown-vr``; pydicom's own errors while a value is
@@ -29,37 +25,35 @@ and quarantined (``time-limit``, `pipeline.runner.deadline`).
 from __future__ import annotations
 
 import hashlib
-import importlib
 import logging
 import os
-import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from pydicom.dataset import Dataset
 
-from pipeline.dicom.file import TooLargeError, decode_cause, encode, read_dataset
+from pipeline.dicom.file import decode_cause
+from pipeline.dicom.lengths import TooLargeError
 from pipeline.errors import Cause, InputError, PipelineError, SourceError, WriteError, is_codec_failure
 from pipeline.files import StagingFolder, sync_directories
-from pipeline.pixels.clean import PixelLog, assess, clean_pixels
+from pipeline.pixels.clean import PixelLog
 from pipeline.pixels.preview import write_preview
 from pipeline.pixels.review import PixelsNeedReview
-from pipeline.profile.plan import PixelMode, Plan
+from pipeline.profile.plan import Plan
 from pipeline.runner.deadline import Deadline, FileTimeLimitError
 from pipeline.runner.destination import Destination, InstanceUids, publish
 from pipeline.runner.discover import SourceFile, source_location_key
-from pipeline.runner.mapping import OriginalIds, mapping_pairs, original_ids
+from pipeline.runner.mapping import mapping_pairs
 from pipeline.runner.outcome import Disposition, Outcome
 from pipeline.runner.publisher import Publisher, publish_now, release_folders
 from pipeline.runner.quarantine import QuarantineMode, quarantine
 from pipeline.runner.release import release_name, staging_folder
+from pipeline.runner.scrubbed import Scrubbed, scrub_bytes
 from pipeline.runner.source_remote import fetch
-from pipeline.scrub.header import ScrubLog, scrub
+from pipeline.runner.verdict import VERIFY_UNAVAILABLE, VerifierUnavailableError, verify_output
+from pipeline.runner.verdict import pixel_bound as pixel_bound  # bench/digests.py and the tests read it from here
 from pipeline.scrub.keys import Keys
-from pipeline.verify.before import as_read
-from pipeline.verify.findings import Verdict
-from pipeline.verify.pixels import PixelBound
 
 log = logging.getLogger(__name__)
 
@@ -71,101 +65,9 @@ _READ_CHUNK = 1 << 30  # at most this much a read, once the file's size is passe
 _RAW_DATASET_STARTS = (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08")
 
 
-# (output bytes, options, the original (its bytes, or verify's copy of it as read: `Scrubbed.before`),
-# release-relative output path, pixel bound) -> a verify Verdict.
-# The result is typed `object` on purpose: the runner publishes only when it is a real
-# `pipeline.verify.findings.Verdict` that says verified (see `refusal`), never on an empty list.
-Verifier = Callable[[bytes, tuple[str, ...], "bytes | Dataset | None", "str | None", "PixelBound | None"], object]
-VERIFY_UNAVAILABLE = "verify-unavailable"  # the verifier cannot be imported
-VERIFY_NO_VERDICT = "verify-no-verdict"  # it returned something other than a verdict that it ran
-
-
-class VerifierUnavailableError(Exception):
-    """pipeline.verify.checks cannot be imported: nothing is published unverified."""
-
-
-def verify_with_pipeline_verify(
-    output: bytes, options: tuple[str, ...], original: bytes | Dataset | None, output_path: str | None,
-    pixels: PixelBound | None = None,
-) -> object:
-    """The default verifier, imported when first called so a missing module fails closed."""
-    try:
-        module = importlib.import_module("pipeline.verify.checks")
-        verify_file = module.verify_file
-    except (ImportError, AttributeError):
-        raise VerifierUnavailableError from None
-    return verify_file(output, options, original=original, output_path=output_path, pixels=pixels)
-
-
-# Resolved at call time, so another verifier can be installed for a whole process.
-VERIFY: Verifier = verify_with_pipeline_verify
-
-
-def refusal(verdict: object, original_given: bool) -> str | None:
-    """Why a staged file must not be published, or None when `verdict` positively clears it:
-    a `Verdict` (not a look-alike, not a list) that checked elements, searched the original
-    when one was given, and found nothing. Fail closed: anything else is a refusal."""
-    if not isinstance(verdict, Verdict) or verdict.elements_checked <= 0:
-        return VERIFY_NO_VERDICT
-    if verdict.findings:
-        return f"verify:{verdict.findings[0].rule}"
-    if original_given and not verdict.original_searched:
-        return VERIFY_NO_VERDICT
-    return None if verdict.verified is True else VERIFY_NO_VERDICT
-
-
-def pixel_bound(plan: Plan) -> PixelBound:
-    """What verify checks of cleaned pixels (pipeline/verify/pixels.py): with pixel mode ocr,
-    the run's bound on the changed share and a re-reading of the cleaned places; else the
-    verifier's own ceiling only."""
-    if plan.pixel_mode is PixelMode.OCR:
-        return PixelBound(plan.max_cleaned_fraction, reread=True)
-    return PixelBound()
-
-
-# --- one file as bytes: read, scrub, encode ------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Scrubbed:
-    """The scrubbed dataset, its encoded bytes and the record of what was done."""
-
-    dataset: Dataset
-    data: bytes
-    log: ScrubLog
-    pixels: PixelLog | None = None  # None: the pixel data passed through untouched
-    original: OriginalIds | None = None  # with `ids`: the input's UIDs and PatientID, for the mapping
-    before: Dataset | None = None  # with `keep_original`: verify's copy of the input as read (`as_read`)
-
-
 def source_id(data: bytes) -> str:
     """The identity of an input in logs, manifests and reports: its content hash."""
     return hashlib.sha256(data).hexdigest()
-
-
-def scrub_bytes(data: bytes, plan: Plan, keys: Keys, *, preview: bool = False, ids: bool = False,
-                keep_original: bool = False) -> Scrubbed:
-    """De-identify one DICOM file given as bytes; raise a PipelineError (or anything else,
-    which callers treat the same way: quarantine) when it cannot be done.
-
-    The pixel step is decided on the original header (pixels.assess: rules read values the
-    scrub removes) and applied after the header scrub. `preview` keeps one frame before and
-    after pixel cleaning in `Scrubbed.pixels.preview` (for pixels.write_preview). `ids` keeps the
-    input's UIDs and PatientID, read before the scrub, in `Scrubbed.original` (for the mapping).
-    `keep_original` keeps verify's copy of the input as read in `Scrubbed.before` (for verify)."""
-    ds = read_dataset(data)
-    before = as_read(ds) if keep_original else None
-    original = original_ids(ds) if ids else None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pydicom warnings may quote values
-        task = assess(ds, plan)
-        log = scrub(ds, plan, keys)
-        pixels = None if task is None else clean_pixels(ds, task, preview=preview)
-    return Scrubbed(dataset=ds, data=encode(ds), log=log, pixels=pixels, original=original, before=before)
-
-
-
-# --- one file of a run: stage, verify, publish or quarantine -----------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,7 +237,7 @@ def _publish(
         target = cfg.release / Path(*name.parts)
         # verify reads the very bytes that are written next (never the scrubber's dataset); an
         # output it refuses is never written at all
-        refused = _verify(scrubbed, original, name, plan)
+        refused = verify_output(scrubbed, original, name, plan)
         if refused is not None:
             return _quarantined(src, sid, data, refused, cfg)
         deadline.expire_or_cancel()  # a promoted file is published: it must not be reported otherwise
@@ -357,19 +259,11 @@ def _publish(
                    uid_pairs=uid_pairs, patient_pair=patient_pair, released=_released(scrubbed.dataset))
 
 
-def _verify(scrubbed: Scrubbed, original: bytes | Dataset, name: PurePosixPath, plan: Plan) -> str | None:
-    """Why the output's bytes must not be published (`refusal` of the installed verifier's verdict
-    on them, the original and the release name), or None when verify clears them."""
-    verdict = VERIFY(scrubbed.data, tuple(o.value for o in plan.options), original, name.as_posix(),
-                     pixel_bound(plan))
-    return refusal(verdict, original_given=True)
-
-
 def _publish_remote(destination: Destination, scrubbed: Scrubbed, name: PurePosixPath, original: bytes | Dataset,
                     plan: Plan, deadline: Deadline) -> str | None:
     """A remote release has no rename: verify the output's bytes in memory and store exactly those
     bytes (`pipeline.runner.destination.publish`); the reason it is refused, or None once stored."""
-    refused = _verify(scrubbed, original, name, plan)
+    refused = verify_output(scrubbed, original, name, plan)
     if refused is not None:
         return refused
     deadline.expire_or_cancel()  # the store may take its retries; once confirmed, it is published
@@ -418,10 +312,3 @@ def _not_dicom_reason(data: bytes, path: Path) -> str | None:
     if data[128:132] == b"DICM" or data[:2] in _RAW_DATASET_STARTS:
         return None
     return "not-dicom"
-
-
-# --- the confidential mapping -------------------------------------------------------------
-
-
-
-

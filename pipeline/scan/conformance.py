@@ -39,7 +39,8 @@ from pydicom.dataset import Dataset
 from pipeline.verify.checks import looks_dummy
 from pipeline.verify.iod import attributes_at, listed_tag
 from pipeline.verify.profile import BASIC_PROFILE_CODE, OPTION_CODES, Expect, Profile, default_expectation, load_profile
-from pipeline.verify.walk import STRUCTURAL, required_expectation, tag_name, text_values
+from pipeline.verify.strings import text_values
+from pipeline.verify.walk import STRUCTURAL, required_expectation, tag_name
 
 _OPTIONS_BY_CODE = {code: option for option, code in OPTION_CODES.items()}
 _DATE_OPTIONS = ("retain-longitudinal-full-dates", "retain-longitudinal-modified-dates")

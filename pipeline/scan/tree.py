@@ -66,7 +66,8 @@ from pipeline.scan.conformance import Declared, breaches, read_declaration
 from pipeline.scan.meaning import cleaned_by_declared_option, is_free_text, is_placeholder, is_placeholder_date
 from pipeline.verify.findings import Finding, Severity
 from pipeline.verify.profile import load_profile
-from pipeline.verify.walk import tag_name, text_values
+from pipeline.verify.strings import text_values
+from pipeline.verify.walk import tag_name
 
 
 class ScanRule(StrEnum):

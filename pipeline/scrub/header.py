@@ -6,48 +6,40 @@ LongitudinalTemporalInformationModified (pipeline/scrub/method.py). The log coun
 names attributes by keyword or tag, never by value.
 
 Attributes no recipe names follow `default_action` (one table, pipeline/scrub/decisions.py,
-where each attribute's action is decided). Elements kept or removed are never decoded; U, C, Z,
-the date shift and the patient's pseudonyms on plain ASCII values read and write the stored bytes
-(pipeline/dicom/stored.py); pydicom decodes everything else.
+where each attribute's action is decided). Elements kept or removed are never decoded; every
+other action is done by pipeline/scrub/actions.py, on the stored bytes where they are plain
+ASCII, and sequences are entered here, their items scrubbed by the same walk.
 """
 
 from __future__ import annotations
 
 import functools
-import itertools
 import logging
-import operator
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID
 
 from pipeline.dicom.datasets import new_file_meta, put_meta_element
 from pipeline.dicom.sequences import decoded
-from pipeline.dicom.stored import READ_HERE, store, stored_values
+from pipeline.dicom.stored import READ_HERE, stored_values
 from pipeline.errors import Cause, ScrubError
-from pipeline.profile.iod import IodTable, iod_for
-from pipeline.profile.plan import Action, Plan, Rule
-from pipeline.scrub.clean import Identifiers, clean_text
-from pipeline.scrub.dates import Offset, original_times, paired_days, patient_offset, shift_da, shift_dt, shift_tm
-from pipeline.scrub.decisions import (
-    DATE_VRS,
-    SHIFTED_VRS,
-    TEXT_VRS,
-    decide,
-    decisions,
-)
+from pipeline.profile.iod import iod_for
+from pipeline.profile.plan import Action, Plan
+from pipeline.scrub.actions import DUMMY_VALUES, READ_AS_STORED, apply, apply_stored, tag_text
+from pipeline.scrub.clean import Identifiers
+from pipeline.scrub.context import ScrubContext
+from pipeline.scrub.dates import original_times
+from pipeline.scrub.decisions import decide, decisions
 from pipeline.scrub.keys import Keys
 from pipeline.scrub.method import record_method
-from pipeline.scrub.pseudonyms import patient_name_pseudonym, patient_pseudonym
-from pipeline.scrub.uids import is_registered_uid, remap_uid
-from pipeline.scrub.vr import fit_length, needs_retyping, retyped
+from pipeline.scrub.pseudonyms import patient_pseudonym
+from pipeline.scrub.uids import remap_uid
+from pipeline.scrub.vr import dictionary_vr, needs_retyping, retyped
 from pipeline.scrub.wellformed import (
     keepable,
     refuse_broken_encapsulation,
@@ -60,22 +52,9 @@ log = logging.getLogger(__name__)
 
 # The actions the element loop tests, as module names: `Action.X` is a look-up through the enum's
 # class (~70 ns), and the loop makes several for each element of every file.
-_DO_REMOVE, _DO_BLANK, _DO_KEEP, _DO_DUMMY, _DO_UID = Action.REMOVE, Action.BLANK, Action.KEEP, Action.DUMMY, Action.UID
-_DO_CLEAN, _DO_SHIFT_DATE = Action.CLEAN, Action.SHIFT_DATE
-_DO_PATIENT_ID, _DO_PATIENT_NAME = Action.PATIENT_ID, Action.PATIENT_NAME
+_DO_REMOVE, _DO_BLANK, _DO_KEEP, _DO_DUMMY = Action.REMOVE, Action.BLANK, Action.KEEP, Action.DUMMY
 
-BINARY_VRS = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
 MAX_DEPTH = 64
-
-# Action D: a dummy of the attribute's VR. UIDs get a keyed UID instead (see _dummy).
-DUMMY_VALUES: dict[str, object] = {
-    "AE": "ANONYMIZED", "AS": "000D", "CS": "ANONYMIZED", "DA": "19000101", "DS": "0",
-    "DT": "19000101000000", "IS": "0", "LO": "ANONYMIZED", "LT": "ANONYMIZED", "PN": "ANONYMIZED",
-    "SH": "ANONYMIZED", "ST": "ANONYMIZED", "TM": "000000", "UC": "ANONYMIZED", "UR": "ANONYMIZED",
-    "UT": "ANONYMIZED", "FD": 0.0, "FL": 0.0, "SL": 0, "SS": 0, "SV": 0, "UL": 0, "US": 0, "UV": 0,
-    "AT": 0, "OB": b"\x00\x00", "OW": b"\x00\x00", "OD": b"\x00" * 8, "OF": b"\x00" * 4,
-    "OL": b"\x00" * 4, "OV": b"\x00" * 8, "UN": b"\x00\x00",
-}
 
 # File meta attributes kept (MediaStorageSOPInstanceUID follows SOPInstanceUID); the writer
 # sets the implementation's own class UID and version name.
@@ -93,58 +72,20 @@ class ScrubLog:
     unparsable_dates: int
 
 
-@dataclass
-class _Context:
-    plan: Plan
-    keys: Keys
-    patient: str
-    pseudonym: str
-    identifiers: Identifiers | None = None
-    iod: IodTable | None = None  # the object's IOD: combined codes and requirements by Type
-    offset: Offset | None = None
-    times: dict[int, tuple[str, ...]] = field(default_factory=dict)  # DA tag -> its TM's original values
-    noted: list[tuple[int, Action]] = field(default_factory=list)  # (tag, action) per element, counted at the end
-    touched: set[int] = field(default_factory=set)  # besides the noted ones (the file meta's)
-    unparsable_dates: int = 0
-
-    def note(self, tag: int, action: Action) -> None:
-        self.noted.append((tag, action))
-
-    def counts(self) -> Counter[Action]:
-        return Counter(map(_second, self.noted))  # counted in C: no Python step per element
-
-    def touched_tags(self) -> set[int]:
-        """The file meta's, and every noted tag whose action is not K."""
-        changed = map(_DO_KEEP.__ne__, map(_second, self.noted))  # Action members are unique by value
-        return self.touched | set(itertools.compress(map(_first, self.noted), changed))
-
-    def shift(self) -> Offset:
-        if self.offset is None:
-            self.offset = patient_offset(self.patient, self.keys)
-        return self.offset
-
-
-_first, _second = operator.itemgetter(0), operator.itemgetter(1)
-
-
-def _tag_text(tag: BaseTag) -> str:
-    return f"({tag.group:04X},{tag.element:04X})"
-
-
 def scrub(ds: Dataset, plan: Plan, keys: Keys) -> ScrubLog:
     """De-identify `ds` in place by `plan` under `keys` and return what was done."""
     original_id = _text(ds, _PATIENT_ID, "PatientID").strip()
     patient = _patient_basis(ds)
-    ctx = _Context(plan=plan, keys=keys, patient=patient,
-                   pseudonym=patient_pseudonym(original_id or patient, keys),
-                   iod=iod_for(_text(ds, _SOP_CLASS_UID, "SOPClassUID").strip("\x00 ")))
+    ctx = ScrubContext(plan=plan, keys=keys, patient=patient,
+                       pseudonym=patient_pseudonym(original_id or patient, keys),
+                       iod=iod_for(_text(ds, _SOP_CLASS_UID, "SOPClassUID").strip("\x00 ")))
     # C needs the identifiers the dataset carries anywhere, read before anything changes.
     ctx.identifiers = Identifiers.of(ds) if plan.cleans_text else None
     _scrub_dataset(ds, ctx, (), in_clean_sequence=False, replacing=False)
     _scrub_file_meta(ds, ctx)
     record_method(ds, plan)
     for tag, rule in plan.additions:
-        ds[tag] = DataElement(tag, _dictionary_vr(tag), rule.value)
+        ds[tag] = DataElement(tag, dictionary_vr(tag), rule.value)
     if hasattr(ds, "preamble") and ds.preamble is not None:
         ds.preamble = b"\x00" * 128
     return ScrubLog(
@@ -159,7 +100,7 @@ def scrub(ds: Dataset, plan: Plan, keys: Keys) -> ScrubLog:
 @functools.lru_cache(maxsize=8192)
 def _name(tag: int) -> str:
     """An attribute's keyword, or its tag as (gggg,eeee) when it has none: never its value."""
-    return keyword_for_tag(tag) or _tag_text(BaseTag(tag))
+    return keyword_for_tag(tag) or tag_text(BaseTag(tag))
 
 
 _PATIENT_ID, _SOP_CLASS_UID = 0x00100020, 0x00080016
@@ -172,7 +113,7 @@ def _text(ds: Dataset, tag: int, keyword: str) -> str:
     stored = ds._dict.get(tag)  # type: ignore[call-overload]
     if stored is None:
         return ""
-    values = stored_values(stored, _dictionary_vr(tag), ds)
+    values = stored_values(stored, dictionary_vr(tag), ds)
     if values is not None and len(values) <= 1:
         return values[0] if values else ""
     return str(ds.get(keyword, "") or "")
@@ -187,7 +128,7 @@ def _patient_basis(ds: Dataset) -> str:
     return "unknown"
 
 
-def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_sequence: bool,
+def _scrub_dataset(ds: Dataset, ctx: ScrubContext, path: tuple[int, ...], in_clean_sequence: bool,
                    replacing: bool) -> None:
     """Apply the plan to one dataset, found at `path` (the tags of the sequences above it).
     Elements are decided on their tag and the dictionary VR while still raw, so what is removed
@@ -239,16 +180,19 @@ def _scrub_dataset(ds: Dataset, ctx: _Context, path: tuple[int, ...], in_clean_s
                 continue
             note((number, action))
             continue
-        if action in _READ_AS_STORED and vr in READ_HERE and not is_private and isinstance(raw, RawDataElement):
+        if action in READ_AS_STORED and vr in READ_HERE and not is_private and isinstance(raw, RawDataElement):
             values = stored_values(raw, vr, ds)
             if values is not None:  # plain ASCII: read and written as stored (pipeline/dicom/stored.py)
-                _apply_stored(ds, raw, vr, values, action, rule, ctx)
+                apply_stored(ds, raw, vr, values, action, rule, ctx)
                 continue
         elem = decoded(ds, tag)
         if action is not _DO_KEEP and action is not _DO_BLANK and needs_retyping(elem.VR, vr):
             elem = retyped(ds, elem, vr)
             ds[tag] = elem
-        _apply(ds, elem, action, rule, ctx, path, in_clean_sequence, replacing)
+        if elem.VR == "SQ":
+            _apply_sequence(ds, elem, action, ctx, path, in_clean_sequence, replacing)
+        else:
+            apply(ds, elem, action, rule, ctx)
         if is_private and tag in ds:
             kept_blocks.add((group, element >> 8))
     for (group, block) in creators:
@@ -267,18 +211,10 @@ def _creator(ds: Dataset, tag: BaseTag) -> str:
     return str(ds[tag].value or "").strip()
 
 
-@functools.lru_cache(maxsize=4096)
-def _dictionary_vr(tag: int) -> str:
-    try:
-        return str(dictionary_VR(tag))
-    except KeyError:
-        return "UN"
-
-
 def _removed_repeating_groups(present: set[int], plan: Plan) -> set[int]:
     """Overlay (60xx) and curve (50xx) groups whose data the plan removes go whole: an
     overlay's rows, origin, label and description mean nothing without its bitmap. C on
-    the data removes it too: bitmaps cannot be shown clean (pipeline/scrub/header.py, _clean)."""
+    the data removes it too: bitmaps cannot be shown clean (pipeline/scrub/actions.py, _clean)."""
     removed: set[int] = set()
     for group in present:
         if not (0x5000 <= group <= 0x501E or 0x6000 <= group <= 0x601E):
@@ -289,54 +225,11 @@ def _removed_repeating_groups(present: set[int], plan: Plan) -> set[int]:
     return removed
 
 
-def _apply(
-    ds: Dataset,
-    elem: DataElement,
-    action: Action,
-    rule: Rule | None,
-    ctx: _Context,
-    path: tuple[int, ...],
-    in_clean_sequence: bool,
-    replacing: bool,
-) -> None:
-    ctx.note(int(elem.tag), action)
-    vr = elem.VR
-    if vr == "SQ":
-        _apply_sequence(ds, elem, action, ctx, path, in_clean_sequence, replacing)
-        return
-    if action is Action.REMOVE:
-        del ds[elem.tag]
-    elif action is Action.BLANK:
-        elem.value = None
-    elif action is Action.KEEP:
-        return
-    elif action is Action.DUMMY:
-        elem.value = _dummy(elem, ctx)
-    elif action is Action.UID:
-        elem.value = _map_values(elem.value, lambda v: v if is_registered_uid(v) and rule is None
-                                 else remap_uid(v, ctx.keys))
-    elif action is Action.CLEAN:
-        _clean(ds, elem, ctx)
-    elif action is Action.SHIFT_DATE:
-        _shift(ds, elem, ctx)
-    elif action is Action.PATIENT_ID:
-        elem.value = _map_values(elem.value, lambda v: patient_pseudonym(v, ctx.keys))
-    elif action is Action.PATIENT_NAME:
-        elem.value = patient_name_pseudonym(ctx.pseudonym)
-    elif action is Action.REPLACE:
-        assert rule is not None
-        elem.value = rule.value
-    elif action is Action.ADD:
-        return
-    else:  # pragma: no cover - every Action is handled above
-        raise ScrubError(f"no handler for action {action}", cause=Cause.NO_HANDLER)
-
-
 def _apply_sequence(
     ds: Dataset,
     elem: DataElement,
     action: Action,
-    ctx: _Context,
+    ctx: ScrubContext,
     path: tuple[int, ...],
     in_clean_sequence: bool,
     replacing: bool,
@@ -344,6 +237,7 @@ def _apply_sequence(
     """Sequences: X removes, Z empties, every other action keeps the items and scrubs them;
     C (and any sequence inside one) cleans unnamed text instead of removing it; D (and any
     sequence inside one) keeps the items' structure but none of their content (`replacing_action`)."""
+    ctx.note(int(elem.tag), action)
     if action is Action.REMOVE:
         del ds[elem.tag]
         return
@@ -358,116 +252,7 @@ def _apply_sequence(
         _scrub_dataset(item, ctx, inner, clean, dummy)
 
 
-def _map_values(value: object, function: object) -> object:
-    assert callable(function)
-    if isinstance(value, (MultiValue, list)):
-        return [function(str(v)) for v in value]
-    if value is None or value == "":
-        return value
-    return function(str(value))
-
-
-def _dummy(elem: DataElement, ctx: _Context) -> object:
-    if elem.VR == "UI":
-        return _map_values(elem.value, lambda v: remap_uid(v, ctx.keys)) or remap_uid("", ctx.keys)
-    try:
-        return DUMMY_VALUES[elem.VR]
-    except KeyError:
-        raise ScrubError(f"no dummy value for VR {elem.VR} of {elem.keyword or _tag_text(elem.tag)}",
-                         cause=Cause.NO_DUMMY) from None
-
-
-def _clean(ds: Dataset, elem: DataElement, ctx: _Context) -> None:
-    """C on a value: text keeps its words minus identifiers; what cannot be read as text
-    (binary, dates, UN) is removed, since it cannot be shown clean."""
-    if elem.VR in TEXT_VRS:
-        identifiers = ctx.identifiers or Identifiers(None)
-        vr = elem.VR
-        elem.value = _map_values(elem.value, lambda v: fit_length(clean_text(v, identifiers), vr))
-    elif elem.VR in BINARY_VRS or elem.VR in DATE_VRS:
-        del ds[elem.tag]
-
-
-def _shift(ds: Dataset, elem: DataElement, ctx: _Context) -> None:
-    """Modified Dates (PS3.15 E.3.6): DA, TM and DT move by the patient's offset, a DA with its
-    paired TM as one date-time (pipeline/scrub/dates.py); a value that is not a date or time is
-    removed (and counted), never kept unshifted."""
-    if elem.VR not in SHIFTED_VRS:
-        if elem.VR == "UN" or _dictionary_vr(int(elem.tag)) in SHIFTED_VRS:
-            del ds[elem.tag]  # a date the file stores under another VR cannot be shifted: removed
-        return
-    values = list(elem.value) if isinstance(elem.value, (MultiValue, list)) else [elem.value]
-    shifted = _shifted(values, elem.VR, int(elem.tag), ctx)
-    if shifted is None:
-        del ds[elem.tag]
-        return
-    elem.value = shifted if len(shifted) > 1 else (shifted[0] if shifted else None)
-
-
-def _shifted(values: list[object], vr: str, tag: int, ctx: _Context) -> list[str] | None:
-    """`values` of a DA, TM or DT moved by the patient's offset (empty ones dropped), or None
-    (counted) when one is not a date or time."""
-    offset = ctx.shift()
-    times = ctx.times.get(tag, ()) if vr == "DA" else ()
-    shifted: list[str] = []
-    for index, value in enumerate(values):
-        if value is None or str(value).strip() == "":
-            continue
-        if vr == "DA":
-            time = times[index] if len(times) == len(values) else None
-            new = shift_da(str(value), paired_days(offset, time))
-        else:
-            new = (shift_tm if vr == "TM" else shift_dt)(str(value), offset)
-        if new is None:
-            ctx.unparsable_dates += 1
-            return None
-        shifted.append(new)
-    return shifted
-
-
-_READ_AS_STORED = frozenset({Action.UID, Action.SHIFT_DATE, Action.CLEAN, Action.BLANK, Action.PATIENT_ID,
-                             Action.PATIENT_NAME})
-
-
-def _apply_stored(ds: Dataset, raw: RawDataElement, vr: str, values: list[str], action: Action, rule: Rule | None,
-                  ctx: _Context) -> None:
-    """`_apply` for an element read as stored (`stored_values`: its values as pydicom would
-    decode them), the new values stored as the bytes pydicom would write: U, C, Z and the
-    date shift and the patient's pseudonyms, the actions most elements get, on the same strings
-    with the same functions."""
-    tag = int(raw.tag)
-    ctx.noted.append((tag, action))  # ctx.note, without a method call per element
-    if action is _DO_BLANK:
-        store(ds, raw, vr, None)
-    elif action is _DO_UID:
-        if values:
-            store(ds, raw, vr, [v if is_registered_uid(v) and rule is None else remap_uid(v, ctx.keys) for v in values])
-    elif action is _DO_CLEAN:
-        if vr in TEXT_VRS:
-            if values:
-                identifiers = ctx.identifiers or Identifiers(None)
-                store(ds, raw, vr, [fit_length(clean_text(v, identifiers), vr) for v in values])
-        elif vr in DATE_VRS:
-            del ds[raw.tag]
-    elif action is _DO_PATIENT_ID:
-        if values:
-            store(ds, raw, vr, [patient_pseudonym(v, ctx.keys) for v in values])
-    elif action is _DO_PATIENT_NAME:
-        store(ds, raw, vr, [patient_name_pseudonym(ctx.pseudonym)])
-    elif action is not _DO_SHIFT_DATE:  # pragma: no cover - every action of _READ_AS_STORED is handled here
-        raise ScrubError(f"no handler for action {action}", cause=Cause.NO_HANDLER)
-    elif vr not in SHIFTED_VRS:  # as `_shift`: a date stored under another VR is removed, other values kept
-        if _dictionary_vr(tag) in SHIFTED_VRS:
-            del ds[raw.tag]
-    else:
-        shifted = _shifted(list(values), vr, tag, ctx)
-        if shifted is None:
-            del ds[raw.tag]
-        else:
-            store(ds, raw, vr, shifted)
-
-
-def _scrub_file_meta(ds: Dataset, ctx: _Context) -> None:
+def _scrub_file_meta(ds: Dataset, ctx: ScrubContext) -> None:
     meta = getattr(ds, "file_meta", None)
     if meta is None:
         return

@@ -75,7 +75,8 @@ from pipeline.verify.profile import (
 )
 from pipeline.verify.search import search_bytes, search_path, search_values
 from pipeline.verify.shifted_dates import excuse_shifted_dates
-from pipeline.verify.walk import TRAILING_PADDING, Visit, stored_text, tag_name, walk
+from pipeline.verify.strings import stored_text
+from pipeline.verify.walk import TRAILING_PADDING, Visit, tag_name, walk
 
 _SERIOUS_VRS = TEXT_VRS | {"DA", "DT", "UN", "SQ", "OB", "OW", "UI"}
 _META_ALLOWED = frozenset({0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013})

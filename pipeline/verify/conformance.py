@@ -29,7 +29,8 @@ from pydicom.dataset import Dataset
 
 from pipeline.verify.findings import Finding, Severity, VerifyRule
 from pipeline.verify.iod import IodType, attributes_at
-from pipeline.verify.walk import ascii_strings, dictionary_vr, element_of, element_strings, stored_text, tag_name
+from pipeline.verify.strings import ascii_strings, element_strings, stored_text
+from pipeline.verify.walk import dictionary_vr, element_of, tag_name
 
 # PS3.5 Table 6.2-1: the most characters one value of a VR may hold (PN: per component group).
 MAX_LENGTHS: dict[str, int] = {"AE": 16, "AS": 4, "CS": 16, "DA": 8, "DS": 16, "DT": 26, "IS": 12, "LO": 64,

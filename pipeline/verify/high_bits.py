@@ -33,7 +33,7 @@ from pydicom.pixels.utils import get_j2k_parameters
 
 from pipeline.errors import is_codec_failure
 from pipeline.verify.findings import Finding, Severity
-from pipeline.verify.walk import stored_text
+from pipeline.verify.strings import stored_text
 
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
 _NATIVE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99", _BIG_ENDIAN})

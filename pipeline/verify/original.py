@@ -19,8 +19,9 @@ from pydicom.dataset import Dataset
 
 from pipeline.verify.profile import BASIC_PROFILE_CODE, OPTION_CODES, Expect, Profile
 from pipeline.verify.spellings import date_spellings, fold, name_spellings
+from pipeline.verify.strings import NUMBER_VRS, stored_text
 from pipeline.verify.transliteration import ascii_spellings
-from pipeline.verify.walk import NUMBER_VRS, Visit, keyword_of, stored_text, walk
+from pipeline.verify.walk import Visit, keyword_of, walk
 
 # What the pipeline writes itself (CID 7050 meanings, ...), never an original's identifier.
 _WRITTEN_TEXT = (

@@ -75,7 +75,7 @@ from pipeline.errors import is_codec_failure
 from pipeline.pixels import codestream, ocr
 from pipeline.verify.findings import Finding, Severity
 from pipeline.verify.pixel_text import MIN_CONFIDENCE, MIN_WORD_PIXELS
-from pipeline.verify.walk import stored_text
+from pipeline.verify.strings import stored_text
 
 MIN_BOX = 3  # pixels: the smallest blanked rectangle (a text line is at least 6 + 2 x 2 margin)
 CEILING = 0.5  # of the pixels: no image this changed is published, whatever the bound

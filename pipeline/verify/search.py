@@ -26,7 +26,8 @@ from pipeline.verify.findings import Finding, Severity, VerifyRule
 from pipeline.verify.original import WORD, Kind, Original, is_loose
 from pipeline.verify.profile import Expect
 from pipeline.verify.spellings import Spellings, fold, may_hold, spellings_of
-from pipeline.verify.walk import STRING_VRS, Visit
+from pipeline.verify.strings import STRING_VRS
+from pipeline.verify.walk import Visit
 
 _NAME_TEXT_VRS = frozenset({"PN", "LO", "LT", "ST", "UT", "UC"})  # text that can name a person
 _SPELLED_VRS = _NAME_TEXT_VRS | {"SH"}  # text a person writes dates and names into

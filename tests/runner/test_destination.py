@@ -26,7 +26,7 @@ import pydicom
 import pytest
 import s3fs
 
-import pipeline.runner.process as process_module
+import pipeline.runner.verdict as verdict_module
 from pipeline.errors import InputError
 from pipeline.profile.plan import compile_plan
 from pipeline.runner import orchestrate
@@ -199,7 +199,7 @@ def test_an_output_the_verifier_refuses_never_reaches_the_bucket(
     for name, value in s3_env(s3.endpoint).items():
         monkeypatch.setenv(name, value)
     inputs = build_inputs(tmp_path / "inputs")
-    real = process_module.VERIFY
+    real = verdict_module.VERIFY
 
     def refuse_ct(output: bytes, options: tuple[str, ...], original: bytes | None, path: str | None,
                   pixels: PixelBound | None = None) -> object:
@@ -208,7 +208,7 @@ def test_an_output_the_verifier_refuses_never_reaches_the_bucket(
             modality = pydicom.dcmread(io.BytesIO(output), force=True).get("Modality")
         return [] if modality == "CT" else real(output, options, original, path, pixels)
 
-    monkeypatch.setattr(process_module, "VERIFY", refuse_ct)
+    monkeypatch.setattr(verdict_module, "VERIFY", refuse_ct)
     bucket = new_bucket(s3)
     cfg = RunConfig(inputs=(inputs,), release=tmp_path / "r", manifest=tmp_path / "r.manifest.sqlite", quiet=True,
                     workers=0, destination=parse_destination(f"s3://{bucket}/release"))

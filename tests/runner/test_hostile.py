@@ -17,7 +17,7 @@ import pytest
 
 from pipeline.errors import Cause
 from pipeline.profile.plan import compile_plan
-from pipeline.runner import process as outcome_module
+from pipeline.runner import verdict as verdict_module
 from pipeline.runner.deadline import Deadline, FileTimeLimitError
 from pipeline.runner.discover import SourceFile, discover
 from pipeline.runner.orchestrate import EXIT_QUARANTINED, RunConfig, run
@@ -207,7 +207,7 @@ def test_a_file_over_the_time_limit_is_quarantined_and_leaves_no_partial(
 ) -> None:
     """A verifier that never returns: the file is stopped after its time limit, in the main
     thread (the serial run) as in a pool thread (a Dask worker, where signals cannot be used)."""
-    monkeypatch.setattr(outcome_module, "VERIFY", _spin_forever)
+    monkeypatch.setattr(verdict_module, "VERIFY", _spin_forever)
     path = BUNDLED / "CT_small.dcm"
     started = time.monotonic()
     if where == "main-thread":

@@ -12,11 +12,12 @@ from types import SimpleNamespace
 import pytest
 
 from pipeline.profile.plan import compile_plan
-from pipeline.runner import process as process_module
+from pipeline.runner import verdict as verdict_module
 from pipeline.runner.discover import discover
 from pipeline.runner.orchestrate import EXIT_QUARANTINED, RunConfig, run
 from pipeline.runner.outcome import Disposition
-from pipeline.runner.process import VERIFY_NO_VERDICT, VERIFY_UNAVAILABLE, WorkerConfig, process_one
+from pipeline.runner.process import WorkerConfig, process_one
+from pipeline.runner.verdict import VERIFY_NO_VERDICT, VERIFY_UNAVAILABLE
 from pipeline.scrub.keys import Keys
 from pipeline.verify.findings import Verdict
 from tests.conftest_run import GOOD_FILES, KEY_HEX, build_inputs
@@ -80,7 +81,7 @@ NO_VERDICTS = {
 def test_a_verifier_that_returns_no_positive_verdict_publishes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
-    monkeypatch.setattr(process_module, "VERIFY", NO_VERDICTS[name])
+    monkeypatch.setattr(verdict_module, "VERIFY", NO_VERDICTS[name])
     inputs, cfg = _one_good_file(tmp_path)
     [src] = [s for s in discover([inputs]) if s.path.name == "ct_head_2004.dcm"]
     outcome = process_one(src, PLAN, KEYS, cfg)

@@ -10,7 +10,7 @@ import pytest
 from pydicom.dataset import Dataset
 
 from pipeline.profile.plan import compile_plan
-from pipeline.runner import process as process_module
+from pipeline.runner import verdict as verdict_module
 from pipeline.runner.discover import discover
 from pipeline.runner.outcome import Disposition
 from pipeline.runner.process import WorkerConfig, process_one, scrub_bytes
@@ -115,14 +115,14 @@ def test_keeping_the_copy_changes_no_output_byte() -> None:
 def test_the_runner_gives_verify_its_copy_as_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """process_one parses the input once: verify gets the copy, not the bytes to parse again."""
     seen: list[object] = []
-    real = process_module.VERIFY
+    real = verdict_module.VERIFY
 
     def recording(output: bytes, options: tuple[str, ...], original: bytes | Dataset | None, path: str | None,
                   pixels: PixelBound | None = None) -> object:
         seen.append(original)
         return real(output, options, original, path, pixels)
 
-    monkeypatch.setattr(process_module, "VERIFY", recording)
+    monkeypatch.setattr(verdict_module, "VERIFY", recording)
     inputs = build_inputs(tmp_path / "in")
     (tmp_path / "quarantine").mkdir()
     cfg = WorkerConfig(tmp_path / "release", tmp_path / "quarantine")
