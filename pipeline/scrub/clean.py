@@ -29,7 +29,7 @@ from pydicom.sequence import Sequence
 from pipeline.dicom.sequences import decoded
 from pipeline.dicom.stored import stored_values
 from pipeline.scrub.textdates import date_spans
-from pipeline.scrub.vr import needs_retyping, retyped
+from pipeline.scrub.vr import dictionary_vr, needs_retyping, retyped
 
 REDACTED = "[removed]"
 MIN_TOKEN = 2  # single letters (initials) are too common to remove everywhere; "Li" is a name
@@ -184,14 +184,6 @@ _IDENTIFYING_TAGS: frozenset[int] = frozenset(
 _TEXT_VRS = frozenset(("AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "SH", "ST", "TM", "UC", "UI", "UR", "UT"))
 
 
-def _dictionary_vr(tag: int) -> str | None:
-    """The dictionary's VR of `tag` (PS3.6, repeating groups included), None for a tag it lacks."""
-    try:
-        return dictionary_VR(tag)
-    except KeyError:
-        return None
-
-
 @functools.lru_cache(maxsize=8192)
 def _collected_vr(tag: int, stored: str | None) -> str | None:
     """The VR an element is collected by (the dictionary's when it is stored as None, UN, OB or
@@ -204,7 +196,7 @@ def _collected_vr(tag: int, stored: str | None) -> str | None:
             vr = dictionary_VR(tag)
         except KeyError:
             return None
-    elif vr in _TEXT_VRS and _dictionary_vr(tag) == "PN":
+    elif vr in _TEXT_VRS and dictionary_vr(tag) == "PN":
         vr = "PN"  # e.g. PatientName written as LO: its words are a name's (split at ^ and =)
     if vr != "SQ" and vr != "PN" and tag not in _IDENTIFYING_TAGS:
         return None
