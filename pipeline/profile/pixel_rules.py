@@ -38,10 +38,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileDataset
 
+from pipeline.dicom.dictionary import dictionary_vr
 from pipeline.dicom.stored import as_written
 from pipeline.errors import ProfileError
 from pipeline.profile.recipe import read_recipe
@@ -376,18 +377,10 @@ def _stored(ds: Dataset, stored: object, tag: int) -> object:
     if stored is None:
         return None
     if isinstance(stored, RawDataElement) and isinstance(stored.value, bytes):
-        if not as_written(stored, _dictionary_vr(tag) if stored.VR is None else stored.VR, ds):
+        if not as_written(stored, dictionary_vr(tag) if stored.VR is None else stored.VR, ds):
             ds[tag]
         return (stored.VR, stored.value)
     return repr(stored.value)  # type: ignore[attr-defined]
-
-
-@functools.lru_cache(maxsize=1024)
-def _dictionary_vr(tag: int) -> str:
-    try:
-        return str(dictionary_VR(tag))
-    except KeyError:
-        return "UN"
 
 
 _CACHE: dict[tuple[str, tuple[object, ...]], tuple[Match, ...]] = {}

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 
+from pipeline.dicom.dictionary import dictionary_vr
 from pipeline.files import make_private_dir
 from pipeline.runner.outcome import Outcome
 from pipeline.scrub.keys import Keys
@@ -79,7 +79,7 @@ def _collect_uids(ds: Dataset, values: list[str]) -> None:
         if isinstance(stored, RawDataElement):
             if stored.VR not in _MAYBE_UI:
                 continue  # decoding keeps a stored VR other than UN: not a UI, not a sequence
-            if stored.VR == "SQ" or (stored.VR is None and _dictionary_vr(int(tag)) == "SQ"):
+            if stored.VR == "SQ" or (stored.VR is None and dictionary_vr(int(tag)) == "SQ"):
                 elem = ds[tag]  # decoded in place, as the scrub does
             else:
                 encoding = ds.original_character_set or ds._character_set
@@ -94,13 +94,6 @@ def _collect_uids(ds: Dataset, values: list[str]) -> None:
             continue
         items = [elem.value] if isinstance(elem.value, str) else list(elem.value)
         values.extend(text for text in (str(v).strip().rstrip("\x00") for v in items) if text)
-
-
-def _dictionary_vr(tag: int) -> str | None:
-    try:
-        return str(dictionary_VR(tag))
-    except KeyError:
-        return None
 
 
 UID_MAPPING = "uid_mapping.csv"

@@ -15,6 +15,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 
+from pipeline.dicom.dictionary import dictionary_vr
 from pipeline.dicom.stored import store
 from pipeline.errors import Cause, ScrubError
 from pipeline.profile.plan import Action, Rule
@@ -24,7 +25,7 @@ from pipeline.scrub.dates import paired_days, shift_da, shift_dt, shift_tm
 from pipeline.scrub.decisions import DATE_VRS, SHIFTED_VRS, TEXT_VRS
 from pipeline.scrub.pseudonyms import patient_name_pseudonym, patient_pseudonym
 from pipeline.scrub.uids import is_registered_uid, remap_uid
-from pipeline.scrub.vr import dictionary_vr, fit_length
+from pipeline.scrub.vr import fit_length
 
 # The actions `apply_stored` tests, as module names: `Action.X` is a look-up through the enum's
 # class (~70 ns), and it runs for most elements of every file.

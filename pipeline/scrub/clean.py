@@ -26,10 +26,11 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
+from pipeline.dicom.dictionary import dictionary_vr
 from pipeline.dicom.sequences import decoded
 from pipeline.dicom.stored import stored_values
 from pipeline.scrub.textdates import date_spans
-from pipeline.scrub.vr import dictionary_vr, needs_retyping, retyped
+from pipeline.scrub.vr import needs_retyping, retyped
 
 REDACTED = "[removed]"
 MIN_TOKEN = 2  # single letters (initials) are too common to remove everywhere; "Li" is a name

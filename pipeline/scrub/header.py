@@ -25,6 +25,7 @@ from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID
 
 from pipeline.dicom.datasets import new_file_meta, put_meta_element
+from pipeline.dicom.dictionary import dictionary_vr
 from pipeline.dicom.sequences import decoded
 from pipeline.dicom.stored import READ_HERE, stored_values
 from pipeline.errors import Cause, ScrubError
@@ -39,7 +40,7 @@ from pipeline.scrub.keys import Keys
 from pipeline.scrub.method import record_method
 from pipeline.scrub.pseudonyms import patient_pseudonym
 from pipeline.scrub.uids import remap_uid
-from pipeline.scrub.vr import dictionary_vr, needs_retyping, retyped
+from pipeline.scrub.vr import needs_retyping, retyped
 from pipeline.scrub.wellformed import (
     keepable,
     refuse_broken_encapsulation,

@@ -49,15 +49,6 @@ def decided_vr(tag: int, creator: str | None, stored: str | None) -> str:
     return vr
 
 
-@functools.lru_cache(maxsize=4096)
-def dictionary_vr(tag: int) -> str:
-    """The data dictionary's VR of a tag as it gives it ("OB or OW" included), "UN" where it has none."""
-    try:
-        return str(dictionary_VR(tag))
-    except KeyError:
-        return "UN"
-
-
 def needs_retyping(stored: str, vr: str) -> bool:
     """Whether an element stored as bytes (OB, OW, UN) has a typed dictionary VR."""
     return stored in STORED_AS_BYTES and vr in _TYPED_VRS and stored != vr
