@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from pydicom._dicom_dict import DicomDictionary, RepeatersDictionary
 from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
@@ -30,7 +31,7 @@ from pipeline.dicom.dictionary import dictionary_vr
 from pipeline.dicom.sequences import decoded
 from pipeline.dicom.stored import stored_values
 from pipeline.scrub.textdates import date_spans
-from pipeline.scrub.vr import needs_retyping, retyped
+from pipeline.scrub.vr import needs_retyping, read_as, retyped
 
 REDACTED = "[removed]"
 MIN_TOKEN = 2  # single letters (initials) are too common to remove everywhere; "Li" is a name
@@ -101,19 +102,39 @@ def joined_names(group: str) -> set[str]:
 
 @functools.lru_cache(maxsize=4096)
 def _tokens(value: str, is_name: bool = False) -> frozenset[str]:
-    """The value whole and its parts; a person name also splits at hyphens and apostrophes
-    ("Smith-Jones" leaves neither "Smith" nor "Jones") and is also taken with its parts joined.
-    Remembered: the files of one patient carry the same values."""
+    """The value whole and its parts, split at every character that is not a letter, a mark or a digit
+    (the ^ and = of PN, and whatever a file writes in their place: "SMYTHE_JOHANN", "MULLER/SCHMIDT",
+    "QUENTARO_FELLSWICK", names a UT holds apart by backslashes; "Smith-Jones" leaves neither
+    "Smith" nor "Jones"); a person name is also taken with its parts joined. Remembered: the
+    files of one patient carry the same values."""
     if not value.isascii():
         value = unicodedata.normalize("NFKC", value).translate(_HIRAGANA)
     parts = {value.strip()}
-    parts.update(re.split(r"[\^=\s,\-'.]+" if is_name else r"[\^=\s,]+", value))
+    parts.update(_words(value))
     if is_name:
         for group in value.split("="):
             parts.update(joined_names(group))
     if not value.isascii():  # "MÜLLER" typed again in free text as "MUELLER" or "MULLER"
         parts.update(spelled for part in list(parts) for spelled in ascii_forms(part))
     return frozenset(p.strip() for p in parts if len(p.strip()) >= MIN_TOKEN)
+
+
+_ASCII_SEPARATORS = re.compile(r"[^A-Za-z0-9]+")
+
+
+def _words(value: str) -> list[str]:
+    """`value` split at every character that is not a letter, a mark or a number (Unicode
+    categories L, M, N: a vowel sign stays inside its word)."""
+    if value.isascii():
+        return _ASCII_SEPARATORS.split(value)
+    words, word = [], ""
+    for character in value:
+        if unicodedata.category(character)[0] in "LMN":
+            word += character
+        elif word:
+            words.append(word)
+            word = ""
+    return [*words, word] if word else words
 
 
 # Letters NFKD does not take apart, as ASCII writes them; and the German spelling of the umlauts.
@@ -183,22 +204,24 @@ _IDENTIFYING_TAGS: frozenset[int] = frozenset(
 
 
 _TEXT_VRS = frozenset(("AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "SH", "ST", "TM", "UC", "UI", "UR", "UT"))
+# Stored under these (or implicitly), a name is decoded as before: as text, or retyped from OB, OW, UN
+_AS_TEXT = _TEXT_VRS | {None, "PN", "UN", "OB", "OW"}
 
 
 @functools.lru_cache(maxsize=8192)
 def _collected_vr(tag: int, stored: str | None) -> str | None:
     """The VR an element is collected by (the dictionary's when it is stored as None, UN, OB or
-    OW, and PN where the dictionary says PN and the file claims another text VR: never the one
-    claimed, vr.py), or None when it holds no identifier to collect: not a sequence, not a person
-    name, not one of the identifying keywords."""
+    OW, and PN wherever the dictionary says PN and the file claims another VR but SQ: never the
+    one claimed, vr.py), or None when it holds no identifier to collect: not a sequence, not a
+    person name, not one of the identifying keywords."""
     vr = stored
     if vr in (None, "UN", "OB", "OW"):
         try:
             vr = dictionary_VR(tag)
         except KeyError:
             return None
-    elif vr in _TEXT_VRS and dictionary_vr(tag) == "PN":
-        vr = "PN"  # e.g. PatientName written as LO: its words are a name's (split at ^ and =)
+    elif vr not in ("PN", "SQ") and dictionary_vr(tag) == "PN":
+        vr = "PN"  # e.g. PatientName written as LO, or a physician's name as FL: its words are a name's
     if vr != "SQ" and vr != "PN" and tag not in _IDENTIFYING_TAGS:
         return None
     return vr
@@ -237,9 +260,12 @@ def _collect(dataset: Dataset, found: set[str]) -> None:
                 if vr == "DA":
                     found.update(date_spellings(value))
             continue
-        elem = decoded(dataset, tag)
-        if needs_retyping(elem.VR, vr):  # a name stored as OB or UN: read as the text it is
-            elem = retyped(dataset, elem, vr)
+        if vr == "PN" and raw.VR not in _AS_TEXT and isinstance(raw, RawDataElement) and isinstance(raw.value, bytes):
+            elem = read_as(dataset, tag, raw.value, vr)  # a name stored as FL, US, AT...: its bytes are its text
+        else:
+            elem = decoded(dataset, tag)
+            if needs_retyping(elem.VR, vr):  # a name stored as OB or UN: read as the text it is
+                elem = retyped(dataset, elem, vr)
         if elem.VR == "SQ":
             for item in elem.value or ():
                 _collect(item, found)

@@ -13,6 +13,7 @@ import functools
 from pydicom.datadict import dictionary_VR, private_dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag
 
 UNKNOWN = "UN"
 STORED_AS_BYTES = frozenset({"OB", "OW", "UN"})
@@ -58,8 +59,13 @@ def retyped(ds: Dataset, elem: DataElement, vr: str) -> DataElement:
     """`elem`'s stored bytes decoded under `vr` (the dataset's character set for text), so that
     an action reads and writes the value the dictionary says it is."""
     value = elem.value
-    data = value if isinstance(value, bytes) else b""
-    raw = RawDataElement(elem.tag, vr, len(data), data, 0, False, True)
+    return read_as(ds, elem.tag, value if isinstance(value, bytes) else b"", vr)
+
+
+def read_as(ds: Dataset, tag: BaseTag, data: bytes, vr: str) -> DataElement:
+    """The stored bytes `data` of `tag` decoded under `vr` (the dataset's character set for
+    text), without putting the result in `ds`."""
+    raw = RawDataElement(tag, vr, len(data), data, 0, False, True)
     return convert_raw_data_element(raw, encoding=ds._character_set, ds=ds)
 
 

@@ -5,15 +5,18 @@ of issue 16: "ZQWGRUß" kept as "ZQWGRUSS" in Image Comments, present at 2f1591b
 from __future__ import annotations
 
 import io
+import re
 
 import pydicom
 import pytest
 from pydicom._dicom_dict import DicomDictionary, RepeatersDictionary
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.tag import Tag
 
 from pipeline.profile.plan import compile_plan
 from pipeline.runner.process import scrub_bytes
-from pipeline.scrub.clean import Identifiers, _collectable, _collected_vr, ascii_forms, clean_text
+from pipeline.scrub.clean import Identifiers, _collectable, _collected_vr, _tokens, ascii_forms, clean_text
 from pipeline.scrub.keys import Keys
 from pipeline.verify.checks import verify_bytes
 from tests.conftest import encode, make_dataset
@@ -97,3 +100,59 @@ def test_a_text_vr_the_dictionary_gives_a_tag_is_kept_and_an_unknown_tag_keeps_t
     assert _collected_vr(0x00081030, "LO") is None  # StudyDescription: LO, not an identifier to collect
     assert _collected_vr(0x00100020, "LO") == "LO"  # PatientID: an identifying keyword, collected as LO
     assert _collected_vr(0x00091010, "LO") is None  # a private tag: no dictionary VR, not collected
+
+
+def _stored(ds: Dataset, tag: int, vr: str, value: bytes) -> None:
+    """`value` stored under `vr` as raw bytes, as a file would hold them (pydicom writes them unchanged)."""
+    padded = value + b" " * (len(value) % 2)
+    ds._dict[Tag(tag)] = RawDataElement(Tag(tag), vr, len(padded), padded, 0, False, True)
+
+
+# (what the file holds, the text that repeats a part of it, the parts that must not be published); from a
+# breaker's leaks with clean-descriptors: names and institutions written with separators other than ^ and
+# spaces, several names in one UT, a name stored under a binary VR
+SEPARATED = [
+    ((0x00100010, "PN", b"SMYTHE_JOHANN"), "Smythe follow-up", ["SMYTHE"]),
+    ((0x00100010, "PN", b"SMYTHE/JOHANN"), "seen: Johann", ["JOHANN"]),
+    ((0x00100010, "PN", b"SMYTHE:JOHANN"), "Smythe case", ["SMYTHE"]),
+    ((0x00100010, "PN", b"SMYTHE&JOHANN"), "Johann again", ["JOHANN"]),
+    ((0x00100010, "PN", b'SMYTHE^JOHANN "HANSI"'), "ask for Hansi", ["HANSI"]),
+    ((0x00100010, "PN", b"SMYTHE^JOHANN(ANNA)"), "Anna's scan", ["ANNA"]),
+    ((0x00080090, "LO", b"MULLER/SCHMIDT^JORG"), "Dr Schmidt", ["SCHMIDT"]),
+    ((0x00101001, "UT", b"KESTRELL^BO\\LEE^XU"), "LEE BO", ["LEE", "BO"]),
+    ((0x00080090, "FL", b"NG^WU   "), "WU", ["WU"]),
+    ((0x00081050, "US", b"NG^WU   "), "assist Wu", ["WU"]),
+    ((0x00081050, "AT", b"NG^WU   "), "assist Wu", ["WU"]),
+    ((0x00080090, "OD", b"NG^WU   "), "assist Wu", ["WU"]),
+    ((0x00080080, "LO", b"QUENTARO_FELLSWICK"), "Transfer from Fellswick", ["FELLSWICK"]),
+    ((0x00080080, "LO", b"QUENTARO/FELLSWICK CLINIC"), "Transfer from Fellswick", ["FELLSWICK"]),
+    ((0x00080080, "UT", b"QUENTARO\\FELLSWICK"), "Transfer from Fellswick", ["FELLSWICK"]),
+    ((0x00081040, "LO", b"NEURO-FELLSWICK"), "Transfer from Fellswick", ["FELLSWICK"]),
+]
+
+
+@pytest.mark.parametrize(("stored", "text", "parts"), SEPARATED)
+def test_the_words_of_an_identifier_are_collected_whatever_separates_them_and_whatever_vr_holds_a_name(
+    stored: tuple[int, str, bytes], text: str, parts: list[str], keys: Keys
+) -> None:
+    """C collects an identifier's words split at every character that is not a letter, a mark or
+    a digit, and a name by the dictionary's PN whatever VR the file claims (PS3.6; PS3.5 7.1.2):
+    free text repeating a part is cleaned, and verify clears the output."""
+    ds = make_dataset(patient="QUORVAL^ZENITHA")
+    tag, vr, value = stored
+    if Tag(tag) in ds:
+        del ds[tag]
+    _stored(ds, tag, vr, value)
+    ds.StudyDescription = text
+    ds.RTPlanLabel = text[:16]
+    scrubbed = scrub_bytes(encode(ds), CLEAN, keys, keep_original=True)
+    out = pydicom.dcmread(io.BytesIO(scrubbed.data))
+    for keyword in ("StudyDescription", "RTPlanLabel"):
+        words = {w.upper() for w in re.split(r"[^A-Za-z]+", str(out.get(keyword, "")))}
+        assert not words & set(parts), (keyword, vr)
+    assert not verify_bytes(scrubbed.data, ("clean-descriptors",), original=scrubbed.before, output_path="x.dcm")
+
+
+def test_a_name_in_a_script_with_vowel_signs_stays_one_word() -> None:
+    """Marks (Unicode category M) are part of the word they follow: राम^शर्मा gives राम and शर्मा."""
+    assert {"राम", "शर्मा"} <= _tokens("राम^शर्मा", is_name=True)
