@@ -53,11 +53,12 @@ WORKER_ENVIRONMENT_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_TH
 
 @contextlib.contextmanager
 def connect(workers: int | None, scheduler: str | None, memory_limit: str,
-            announce: Callable[[str], None], dashboard: bool = True) -> Iterator[tuple[Any, str]]:
+            announce: Callable[[str], None], dashboard: bool = False) -> Iterator[tuple[Any, str]]:
     """A Dask client: on the scheduler at `scheduler`, or on a LocalCluster of `workers` single-
     threaded processes (one per core when None). Yields (client, "scheduler" | "local-cluster").
-    Without `dashboard`, a local cluster starts no dashboard (its web server and plots cost the
-    client about a second of start-up) and its workers no profiler."""
+    Without `dashboard` (the default; `run --dashboard` asks for it), a local cluster starts no
+    dashboard (its web server and plots cost the client about a second of start-up) and its
+    workers no profiler."""
     import distributed
     from dask import config as dask_config
 

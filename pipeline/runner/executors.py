@@ -34,7 +34,7 @@ Execute = Callable[[Iterator[Batch]], Iterator[Done]]
 @contextlib.contextmanager
 def start_executor(
     workers: int | None, scheduler: str | None, memory_limit: str, plan: Plan, keys: Keys, worker_cfg: WorkerConfig,
-    announce: Callable[[str], None], dashboard: bool = True,
+    announce: Callable[[str], None], dashboard: bool = False,
 ) -> Iterator[tuple[Execute, str, int]]:
     """Yield (execute, executor name, worker threads): a plain loop in this process with
     ``workers=0`` and no scheduler, else a local cluster (with its dashboard when `dashboard`)

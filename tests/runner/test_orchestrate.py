@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import operator
 import socket
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.profile.plan import compile_plan
-from pipeline.runner.cluster import DASK_LOG_LENGTH, connect
+from pipeline.runner.cluster import DASK_LOG_LENGTH, connect, map_batches
 from pipeline.runner.discover import discover
 from pipeline.runner.orchestrate import EXIT_QUARANTINED, RunConfig, RunResult, run
 from pipeline.runner.outcome import Disposition
@@ -208,3 +209,12 @@ def test_a_run_on_an_external_scheduler_publishes_the_same_bytes(tmp_path: Path,
     assert release_files(tmp_path / "remote" / "release") == release_files(tmp_path / "serial" / "release")
     record = (tmp_path / "remote" / "release.run.json").read_text()
     assert '"executor": "scheduler"' in record and external_scheduler not in record
+
+
+def test_a_local_cluster_for_verify_starts_without_a_dashboard() -> None:
+    """`verify` maps its batches on a local cluster (`map_batches`): no dashboard and no "Dask
+    dashboard" notice, as the README says of a local cluster (a newcomer saw one printed)."""
+    notices: list[str] = []
+    results = sorted(map_batches(operator.add, [(1, 2), (3, 4)], 1, None, notices.append))
+    assert results == [3, 7]
+    assert not [n for n in notices if "dashboard" in n.lower()]
