@@ -124,3 +124,12 @@ def test_the_public_api_survives_the_runner_subpackage() -> None:
     assert RunConfig is Config
     assert Outcome.__name__ == "Outcome"
     assert set(pipeline.__all__) >= {"run", "RunConfig", "Outcome", "PipelineError", "__version__"}
+
+
+def test_the_key_folder_the_readme_names_is_ignored_by_git() -> None:
+    """The README's `deid-pipeline keygen secrets/project.key` inside the checkout: `git add .`
+    must not commit the key (a newcomer found secrets/ listed as untracked)."""
+    repo = Path(__file__).resolve().parents[2]
+    assert "keygen secrets/project.key" in (repo / "README.md").read_text()
+    done = subprocess.run(["git", "check-ignore", "-q", "secrets/project.key"], cwd=repo, timeout=60)
+    assert done.returncode == 0
