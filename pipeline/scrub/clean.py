@@ -19,6 +19,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from pydicom._dicom_dict import DicomDictionary, RepeatersDictionary
 from pydicom.datadict import dictionary_VR, tag_for_keyword
@@ -66,7 +67,41 @@ IDENTIFYING_KEYWORDS: tuple[str, ...] = (
     "CountryOfResidence",
     "EthnicGroup",
     "Occupation",
+    # PS3.15 Table E.1-1 rows (X, Z or X/D) whose values name a place, an organisation, a station or an order
+    "ReferringPhysicianAddress",
+    "ReferringPhysicianTelephoneNumbers",
+    "PatientInstitutionResidence",
+    "CurrentPatientLocation",
+    "ResponsibleOrganization",
+    "ScheduledStationName",
+    "ScheduledProcedureStepLocation",
+    "PerformedStationName",
+    "PerformedLocation",
+    "DetectorID",
+    "GantryID",
+    "PlacerOrderNumberImagingServiceRequest",
+    "FillerOrderNumberImagingServiceRequest",
+    "PatientTelecomInformation",
+    "PersonTelecomInformation",
 )
+# Of those, the ones whose values are words (places, organisations, ranks): split into words as a
+# name is. The others are IDs, numbers and dates: split only at spaces and the like, and also taken
+# with their separators dropped ("AB-7731" is also "AB7731"), so that "MR_3T_01" or "CT-HEAD-01"
+# does not take MR, 3T, CT or HEAD out of every descriptor.
+WORD_KEYWORDS: frozenset[str] = frozenset({
+    "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "PatientAddress", "PersonAddress",
+    "ReferringPhysicianAddress", "PatientInstitutionResidence", "CurrentPatientLocation", "ResponsibleOrganization",
+    "ScheduledProcedureStepLocation", "PerformedLocation", "MilitaryRank", "BranchOfService", "RegionOfResidence",
+    "CountryOfResidence", "EthnicGroup", "Occupation",
+})
+
+
+class TokenKind(StrEnum):
+    """How a collected value is taken apart (`_tokens`)."""
+
+    NAME = "name"  # a person's name: its words, and its parts joined as scripts without spaces write them
+    WORDS = "words"  # a place or an organisation: its words
+    ID = "id"  # an ID, a number, a date: its space-separated parts, and itself without separators
 
 _PATTERNS = re.compile(
     r"""
@@ -101,17 +136,23 @@ def joined_names(group: str) -> set[str]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _tokens(value: str, is_name: bool = False) -> frozenset[str]:
-    """The value whole and its parts, split at every character that is not a letter, a mark or a digit
-    (the ^ and = of PN, and whatever a file writes in their place: "SMYTHE_JOHANN", "MULLER/SCHMIDT",
-    "QUENTARO_FELLSWICK", names a UT holds apart by backslashes; "Smith-Jones" leaves neither
-    "Smith" nor "Jones"); a person name is also taken with its parts joined. Remembered: the
-    files of one patient carry the same values."""
+def _tokens(value: str, kind: TokenKind = TokenKind.ID) -> frozenset[str]:
+    """The value whole and its parts. A name's or a place's words are split at every character
+    that is not a letter, a mark or a digit (the ^ and = of PN, and whatever a file writes in
+    their place: "SMYTHE_JOHANN", "MULLER/SCHMIDT", "QUENTARO_FELLSWICK", names a UT holds apart by
+    backslashes; "Smith-Jones" leaves neither "Smith" nor "Jones"); a person name is also taken
+    with its parts joined. An ID's parts are those between spaces, commas, ^, = and backslashes,
+    and the ID also counts without any separator. Remembered: the files of one patient carry the
+    same values."""
     if not value.isascii():
         value = unicodedata.normalize("NFKC", value).translate(_HIRAGANA)
     parts = {value.strip()}
-    parts.update(_words(value))
-    if is_name:
+    if kind is TokenKind.ID:
+        parts.update(_ID_SEPARATORS.split(value))
+        parts.add("".join(_words(value)))
+    else:
+        parts.update(_words(value))
+    if kind is TokenKind.NAME:
         for group in value.split("="):
             parts.update(joined_names(group))
     if not value.isascii():  # "MÜLLER" typed again in free text as "MUELLER" or "MULLER"
@@ -120,6 +161,7 @@ def _tokens(value: str, is_name: bool = False) -> frozenset[str]:
 
 
 _ASCII_SEPARATORS = re.compile(r"[^A-Za-z0-9]+")
+_ID_SEPARATORS = re.compile(r"[\^=\s,\\]+")
 
 
 def _words(value: str) -> list[str]:
@@ -198,6 +240,7 @@ def _identifiers(found: frozenset[str]) -> Identifiers:
     return made
 
 
+_WORD_TAGS: frozenset[int] = frozenset(t for t in (tag_for_keyword(k) for k in WORD_KEYWORDS) if t is not None)
 _IDENTIFYING_TAGS: frozenset[int] = frozenset(
     t for t in (tag_for_keyword(k) for k in IDENTIFYING_KEYWORDS) if t is not None
 )
@@ -211,17 +254,19 @@ _AS_TEXT = _TEXT_VRS | {None, "PN", "UN", "OB", "OW"}
 @functools.lru_cache(maxsize=8192)
 def _collected_vr(tag: int, stored: str | None) -> str | None:
     """The VR an element is collected by (the dictionary's when it is stored as None, UN, OB or
-    OW, and PN wherever the dictionary says PN and the file claims another VR but SQ: never the
-    one claimed, vr.py), or None when it holds no identifier to collect: not a sequence, not a
-    person name, not one of the identifying keywords."""
+    OW, and wherever the dictionary says PN, or a text VR of an identifying keyword, and the file
+    claims another VR but SQ: never the one claimed, vr.py), or None when it holds no identifier
+    to collect: not a sequence, not a person name, not one of the identifying keywords."""
     vr = stored
     if vr in (None, "UN", "OB", "OW"):
         try:
             vr = dictionary_VR(tag)
         except KeyError:
             return None
-    elif vr not in ("PN", "SQ") and dictionary_vr(tag) == "PN":
-        vr = "PN"  # e.g. PatientName written as LO, or a physician's name as FL: its words are a name's
+    elif vr not in ("PN", "SQ"):
+        dictionary = dictionary_vr(tag)  # e.g. PatientName written as LO, a physician's name or a station as FL
+        if dictionary == "PN" or (tag in _IDENTIFYING_TAGS and dictionary in _TEXT_VRS):
+            vr = dictionary
     if vr != "SQ" and vr != "PN" and tag not in _IDENTIFYING_TAGS:
         return None
     return vr
@@ -244,6 +289,14 @@ def _collectable() -> frozenset[int]:
 _ALWAYS_COLLECTED = ("SQ", "PN")  # stored under these VRs an element is collected whatever its tag
 
 
+def _kind(tag: int, vr: str) -> TokenKind:
+    """How a value collected under `vr` is taken apart: a PN as a name, an identifying keyword of
+    WORD_KEYWORDS as words, anything else as an ID."""
+    if vr == "PN":
+        return TokenKind.NAME
+    return TokenKind.WORDS if tag in _WORD_TAGS else TokenKind.ID
+
+
 def _collect(dataset: Dataset, found: set[str]) -> None:
     """Gather identifiers, decoding only PN values, sequences and the identifying keywords."""
     collectable = _collectable()
@@ -256,12 +309,12 @@ def _collect(dataset: Dataset, found: set[str]) -> None:
         values = stored_values(raw, vr, dataset)
         if values is not None:
             for value in values:
-                found.update(_tokens(value, is_name=vr == "PN"))
+                found.update(_tokens(value, _kind(tag, vr)))
                 if vr == "DA":
                     found.update(date_spellings(value))
             continue
-        if vr == "PN" and raw.VR not in _AS_TEXT and isinstance(raw, RawDataElement) and isinstance(raw.value, bytes):
-            elem = read_as(dataset, tag, raw.value, vr)  # a name stored as FL, US, AT...: its bytes are its text
+        if raw.VR not in _AS_TEXT and vr != raw.VR and isinstance(raw, RawDataElement) and isinstance(raw.value, bytes):
+            elem = read_as(dataset, tag, raw.value, vr)  # a name or an ID stored as FL, US, AT...: its bytes
         else:
             elem = decoded(dataset, tag)
             if needs_retyping(elem.VR, vr):  # a name stored as OB or UN: read as the text it is
@@ -271,7 +324,7 @@ def _collect(dataset: Dataset, found: set[str]) -> None:
                 _collect(item, found)
             continue
         for value in _values(elem.value):  # read as `vr` says: a name claimed as LO is split as a name
-            found.update(_tokens(value, is_name=vr == "PN"))
+            found.update(_tokens(value, _kind(tag, vr)))
             if vr == "DA":
                 found.update(date_spellings(value))
 

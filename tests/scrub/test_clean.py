@@ -16,7 +16,15 @@ from pydicom.tag import Tag
 
 from pipeline.profile.plan import compile_plan
 from pipeline.runner.process import scrub_bytes
-from pipeline.scrub.clean import Identifiers, _collectable, _collected_vr, _tokens, ascii_forms, clean_text
+from pipeline.scrub.clean import (
+    Identifiers,
+    TokenKind,
+    _collectable,
+    _collected_vr,
+    _tokens,
+    ascii_forms,
+    clean_text,
+)
 from pipeline.scrub.keys import Keys
 from pipeline.verify.checks import verify_bytes
 from tests.conftest import encode, make_dataset
@@ -155,4 +163,58 @@ def test_the_words_of_an_identifier_are_collected_whatever_separates_them_and_wh
 
 def test_a_name_in_a_script_with_vowel_signs_stays_one_word() -> None:
     """Marks (Unicode category M) are part of the word they follow: राम^शर्मा gives राम and शर्मा."""
-    assert {"राम", "शर्मा"} <= _tokens("राम^शर्मा", is_name=True)
+    assert {"राम", "शर्मा"} <= _tokens("राम^शर्मा", TokenKind.NAME)
+
+
+# (what the file holds, the text repeating it, the words that must go); a second breaker's leaks with
+# clean-descriptors: an ID written without its separators, identifying keywords stored under a binary VR,
+# Table E.1-1 attributes C did not read
+MORE_IDENTIFIERS = [
+    ((0x00100020, "LO", b"AB-7731"), "ref AB7731", ["AB7731"]),
+    ((0x00080050, "SH", b"RZ/20/5518"), "acc RZ205518", ["RZ205518"]),
+    ((0x00080080, "FL", b"QUENTARO FELLSWICK CLINIC   "), "Fellswick protocol, Quentaro", ["FELLSWICK", "QUENTARO"]),
+    ((0x00081010, "US", b"CTFELLS01 "), "done on CTFELLS01", ["CTFELLS01"]),
+    ((0x00181000, "OD", b"SN77QX41"), "serial SN77QX41", ["SN77QX41"]),
+    ((0x00080092, "ST", b"12 BRAMBLECOTE LANE"), "from Bramblecote", ["BRAMBLECOTE"]),
+    ((0x00402016, "LO", b"ORD-5521-KX"), "order ORD5521KX", ["ORD5521KX"]),
+    ((0x00400242, "SH", b"CTVORNAK2"), "on CTVORNAK2 today", ["CTVORNAK2"]),
+    ((0x00380300, "LO", b"WARD 7 VORNAKIS WING"), "Vornakis wing", ["VORNAKIS"]),
+]
+
+
+@pytest.mark.parametrize(("stored", "text", "parts"), MORE_IDENTIFIERS)
+def test_ids_without_separators_identifiers_under_a_binary_vr_and_more_table_rows_are_cleaned(
+    stored: tuple[int, str, bytes], text: str, parts: list[str], keys: Keys
+) -> None:
+    test_the_words_of_an_identifier_are_collected_whatever_separates_them_and_whatever_vr_holds_a_name(
+        stored, text, parts, keys)
+
+
+# (what the file holds, a descriptor, the words of it that must stay): an ID, a date or a number is not
+# split into its pieces, which would take clinical words out of every descriptor (the breaker's table)
+KEPT_WORDS = [
+    ((0x00081010, "SH", b"MR_3T_01"), "MR BRAIN 3T series 01", ["MR", "BRAIN", "3T", "01"]),
+    ((0x00401001, "SH", b"CT-HEAD-01"), "CT HEAD W/O", ["CT", "HEAD"]),
+    ((0x00100030, "DA", b"1985-03-12"), "slice 03 of 12", ["03", "12"]),
+    ((0x00102154, "SH", b"+44 (0)20 7946-0958"), "Contrast 20 ml at 44 s", ["20", "44"]),
+    ((0x00100020, "LO", b"MR-2024-001"), "MR 2024 protocol", ["MR", "2024"]),
+    ((0x00200010, "SH", b"CT.ABD.5"), "CT ABD", ["CT", "ABD"]),
+    ((0x00181000, "LO", b"T1-PLUS.3"), "T1 PLUS", ["T1", "PLUS"]),
+]
+
+
+@pytest.mark.parametrize(("stored", "text", "kept"), KEPT_WORDS)
+def test_an_id_is_not_taken_apart_into_words_that_descriptors_need(
+    stored: tuple[int, str, bytes], text: str, kept: list[str], keys: Keys
+) -> None:
+    ds = make_dataset(patient="QUORVAL^ZENITHA")
+    tag, vr, value = stored
+    if Tag(tag) in ds:
+        del ds[tag]
+    _stored(ds, tag, vr, value)
+    ds.StudyDescription = text
+    scrubbed = scrub_bytes(encode(ds), CLEAN, keys, keep_original=True)
+    out = pydicom.dcmread(io.BytesIO(scrubbed.data))
+    words = set(re.split(r"[^A-Za-z0-9]+", str(out.StudyDescription).upper()))
+    assert set(kept) <= words, str(out.StudyDescription)
+    assert not verify_bytes(scrubbed.data, ("clean-descriptors",), original=scrubbed.before, output_path="x.dcm")
