@@ -98,8 +98,9 @@ def map_batches(function: Callable[..., R], batches: Iterable[tuple[Any, ...]], 
         for batch in batches:
             yield function(*batch)
         return
-    with connect(workers, scheduler, memory_limit, announce) as (client, _):
+    with connect(workers, scheduler, memory_limit, announce) as (client, executor):
         threads = max(1, sum(client.nthreads().values()))
+        announce(f"Dask: {executor}, {threads} worker thread(s)")
         for _, future in submit_bounded(client, function, batches, lambda batch: batch, threads):
             result: R = future.result()
             yield result

@@ -218,3 +218,4 @@ def test_a_local_cluster_for_verify_starts_without_a_dashboard() -> None:
     results = sorted(map_batches(operator.add, [(1, 2), (3, 4)], 1, None, notices.append))
     assert results == [3, 7]
     assert not [n for n in notices if "dashboard" in n.lower()]
+    assert notices == ["Dask: local-cluster, 1 worker thread(s)"]  # what it ran on, said once

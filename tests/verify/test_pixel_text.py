@@ -54,7 +54,7 @@ def test_scan_with_ocr_reports_text_in_pixels_and_verify_with_ocr_passes_a_clean
                               capture_output=True, text=True, check=False)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "0 with findings" in verified.stdout
-    assert "Dask dashboard" in verified.stderr  # verified on a local cluster, like run
+    assert "Dask: local-cluster" in verified.stderr  # verified on a local cluster, like run
 
 
 def test_verify_on_dask_reports_what_a_serial_verify_reports(tmp_path: Path) -> None:
