@@ -149,18 +149,43 @@ def _tokens(value: str, kind: TokenKind = TokenKind.ID) -> frozenset[str]:
     parts = {value.strip()}
     if kind is TokenKind.ID:
         parts.update(_ID_SEPARATORS.split(value))
-        parts.add("".join(_words(value)))
+        parts.update(_id_runs(value))
     else:
         parts.update(_words(value))
     if kind is TokenKind.NAME:
         for group in value.split("="):
             parts.update(joined_names(group))
+        # a component written without its apostrophes, hyphens or spaces: O'BRIEN as OBRIEN, DE LA CRUZ as
+        # DELACRUZ (4 letters or more: initials S R joined are SR, a word of every structured report)
+        joined = ("".join(_words(component)) for component in re.split(r"[\^=\\]+", value))
+        parts.update(name for name in joined if len(name) >= _MIN_JOINED)
     if not value.isascii():  # "MÜLLER" typed again in free text as "MUELLER" or "MULLER"
         parts.update(spelled for part in list(parts) for spelled in ascii_forms(part))
     return frozenset(p.strip() for p in parts if len(p.strip()) >= MIN_TOKEN)
 
 
 _ASCII_SEPARATORS = re.compile(r"[^A-Za-z0-9]+")
+_MIN_JOINED = 4  # letters of a name component taken without its separators
+_MAX_ID_PIECES = 8  # an ID's pieces whose runs are taken (its runs grow with their square)
+
+
+def _id_runs(value: str) -> set[str]:
+    """What of an ID a text may repeat: every run of two or more of its pieces (the letters and
+    digits between separators), as written and with the separators dropped (ORD-5521-KX:
+    ORD-5521, 5521-KX, ORD5521KX, ...), and a number's pieces without leading zeros when 4
+    digits or more are left (0047731: 47731). A single piece alone is not taken: MR-2024-001
+    would otherwise take MR and 2024 out of every text."""
+    spans = [m.span() for m in _PIECE.finditer(value)][:_MAX_ID_PIECES]
+    runs = {value[spans[i][0]:spans[j][1]] for i in range(len(spans)) for j in range(i + 1, len(spans))}
+    runs |= {"".join(_words(run)) for run in runs}
+    for start, end in spans:
+        piece = value[start:end]
+        if piece.isdigit() and piece != piece.lstrip("0") and len(piece.lstrip("0")) >= 4:
+            runs.add(piece.lstrip("0"))
+    return runs
+
+
+_PIECE = re.compile(r"[^\W_]+")  # letters and digits: the pieces of an ID
 _ID_SEPARATORS = re.compile(r"[\^=\s,\\]+")
 
 

@@ -218,3 +218,21 @@ def test_an_id_is_not_taken_apart_into_words_that_descriptors_need(
     words = set(re.split(r"[^A-Za-z0-9]+", str(out.StudyDescription).upper()))
     assert set(kept) <= words, str(out.StudyDescription)
     assert not verify_bytes(scrubbed.data, ("clean-descriptors",), original=scrubbed.before, output_path="x.dcm")
+
+
+# a third round: what a text repeats of an ID, and names written without their apostrophes or spaces
+RUNS_AND_PARTICLES = [
+    ((0x00402016, "LO", b"ORD-5521-KX"), "order / 5521-KX", ["5521", "KX"]),
+    ((0x00100020, "LO", b"0047731"), "MRN 47731 prior", ["47731"]),
+    ((0x00100010, "PN", b"O'BRIEN^SEAN"), "Pt OBrien", ["OBRIEN"]),
+    ((0x00100010, "PN", b"D'ANGELO^LUCA"), "Pt Dangelo", ["DANGELO"]),
+    ((0x00100010, "PN", b"DE LA CRUZ^ANA"), "Pt Delacruz", ["DELACRUZ"]),
+]
+
+
+@pytest.mark.parametrize(("stored", "text", "parts"), RUNS_AND_PARTICLES)
+def test_runs_of_an_id_and_names_without_their_particles_separators_are_cleaned(
+    stored: tuple[int, str, bytes], text: str, parts: list[str], keys: Keys
+) -> None:
+    test_the_words_of_an_identifier_are_collected_whatever_separates_them_and_whatever_vr_holds_a_name(
+        stored, text, parts, keys)
