@@ -148,8 +148,9 @@ def _tokens(value: str, kind: TokenKind = TokenKind.ID) -> frozenset[str]:
         value = unicodedata.normalize("NFKC", value).translate(_HIRAGANA)
     parts = {value.strip()}
     if kind is TokenKind.ID:
-        parts.update(_ID_SEPARATORS.split(value))
-        parts.update(_id_runs(value))
+        for each in value.split("\\"):  # the values of a multi-valued ID held in one UT
+            parts.add(each.strip())
+            parts.update(_id_forms(each))
     else:
         parts.update(_words(value))
     if kind is TokenKind.NAME:
@@ -161,32 +162,72 @@ def _tokens(value: str, kind: TokenKind = TokenKind.ID) -> frozenset[str]:
         parts.update(name for name in joined if len(name) >= _MIN_JOINED)
     if not value.isascii():  # "MÜLLER" typed again in free text as "MUELLER" or "MULLER"
         parts.update(spelled for part in list(parts) for spelled in ascii_forms(part))
-    return frozenset(p.strip() for p in parts if len(p.strip()) >= MIN_TOKEN)
+    return frozenset(p.strip() for p in parts if len(p.strip().replace(FLEXIBLE, "").replace(ZEROS, "")) >= MIN_TOKEN)
 
 
 _ASCII_SEPARATORS = re.compile(r"[^A-Za-z0-9]+")
 _MIN_JOINED = 4  # letters of a name component taken without its separators
 _MAX_ID_PIECES = 8  # an ID's pieces whose runs are taken (its runs grow with their square)
+_MIN_ID_PART = 6  # characters (separators aside) of a run, or of a piece alone, that identify
+_MIN_NUMBER = 5  # digits of a number left once its leading zeros are dropped
+# A token made of an ID's pieces: matched with any separators, or none, between them (FLEXIBLE
+# before each piece), a piece of digits also with any leading zeros (ZEROS before it); `_identifiers`.
+FLEXIBLE, ZEROS = "\x00", "\x01"
 
 
-def _id_runs(value: str) -> set[str]:
-    """What of an ID a text may repeat: every run of two or more of its pieces (the letters and
-    digits between separators), as written and with the separators dropped (ORD-5521-KX:
-    ORD-5521, 5521-KX, ORD5521KX, ...), and a number's pieces without leading zeros when 4
-    digits or more are left (0047731: 47731). A single piece alone is not taken: MR-2024-001
-    would otherwise take MR and 2024 out of every text."""
-    spans = [m.span() for m in _PIECE.finditer(value)][:_MAX_ID_PIECES]
-    runs = {value[spans[i][0]:spans[j][1]] for i in range(len(spans)) for j in range(i + 1, len(spans))}
-    runs |= {"".join(_words(run)) for run in runs}
-    for start, end in spans:
-        piece = value[start:end]
-        if piece.isdigit() and piece != piece.lstrip("0") and len(piece.lstrip("0")) >= 4:
-            runs.add(piece.lstrip("0"))
-    return runs
+def _id_forms(value: str) -> set[str]:
+    """What of an ID (a number, a date) a text may repeat besides the ID as written (module
+    `_tokens`; pieces are its runs of letters and digits):
+    - the whole ID with any separators or none between its pieces (ORD_5521_KX as ORD-5521-KX,
+      ORD 5521 KX, ORD5521KX; AB-7731 as AB 7731), and a number with any leading zeros (0047731
+      as 47731 or 047731, when 5 digits or more are left);
+    - every shorter run of two or more pieces of 6 characters or more, as written and joined
+      (5521-KX, ORD5521), and a piece alone of 6 characters with 4 digits or more (MRN-0047731:
+      0047731);
+    never a shorter piece alone: MR-2024-001, CT_HEAD_01 or SN 1.25.3 would otherwise take MR,
+    2024, HEAD or 1.25 out of every text."""
+    pieces = _PIECE.findall(value)[:_MAX_ID_PIECES]
+    if not pieces:
+        return set()
+    forms = {_flexible(pieces)}
+    for i in range(len(pieces)):
+        for j in range(i + 1, len(pieces) + 1):
+            run = pieces[i:j]
+            joined = "".join(run)
+            if len(run) == len(pieces) or len(joined) < _MIN_ID_PART:
+                continue
+            if len(run) == 1:
+                if sum(c.isdigit() for c in joined) >= 4:
+                    forms.add(_flexible(run))
+            else:
+                forms.add(joined)
+                forms.add(_written(value, run, i))
+    return forms
+
+
+def _flexible(pieces: list[str]) -> str:
+    return "".join(FLEXIBLE + (ZEROS + piece.lstrip("0") if _is_padded(piece) else piece) for piece in pieces)
+
+
+def _is_padded(piece: str) -> bool:
+    return piece.isdigit() and len(piece.lstrip("0")) >= _MIN_NUMBER
+
+
+def _written(value: str, run: list[str], first: int) -> str:
+    """The run of pieces `run` (from piece `first`) as `value` writes it, separators included."""
+    spans = [m.span() for m in _PIECE.finditer(value)]
+    return value[spans[first][0]:spans[first + len(run) - 1][1]]
+
+
+def _alternative(token: str) -> str:
+    """The regular expression of one collected token (FLEXIBLE tokens: `_id_forms`)."""
+    if not token.startswith(FLEXIBLE):
+        return re.escape(token)
+    pieces = token[1:].split(FLEXIBLE)
+    return r"[\W_]*".join("0*" + re.escape(p[1:]) if p.startswith(ZEROS) else re.escape(p) for p in pieces)
 
 
 _PIECE = re.compile(r"[^\W_]+")  # letters and digits: the pieces of an ID
-_ID_SEPARATORS = re.compile(r"[\^=\s,\\]+")
 
 
 def _words(value: str) -> list[str]:
@@ -257,7 +298,7 @@ def _identifiers(found: frozenset[str]) -> Identifiers:
         made = Identifiers(None)
     else:
         ordered = sorted(found, key=len, reverse=True)
-        alternatives = "|".join(re.escape(t) for t in ordered)
+        alternatives = "|".join(_alternative(t) for t in ordered)
         made = Identifiers(re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])", re.IGNORECASE))
     if len(_IDENTIFIERS) >= _MAX_IDENTIFIERS:
         _IDENTIFIERS.clear()
@@ -288,7 +329,7 @@ def _collected_vr(tag: int, stored: str | None) -> str | None:
             vr = dictionary_VR(tag)
         except KeyError:
             return None
-    elif vr not in ("PN", "SQ"):
+    elif vr != "SQ":
         dictionary = dictionary_vr(tag)  # e.g. PatientName written as LO, a physician's name or a station as FL
         if dictionary == "PN" or (tag in _IDENTIFYING_TAGS and dictionary in _TEXT_VRS):
             vr = dictionary

@@ -236,3 +236,58 @@ def test_runs_of_an_id_and_names_without_their_particles_separators_are_cleaned(
 ) -> None:
     test_the_words_of_an_identifier_are_collected_whatever_separates_them_and_whatever_vr_holds_a_name(
         stored, text, parts, keys)
+
+
+# a fourth round (IDs): the ID as any separators write it, a padded number without its zeros ...
+ID_FORMS = [
+    ((0x00100020, "LO", b"MRN-0047731"), "MRN 0047731 prior", ["0047731"]),
+    ((0x00100020, "LO", b"MRN-0047731"), "MRN:47731", ["47731"]),
+    ((0x00402016, "LO", b"ORD_5521_KX"), "order ORD-5521-KX", ["ORD", "5521", "KX"]),
+    ((0x00402016, "LO", b"ORD-5521-KX"), "order ORD 5521 KX", ["ORD", "5521", "KX"]),
+    ((0x00080050, "SH", b"A2024-0001"), "acc A2024/0001", ["A2024", "0001"]),
+    ((0x00100020, "LO", b"AB-7731"), "ref AB 7731", ["AB", "7731"]),
+    ((0x00100020, "LO", b"47731"), "MRN 0047731", ["0047731"]),
+]
+# ... and what an ID must not take out of a descriptor: a piece that is also a number or a term
+ID_KEPT = [
+    ((0x00100020, "LO", b"0002024"), "follow-up 2024", ["2024"]),
+    ((0x00080050, "SH", b"0001024"), "CT CHEST 1024 x 1024 matrix", ["1024", "CT", "CHEST"]),
+    ((0x00181000, "LO", b"SN 1.25.3"), "CT CHEST 1.25 mm", ["1", "25", "CHEST"]),
+    ((0x00181000, "LO", b"B-1000-7731"), "DWI B1000 ADC", ["B1000"]),
+    ((0x00081010, "SH", b"MR-3T-01"), "MR3T BRAIN; 3T01", ["MR3T", "3T01"]),
+    ((0x00400242, "SH", b"MR 1.5T"), "MR BRAIN 1.5T", ["MR", "BRAIN"]),
+    ((0x00181008, "LO", b"GANTRY 3T"), "MR BRAIN 3T", ["3T"]),
+    ((0x00080094, "SH", b"617 555 0123 ext 20"), "Contrast 20 ml, 555 series", ["20", "555"]),
+    ((0x00081010, "SH", b"CT 01"), "CT CHEST", ["CT"]),
+    ((0x00100020, "PN", b"MR-2024-001"), "MR BRAIN follow-up 2024 T1", ["MR", "2024", "T1"]),
+]
+
+
+def _scrubbed_words(stored: tuple[int, str, bytes], text: str, keys: Keys) -> tuple[set[str], bytes, Dataset | None]:
+    ds = make_dataset(patient="QUORVAL^ZENITHA")
+    tag, vr, value = stored
+    if Tag(tag) in ds:
+        del ds[tag]
+    _stored(ds, tag, vr, value)
+    ds.StudyDescription = text
+    scrubbed = scrub_bytes(encode(ds), CLEAN, keys, keep_original=True)
+    out = pydicom.dcmread(io.BytesIO(scrubbed.data))
+    return set(re.split(r"[^A-Za-z0-9]+", str(out.StudyDescription).upper())), scrubbed.data, scrubbed.before
+
+
+@pytest.mark.parametrize(("stored", "text", "parts"), ID_FORMS)
+def test_an_id_is_cleaned_however_a_text_separates_or_pads_it(
+    stored: tuple[int, str, bytes], text: str, parts: list[str], keys: Keys
+) -> None:
+    words, data, before = _scrubbed_words(stored, text, keys)
+    assert not words & set(parts), words
+    assert not verify_bytes(data, ("clean-descriptors",), original=before, output_path="x.dcm")
+
+
+@pytest.mark.parametrize(("stored", "text", "kept"), ID_KEPT)
+def test_an_ids_pieces_stay_in_a_descriptor_that_uses_them_otherwise(
+    stored: tuple[int, str, bytes], text: str, kept: list[str], keys: Keys
+) -> None:
+    words, data, before = _scrubbed_words(stored, text, keys)
+    assert set(kept) <= words, words
+    assert not verify_bytes(data, ("clean-descriptors",), original=before, output_path="x.dcm")
