@@ -151,6 +151,8 @@ def _tokens(value: str, kind: TokenKind = TokenKind.ID) -> frozenset[str]:
         for each in value.split("\\"):  # the values of a multi-valued ID held in one UT
             parts.add(each.strip())
             parts.update(_id_forms(each))
+    elif kind is TokenKind.WORDS:  # a house number alone (20) is no one's; a postcode (02139, SW1A 1AA) is kept
+        parts.update(word for word in _words(value) if len(word) >= _MIN_NUMBER or not word.isdigit())
     else:
         parts.update(_words(value))
     if kind is TokenKind.NAME:

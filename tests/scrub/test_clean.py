@@ -291,3 +291,11 @@ def test_an_ids_pieces_stay_in_a_descriptor_that_uses_them_otherwise(
     words, data, before = _scrubbed_words(stored, text, keys)
     assert set(kept) <= words, words
     assert not verify_bytes(data, ("clean-descriptors",), original=before, output_path="x.dcm")
+
+
+def test_a_house_number_alone_is_not_taken_from_a_descriptor_but_a_postcode_is() -> None:
+    """A place's words (WORD_KEYWORDS) without its short numbers: 20 Chest Road takes no 20 out of
+    "Contrast 20 ml"; its postcode's parts (SW1A, 1AA; 02139) still count."""
+    words = _tokens("20 Chest Road, SW1A 1AA", TokenKind.WORDS)
+    assert "20" not in words and {"Chest", "Road", "SW1A", "1AA"} <= words
+    assert "02139" in _tokens("Boston 02139", TokenKind.WORDS)
