@@ -116,6 +116,24 @@ def _stored(ds: Dataset, tag: int, vr: str, value: bytes) -> None:
     ds._dict[Tag(tag)] = RawDataElement(Tag(tag), vr, len(padded), padded, 0, False, True)
 
 
+def _scrubbed_words(stored: tuple[int, str, bytes], text: str, keys: Keys) -> tuple[set[str], bytes, Dataset | None]:
+    """A file holding `stored` (tag, VR claimed, bytes) with `text` as StudyDescription and, when
+    it fits in 16 characters, RTPlanLabel (an SH), scrubbed with clean-descriptors: the words
+    (letters and digits) of both, upper case; the output's bytes; verify's copy of the original."""
+    ds = make_dataset(patient="QUORVAL^ZENITHA")
+    tag, vr, value = stored
+    if Tag(tag) in ds:
+        del ds[tag]
+    _stored(ds, tag, vr, value)
+    ds.StudyDescription = text
+    if len(text) <= 16:
+        ds.RTPlanLabel = text
+    scrubbed = scrub_bytes(encode(ds), CLEAN, keys, keep_original=True)
+    out = pydicom.dcmread(io.BytesIO(scrubbed.data))
+    written = f"{out.get('StudyDescription', '')} {out.get('RTPlanLabel', '')}".upper()
+    return set(re.split(r"[^A-Za-z0-9]+", written)), scrubbed.data, scrubbed.before
+
+
 # (what the file holds, the text that repeats a part of it, the parts that must not be published); from a
 # breaker's leaks with clean-descriptors: names and institutions written with separators other than ^ and
 # spaces, several names in one UT, a name stored under a binary VR
@@ -146,19 +164,9 @@ def test_the_words_of_an_identifier_are_collected_whatever_separates_them_and_wh
     """C collects an identifier's words split at every character that is not a letter, a mark or
     a digit, and a name by the dictionary's PN whatever VR the file claims (PS3.6; PS3.5 7.1.2):
     free text repeating a part is cleaned, and verify clears the output."""
-    ds = make_dataset(patient="QUORVAL^ZENITHA")
-    tag, vr, value = stored
-    if Tag(tag) in ds:
-        del ds[tag]
-    _stored(ds, tag, vr, value)
-    ds.StudyDescription = text
-    ds.RTPlanLabel = text[:16]
-    scrubbed = scrub_bytes(encode(ds), CLEAN, keys, keep_original=True)
-    out = pydicom.dcmread(io.BytesIO(scrubbed.data))
-    for keyword in ("StudyDescription", "RTPlanLabel"):
-        words = {w.upper() for w in re.split(r"[^A-Za-z]+", str(out.get(keyword, "")))}
-        assert not words & set(parts), (keyword, vr)
-    assert not verify_bytes(scrubbed.data, ("clean-descriptors",), original=scrubbed.before, output_path="x.dcm")
+    words, data, before = _scrubbed_words(stored, text, keys)
+    assert not words & set(parts), (words, stored[1])
+    assert not verify_bytes(data, ("clean-descriptors",), original=before, output_path="x.dcm")
 
 
 def test_a_name_in_a_script_with_vowel_signs_stays_one_word() -> None:
@@ -207,17 +215,9 @@ KEPT_WORDS = [
 def test_an_id_is_not_taken_apart_into_words_that_descriptors_need(
     stored: tuple[int, str, bytes], text: str, kept: list[str], keys: Keys
 ) -> None:
-    ds = make_dataset(patient="QUORVAL^ZENITHA")
-    tag, vr, value = stored
-    if Tag(tag) in ds:
-        del ds[tag]
-    _stored(ds, tag, vr, value)
-    ds.StudyDescription = text
-    scrubbed = scrub_bytes(encode(ds), CLEAN, keys, keep_original=True)
-    out = pydicom.dcmread(io.BytesIO(scrubbed.data))
-    words = set(re.split(r"[^A-Za-z0-9]+", str(out.StudyDescription).upper()))
-    assert set(kept) <= words, str(out.StudyDescription)
-    assert not verify_bytes(scrubbed.data, ("clean-descriptors",), original=scrubbed.before, output_path="x.dcm")
+    words, data, before = _scrubbed_words(stored, text, keys)
+    assert set(kept) <= words, words
+    assert not verify_bytes(data, ("clean-descriptors",), original=before, output_path="x.dcm")
 
 
 # a third round: what a text repeats of an ID, and names written without their apostrophes or spaces
@@ -261,18 +261,6 @@ ID_KEPT = [
     ((0x00081010, "SH", b"CT 01"), "CT CHEST", ["CT"]),
     ((0x00100020, "PN", b"MR-2024-001"), "MR BRAIN follow-up 2024 T1", ["MR", "2024", "T1"]),
 ]
-
-
-def _scrubbed_words(stored: tuple[int, str, bytes], text: str, keys: Keys) -> tuple[set[str], bytes, Dataset | None]:
-    ds = make_dataset(patient="QUORVAL^ZENITHA")
-    tag, vr, value = stored
-    if Tag(tag) in ds:
-        del ds[tag]
-    _stored(ds, tag, vr, value)
-    ds.StudyDescription = text
-    scrubbed = scrub_bytes(encode(ds), CLEAN, keys, keep_original=True)
-    out = pydicom.dcmread(io.BytesIO(scrubbed.data))
-    return set(re.split(r"[^A-Za-z0-9]+", str(out.StudyDescription).upper())), scrubbed.data, scrubbed.before
 
 
 @pytest.mark.parametrize(("stored", "text", "parts"), ID_FORMS)
