@@ -251,7 +251,8 @@ def _words(value: str) -> list[str]:
 _ASCII_LETTERS = str.maketrans({"ß": "ss", "ẞ": "SS", "ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "œ": "oe",
                                 "Œ": "OE", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "þ": "th", "Þ": "TH",
                                 "\u0131": "i", "ð": "d", "Ð": "D"})
-_UMLAUTS = str.maketrans({"ä": "ae", "Ä": "AE", "ö": "oe", "Ö": "OE", "ü": "ue", "Ü": "UE"})
+_UMLAUTS = str.maketrans({"ä": "ae", "Ä": "AE", "ö": "oe", "Ö": "OE", "ü": "ue", "Ü": "UE",
+                          "ø": "oe", "Ø": "OE", "å": "aa", "Å": "AA"})  # and the Nordic ones, as they are typed
 
 
 def ascii_forms(part: str) -> set[str]:
@@ -401,9 +402,12 @@ _HIRAGANA = {code: code - 0x60 for code in range(0x30A1, 0x30F7)}  # katakana as
 _JOINING = frozenset("\uff9e\uff9f")  # half-width (semi-)voiced sound marks: NFKC joins them to the kana before
 
 
-def _fold(text: str) -> tuple[str, list[tuple[int, int]]]:
+def _fold(text: str, plain: str | None = None) -> tuple[str, list[tuple[int, int]]]:
     """`text` in NFKC form, katakana as hiragana, and for each folded character the span of
-    `text` it came from (a character with the combining marks after it is folded as one)."""
+    `text` it came from (a character with the combining marks after it is folded as one). With
+    `plain` ("bare" or "spelled"), a letter that has a plain-ASCII form is folded to it (`ascii_forms`:
+    "Jörg Müller" as "Jorg Muller", or spelled "Joerg Mueller"), so that an identifier the header
+    writes in ASCII is found where the text writes it with its accents."""
     folded: list[str] = []
     origin: list[tuple[int, int]] = []
     i, n = 0, len(text)
@@ -412,10 +416,21 @@ def _fold(text: str) -> tuple[str, list[tuple[int, int]]]:
         while j < n and (unicodedata.combining(text[j]) or text[j] in _JOINING):
             j += 1
         piece = unicodedata.normalize("NFKC", text[i:j]).translate(_HIRAGANA)
+        if plain is not None and not piece.isascii():
+            piece = _plain_letter(piece, spelled=plain == "spelled")
         folded.append(piece)
         origin.extend([(i, j)] * len(piece))
         i = j
     return "".join(folded), origin
+
+
+def _plain_letter(piece: str, spelled: bool) -> str:
+    """One folded character in plain ASCII (ö as o, or spelled as oe; ß as ss; the dotless i as i), or as it
+    is when it has no ASCII form (a letter of another script)."""
+    text = piece.translate(_UMLAUTS) if spelled else piece
+    bare = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    bare = bare.translate(_ASCII_LETTERS)
+    return bare if bare.isascii() and bare else piece
 
 
 def _spans(text: str, identifiers: Identifiers) -> list[tuple[int, int]]:
@@ -453,8 +468,11 @@ def _clean_text(text: str, identifiers: Identifiers) -> str:
     if text.isascii():
         spans = _spans(text, identifiers)
     else:
-        folded, origin = _fold(text)
-        spans = [(origin[a][0], origin[b - 1][1]) for a, b in _spans(folded, identifiers) if b > a]
+        spans = []
+        for plain in (None, "bare", "spelled"):  # as written, and with its letters in plain ASCII
+            folded, origin = _fold(text, plain)
+            spans += [(origin[a][0], origin[b - 1][1]) for a, b in _spans(folded, identifiers) if b > a]
+        spans.sort()
     merged: list[tuple[int, int]] = []
     for start, stop in spans:
         if merged and start < merged[-1][1]:
