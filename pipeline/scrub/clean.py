@@ -92,7 +92,7 @@ WORD_KEYWORDS: frozenset[str] = frozenset({
     "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "PatientAddress", "PersonAddress",
     "ReferringPhysicianAddress", "PatientInstitutionResidence", "CurrentPatientLocation", "ResponsibleOrganization",
     "ScheduledProcedureStepLocation", "PerformedLocation", "MilitaryRank", "BranchOfService", "RegionOfResidence",
-    "CountryOfResidence", "EthnicGroup", "Occupation",
+    "CountryOfResidence", "EthnicGroup", "Occupation", "IssuerOfPatientID",
 })
 
 

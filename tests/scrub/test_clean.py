@@ -187,6 +187,7 @@ MORE_IDENTIFIERS = [
     ((0x00402016, "LO", b"ORD-5521-KX"), "order ORD5521KX", ["ORD5521KX"]),
     ((0x00400242, "SH", b"CTVORNAK2"), "on CTVORNAK2 today", ["CTVORNAK2"]),
     ((0x00380300, "LO", b"WARD 7 VORNAKIS WING"), "Vornakis wing", ["VORNAKIS"]),
+    ((0x00100021, "LO", b"Larkspur General"), "prior at Larkspur", ["LARKSPUR"]),  # an issuer is an organisation
 ]
 
 
