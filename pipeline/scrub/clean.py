@@ -162,8 +162,9 @@ def _tokens(value: str, kind: TokenKind = TokenKind.ID) -> frozenset[str]:
         # DELACRUZ (4 letters or more: initials S R joined are SR, a word of every structured report)
         joined = ("".join(_words(component)) for component in re.split(r"[\^=\\]+", value))
         parts.update(name for name in joined if len(name) >= _MIN_JOINED)
-    if not value.isascii():  # "MÜLLER" typed again in free text as "MUELLER" or "MULLER"
+    if not value.isascii():  # "MÜLLER" typed again as "MUELLER" or "MULLER"; "Παπαδόπουλος" as "ΠΑΠΑΔΟΠΟΥΛΟΣ"
         parts.update(spelled for part in list(parts) for spelled in ascii_forms(part))
+        parts.update(_unmarked(part) for part in list(parts) if not part.startswith(FLEXIBLE))
     return frozenset(p.strip() for p in parts if len(p.strip().replace(FLEXIBLE, "").replace(ZEROS, "")) >= MIN_TOKEN)
 
 
@@ -416,12 +417,22 @@ def _fold(text: str, plain: str | None = None) -> tuple[str, list[tuple[int, int
         while j < n and (unicodedata.combining(text[j]) or text[j] in _JOINING):
             j += 1
         piece = unicodedata.normalize("NFKC", text[i:j]).translate(_HIRAGANA)
-        if plain is not None and not piece.isascii():
+        if plain == "unmarked":
+            piece = _unmarked(piece)
+        elif plain is not None and not piece.isascii():
             piece = _plain_letter(piece, spelled=plain == "spelled")
         folded.append(piece)
         origin.extend([(i, j)] * len(piece))
         i = j
     return "".join(folded), origin
+
+
+def _unmarked(text: str) -> str:
+    """`text` without its marks and format characters (Unicode categories M and Cf: Greek and
+    Latin accents, Arabic vowel marks, Indic vowel signs, the zero-width (non-)joiner), so a
+    name written with them on one side and without them on the other is still the same name."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text)
+                   if unicodedata.category(c)[0] != "M" and unicodedata.category(c) != "Cf")
 
 
 def _plain_letter(piece: str, spelled: bool) -> str:
@@ -469,7 +480,8 @@ def _clean_text(text: str, identifiers: Identifiers) -> str:
         spans = _spans(text, identifiers)
     else:
         spans = []
-        for plain in (None, "bare", "spelled"):  # as written, and with its letters in plain ASCII
+        # as written, with its letters in plain ASCII, and without its marks (accents, vowel signs, joiners)
+        for plain in (None, "bare", "spelled", "unmarked"):
             folded, origin = _fold(text, plain)
             spans += [(origin[a][0], origin[b - 1][1]) for a, b in _spans(folded, identifiers) if b > a]
         spans.sort()

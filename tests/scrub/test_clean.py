@@ -17,6 +17,7 @@ from pydicom.tag import Tag
 from pipeline.profile.plan import compile_plan
 from pipeline.runner.process import scrub_bytes
 from pipeline.scrub.clean import (
+    REDACTED,
     Identifiers,
     TokenKind,
     _collectable,
@@ -314,4 +315,33 @@ def test_a_name_the_header_writes_in_ascii_is_cleaned_where_the_text_writes_its_
     out = str(pydicom.dcmread(io.BytesIO(scrubbed.data)).StudyDescription)
     assert not {w.upper() for w in re.split(r"\W+", out)} & set(parts), out
     assert out.endswith("seen")  # the rest of the text stays
+    assert not verify_bytes(scrubbed.data, ("clean-descriptors",), original=scrubbed.before, output_path="x.dcm")
+
+
+# marks on one side only: Greek accents, Arabic vowel marks, a Tamil vowel sign written as two code
+# points, a Persian zero-width non-joiner (a breaker's leaks)
+MARKED = [
+    ("\u03a0\u03b1\u03c0\u03b1\u03b4\u03cc\u03c0\u03bf\u03c5\u03bb\u03bf\u03c2^\u0393\u03b9\u03ce\u03c1\u03b3\u03bf\u03c2",
+     "\u03a0\u0391\u03a0\u0391\u0394\u039f\u03a0\u039f\u03a5\u039b\u039f\u03a3 seen"),
+    ("\u03a0\u0391\u03a0\u0391\u0394\u039f\u03a0\u039f\u03a5\u039b\u039f\u03a3^\u0393\u0399\u03a9\u03a1\u0393\u039f\u03a3",
+     "\u03a0\u03b1\u03c0\u03b1\u03b4\u03cc\u03c0\u03bf\u03c5\u03bb\u03bf\u03c2 seen"),
+    ("\u0645\u064f\u062d\u064e\u0645\u0651\u064e\u062f^\u0639\u064e\u0644\u0650\u064a\u0651",
+     "\u0645\u062d\u0645\u062f seen"),
+    ("\u0645\u062d\u0645\u062f^\u0639\u0644\u064a",
+     "\u0645\u064f\u062d\u064e\u0645\u0651\u064e\u062f seen"),
+    ("\u0645\u062d\u0645\u062f\u0631\u0636\u0627^\u0627\u062d\u0645\u062f\u06cc",
+     "\u0645\u062d\u0645\u062f\u200c\u0631\u0636\u0627 seen"),
+    ("\u0b95\u0bca\u0baa\u0bbe\u0bb2\u0bcd^\u0bb0\u0bbe\u0b9c\u0bcd",
+     "Dr \u0b95\u0bc6\u0bbe\u0baa\u0bbe\u0bb2\u0bcd seen"),
+]
+
+
+@pytest.mark.parametrize(("name", "text"), MARKED)
+def test_a_name_is_cleaned_where_only_one_side_writes_its_marks(name: str, text: str, keys: Keys) -> None:
+    ds = make_dataset(patient=name)
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.StudyDescription = text
+    scrubbed = scrub_bytes(encode(ds), CLEAN, keys, keep_original=True)
+    out = str(pydicom.dcmread(io.BytesIO(scrubbed.data)).StudyDescription)
+    assert out.endswith(f"{REDACTED} seen"), out
     assert not verify_bytes(scrubbed.data, ("clean-descriptors",), original=scrubbed.before, output_path="x.dcm")
