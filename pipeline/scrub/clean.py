@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from pydicom._dicom_dict import DicomDictionary, RepeatersDictionary
-from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
-from pipeline.dicom.dictionary import dictionary_vr
+from pipeline.dicom.dictionary import UNKNOWN, dictionary_vr
 from pipeline.dicom.sequences import decoded
 from pipeline.dicom.stored import stored_values
 from pipeline.scrub.textdates import date_spans
@@ -85,9 +85,9 @@ IDENTIFYING_KEYWORDS: tuple[str, ...] = (
     "PersonTelecomInformation",
 )
 # Of those, the ones whose values are words (places, organisations, ranks): split into words as a
-# name is. The others are IDs, numbers and dates: split only at spaces and the like, and also taken
-# with their separators dropped ("AB-7731" is also "AB7731"), so that "MR_3T_01" or "CT-HEAD-01"
-# does not take MR, 3T, CT or HEAD out of every descriptor.
+# name is. The others are IDs, numbers and dates, taken whole with any separators ("AB-7731" is also
+# "AB 7731" and "AB7731") and by their longer runs, never piece by piece, so that "MR_3T_01" or
+# "CT-HEAD-01" does not take MR, 3T, CT or HEAD out of every descriptor (`_id_forms`).
 WORD_KEYWORDS: frozenset[str] = frozenset({
     "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "PatientAddress", "PersonAddress",
     "ReferringPhysicianAddress", "PatientInstitutionResidence", "CurrentPatientLocation", "ResponsibleOrganization",
@@ -101,7 +101,7 @@ class TokenKind(StrEnum):
 
     NAME = "name"  # a person's name: its words, and its parts joined as scripts without spaces write them
     WORDS = "words"  # a place or an organisation: its words
-    ID = "id"  # an ID, a number, a date: its space-separated parts, and itself without separators
+    ID = "id"  # an ID, a number, a date: whole, with any separators or none, and its longer runs (`_id_forms`)
 
 _PATTERNS = re.compile(
     r"""
@@ -141,9 +141,8 @@ def _tokens(value: str, kind: TokenKind = TokenKind.ID) -> frozenset[str]:
     that is not a letter, a mark or a digit (the ^ and = of PN, and whatever a file writes in
     their place: "SMYTHE_JOHANN", "MULLER/SCHMIDT", "QUENTARO_FELLSWICK", names a UT holds apart by
     backslashes; "Smith-Jones" leaves neither "Smith" nor "Jones"); a person name is also taken
-    with its parts joined. An ID's parts are those between spaces, commas, ^, = and backslashes,
-    and the ID also counts without any separator. Remembered: the files of one patient carry the
-    same values."""
+    with its parts joined. An ID is taken whole, each value of a multi-valued one apart, and as
+    `_id_forms` says. Remembered: the files of one patient carry the same values."""
     if not value.isascii():
         value = unicodedata.normalize("NFKC", value).translate(_HIRAGANA)
     parts = {value.strip()}
@@ -189,9 +188,10 @@ def _id_forms(value: str) -> set[str]:
       0047731);
     never a shorter piece alone: MR-2024-001, CT_HEAD_01 or SN 1.25.3 would otherwise take MR,
     2024, HEAD or 1.25 out of every text."""
-    pieces = _PIECE.findall(value)[:_MAX_ID_PIECES]
-    if not pieces:
+    spans = [m.span() for m in _PIECE.finditer(value)][:_MAX_ID_PIECES]
+    if not spans:
         return set()
+    pieces = [value[start:end] for start, end in spans]
     forms = {_flexible(pieces)}
     for i in range(len(pieces)):
         for j in range(i + 1, len(pieces) + 1):
@@ -204,7 +204,7 @@ def _id_forms(value: str) -> set[str]:
                     forms.add(_flexible(run))
             else:
                 forms.add(joined)
-                forms.add(_written(value, run, i))
+                forms.add(value[spans[i][0]:spans[j - 1][1]])  # as written, its separators included
     return forms
 
 
@@ -214,12 +214,6 @@ def _flexible(pieces: list[str]) -> str:
 
 def _is_padded(piece: str) -> bool:
     return piece.isdigit() and len(piece.lstrip("0")) >= _MIN_NUMBER
-
-
-def _written(value: str, run: list[str], first: int) -> str:
-    """The run of pieces `run` (from piece `first`) as `value` writes it, separators included."""
-    spans = [m.span() for m in _PIECE.finditer(value)]
-    return value[spans[first][0]:spans[first + len(run) - 1][1]]
 
 
 def _alternative(token: str) -> str:
@@ -259,13 +253,17 @@ _UMLAUTS = str.maketrans({"ä": "ae", "Ä": "AE", "ö": "oe", "Ö": "OE", "ü": 
 def ascii_forms(part: str) -> set[str]:
     """The plain-ASCII forms of a value written with letters outside ASCII: without its
     diacritics, and with German umlauts spelled out; none when a letter has no ASCII form."""
-    forms = set()
-    for text in (part, part.translate(_UMLAUTS)):
-        bare = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-        bare = bare.translate(_ASCII_LETTERS)
-        if bare.isascii() and bare != part:
-            forms.add(bare)
-    return forms
+    forms = {_ascii_form(part, spelled) for spelled in (False, True)}
+    return {form for form in forms if form is not None and form != part}
+
+
+def _ascii_form(text: str, spelled: bool) -> str | None:
+    """`text` without its diacritics (and with German and Nordic letters spelled out when
+    `spelled`), or None when a letter has no ASCII form."""
+    bare = "".join(c for c in unicodedata.normalize("NFKD", text.translate(_UMLAUTS) if spelled else text)
+                   if not unicodedata.combining(c))
+    bare = bare.translate(_ASCII_LETTERS)
+    return bare if bare.isascii() else None
 
 
 def _values(value: object) -> Iterable[str]:
@@ -329,9 +327,8 @@ def _collected_vr(tag: int, stored: str | None) -> str | None:
     to collect: not a sequence, not a person name, not one of the identifying keywords."""
     vr = stored
     if vr in (None, "UN", "OB", "OW"):
-        try:
-            vr = dictionary_VR(tag)
-        except KeyError:
+        vr = dictionary_vr(tag)
+        if vr == UNKNOWN:  # not in the dictionary
             return None
     elif vr != "SQ":
         dictionary = dictionary_vr(tag)  # e.g. PatientName written as LO, a physician's name or a station as FL
@@ -403,12 +400,19 @@ _HIRAGANA = {code: code - 0x60 for code in range(0x30A1, 0x30F7)}  # katakana as
 _JOINING = frozenset("\uff9e\uff9f")  # half-width (semi-)voiced sound marks: NFKC joins them to the kana before
 
 
-def _fold(text: str, plain: str | None = None) -> tuple[str, list[tuple[int, int]]]:
+class Plain(StrEnum):
+    """How `_fold` also writes a text's letters, so that an identifier the header writes one way is
+    found where the text writes it another."""
+
+    BARE = "bare"  # a letter with a plain-ASCII form as that form: "Jörg Müller" as "Jorg Muller"
+    SPELLED = "spelled"  # the same, German and Nordic letters spelled out: "Joerg Mueller"
+    UNMARKED = "unmarked"  # without marks and format characters (`_unmarked`): Greek, Arabic, Indic
+
+
+def _fold(text: str, plain: Plain | None = None) -> tuple[str, list[tuple[int, int]]]:
     """`text` in NFKC form, katakana as hiragana, and for each folded character the span of
-    `text` it came from (a character with the combining marks after it is folded as one). With
-    `plain` ("bare" or "spelled"), a letter that has a plain-ASCII form is folded to it (`ascii_forms`:
-    "Jörg Müller" as "Jorg Muller", or spelled "Joerg Mueller"), so that an identifier the header
-    writes in ASCII is found where the text writes it with its accents."""
+    `text` it came from (a character with the combining marks after it is folded as one); with
+    `plain`, its letters also written as `Plain` says."""
     folded: list[str] = []
     origin: list[tuple[int, int]] = []
     i, n = 0, len(text)
@@ -417,10 +421,10 @@ def _fold(text: str, plain: str | None = None) -> tuple[str, list[tuple[int, int
         while j < n and (unicodedata.combining(text[j]) or text[j] in _JOINING):
             j += 1
         piece = unicodedata.normalize("NFKC", text[i:j]).translate(_HIRAGANA)
-        if plain == "unmarked":
+        if plain is Plain.UNMARKED:
             piece = _unmarked(piece)
         elif plain is not None and not piece.isascii():
-            piece = _plain_letter(piece, spelled=plain == "spelled")
+            piece = _ascii_form(piece, spelled=plain is Plain.SPELLED) or piece
         folded.append(piece)
         origin.extend([(i, j)] * len(piece))
         i = j
@@ -433,15 +437,6 @@ def _unmarked(text: str) -> str:
     name written with them on one side and without them on the other is still the same name."""
     return "".join(c for c in unicodedata.normalize("NFKD", text)
                    if unicodedata.category(c)[0] != "M" and unicodedata.category(c) != "Cf")
-
-
-def _plain_letter(piece: str, spelled: bool) -> str:
-    """One folded character in plain ASCII (ö as o, or spelled as oe; ß as ss; the dotless i as i), or as it
-    is when it has no ASCII form (a letter of another script)."""
-    text = piece.translate(_UMLAUTS) if spelled else piece
-    bare = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    bare = bare.translate(_ASCII_LETTERS)
-    return bare if bare.isascii() and bare else piece
 
 
 def _spans(text: str, identifiers: Identifiers) -> list[tuple[int, int]]:
@@ -481,7 +476,7 @@ def _clean_text(text: str, identifiers: Identifiers) -> str:
     else:
         spans = []
         # as written, with its letters in plain ASCII, and without its marks (accents, vowel signs, joiners)
-        for plain in (None, "bare", "spelled", "unmarked"):
+        for plain in (None, *Plain):
             folded, origin = _fold(text, plain)
             spans += [(origin[a][0], origin[b - 1][1]) for a, b in _spans(folded, identifiers) if b > a]
         spans.sort()
